@@ -1,0 +1,239 @@
+"""The ``gateway`` command (CONTRACT §1). Exit 0 on success, 1 on a clear error, 2 on bad usage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.settings import ConfigError, Settings, load
+
+
+class UserError(Exception):
+    """A failure the user can fix; printed as one line on stderr, exit status 1."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load(args.config, getattr(args, "data", None))
+    return settings.with_overrides(smtp_port=getattr(args, "smtp_port", None),
+                                   http_port=getattr(args, "http_port", None))
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.serve import serve
+
+    return serve(_settings(args))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from gateway.serve import run_worker
+
+    return run_worker(_settings(args), threads=args.threads)
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from gateway.inbound.parse import parse
+
+    raw = sys.stdin.buffer.read() if args.file == "-" else _read_file(args.file)
+    parsed = parse(raw).as_json()
+    if args.json:
+        _print_json(parsed)
+        return 0
+    sender = parsed["from"]
+    print(f"From:      {sender['name']} <{sender['address']}>" if sender else "From:      (none)")
+    print(f"Subject:   {parsed['subject']}")
+    print(f"Message-ID: {parsed['message_id']}")
+    print(f"Automatic: {parsed['auto'] or 'no'}" + (f" ({parsed['auto_reason']})" if parsed["auto"] else ""))
+    print(f"Attachments: {', '.join(a['filename'] for a in parsed['attachments']) or 'none'}")
+    print(f"Defects:   {', '.join(parsed['defects']) or 'none'}")
+    print("\n" + parsed["reply_text"])
+    return 0
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from error
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from gateway.importer import import_path
+
+    return import_path(_settings(args), Path(args.path), args.mailbox, as_json=args.json)
+
+
+def cmd_requests(args: argparse.Namespace) -> int:
+    from gateway.context import open_context
+    from gateway.views import load_requests, request_detail, request_summary
+
+    context = open_context(_settings(args))
+    with context.sessions() as session:
+        if args.action == "show":
+            from gateway.models import Request
+
+            request = session.get(Request, args.number)
+            if request is None:
+                raise UserError(f"no request #{args.number}: see `gateway requests list`")
+            detail = request_detail(session, request)
+            if args.json:
+                _print_json(detail)
+            else:
+                _print_request(detail)
+            return 0
+        requests = [request_summary(r) for r in load_requests(session, args.kind, args.status)]
+    if args.json:
+        _print_json(requests)
+    else:
+        for r in requests:
+            expected = r["expected_response"] or "-"
+            print(f"#{r['number']:<6} {r['kind']:<8} {r['status']:<12} {expected:<12} {r['subject'][:60]}")
+    return 0
+
+
+def _print_request(detail: dict[str, Any]) -> None:
+    print(f"#{detail['number']} [{detail['kind']}, {detail['status']}] {detail['subject']}")
+    print(f"mailbox {detail['mailbox']}, assignee {detail['assignee'] or 'everyone'}, "
+          f"expected response {detail['expected_response'] or 'none'}")
+    print("participants: " + ", ".join(f"{p['email']} ({p['role']})" for p in detail["participants"]))
+    for comment in detail["comments"]:
+        flag = " unverified sender" if comment["unverified_sender"] else ""
+        print(f"\n--- {comment['created_at']} {comment['author']} ({comment['role']}, {comment['visibility']}{flag})")
+        print(comment["text"])
+    for event in detail["events"]:
+        print(f"\n* {event['created_at']} {event['kind']}: {event['detail']}")
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    from gateway.context import open_context
+    from gateway.helpdesk import upsert_person
+
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        person = upsert_person(session, args.email, role=args.role, name=args.name, locale=args.locale)
+        print(f"{person.email}: {person.role}" + (f" ({person.name})" if person.name else ""))
+    return 0
+
+
+def cmd_products(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.context import open_context
+    from gateway.helpdesk import upsert_person
+    from gateway.models import Product
+
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        product = session.scalars(select(Product).where(Product.sku == args.sku)).first()
+        if product is None:
+            product = Product(sku=args.sku, name=args.name)
+            session.add(product)
+        product.name = args.name
+        if args.supplier:
+            product.supplier = upsert_person(session, args.supplier, role="supplier")
+        print(f"{product.sku}: {product.name}" + (f", supplier {args.supplier}" if args.supplier else ""))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.replay import replay
+
+    if args.number is None and not args.failed:
+        raise UsageError("give a stored message NUMBER or --failed")
+    return replay(_settings(args), args.number, failed=args.failed, as_json=args.json)
+
+
+class UsageError(Exception):
+    """Bad usage: exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="An email-first helpdesk and order gateway.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="the config file (else $GATEWAY_CONFIG, else ./gateway.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        command.set_defaults(handler=handler)
+        return command
+
+    serve = add("serve", cmd_serve, "run SMTP ingress, the web app, the worker and the deadline sweep")
+    serve.add_argument("--data", help="data folder (raw mail, attachments, outbox, SQLite database)")
+    serve.add_argument("--smtp-port", type=int, help="SMTP port (default 2525)")
+    serve.add_argument("--http-port", type=int, help="web port (default 8000)")
+    worker = add("worker", cmd_worker, "run the background workers alone (with a Redis broker)")
+    worker.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    worker.add_argument("--data", help="data folder")
+    parse = add("parse", cmd_parse, "parse one message and print what the pipeline sees (no database)")
+    parse.add_argument("file", metavar="FILE|-")
+    parse.add_argument("--json", action="store_true", help="print the fields as JSON")
+    imp = add("import", cmd_import, "feed an mbox file or a Maildir through the pipeline")
+    imp.add_argument("path", metavar="PATH")
+    imp.add_argument("--mailbox", help="the mailbox address they were sent to (default: the first one)")
+    imp.add_argument("--data", help="data folder")
+    imp.add_argument("--json", action="store_true", help="print the counts as JSON")
+    requests = add("requests", cmd_requests, "list or show requests")
+    requests.add_argument("--data", help="data folder")
+    actions = requests.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the inbox, newest first")
+    listing.add_argument("--kind", choices=["helpdesk", "order"])
+    listing.add_argument("--status")
+    listing.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one request whole")
+    show.add_argument("number", type=int, metavar="NUMBER")
+    show.add_argument("--json", action="store_true")
+    people = add("people", cmd_people, "manage accounts")
+    people.add_argument("--data", help="data folder")
+    people_actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    person = people_actions.add_parser("add", help="create or update an account")
+    person.add_argument("email", metavar="EMAIL")
+    person.add_argument("--role", required=True, choices=["coordinator", "supplier", "observer", "customer"])
+    person.add_argument("--name")
+    person.add_argument("--locale", choices=["fr", "en"])
+    products = add("products", cmd_products, "manage products")
+    products.add_argument("--data", help="data folder")
+    product_actions = products.add_subparsers(dest="action", required=True, metavar="ACTION")
+    product = product_actions.add_parser("add", help="a product with its main supplier")
+    product.add_argument("sku", metavar="SKU")
+    product.add_argument("--name", required=True)
+    product.add_argument("--supplier", metavar="EMAIL")
+    replay = add("replay", cmd_replay, "re-run stored raw messages through the pipeline (idempotent)")
+    replay.add_argument("number", type=int, nargs="?", metavar="NUMBER", help="a stored message's number")
+    replay.add_argument("--failed", action="store_true", help="every message whose processing failed")
+    replay.add_argument("--data", help="data folder")
+    replay.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("dramatiq", "alembic", "uvicorn", "mail.log", "pika"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args))
+    except UsageError as error:
+        parser.print_usage(sys.stderr)
+        print(f"gateway: error: {error}", file=sys.stderr)
+        return 2
+    except (UserError, ConfigError) as error:
+        print(f"gateway: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

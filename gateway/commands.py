@@ -1,0 +1,84 @@
+"""The ``#commands`` at the top of a reply (CONTRACT §5): reading them and checking them.
+
+Reading is pure: ``split_commands`` takes the reply text and returns the command lines
+and the rest. ``check_commands`` says which lines are bad for a given role, so the
+pipeline can apply all of them or none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_COMMAND_LINE = re.compile(r"^#([A-Za-z][\w-]*)\b[ \t]*(.*)$")
+
+# name -> (roles allowed, argument pattern)
+_EVERYONE_BUT_CUSTOMERS = ("coordinator", "supplier", "observer")
+_TEAM = ("coordinator", "supplier")
+_COORDINATOR = ("coordinator",)
+GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
+    "private": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
+    "public": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
+    "note": (_TEAM, re.compile(r"^.*$", re.S)),
+    "status": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)$", re.I)),
+    "assign": (_COORDINATOR, re.compile(r"^(\S+@\S+|me|all)$", re.I)),
+    "label": (_COORDINATOR, re.compile(r"^\S.{0,99}$")),
+    "unlabel": (_COORDINATOR, re.compile(r"^\S.{0,99}$")),
+    "observer": (_COORDINATOR, re.compile(r"^(add|remove)\s+\S+@\S+$", re.I)),
+    "expect": (_COORDINATOR, re.compile(r"^(customer|coordinator|supplier|none)$", re.I)),
+    "confirm": (_COORDINATOR, re.compile(r"^$")),
+    "decline": (_COORDINATOR, re.compile(r"^.*$")),
+    "quote": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+[A-Za-z]{3})?$")),
+    "withdraw": (_COORDINATOR, re.compile(r"^$")),
+    "payment": (_COORDINATOR, re.compile(r"^(card|transfer|cash|invoice)$", re.I)),
+    "paid": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+\S+)?$")),
+    "remind": (_COORDINATOR, re.compile(r"^$")),
+    "ship": (_COORDINATOR, re.compile(r"^\S*$")),
+    "complete": (_COORDINATOR, re.compile(r"^(force)?$", re.I)),
+    "product": (_COORDINATOR, re.compile(r"^\S+$")),
+    "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
+    "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+    line: str
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    line: str
+    reason: str
+
+
+def split_commands(reply_text: str) -> tuple[list[Command], str]:
+    """The ``#`` lines at the very top of the reply, and the text after them."""
+    commands: list[Command] = []
+    lines = reply_text.strip("\n").split("\n")
+    index = 0
+    while index < len(lines):
+        match = _COMMAND_LINE.match(lines[index].strip())
+        if not match:
+            break
+        commands.append(Command(name=match.group(1).lower(), args=match.group(2).strip(), line=lines[index].strip()))
+        index += 1
+    return commands, "\n".join(lines[index:]).strip()
+
+
+def check_commands(commands: list[Command], role: str, implemented: frozenset[str]) -> list[BadCommand]:
+    """Every line that is unknown, malformed or not allowed for ``role``; empty when all may apply."""
+    bad: list[BadCommand] = []
+    for command in commands:
+        rule = GRAMMAR.get(command.name)
+        if rule is None or command.name not in implemented:
+            bad.append(BadCommand(command.line, f"unknown command #{command.name}"))
+            continue
+        roles, pattern = rule
+        if role not in roles:
+            bad.append(BadCommand(command.line, f"#{command.name} is not allowed for a {role}"))
+        elif not pattern.match(command.args):
+            bad.append(BadCommand(command.line, f"#{command.name} does not take {command.args!r}"))
+    return bad

@@ -1,0 +1,40 @@
+"""The process-wide handles every command and actor shares: settings, engine, sessions.
+
+Actors receive ids, not objects, so they need one place to find the database;
+``open_context`` is called once by the command that starts the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.db import make_engine, migrate, session_factory
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+_current: Context | None = None
+
+
+def open_context(settings: Settings) -> Context:
+    """Connect, migrate the schema to the newest revision, and make this the process's context."""
+    global _current
+    engine = make_engine(settings)
+    migrate(engine)
+    _current = Context(settings=settings, engine=engine, sessions=session_factory(engine))
+    return _current
+
+
+def current() -> Context:
+    if _current is None:
+        raise RuntimeError("no gateway context: call open_context(settings) at start")
+    return _current

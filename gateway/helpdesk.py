@@ -1,0 +1,125 @@
+"""Requests, participants and comments: the state changes of DESIGN "Helpdesk requests".
+
+Everything here runs inside the caller's transaction and sends nothing; the
+notifications are written to the outbox by ``gateway.outbound.notify``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import Comment, Event, Participant, Person, Request, utcnow
+from gateway.settings import Mailbox
+
+TEAM_ROLES = ("coordinator", "supplier", "observer")
+
+
+def find_person(session: Session, email: str) -> Person | None:
+    return session.scalars(select(Person).where(Person.email == email.lower())).first()
+
+
+def upsert_person(session: Session, email: str, *, role: str | None = None, name: str | None = None,
+                  locale: str | None = None) -> Person:
+    """The account for an address, created as a customer unless a role is given."""
+    person = find_person(session, email)
+    if person is None:
+        person = Person(email=email.lower(), name=name or "", role=role or "customer", locale=locale)
+        session.add(person)
+        session.flush()
+        return person
+    if role:
+        person.role = role
+    if name:
+        person.name = name
+    if locale:
+        person.locale = locale
+    return person
+
+
+def coordinators(session: Session) -> list[Person]:
+    return list(session.scalars(select(Person).where(Person.role == "coordinator").order_by(Person.id)))
+
+
+def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Person,
+                 root_message_id: str | None) -> tuple[Request, Participant]:
+    """A new request with its customer as requester; coordinators are expected to answer."""
+    request = Request(kind=mailbox.request_kind, mailbox=mailbox.address,
+                      status="pending" if mailbox.request_kind == "order" else "new",
+                      subject=subject or "(no subject)", root_message_id=root_message_id,
+                      expected_response="coordinator")
+    session.add(request)
+    session.flush()
+    requester = join(session, request, customer.email, role="requester", name=customer.name, person=customer)
+    return request, requester
+
+
+def join(session: Session, request: Request, email: str, *, role: str, name: str = "",
+         person: Person | None = None, mail_only: bool = False) -> Participant:
+    """The participant row for an address, added when missing (a returning one is re-activated)."""
+    email = email.lower()
+    for participant in request.participants:
+        if participant.email == email:
+            participant.active = True
+            return participant
+    participant = Participant(request=request, email=email, name=name or (person.name if person else ""),
+                              role=role, person=person, mail_only=mail_only)
+    session.add(participant)
+    session.flush()
+    return participant
+
+
+def record_event(session: Session, request: Request, kind: str, detail: str) -> None:
+    session.add(Event(request=request, kind=kind, detail=detail))
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who wrote a comment, as far as the request is concerned."""
+
+    email: str
+    role: str  # requester, coordinator, supplier, observer
+    participant: Participant | None
+    unverified: bool = False
+
+
+def default_visibility(request: Request, author: Author) -> str:
+    """Private after a private team comment, until someone of the team says ``#public``."""
+    if author.unverified:
+        return "private"
+    if author.role in TEAM_ROLES and request.sticky_private:
+        return "private"
+    return "public"
+
+
+def add_comment(session: Session, request: Request, author: Author, text: str, *, visibility: str,
+                source: str = "email", inbound_id: int | None = None) -> Comment:
+    comment = Comment(request=request, author_email=author.email, author_role=author.role,
+                      visibility=visibility, text=text, source=source, unverified_sender=author.unverified,
+                      inbound_id=inbound_id)
+    session.add(comment)
+    request.updated_at = utcnow()
+    if author.role in TEAM_ROLES and visibility in ("public", "private"):
+        request.sticky_private = visibility == "private"
+    return comment
+
+
+def apply_automatic_effects(request: Request, author: Author, visibility: str) -> None:
+    """Status and expected-response flips a comment causes by itself (before any command)."""
+    if author.unverified or visibility == "note":
+        return
+    if author.role == "requester":
+        request.expected_response = "coordinator"
+        if request.status == "resolved":
+            request.status = "in-progress"
+    elif author.role == "supplier":
+        request.expected_response = "coordinator"
+    elif author.role == "coordinator" and visibility == "public":
+        request.expected_response = "customer"
+        if request.status in ("new", "pending"):
+            request.status = "in-progress"
+    elif author.role == "coordinator" and any(
+            p.role == "supplier" and p.active for p in request.participants):
+        request.expected_response = "supplier"

@@ -1,0 +1,100 @@
+"""Which request a message belongs to, and who wrote it (CONTRACT §4, in that order).
+
+1. a valid reply token in the envelope or in To/Cc;
+2. In-Reply-To / References naming a Message-ID we sent or received;
+3. a ``[#N]`` subject tag, only when From is already a participant (strangers are never
+   merged into someone else's request that way);
+4. otherwise: a new request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.helpdesk import Author, find_person
+from gateway.inbound.parse import ParsedMail
+from gateway.models import MessageRef, Participant, Request
+from gateway.tokens import verify_reply_token
+
+_SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
+_FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|wg|rv|enc|i)\s*:", re.I)
+
+
+@dataclass(frozen=True)
+class Thread:
+    request: Request | None  # None: a new request
+    author: Author | None
+    via: str  # "token", "references", "subject-tag", "new"
+
+
+def is_forward(parsed: ParsedMail) -> bool:
+    """A forwarded message (``Fwd:`` with the original inside) starts a conversation of its own."""
+    if not _FORWARD_SUBJECT.match(parsed.subject):
+        return False
+    embeds = any(part.get_content_type() == "message/rfc822" for part in parsed.message.walk())
+    return embeds or "forwarded message" in parsed.text.lower() or "message transféré" in parsed.text.lower()
+
+
+def _author(session: Session, request: Request, sender: str, participant: Participant | None) -> Author:
+    """The token's participant or a coordinator may write; anyone else is an unverified sender."""
+    if participant is not None and participant.email == sender and participant.active:
+        return Author(sender, participant.role, participant)
+    known = next((p for p in request.participants if p.email == sender and p.active), None)
+    if known is not None and participant is None:
+        return Author(sender, known.role, known)
+    person = find_person(session, sender)
+    if person is not None and person.role == "coordinator":
+        return Author(sender, "coordinator", known)
+    return Author(sender, known.role if known else "unknown", known, unverified=True)
+
+
+def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], secret_key: str,
+              sender: str) -> Thread | None:
+    for token in parsed.tokens(envelope_to):
+        named = verify_reply_token(secret_key, token)
+        if named is None:
+            continue
+        participant = session.get(Participant, named.participant_id)
+        if participant is None or participant.request_id != named.request_id:
+            continue
+        return Thread(participant.request, _author(session, participant.request, sender, participant), "token")
+    return None
+
+
+def _by_references(session: Session, parsed: ParsedMail, sender: str) -> Thread | None:
+    wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references)] if m]
+    if not wanted:
+        return None
+    refs = session.scalars(select(MessageRef).where(MessageRef.message_id.in_(wanted))).all()
+    by_id = {ref.message_id: ref for ref in refs}
+    for message_id in wanted:
+        if message_id in by_id:
+            request = session.get(Request, by_id[message_id].request_id)
+            if request is not None:
+                return Thread(request, _author(session, request, sender, None), "references")
+    return None
+
+
+def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str) -> Thread | None:
+    match = _SUBJECT_TAG.search(parsed.subject)
+    if not match:
+        return None
+    request = session.get(Request, int(match.group(1)))
+    if request is None:
+        return None
+    known = next((p for p in request.participants if p.email == sender and p.active), None)
+    if known is None:
+        return None
+    return Thread(request, Author(sender, known.role, known), "subject-tag")
+
+
+def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], secret_key: str) -> Thread:
+    sender = parsed.sender.address if parsed.sender else ""
+    found = _by_token(session, parsed, envelope_to, secret_key, sender)
+    if found is None and not is_forward(parsed):
+        found = _by_references(session, parsed, sender) or _by_subject_tag(session, parsed, sender)
+    return found or Thread(None, None, "new")

@@ -1,0 +1,219 @@
+"""The stored state, as typed SQLAlchemy 2 models.
+
+Times are naive UTC: SQLite keeps no time zone, and one convention on both
+databases is simpler than two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Person(Base):
+    """An account: coordinators, suppliers, observers and customers who wrote in."""
+
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20), default="customer")
+    locale: Mapped[str | None] = mapped_column(String(5), default=None)
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    supplier_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    supplier: Mapped[Person | None] = relationship()
+
+
+class Request(Base):
+    """A helpdesk request or an order; its id is the number customers see as ``[#N]``."""
+
+    __tablename__ = "requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    mailbox: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    expected_response: Mapped[str | None] = mapped_column(String(20), default=None)
+    sticky_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    root_message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    assignee: Mapped[Person | None] = relationship()
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="request", order_by="Participant.id", cascade="all, delete-orphan")
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="request", order_by="Comment.id", cascade="all, delete-orphan")
+    labels: Mapped[list[Label]] = relationship(order_by="Label.name", cascade="all, delete-orphan")
+    events: Mapped[list[Event]] = relationship(order_by="Event.id", cascade="all, delete-orphan")
+
+
+class Label(Base):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("request_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Participant(Base):
+    """One person's place in one request; the reply token names this row."""
+
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("request_id", "email"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(20))
+    mail_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    request: Mapped[Request] = relationship(back_populates="participants")
+    person: Mapped[Person | None] = relationship()
+
+
+class Comment(Base):
+    """A public or private comment, or an internal note (``visibility == "note"``)."""
+
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    author_email: Mapped[str] = mapped_column(String(320))
+    author_role: Mapped[str] = mapped_column(String(20))
+    visibility: Mapped[str] = mapped_column(String(10), default="public")
+    text: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(10), default="email")
+    unverified_sender: Mapped[bool] = mapped_column(Boolean, default=False)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    request: Mapped[Request] = relationship(back_populates="comments")
+    attachments: Mapped[list[CommentAttachment]] = relationship(cascade="all, delete-orphan")
+
+
+class CommentAttachment(Base):
+    """A file of a comment; the bytes live once under ``<data>/attachments`` by SHA-256."""
+
+    __tablename__ = "comment_attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id"))
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Event(Base):
+    """Something that happened to a request and is not a comment: an auto-reply, a bounce, a status change."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Inbound(Base):
+    """One raw message as received, before and after processing; ``replay`` starts from here."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_status", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(10))
+    mailbox: Mapped[str] = mapped_column(String(320))
+    envelope_from: Mapped[str] = mapped_column(String(998), default="")
+    envelope_to: Mapped[str] = mapped_column(Text, default="")
+    raw_path: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    decision: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class AppliedMessage(Base):
+    """The unique index that makes a message apply once per mailbox, whatever way it came in twice."""
+
+    __tablename__ = "applied_messages"
+    __table_args__ = (UniqueConstraint("mailbox", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    key: Mapped[str] = mapped_column(String(998))
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound.id"))
+
+
+class MessageRef(Base):
+    """A Message-ID we sent or received, and its request: what In-Reply-To and References thread by."""
+
+    __tablename__ = "message_refs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Outbox(Base):
+    """One mail to one recipient, written in the transaction that caused it and sent after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_recipient_request", "recipient", "request_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id"), default=None)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    template: Mapped[str] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+
+class ImapState(Base):
+    """Where the poller of one IMAP folder stands: UIDs above ``last_uid`` are new."""
+
+    __tablename__ = "imap_state"
+    __table_args__ = (UniqueConstraint("mailbox", "folder"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)

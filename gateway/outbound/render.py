@@ -1,0 +1,43 @@
+"""Mail and page templates: the home's ``templates/`` first, the built-in defaults second.
+
+A mail is three templates, ``mail/<locale>/<event>.<audience>.{subject,txt,html}.j2``,
+so a site can override one language or one part without copying the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+DEFAULTS = Path(__file__).resolve().parent.parent / "defaults" / "templates"
+LOCALES = ("fr", "en")
+
+
+@dataclass(frozen=True)
+class RenderedMail:
+    subject: str
+    text: str
+    html: str
+
+
+@lru_cache(maxsize=8)
+def environment(home: Path) -> Environment:
+    loader = ChoiceLoader([FileSystemLoader(str(home / "templates")), FileSystemLoader(str(DEFAULTS))])
+    return Environment(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                       keep_trailing_newline=True)
+
+
+def render_mail(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> RenderedMail:
+    """The subject, text and HTML of one mail, in ``locale`` (French when unknown)."""
+    env = environment(home)
+    base = f"mail/{locale if locale in LOCALES else 'fr'}/{event}.{audience}"
+    return RenderedMail(
+        subject=" ".join(env.get_template(f"{base}.subject.j2").render(context).split()),
+        text=env.get_template(f"{base}.txt.j2").render(context),
+        html=env.get_template(f"{base}.html.j2").render(context),
+    )

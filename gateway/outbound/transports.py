@@ -1,0 +1,69 @@
+"""Where outgoing mail goes: an SMTP relay, or a Maildir under ``<data>/outbox`` when none is set.
+
+A transport takes the exact bytes to send; raising ``TransientError`` asks for a retry later.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+from pathlib import Path
+from typing import Protocol
+
+from gateway.settings import Relay, Settings
+
+
+class TransientError(Exception):
+    """Delivery failed for now (relay down, 4xx): try again later."""
+
+
+class PermanentError(Exception):
+    """Delivery can never succeed (5xx from the relay)."""
+
+
+class Transport(Protocol):
+    def deliver(self, sender: str, recipient: str, raw: bytes) -> None: ...
+
+
+class MaildirTransport:
+    """Each mail written as one file, in ``tmp/`` then renamed into ``new/``, as a Maildir does."""
+
+    def __init__(self, path: Path) -> None:
+        self.maildir = mailbox.Maildir(path, create=True)
+
+    def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
+        self.maildir.add(raw)
+
+
+class RelayTransport:
+    """Hands each mail to the configured SMTP relay."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
+        try:
+            with smtplib.SMTP(self.relay.host, self.relay.port, timeout=30) as client:
+                if self.relay.starttls:
+                    client.starttls()
+                if self.relay.user:
+                    client.login(self.relay.user, self.relay.password)
+                client.sendmail(sender, [recipient], raw)
+        except smtplib.SMTPResponseException as error:
+            if 500 <= error.smtp_code < 600:
+                raise PermanentError(f"{error.smtp_code} {error.smtp_error!r}") from error
+            raise TransientError(f"{error.smtp_code} {error.smtp_error!r}") from error
+        except smtplib.SMTPRecipientsRefused as error:
+            raise PermanentError(str(error.recipients)) from error
+        except (OSError, smtplib.SMTPException) as error:
+            raise TransientError(str(error) or type(error).__name__) from error
+
+
+def outbox_folder(data_dir: Path) -> Path:
+    return data_dir / "outbox"
+
+
+def transport_for(settings: Settings) -> Transport:
+    if settings.relay is not None:
+        return RelayTransport(settings.relay)
+    return MaildirTransport(outbox_folder(settings.data_dir))

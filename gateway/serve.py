@@ -1,0 +1,106 @@
+"""``gateway serve`` and ``gateway worker``: the long-running processes.
+
+Start order matters: the schema is migrated, the worker runs, whatever was stored
+but not processed (a crash, a ``kill -9``) is enqueued again, and only then does
+SMTP accept new mail. Stop order is the reverse: stop accepting, finish, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import dramatiq
+import uvicorn
+from sqlalchemy import select
+
+from gateway.broker import configure, start_worker
+from gateway.context import Context, open_context
+from gateway.models import Inbound, Outbox
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def resume_unfinished(context: Context) -> tuple[int, int]:
+    """Enqueue stored messages not yet processed and outbox rows not yet sent."""
+    from gateway.tasks import process_inbound, send_mail
+
+    with context.sessions() as session:
+        inbound = session.scalars(select(Inbound.id).where(Inbound.status == "pending").order_by(Inbound.id)).all()
+        outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
+    for inbound_id in inbound:
+        process_inbound.send(inbound_id)
+    for outbox_id in outbox:
+        send_mail.send(outbox_id)
+    return len(inbound), len(outbox)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    stop.wait()
+
+
+def _drain(broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    """Let the in-process worker finish what it started before the process exits."""
+    from dramatiq.brokers.stub import StubBroker
+
+    if isinstance(broker, StubBroker):
+        for queue in ("inbound", "outbox"):
+            broker.join(queue, timeout=60_000)
+    worker.stop(timeout=30_000)
+
+
+def serve(settings: Settings) -> int:
+    from gateway.inbound.smtp import start_smtp
+    from gateway.web.app import create_app
+
+    context = open_context(settings)
+    broker = configure(settings)
+    worker = start_worker(broker, threads=2 if context.engine.dialect.name == "sqlite" else 4)
+    inbound, outbox = resume_unfinished(context)
+    if inbound or outbox:
+        log.info("resuming %s stored messages and %s outgoing mails left unfinished", inbound, outbox)
+    smtp = start_smtp(context, settings.smtp_host, settings.smtp_port)
+    web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
+                                        log_level="warning", lifespan="off"))
+    web_thread = threading.Thread(target=web.run, name="web", daemon=True)
+    web_thread.start()
+    pollers = _start_pollers(context)
+    print(f"gateway: SMTP on {settings.smtp_host}:{settings.smtp_port}, web on http://{settings.http_host}:"
+          f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
+          + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
+             else str(settings.data_dir / "outbox")), flush=True)
+    _wait_for_signal()
+    smtp.stop()
+    for poller in pollers:
+        poller.stop()
+    web.should_exit = True
+    _drain(broker, worker)
+    web_thread.join(timeout=10)
+    log.info("stopped")
+    return 0
+
+
+def _start_pollers(context: Context) -> list[Any]:
+    return []
+
+
+def run_worker(settings: Settings, threads: int) -> int:
+    broker = configure(settings)
+    open_context(settings)
+    worker = start_worker(broker, threads=threads)
+    print(f"gateway worker: {threads} threads on {settings.broker_url or 'the in-process broker'}", flush=True)
+    _wait_for_signal()
+    worker.stop(timeout=30_000)
+    return 0

@@ -1,0 +1,207 @@
+"""The configuration (CONTRACT §2): config file, the home's mailbox files, then the environment.
+
+Everything is read once into a frozen ``Settings``; nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    host: str
+    port: int = 993
+    user: str = ""
+    password: str = ""
+    folder: str = "INBOX"
+    tls: bool = True
+    poll_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    address: str
+    kind: str = "helpdesk"
+    include_supplier: bool = False
+    imap: ImapSettings | None = None
+
+    @property
+    def local_part(self) -> str:
+        return self.address.split("@", 1)[0]
+
+    @property
+    def request_kind(self) -> str:
+        return "order" if self.kind == "orders" else "helpdesk"
+
+
+@dataclass(frozen=True)
+class Relay:
+    host: str = "127.0.0.1"
+    port: int = 25
+    user: str = ""
+    password: str = ""
+    starttls: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    domain: str = "shop.example"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "change-me"
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    broker_url: str = ""
+    broker_namespace: str = "gateway"
+    locale: str = "fr"
+    site_name: str = "Boutique Exemple"
+    currency: str = "EUR"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    max_message_size: int = 26_214_400
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    relay: Relay | None = None
+    mails_per_hour: int = 20
+    mailboxes: tuple[Mailbox, ...] = field(default_factory=tuple)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+    def mailbox_for(self, address: str) -> Mailbox | None:
+        """The mailbox an address belongs to, reply tokens (``local+token@``) included."""
+        local, _, domain = address.lower().partition("@")
+        if domain != self.domain:
+            return None
+        local = local.split("+", 1)[0]
+        for mailbox in self.mailboxes:
+            if mailbox.local_part == local:
+                return mailbox
+        if local in ("postmaster", "abuse"):
+            return self.first_helpdesk()
+        return None
+
+    def first_helpdesk(self) -> Mailbox | None:
+        return next((m for m in self.mailboxes if m.kind == "helpdesk"), None)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_ENVIRONMENT = {
+    "GATEWAY_SECRET_KEY": "secret_key",
+    "GATEWAY_DATABASE_URL": "database_url",
+    "GATEWAY_BROKER_URL": "broker_url",
+    "GATEWAY_BASE_URL": "base_url",
+    "GATEWAY_DATA_DIR": "data_dir",
+}
+_DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """``--config``, else ``$GATEWAY_CONFIG``, else ``./gateway.toml`` if present."""
+    chosen = explicit or os.environ.get("GATEWAY_CONFIG")
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist: check --config or GATEWAY_CONFIG")
+        return path.resolve()
+    local = Path("gateway.toml")
+    return local.resolve() if local.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from error
+
+
+def _imap(raw: dict[str, Any], where: str) -> ImapSettings:
+    if "host" not in raw:
+        raise ConfigError(f"{where}: imap needs a host")
+    password = raw.get("password", "")
+    if "password_env" in raw:
+        password = os.environ.get(raw["password_env"], "")
+        if not password:
+            raise ConfigError(f"{where}: environment variable {raw['password_env']} (imap password) is not set")
+    return ImapSettings(host=raw["host"], port=int(raw.get("port", 993)), user=raw.get("user", ""),
+                        password=password, folder=raw.get("folder", "INBOX"), tls=bool(raw.get("tls", True)),
+                        poll_seconds=float(raw.get("poll_seconds", 60)))
+
+
+def _mailbox(raw: dict[str, Any], where: str) -> Mailbox:
+    address = str(raw.get("address", "")).lower()
+    if "@" not in address:
+        raise ConfigError(f"{where}: a mailbox needs an address like support@shop.example")
+    kind = raw.get("kind", "helpdesk")
+    if kind not in ("helpdesk", "orders"):
+        raise ConfigError(f"{where}: mailbox {address} has kind {kind!r}; use helpdesk or orders")
+    imap = _imap(raw["imap"], where) if raw.get("imap") else None
+    return Mailbox(address=address, kind=kind, include_supplier=bool(raw.get("include_supplier", False)), imap=imap)
+
+
+def _mailboxes(config: dict[str, Any], home: Path, config_path: Path | None) -> tuple[Mailbox, ...]:
+    found: list[Mailbox] = [_mailbox(m, str(config_path)) for m in config.get("mailboxes", [])]
+    for path in sorted((home / "mailboxes").glob("*.toml")):
+        found.append(_mailbox(_read_toml(path), str(path)))
+    seen: set[str] = set()
+    for mailbox in found:
+        if mailbox.address in seen:
+            raise ConfigError(f"two mailboxes have the address {mailbox.address}: keep one")
+        seen.add(mailbox.address)
+    return tuple(found)
+
+
+def load(config: str | None = None, data_dir: str | None = None) -> Settings:
+    """Read the configuration every command shares."""
+    path = find_config(config)
+    home = path.parent if path else Path.cwd()
+    raw = _read_toml(path) if path else {}
+    section = dict(raw.get("gateway", {}))
+    for variable, key in _ENVIRONMENT.items():
+        if os.environ.get(variable):
+            section[key] = os.environ[variable]
+    if data_dir:
+        section["data_dir"] = data_dir
+    smtp = raw.get("smtp", {})
+    http = raw.get("http", {})
+    relay = Relay(**raw["relay"]) if raw.get("relay") else None
+    mailboxes = _mailboxes(raw, home, path) or _DEFAULT_MAILBOXES
+    domain = str(section.get("domain", "shop.example")).lower()
+    for mailbox in mailboxes:
+        if not mailbox.address.endswith("@" + domain):
+            raise ConfigError(f"mailbox {mailbox.address} is not on the gateway's domain {domain}")
+    data = Path(section.get("data_dir", "var"))
+    return Settings(
+        home=home,
+        domain=domain,
+        base_url=str(section.get("base_url", "http://127.0.0.1:8000")).rstrip("/"),
+        secret_key=str(section.get("secret_key", "change-me")),
+        data_dir=data if data.is_absolute() else (home / data),
+        database_url=str(section.get("database_url", "")),
+        broker_url=str(section.get("broker_url", "")),
+        broker_namespace=str(section.get("broker_namespace", "gateway")),
+        locale=str(section.get("locale", "fr")),
+        site_name=str(section.get("site_name", "Boutique Exemple")),
+        currency=str(section.get("currency", "EUR")),
+        smtp_host=str(smtp.get("host", "127.0.0.1")),
+        smtp_port=int(smtp.get("port", 2525)),
+        max_message_size=int(smtp.get("max_message_size", 26_214_400)),
+        http_host=str(http.get("host", "127.0.0.1")),
+        http_port=int(http.get("port", 8000)),
+        relay=relay,
+        mails_per_hour=int(section.get("mails_per_hour", 20)),
+        mailboxes=mailboxes,
+    )
