@@ -37,8 +37,7 @@ _VERBS = (
 )
 _CJK_VERBS = ("写道", "寫道", "のメッセージ", "작성")
 _VERB_ALTERNATION = "|".join(re.escape(verb).replace(r"\ ", r"\s+") for verb in _VERBS)
-_VERB_AT_END = re.compile(
-    rf"(?:(?<!\w)(?:{_VERB_ALTERNATION})|{'|'.join(_CJK_VERBS)})\s*[:：]?$", re.I)
+_VERB_ENDINGS = tuple(verb.lower() for verb in _VERBS + _CJK_VERBS)
 _VERB_INSIDE = re.compile(rf"(?<!\w)(?:{_VERB_ALTERNATION})(?!\w)", re.I)
 _INTRO = re.compile(r"^(?:on|le|el|il|in\s+data|em|am|op|w\s+dniu|dnia|den|på|dne|в|在)\s", re.I)
 _ADDRESS_THEN_COLON = re.compile(r"@[^\s<>()\[\]]+\s*[>)\]]?\s*[:：]$")
@@ -46,7 +45,7 @@ _DIGIT = re.compile(r"\d")
 _SENTENCE_END = re.compile(r"[.!?]$")
 
 _SEPARATOR = re.compile(
-    r"^[-_=*~\s]*(?:original\s+message|forwarded\s+message|message\s+d'origine|message\s+transféré"
+    r"^[-_=*~\s]*+(?:original\s+message|forwarded\s+message|message\s+d'origine|message\s+transféré"
     r"|oprindelig\s+besked|videresendt\s+besked|ursprüngliche\s+nachricht|weitergeleitete\s+nachricht"
     r"|mensaje\s+original|mensaje\s+reenviado|messaggio\s+originale|messaggio\s+inoltrato"
     r"|oorspronkelijk\s+bericht|origineel\s+bericht|doorgestuurd\s+bericht|ursprungligt\s+meddelande"
@@ -76,7 +75,7 @@ _HEADER_LINE = re.compile(
     + r")\*?\s*[:：]", re.I)
 _FROM_KEY_SET = frozenset(_FROM_KEYS)
 
-_STRICT_DELIMITERS = frozenset({"--", "__", "-- --"})
+_STRICT_DELIMITERS = frozenset({"--", "__"})  # "-- " once lines are right-stripped
 _RULE = re.compile(r"^(?:[-_=+*~#]{3,}|[—–]{2,}|={2,}|\+{2,})$")
 _MOBILE = re.compile(
     r"^(?:sent\s+(?:from|with|via|using)|get\s+outlook\s+for|envoyé\s+(?:de|depuis|à\s+partir\s+de|avec)"
@@ -88,9 +87,13 @@ _MOBILE = re.compile(
     re.I,
 )
 _VALEDICTION = re.compile(
-    r"^(?:[\w']+\s+){0,3}(?:regards|cheers|wishes|best|cordialement|à\s+vous|journée|soirée|grüßen|grüsse"
-    r"|grüße|gruß|gruss|mfg|saludos|saludo|atentamente|saluti|groet|groeten|pozdrawiam|poważaniem"
-    r"|уважением|atenciosamente|abraços|hälsningar|hilsen|mvh|terveisin)\s*[,.!]?$",
+    r"^(?:(?:(?:best|kind|kindest|warm|warmest|with\s+(?:best|kind))\s+)?regards|cheers|best\s+wishes"
+    r"|all\s+the\s+best|(?:bien\s+|très\s+)?cordialement|bien\s+à\s+vous|bonne\s+(?:journée|soirée)"
+    r"|(?:mit\s+)?(?:freundlichen|besten|herzlichen|viele|liebe|beste)\s+gr(?:ü|ue|u)(?:ß|ss)e?n?|mfg"
+    r"|(?:un\s+)?saludos?(?:\s+cordiales)?|atentamente|(?:cordiali|distinti)\s+saluti"
+    r"|(?:met\s+)?vriendelijke\s+groet(?:en)?|pozdrawiam|z\s+poważaniem|с\s+уважением|atenciosamente"
+    r"|(?:med\s+)?vänliga\s+hälsningar|(?:med\s+)?venlig\s+hilsen|mvh|ystävällisin\s+terveisin)\s*[,.!]?$"
+    r"|^best\s*,$",
     re.I,
 )
 _SIGNATURE_TAIL = 10  # at most this many non-blank lines may follow a weak signature start
@@ -104,11 +107,24 @@ def _cleaned(line: str) -> str:
     return " ".join(line.strip().strip("-*_").split())
 
 
+def _ends_with_verb(candidate: str) -> bool:
+    """A plain suffix test: cheaper than a regex on every line, and candidates are space-normalised."""
+    ending = candidate.rstrip(":： ").lower()
+    if not ending.endswith(_VERB_ENDINGS):
+        return False
+    for verb in _VERB_ENDINGS:
+        if ending.endswith(verb):
+            before = ending[:-len(verb)][-1:]
+            if not before.isalnum() or verb in _CJK_VERBS:
+                return True
+    return False
+
+
 def _is_attribution(candidate: str) -> bool:
     """Whether ``candidate`` (one or more joined lines) reads as "On DATE, NAME wrote:"."""
     if not 8 <= len(candidate) <= 400:
         return False
-    verb_at_end = _VERB_AT_END.search(candidate, len(candidate) - 30) is not None
+    verb_at_end = _ends_with_verb(candidate)
     if not verb_at_end and candidate[-1] not in ":：":
         return False
     dated = _DIGIT.search(candidate) is not None
@@ -197,8 +213,15 @@ def _is_prose(line: str) -> bool:
 
 def _short_tail(lines: list[str], start: int) -> bool:
     """Whether what follows ``start`` looks like a signature block rather than more message."""
-    tail = [line.strip() for line in lines[start + 1:] if line.strip()]
-    return len(tail) <= _SIGNATURE_TAIL and not any(_RULE.match(line) or _is_prose(line) for line in tail)
+    count = 0
+    for line in lines[start + 1:]:
+        line = line.strip()
+        if not line:
+            continue
+        count += 1
+        if count > _SIGNATURE_TAIL or _RULE.match(line) or _is_prose(line):
+            return False
+    return True
 
 
 def _is_signature_start(lines: list[str], index: int) -> bool:

@@ -1,0 +1,223 @@
+"""Fixtures that run the real thing: ``gateway serve`` as a subprocess, PostgreSQL, Redis.
+
+An integration test whose server is missing fails in CI (``CI=true``) and is skipped,
+with the reason, only on a laptop.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage, Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def need_server(port: int, what: str) -> None:
+    """Fail in CI, skip elsewhere, when a service the test needs does not answer."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        message = f"{what} does not answer on 127.0.0.1:{port} (`./dev test` starts it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "") -> Path:
+    """A site home with a helpdesk and an orders mailbox; returns the config path."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "gateway.toml"
+    config.write_text(f"""
+[gateway]
+domain = "shop.example"
+secret_key = "test-secret-{uuid.uuid4().hex}"
+data_dir = "var"
+database_url = "{database_url}"
+broker_url = "{broker_url}"
+broker_namespace = "gw-{uuid.uuid4().hex[:8]}"
+site_name = "Boutique Test"
+{extra}
+
+[[mailboxes]]
+address = "support@shop.example"
+kind = "helpdesk"
+
+[[mailboxes]]
+address = "orders@shop.example"
+kind = "orders"
+""")
+    return config
+
+
+def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = headers.pop("message_id", f"<{uuid.uuid4().hex}@client.example>")
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+class Gateway:
+    """One ``gateway serve`` process and the ways a test talks to it: SMTP, its outbox, its CLI."""
+
+    def __init__(self, config: Path, database_url: str = "") -> None:
+        self.config = config
+        self.home = config.parent
+        self.data = self.home / "var"
+        self.smtp_port = free_port()
+        self.http_port = free_port()
+        self.env = {**os.environ, "GATEWAY_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+        self.database_url = database_url or f"sqlite:///{self.data / 'gateway.db'}"
+        self.process: subprocess.Popen[str] | None = None
+        self.log = self.home / "serve.log"
+
+    def start(self) -> Gateway:
+        handle = self.log.open("a")
+        self.process = subprocess.Popen(
+            [*GATEWAY, "serve", "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port)],
+            cwd=self.home, env=self.env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+        handle.close()
+        deadline = time.monotonic() + 30
+        while "SMTP on" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("gateway serve did not start:\n" + self.log.read_text())
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([*GATEWAY, *args], cwd=self.home, env=self.env, capture_output=True, text=True,
+                                timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"gateway {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def add_person(self, email_address: str, role: str, locale: str = "fr") -> None:
+        self.cli("people", "add", email_address, "--role", role, "--locale", locale)
+
+    def send(self, message: Message | bytes, recipients: list[str] | None = None, sender: str = "") -> None:
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as client:
+            if isinstance(message, bytes):
+                client.sendmail(sender or "someone@client.example", recipients or [], message)
+            else:
+                client.send_message(message, to_addrs=recipients)
+
+    def count(self, sql: str) -> int:
+        engine = create_engine(self.database_url)
+        try:
+            with engine.connect() as connection:
+                return int(connection.execute(text(sql)).scalar_one())
+        finally:
+            engine.dispose()
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Until every stored message is processed and every outbox row is sent."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = self.count("SELECT count(*) FROM inbound WHERE status = 'pending'") + self.count(
+                "SELECT count(*) FROM outbox WHERE status = 'pending'")
+            if pending == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the gateway did not finish its work in time:\n" + self.log.read_text()[-3000:])
+
+    def outbox(self) -> list[EmailMessage]:
+        """Every mail written to the outbox Maildir, oldest first."""
+        folder = self.data / "outbox" / "new"
+        if not folder.is_dir():
+            return []
+        files = sorted(folder.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+                for p in files]
+
+    def mails_to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.outbox() if m["To"] == address]
+
+    def show(self, number: int) -> dict[str, Any]:
+        return dict(json.loads(self.cli("requests", "show", str(number), "--json").stdout))
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(json.loads(self.cli("requests", "list", "--json").stdout))
+
+
+def reply_address(message: EmailMessage) -> str:
+    value = str(message["Reply-To"])
+    match = re.search(r"[\w.+-]+@[\w.-]+", value)
+    assert match, value
+    return match.group(0)
+
+
+def body_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A running gateway on the embedded default (SQLite, in-process worker, Maildir outbox)."""
+    running = Gateway(write_home(tmp_path / "home")).start()
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    need_server(5432, "PostgreSQL")
+    name = f"gw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    need_server(6379, "Redis")
+    return REDIS_URL
