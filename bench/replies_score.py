@@ -47,8 +47,8 @@ class Score:
         return sum(self.passed.get(k, 0) for k in kinds) / total if total else 1.0
 
     def summary(self) -> str:
-        return ", ".join(f"{self.passed.get(k, 0)}/{n} {k}" for k, n in sorted(self.total.items(),
-                                                                                key=lambda kv: kv[0] != "exact"))
+        kinds = sorted(self.total, key=lambda kind: kind != "exact")
+        return ", ".join(f"{self.passed.get(kind, 0)}/{self.total[kind]} {kind}" for kind in kinds)
 
 
 def wrap_body(body: bytes, content_type: str) -> bytes:

@@ -16,7 +16,7 @@ from gateway.settings import Settings
 def configure(settings: Settings) -> dramatiq.Broker:
     broker: dramatiq.Broker
     if settings.broker_url:
-        broker = RedisBroker(url=settings.broker_url, namespace=settings.broker_namespace)
+        broker = RedisBroker(url=settings.broker_url, namespace=settings.broker_namespace)  # type: ignore[no-untyped-call]
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")

@@ -71,8 +71,8 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
     return participant
 
 
-def record_event(session: Session, request: Request, kind: str, detail: str) -> None:
-    session.add(Event(request=request, kind=kind, detail=detail))
+def record_event(request: Request, kind: str, detail: str) -> None:
+    request.events.append(Event(kind=kind, detail=detail))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from gateway.context import open_context
 from gateway.inbound.process import process_safely
-from gateway.outbound.outbox import deliver
 from gateway.models import Inbound
+from gateway.outbound.outbox import deliver
 from gateway.settings import ConfigError, Settings
 
 

@@ -8,6 +8,7 @@ from gateway.context import current
 from gateway.inbound.process import process_safely
 from gateway.outbound.outbox import MAX_ATTEMPTS, deliver
 
+
 class DeliveryPostponed(Exception):
     """The transport asked to try again later; dramatiq's retries bring the message back."""
 

@@ -48,8 +48,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "") -> Path:
-    """A site home with a helpdesk and an orders mailbox; returns the config path."""
+def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "",
+               sections: str = "") -> Path:
+    """A site home with a helpdesk and an orders mailbox; ``extra`` goes into [gateway], ``sections`` after."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "gateway.toml"
     config.write_text(f"""
@@ -70,6 +71,8 @@ kind = "helpdesk"
 [[mailboxes]]
 address = "orders@shop.example"
 kind = "orders"
+
+{sections}
 """)
     return config
 

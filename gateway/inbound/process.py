@@ -92,7 +92,7 @@ def _apply_bounce(context: Context, session: Session, mailer: Mailer, parsed: Pa
         if person is not None and person.failing_since is None:
             person.failing_since = utcnow()
         if request is not None:
-            record_event(session, request, "bounce", f"{recipient.address} {recipient.status} {recipient.diagnostic}")
+            record_event(request, "bounce", f"{recipient.address} {recipient.status} {recipient.diagnostic}")
             tell_team(mailer, request, "bounce", {"address": recipient.address, "status": recipient.status,
                                                    "diagnostic": recipient.diagnostic})
     addresses = ", ".join(r.address for r in failed) or "no permanent failure"
@@ -114,7 +114,7 @@ def _apply_message(context: Context, session: Session, row: Inbound, parsed: Par
         if parsed.auto == "bounce":
             return _apply_bounce(context, session, mailer, parsed)
         if thread.request is not None:
-            record_event(session, thread.request, parsed.auto, f"{sender}: {parsed.subject}")
+            record_event(thread.request, parsed.auto, f"{sender}: {parsed.subject}")
             row.request_id = thread.request.id
             return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
         return f"{parsed.auto} ({parsed.classification.reason}) with no request: kept, not answered"
@@ -125,7 +125,7 @@ def _apply_message(context: Context, session: Session, row: Inbound, parsed: Par
         request, requester = open_request(session, mailbox, parsed.subject, person,
                                           parsed.message_id or new_message_id(settings))
         author = Author(sender, "requester", requester)
-        comment = add_comment(session, request, author, parsed.reply_text or parsed.text, visibility="public",
+        comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
                               inbound_id=row.id)
         keep_attachments(settings.data_dir, comment, parsed.attachments)
         _remember_message_id(session, parsed, request)
@@ -133,8 +133,9 @@ def _apply_message(context: Context, session: Session, row: Inbound, parsed: Par
         notify_new_request(mailer, request, comment, requester, acknowledge=True, defects=parsed.defects)
         return f"new request #{request.id} from {sender}"
 
-    request, author = thread.request, thread.author
-    assert author is not None
+    request = thread.request
+    assert thread.author is not None
+    author = thread.author
     if author.participant is None and not author.unverified:
         author = Author(author.email, author.role, join(session, request, sender, role=author.role, person=person))
     commands, rest = split_commands(parsed.reply_text)
@@ -142,7 +143,7 @@ def _apply_message(context: Context, session: Session, row: Inbound, parsed: Par
         commands, rest = [], parsed.reply_text
     bad = check_commands(commands, author.role, IMPLEMENTED_COMMANDS)
     if bad:
-        record_event(session, request, "commands-refused", "; ".join(f"{b.line}: {b.reason}" for b in bad))
+        record_event(request, "commands-refused", "; ".join(f"{b.line}: {b.reason}" for b in bad))
         return f"commands refused on #{request.id} from {sender}: " + "; ".join(b.reason for b in bad)
     visibility = default_visibility(request, author)
     for command in commands:

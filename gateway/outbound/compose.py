@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from email.message import EmailMessage
 from email.policy import SMTP
-from datetime import UTC
 from email.utils import format_datetime, formataddr, make_msgid
 
 from gateway.models import Request, utcnow

@@ -42,7 +42,7 @@ class Mailer:
         if person is not None and person.failing_since is not None:
             return
         if self.over_limit(request, participant.email):
-            record_event(self.session, request, "rate-limited",
+            record_event(request, "rate-limited",
                          f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
             return
         locale = (person.locale if person else None) or self.settings.locale
@@ -54,8 +54,8 @@ class Mailer:
         message_id = new_message_id(self.settings)
         raw = compose(self.settings, request, recipient=participant.email, reply_to=reply_to,
                       rendered=rendered, message_id=message_id, auto_submitted=auto_submitted)
-        row = Outbox(request_id=request.id, sender=request.mailbox, recipient=participant.email, template=f"{event}.{audience}",
-                     message_id=message_id, raw=raw)
+        row = Outbox(request_id=request.id, sender=request.mailbox, recipient=participant.email,
+                     template=f"{event}.{audience}", message_id=message_id, raw=raw)
         self.session.add(row)
         self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
         self.session.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import mailbox
 import smtplib
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -29,7 +30,9 @@ class MaildirTransport:
     """Each mail written as one file, in ``tmp/`` then renamed into ``new/``, as a Maildir does."""
 
     def __init__(self, path: Path) -> None:
-        self.maildir = mailbox.Maildir(path, create=True)
+        for folder in ("tmp", "new", "cur"):  # several workers may create it at once
+            (path / folder).mkdir(parents=True, exist_ok=True)
+        self.maildir = mailbox.Maildir(path, create=False)
 
     def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
         self.maildir.add(raw)
@@ -63,6 +66,7 @@ def outbox_folder(data_dir: Path) -> Path:
     return data_dir / "outbox"
 
 
+@lru_cache(maxsize=4)
 def transport_for(settings: Settings) -> Transport:
     if settings.relay is not None:
         return RelayTransport(settings.relay)

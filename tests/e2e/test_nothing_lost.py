@@ -1,0 +1,159 @@
+"""Nothing lost, clear errors: crashes, oversize mail, malformed MIME, robots."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import Gateway, mail, reply_address, write_home
+
+CUSTOMER = "marie@client.example"
+
+
+def test_kill_9_in_a_stream_of_50_mails_loses_none_that_got_250(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home")).start()
+    accepted: list[str] = []
+    killed = threading.Event()
+
+    def stream() -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=10) as client:
+                for number in range(50):
+                    message_id = f"<stream-{number}@client.example>"
+                    client.send_message(mail(f"c{number}@client.example", "support@shop.example",
+                                             f"Demande {number}", "Bonjour", message_id=message_id))
+                    accepted.append(message_id)
+        except (smtplib.SMTPException, OSError):
+            assert killed.is_set(), "the connection broke before the kill"
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    while len(accepted) < 20:
+        pass
+    killed.set()
+    gw.kill()
+    sender.join()
+    assert 20 <= len(accepted) < 50, "the kill landed in the middle of the stream"
+
+    gw.start()
+    gw.wait_idle()
+    subjects = {r["subject"] for r in gw.requests()}
+    assert {f"Demande {n}" for n in range(len(accepted))} <= subjects
+    assert gw.stop() == 0
+
+
+def test_a_message_over_the_size_limit_gets_552(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home", sections="[smtp]\nmax_message_size = 50000")).start()
+    try:
+        with pytest.raises(smtplib.SMTPException) as refused:
+            gw.send(mail(CUSTOMER, "support@shop.example", "Gros", "x" * 60_000))
+        assert "552" in str(refused.value)
+        gw.send(mail(CUSTOMER, "support@shop.example", "Petit", "x" * 1000))
+        gw.wait_idle()
+        assert [r["subject"] for r in gw.requests()] == ["Petit"]
+    finally:
+        assert gw.stop() == 0
+
+
+def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gateway) -> None:
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail(CUSTOMER, "support@shop.example", "Retour", "Je veux retourner un article."))
+    gateway.wait_idle()
+    address = reply_address(gateway.mails_to(CUSTOMER)[0])
+    before = len(gateway.outbox())
+    gateway.send(mail(CUSTOMER, address, "Réponse automatique : absent", "Je suis absente jusqu'au 10.",
+                      Auto_Submitted="auto-replied"))
+    gateway.send(mail("newsletter@shop-news.example", "support@shop.example", "Promo", "Soldes !",
+                      Precedence="bulk", List_Id="<news.shop-news.example>"))
+    gateway.send(mail(CUSTOMER, address, "Out of Office: Retour", "I am away."))
+    gateway.wait_idle()
+    assert len(gateway.outbox()) == before, "no robot is ever answered"
+    request = gateway.show(1)
+    assert len(request["comments"]) == 1
+    assert [e["kind"] for e in request["events"]] == ["auto-replied", "auto-replied"]
+    assert len(gateway.requests()) == 1, "a bulk mail opens no request"
+
+
+def test_a_bounce_marks_the_address_failing_and_tells_the_coordinators(gateway: Gateway) -> None:
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail("Paul <paul@gone.example>", "support@shop.example", "Adresse", "Bonjour"))
+    gateway.wait_idle()
+    acknowledgment = gateway.mails_to("paul@gone.example")[0]
+    report = f"""From: MAILER-DAEMON@mx.gone.example
+To: support@shop.example
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce-1@mx.gone.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is the mail system at host mx.gone.example. Your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.gone.example
+
+Final-Recipient: rfc822; paul@gone.example
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <paul@gone.example>: Recipient address rejected: User unknown
+
+--B
+Content-Type: text/rfc822-headers
+
+From: Boutique Test <support@shop.example>
+To: paul@gone.example
+Message-ID: {acknowledgment["Message-ID"]}
+Subject: {acknowledgment["Subject"]}
+
+--B--
+""".replace("\n", "\r\n").encode()
+    gateway.send(report, ["support@shop.example"], sender="")
+    gateway.wait_idle()
+    alert = gateway.mails_to("alice@shop.example")[-1]
+    assert "paul@gone.example" in str(alert["Subject"])
+    assert [e["kind"] for e in gateway.show(1)["events"]] == ["bounce"]
+    before = len(gateway.mails_to("paul@gone.example"))
+    gateway.send(mail("alice@shop.example", reply_address(gateway.mails_to("alice@shop.example")[0]),
+                      "Re: Adresse", "Bonjour Paul"))
+    gateway.wait_idle()
+    assert len(gateway.mails_to("paul@gone.example")) == before, "no more mail to a failing address"
+    assert len(gateway.requests()) == 1
+
+
+def test_a_malformed_message_is_kept_shown_and_replayable(gateway: Gateway) -> None:
+    gateway.add_person("alice@shop.example", "coordinator")
+    broken = (b"From: =?utf-8?q?Ren=C3=A9?= <rene@client.example>\r\nTo: support@shop.example\r\n"
+              b"Subject: =?iso-8859-1?q?Probl=E8me?=\r\nContent-Type: multipart/mixed; boundary=\"nope\"\r\n\r\n"
+              b"no boundary here at all \x92quoted\x93\r\n")
+    gateway.send(broken, ["support@shop.example"], sender="rene@client.example")
+    gateway.wait_idle()
+    [request] = gateway.requests()
+    assert request["subject"] == "Problème"
+    alert = gateway.mails_to("alice@shop.example")[-1]
+    assert "mal formé" in alert.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    replayed = gateway.cli("replay", "1", "--json").stdout
+    assert '"status": "processed"' in replayed
+    assert len(gateway.requests()) == 1, "replaying applies nothing twice"
+
+
+def test_mail_to_one_address_is_limited_per_hour_so_robots_cannot_loop(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home", extra="mails_per_hour = 3")).start()
+    try:
+        gw.add_person("alice@shop.example", "coordinator")
+        gw.send(mail(CUSTOMER, "support@shop.example", "Boucle", "Bonjour"))
+        gw.wait_idle()
+        alert = gw.mails_to("alice@shop.example")[0]
+        for number in range(5):
+            gw.send(mail("alice@shop.example", reply_address(alert), "Re: Boucle", f"Réponse {number}"))
+        gw.wait_idle()
+        assert len(gw.mails_to(CUSTOMER)) == 3
+        assert "rate-limited" in [e["kind"] for e in gw.show(1)["events"]]
+        assert len(gw.show(1)["comments"]) == 6, "every reply is kept even when no mail goes out"
+    finally:
+        assert gw.stop() == 0

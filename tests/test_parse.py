@@ -1,0 +1,109 @@
+"""``gateway parse``: every field of CONTRACT §6, charsets, HTML-only mail, attachments, broken mail."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.inbound.parse import parse
+
+STDLIB_EMAIL_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
+FIELDS = ("from to cc subject message_id in_reply_to references date text reply_text html attachments auto "
+          "tokens commands defects").split()
+
+
+def run_parse(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert main(["parse", str(path), "--json"]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("path", sorted(STDLIB_EMAIL_DATA.glob("msg_*.txt")), ids=lambda p: p.name)
+def test_every_message_of_the_standard_librarys_test_data_parses(
+        path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parsed = run_parse(path, capsys)
+    assert set(FIELDS) <= set(parsed)
+
+
+def test_the_standard_librarys_test_data_is_there() -> None:
+    assert len(list(STDLIB_EMAIL_DATA.glob("msg_*.txt"))) > 40, f"no test data under {STDLIB_EMAIL_DATA}"
+
+
+def test_parse_reads_standard_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = b"From: a@b.example\r\nTo: support+abc234@shop.example\r\nSubject: hi\r\n\r\n#private\r\nhello\r\n"
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(raw)})())
+    assert main(["parse", "-", "--json"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["tokens"] == ["abc234"]
+    assert parsed["commands"] == [{"name": "private", "args": ""}]
+
+
+def test_an_unreadable_file_is_one_clear_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["parse", "/nonexistent/mail.eml"]) == 1
+    assert capsys.readouterr().err.strip().startswith("gateway: cannot read /nonexistent/mail.eml")
+
+
+def test_rfc2047_headers_and_addresses_are_decoded() -> None:
+    parsed = parse(b"From: =?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>\r\n"
+                   b"To: =?utf-8?b?w4lsb2TDqWU=?= <eloe@x.example>, b@y.example\r\nCc: c@z.example\r\n"
+                   b"Subject: =?utf-8?q?R=C3=A9clamation_colis?=\r\nDate: Mon, 3 Mar 2025 10:00:00 +0100\r\n"
+                   b"Message-ID: <m1@x>\r\nIn-Reply-To: <m0@x>\r\nReferences: <a@x> <m0@x>\r\n\r\nbody\r\n")
+    data = parse_json(parsed)
+    assert data["from"] == {"address": "pirard@vm1.ulg.ac.be", "name": "André Pirard"}
+    assert data["to"][0] == {"address": "eloe@x.example", "name": "Élodée"}
+    assert [a["address"] for a in data["cc"]] == ["c@z.example"]
+    assert data["subject"] == "Réclamation colis"
+    assert data["date"] == "2025-03-03T10:00:00+01:00"
+    assert (data["message_id"], data["in_reply_to"], data["references"]) == ("<m1@x>", "<m0@x>", ["<a@x>", "<m0@x>"])
+    assert data["defects"] == []
+
+
+def parse_json(parsed: object) -> dict[str, object]:
+    return dict(parsed.as_json())  # type: ignore[attr-defined]
+
+
+def test_windows_1252_mislabelled_as_iso_8859_1_reads_right() -> None:
+    raw = (b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\n"
+           b"C\x92est l\x92\xe9t\xe9 \x80 50\r\n")
+    assert parse(raw).text.strip() == "C’est l’été € 50"
+
+
+def test_iso_8859_15_and_unknown_charsets_do_not_break_parsing() -> None:
+    euro = parse(b"Subject: x\r\nContent-Type: text/plain; charset=iso-8859-15\r\n\r\n\xa4 10\r\n")
+    assert euro.text.strip() == "€ 10"
+    unknown = parse(b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/plain; charset=klingon\r\n\r\nhello\r\n")
+    assert unknown.text.strip() == "hello"
+    assert any("klingon" in defect for defect in unknown.defects)
+
+
+def test_an_html_only_mail_becomes_readable_text() -> None:
+    raw = (b"From: a@b.example\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<html><head><style>p{color:red}</style></head><body><p>Bonjour&nbsp;!</p>"
+           b"<p>Voir <a href='https://shop.example/c/1'>ma commande</a></p></body></html>")
+    parsed = parse(raw)
+    assert "Bonjour" in parsed.text and "color" not in parsed.text
+    assert "ma commande" in parsed.text and parsed.html is not None
+
+
+def test_attachments_are_listed_with_size_and_sha256() -> None:
+    raw = (b"From: a@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nvoir PJ\r\n"
+           b"--B\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+           b"filename=\"=?utf-8?q?facture_n=C2=B01.pdf?=\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           b"JVBERi0xLjQK\r\n--B--\r\n")
+    [attachment] = parse_json(parse(raw))["attachments"]  # type: ignore[misc]
+    assert attachment == {"filename": "facture n°1.pdf", "content_type": "application/pdf", "size": 9,
+                          "sha256": hashlib.sha256(b"%PDF-1.4\n").hexdigest()}
+
+
+def test_garbage_never_raises_and_reports_defects() -> None:
+    for raw in (b"", b"\x00\xff\xfe garbage", b"Content-Type: multipart/mixed\r\n\r\nno boundary",
+                b"From: <>\r\nDate: not a date\r\n\r\n"):
+        parsed = parse(raw)
+        assert parsed.defects, raw
