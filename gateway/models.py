@@ -41,6 +41,7 @@ class Person(Base):
     role: Mapped[str] = mapped_column(String(20), default="customer")
     locale: Mapped[str | None] = mapped_column(String(5), default=None)
     failing_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    invoice_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -66,10 +67,14 @@ class Request(Base):
     expected_response: Mapped[str | None] = mapped_column(String(20), default=None)
     sticky_private: Mapped[bool] = mapped_column(Boolean, default=False)
     root_message_id: Mapped[str | None] = mapped_column(String(998), default=None)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), default=None)
+    delivery_ref: Mapped[str | None] = mapped_column(String(200), default=None)
+    unread: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     assignee: Mapped[Person | None] = relationship()
+    product: Mapped[Product | None] = relationship()
     participants: Mapped[list[Participant]] = relationship(
         back_populates="request", order_by="Participant.id", cascade="all, delete-orphan")
     comments: Mapped[list[Comment]] = relationship(
@@ -197,6 +202,7 @@ class Outbox(Base):
     sender: Mapped[str] = mapped_column(String(320))
     recipient: Mapped[str] = mapped_column(String(320))
     template: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(200), default="")
     message_id: Mapped[str] = mapped_column(String(998))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(10), default="pending")

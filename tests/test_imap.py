@@ -28,9 +28,9 @@ from conftest import free_port, mail
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
-import gateway.inbound.imap as imap_module
 from gateway.broker import configure
 from gateway.context import Context, open_context
+from gateway.inbound.accept import accept
 from gateway.inbound.imap import ImapPoller, start_pollers
 from gateway.inbound.process import Outcome, process
 from gateway.models import ImapState, Inbound, Request
@@ -87,10 +87,6 @@ class Dovecot:
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
         client.login(USER, PASSWORD)
         return client
-
-    def logouts(self) -> int:
-        """Sessions that ended with a LOGOUT (Dovecot logs a dropped one as "Connection closed")."""
-        return _read(str(self.root / "dovecot.log")).count("Disconnected: Logged out")
 
     def cut_connections(self) -> None:
         """Kill every IMAP session process, as a crashed server or a dropped link would."""
@@ -256,16 +252,15 @@ def test_the_server_message_is_flagged_only_after_it_is_stored(
         monkeypatch: pytest.MonkeyPatch) -> None:
     append(dovecot, folder, "Flag me later")
     flags_around_store: list[set[bytes]] = []
-    real_accept = imap_module.accept
 
     def watching_accept(*args: Any, **kwargs: Any) -> int:
         flags_around_store.append(server_flags(dovecot, folder)[1])
-        inbound_id = real_accept(*args, **kwargs)
+        inbound_id = accept(*args, **kwargs)
         assert stored_count(site) == 1
         flags_around_store.append(server_flags(dovecot, folder)[1])
         return inbound_id
 
-    monkeypatch.setattr(imap_module, "accept", watching_accept)
+    monkeypatch.setattr("gateway.inbound.imap.accept", watching_accept)
     assert make_poller().poll_once() == 1
 
     assert flags_around_store == [set(), set()], "fetching must not mark the message, nor storing it"
@@ -288,21 +283,23 @@ def test_a_second_poll_stores_nothing_new(dovecot: Dovecot, folder: str, site: C
     assert stored_count(site) == 2
 
 
-def test_idle_picks_up_a_message_appended_from_another_connection(dovecot: Dovecot, folder: str,
-                                                                  site: Context) -> None:
+def test_idle_picks_up_a_message_appended_from_another_connection(
+        dovecot: Dovecot, folder: str, site: Context, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="imapclient")  # the commands the poller sends
     pollers = start_pollers(site)  # poll_seconds is 300: only IDLE can bring the mail in time
     try:
         assert [p.mailbox.address for p in pollers] == [SUPPORT]
         wait_until(lambda: _state(site) is not None)  # its first poll is done; it is idling
         append(dovecot, folder, "Sent while idling")
         wait_until(lambda: stored_count(site) == 1)
-        logouts = dovecot.logouts()
     finally:
         for poller in pollers:
             poller.stop()
 
     assert not [t for t in threading.enumerate() if t.name == f"imap-{SUPPORT}"]
-    wait_until(lambda: dovecot.logouts() == logouts + 1)  # it left IDLE and said LOGOUT, not just hung up
+    said = [r.getMessage() for r in caplog.records if r.threadName == f"imap-{SUPPORT}"]
+    assert any(" DONE" in line for line in said) and any(" LOGOUT" in line for line in said), \
+        "stop() leaves IDLE and logs out rather than hanging up"
     process_pending(site)
     assert request_subjects(site) == ["Sent while idling"]
 
@@ -314,7 +311,7 @@ def test_a_uidvalidity_change_neither_loses_nor_duplicates_requests(
     before = make_poller()
     assert before.poll_once() == 2
     before.stop()
-    old_validity = _state(site)
+    old_state = _state(site)
     # The folder is rebuilt (a migration): one message keeps its keyword, one loses its flags, one is new.
     with dovecot.client() as client:
         client.delete_folder(folder)
@@ -325,7 +322,8 @@ def test_a_uidvalidity_change_neither_loses_nor_duplicates_requests(
 
     assert make_poller().poll_once() == 2, "the one with $Gateway is skipped"
 
-    assert _state(site) != old_validity
+    new_state = _state(site)
+    assert old_state and new_state and new_state[0] != old_state[0], "Dovecot gave the new folder a new UIDVALIDITY"
     outcomes = process_pending(site)
     assert sorted(o.status for o in outcomes) == ["duplicate", "processed", "processed", "processed"]
     assert request_subjects(site) == ["Kept", "Lost flags", "New"]
@@ -337,16 +335,15 @@ def test_a_connection_cut_mid_fetch_loses_nothing_and_creates_no_duplicate_reque
         monkeypatch: pytest.MonkeyPatch) -> None:
     for subject in ("One", "Two", "Three"):
         append(dovecot, folder, subject)
-    real_accept = imap_module.accept
     calls = itertools.count(1)
 
     def accept_then_cut(*args: Any, **kwargs: Any) -> int:
-        inbound_id = real_accept(*args, **kwargs)
+        inbound_id = accept(*args, **kwargs)
         if next(calls) == 2:  # "Two" is stored, not yet flagged
             dovecot.cut_connections()
         return inbound_id
 
-    monkeypatch.setattr(imap_module, "accept", accept_then_cut)
+    monkeypatch.setattr("gateway.inbound.imap.accept", accept_then_cut)
     poller = make_poller()
     with pytest.raises((OSError, imaplib.IMAP4.error)):
         poller.poll_once()

@@ -88,7 +88,7 @@ class ParsedMail:
         return found
 
     def as_json(self) -> dict[str, Any]:
-        from gateway.commands import split_commands
+        from gateway.commands.grammar import split_commands
 
         commands, _rest = split_commands(self.reply_text)
         return {

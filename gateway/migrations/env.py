@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import gateway.orders.models  # noqa: F401  (the order tables join the metadata)
 from gateway.models import Base
 
 connection = context.config.attributes["connection"]

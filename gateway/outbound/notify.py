@@ -29,35 +29,49 @@ class Mailer:
     settings: Settings
     outbox_ids: list[int] = field(default_factory=list)
 
-    def over_limit(self, request: Request, recipient: str) -> bool:
-        since = utcnow() - timedelta(hours=1)
-        sent = self.session.scalar(select(func.count(Outbox.id)).where(
-            Outbox.recipient == recipient, Outbox.request_id == request.id, Outbox.created_at >= since))
-        return (sent or 0) >= self.settings.mails_per_hour
+    def recent(self, recipient: str, *, request: Request | None = None, topic: str | None = None) -> int:
+        """Mails written to ``recipient`` in the last hour, for one request or one topic."""
+        query = select(func.count(Outbox.id)).where(
+            Outbox.recipient == recipient, Outbox.created_at >= utcnow() - timedelta(hours=1))
+        if request is not None:
+            query = query.where(Outbox.request_id == request.id)
+        if topic is not None:
+            query = query.where(Outbox.topic == topic)
+        return self.session.scalar(query) or 0
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated") -> None:
-        """One mail to one participant, unless their address fails or the hourly limit is reached."""
-        person = participant.person
-        if person is not None and person.failing_since is not None:
+        """One mail about a request to one participant, Reply-To their own token, within the hourly limit."""
+        if participant.person is not None and participant.person.failing_since is not None:
             return
-        if self.over_limit(request, participant.email):
+        if self.recent(participant.email, request=request) >= self.settings.mails_per_hour:
             record_event(request, "rate-limited",
                          f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
             return
-        locale = (person.locale if person else None) or self.settings.locale
         token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
-        reply_to = reply_address(request.mailbox.split("@")[0], self.settings.domain, token)
+        self.write(event, audience, context, mailbox=request.mailbox, recipient=participant.email,
+                   reply_to=reply_address(request.mailbox.split("@")[0], self.settings.domain, token),
+                   person=participant.person, request=request, auto_submitted=auto_submitted)
+
+    def write(self, event: str, audience: str, context: dict[str, Any], *, mailbox: str, recipient: str,
+              reply_to: str, person: Person | None, request: Request | None = None,
+              auto_submitted: str = "auto-generated", original: bytes | None = None, topic: str = "") -> None:
+        """Render, compose and queue one mail; the lower-level door for mails outside a request too."""
+        locale = (person.locale if person else None) or self.settings.locale
         rendered = render_mail(self.settings.home, event, audience, locale, {
-            **context, "request": request, "recipient": participant, "site_name": self.settings.site_name,
-            "base_url": self.settings.base_url})
+            **context, "request": request, "site_name": self.settings.site_name,
+            "base_url": self.settings.base_url, "recipient_email": recipient,
+            "recipient_name": person.name if person else ""})
         message_id = new_message_id(self.settings)
-        raw = compose(self.settings, request, recipient=participant.email, reply_to=reply_to,
-                      rendered=rendered, message_id=message_id, auto_submitted=auto_submitted)
-        row = Outbox(request_id=request.id, sender=request.mailbox, recipient=participant.email,
-                     template=f"{event}.{audience}", message_id=message_id, raw=raw)
+        raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
+                      message_id=message_id, number=request.id if request else None,
+                      root_message_id=request.root_message_id if request else None,
+                      auto_submitted=auto_submitted, original=original)
+        row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient,
+                     template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw)
         self.session.add(row)
-        self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
+        if request is not None:
+            self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
         self.session.flush()
         self.outbox_ids.append(row.id)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -33,6 +34,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=20), nullable=False),
     sa.Column('locale', sa.String(length=5), nullable=True),
     sa.Column('failing_since', sa.DateTime(), nullable=True),
+    sa.Column('invoice_enabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email')
@@ -56,9 +58,13 @@ def upgrade() -> None:
     sa.Column('expected_response', sa.String(length=20), nullable=True),
     sa.Column('sticky_private', sa.Boolean(), nullable=False),
     sa.Column('root_message_id', sa.String(length=998), nullable=True),
+    sa.Column('product_id', sa.Integer(), nullable=True),
+    sa.Column('delivery_ref', sa.String(length=200), nullable=True),
+    sa.Column('unread', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['people.id'], ),
+    sa.ForeignKeyConstraint(['product_id'], ['products.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('events',
@@ -113,6 +119,7 @@ def upgrade() -> None:
     sa.Column('sender', sa.String(length=320), nullable=False),
     sa.Column('recipient', sa.String(length=320), nullable=False),
     sa.Column('template', sa.String(length=100), nullable=False),
+    sa.Column('topic', sa.String(length=200), nullable=False),
     sa.Column('message_id', sa.String(length=998), nullable=False),
     sa.Column('raw', sa.LargeBinary(), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),

@@ -1,0 +1,85 @@
+"""Helpdesk commands: status, assignment, labels, observers, expected response, product, delivery."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gateway.commands.grammar import Command
+from gateway.commands.registry import CommandContext, CommandError, handles
+from gateway.helpdesk import find_person, join, record_event
+from gateway.models import Label, Product
+
+
+@handles("status")
+def set_status(context: CommandContext, command: Command) -> None:
+    status = command.args.lower()
+    request = context.request
+    if request.kind == "order" and status != "in-progress":
+        raise CommandError(command.line, "an order's status changes with #confirm, #decline, #ship, #complete")
+    if request.status != status:
+        record_event(request, "status", f"{request.status} -> {status} by {context.author.email}")
+        request.status = status
+
+
+@handles("assign")
+def assign(context: CommandContext, command: Command) -> None:
+    target = command.args.lower()
+    if target == "all":
+        context.request.assignee = None
+        record_event(context.request, "assignment", f"everyone, by {context.author.email}")
+        return
+    email = context.author.email if target == "me" else target
+    person = find_person(context.session, email)
+    if person is None or person.role != "coordinator":
+        raise CommandError(command.line, f"{email} is not a coordinator")
+    context.request.assignee = person
+    record_event(context.request, "assignment", f"{email}, by {context.author.email}")
+
+
+@handles("label")
+def label(context: CommandContext, command: Command) -> None:
+    if command.args not in {existing.name for existing in context.request.labels}:
+        context.request.labels.append(Label(name=command.args))
+
+
+@handles("unlabel")
+def unlabel(context: CommandContext, command: Command) -> None:
+    context.request.labels[:] = [existing for existing in context.request.labels if existing.name != command.args]
+
+
+@handles("observer")
+def observer(context: CommandContext, command: Command) -> None:
+    action, email = command.args.split(None, 1)
+    email = email.strip().lower()
+    request = context.request
+    if action.lower() == "remove":
+        found = next((p for p in request.participants if p.email == email and p.role == "observer"), None)
+        if found is None:
+            raise CommandError(command.line, f"{email} is not an observer of this request")
+        found.active = False
+        record_event(request, "observer", f"{email} removed by {context.author.email}")
+        return
+    person = find_person(context.session, email)
+    participant = join(context.session, request, email, role="observer", person=person, mail_only=person is None)
+    record_event(request, "observer", f"{email} added by {context.author.email}")
+    if person is not None:
+        context.mailer.send(request, participant, "observer_added", "coordinator", {"added_by": context.author.email})
+
+
+@handles("expect")
+def expect(context: CommandContext, command: Command) -> None:
+    value = command.args.lower()
+    context.request.expected_response = None if value == "none" else value
+
+
+@handles("product")
+def product(context: CommandContext, command: Command) -> None:
+    found = context.session.scalars(select(Product).where(Product.sku == command.args)).first()
+    if found is None:
+        raise CommandError(command.line, f"no product with SKU {command.args} (see `gateway products add`)")
+    context.request.product = found
+
+
+@handles("delivery")
+def delivery(context: CommandContext, command: Command) -> None:
+    context.request.delivery_ref = command.args

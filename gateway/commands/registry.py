@@ -1,0 +1,65 @@
+"""Applying commands: a table of handlers by name, all or nothing.
+
+A handler changes state inside the transaction and raises ``CommandError`` when the
+command cannot apply (an unknown address, an order that is not paid); the pipeline
+then rolls the whole mail back and answers its sender with an error mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from gateway.commands.grammar import Command
+from gateway.helpdesk import Author
+from gateway.models import Comment, Request
+from gateway.outbound.notify import Mailer
+from gateway.settings import Settings
+
+
+class CommandError(Exception):
+    """This command line cannot apply; the message says why, for the sender's error mail."""
+
+    def __init__(self, line: str, reason: str) -> None:
+        super().__init__(f"{line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class CommandContext:
+    session: Session
+    settings: Settings
+    mailer: Mailer
+    request: Request
+    author: Author
+    comment: Comment | None
+
+
+Handler = Callable[[CommandContext, Command], None]
+HANDLERS: dict[str, Handler] = {}
+# Read before the comment is written: they decide what the comment is.
+COMMENT_SHAPING = frozenset({"private", "public", "note"})
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        HANDLERS[name] = handler
+        return handler
+
+    return register
+
+
+def implemented() -> frozenset[str]:
+    """Every command this installation can apply."""
+    import gateway.commands.helpdesk  # noqa: F401  (registers its handlers)
+
+    return frozenset(HANDLERS) | COMMENT_SHAPING
+
+
+def apply_commands(context: CommandContext, commands: list[Command]) -> None:
+    for command in commands:
+        if command.name not in COMMENT_SHAPING:
+            HANDLERS[command.name](context, command)

@@ -1,0 +1,164 @@
+"""What one parsed message does to the state: a new request, a comment with its commands,
+an event for a robot, a failing address for a bounce, or the inbox for ``#list``.
+
+Runs inside the processing transaction; returns the decision for the log line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.commands.grammar import BadCommand, check_commands, split_commands
+from gateway.commands.registry import CommandContext, CommandError, apply_commands, implemented
+from gateway.helpdesk import (
+    Author,
+    add_comment,
+    apply_automatic_effects,
+    default_visibility,
+    find_person,
+    join,
+    open_request,
+    record_event,
+    upsert_person,
+)
+from gateway.inbound.attachments import keep_attachments
+from gateway.inbound.classify import suppresses_auto_response
+from gateway.inbound.incoming import Incoming
+from gateway.inbound.listing import answer_list, is_list_command
+from gateway.inbound.parse import ParsedMail
+from gateway.inbound.thread import find_thread
+from gateway.models import MessageRef, Person, Request, utcnow
+from gateway.outbound.compose import new_message_id
+from gateway.outbound.notify import notify_comment, notify_new_request, tell_team
+
+_OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
+
+
+class CommandsRefused(Exception):
+    """Some command lines of the mail are bad: nothing of the mail may apply."""
+
+    def __init__(self, author: str, request: Request | None, bad: list[BadCommand]) -> None:
+        super().__init__("; ".join(f"{b.line}: {b.reason}" for b in bad))
+        self.author = author
+        self.request_id = request.id if request else None
+        self.bad = bad
+
+
+def apply_message(incoming: Incoming) -> str:
+    parsed = incoming.parsed
+    if not incoming.sender:
+        raise ValueError("the message has no sender address")
+    thread = find_thread(incoming.session, parsed, list(json.loads(incoming.row.envelope_to or "[]")),
+                         incoming.settings.secret_key)
+    if parsed.auto == "bounce":
+        return _apply_bounce(incoming)
+    if parsed.auto is not None:
+        if thread.request is None:
+            return f"{parsed.auto} ({parsed.classification.reason}) with no request: kept, not answered"
+        record_event(thread.request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
+        incoming.row.request_id = thread.request.id
+        return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
+    person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None)
+    person.failing_since = None
+    if thread.request is None:
+        if is_list_command(incoming, person):
+            return answer_list(incoming, person)
+        return _open(incoming, person)
+    assert thread.author is not None
+    author = thread.author
+    if author.participant is None and not author.unverified:
+        participant = join(incoming.session, thread.request, incoming.sender, role=author.role, person=person)
+        author = Author(author.email, author.role, participant)
+    return _comment(incoming, thread.request, author, thread.via)
+
+
+def _open(incoming: Incoming, person: Person) -> str:
+    parsed, session = incoming.parsed, incoming.session
+    request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
+                                      parsed.message_id or new_message_id(incoming.settings))
+    author = Author(incoming.sender, "requester", requester)
+    comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
+                          inbound_id=incoming.row.id)
+    keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
+    remember_message_id(session, parsed, request)
+    incoming.row.request_id = request.id
+    notify_new_request(incoming.mailer, request, comment, requester,
+                       acknowledge=not suppresses_auto_response(parsed.message), defects=parsed.defects)
+    return f"new {request.kind} request #{request.id} from {incoming.sender}"
+
+
+def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> str:
+    parsed, session = incoming.parsed, incoming.session
+    commands, rest = split_commands(parsed.reply_text)
+    if author.unverified or author.role in ("requester", "unknown"):
+        commands, rest = [], parsed.reply_text
+    bad = check_commands(commands, author.role, implemented())
+    if bad:
+        raise CommandsRefused(author.email, request, bad)
+    visibility = default_visibility(request, author)
+    for command in commands:
+        if command.name in ("private", "public"):
+            visibility = command.name
+        elif command.name == "note":
+            visibility, rest = "note", "\n\n".join(part for part in (command.args, rest) if part)
+    incoming.row.request_id = request.id
+    remember_message_id(session, parsed, request)
+    comment = None
+    if rest:
+        comment = add_comment(session, request, author, rest, visibility=visibility, inbound_id=incoming.row.id)
+        keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
+        apply_automatic_effects(request, author, visibility)
+    context = CommandContext(session, incoming.settings, incoming.mailer, request, author, comment)
+    try:
+        apply_commands(context, commands)
+    except CommandError as error:
+        raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
+    if comment is not None:
+        notify_comment(incoming.mailer, request, comment, author, parsed.defects)
+    flag = " unverified sender" if author.unverified else ""
+    done = f"{visibility} comment" if comment is not None else "no comment"
+    applied = f", commands {' '.join('#' + c.name for c in commands)}" if commands else ""
+    return f"{done} on #{request.id} by {author.role} {author.email}{flag} (via {via}){applied}"
+
+
+def remember_message_id(session: Session, parsed: ParsedMail, request: Request) -> None:
+    if parsed.message_id and session.scalars(
+            select(MessageRef.id).where(MessageRef.message_id == parsed.message_id)).first() is None:
+        session.add(MessageRef(message_id=parsed.message_id, request_id=request.id))
+
+
+def is_our_returning_message(session: Session, parsed: ParsedMail) -> bool:
+    """One of the mails we sent came back to us (a forwarding loop): never process it again."""
+    if not parsed.message_id:
+        return False
+    ref = session.scalars(select(MessageRef).where(MessageRef.message_id == parsed.message_id)).first()
+    return ref is not None and ref.outgoing
+
+
+def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Request | None:
+    """The request of the mail that bounced: one of our Message-IDs quoted in the report."""
+    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(parsed.message.as_string()) if m.group(1) == domain]
+    if not ours:
+        return None
+    ref = session.scalars(select(MessageRef).where(MessageRef.message_id.in_(ours))).first()
+    return session.get(Request, ref.request_id) if ref else None
+
+
+def _apply_bounce(incoming: Incoming) -> str:
+    session = incoming.session
+    request = _bounced_request(session, incoming.parsed, incoming.settings.domain)
+    failed = [r for r in incoming.parsed.classification.failed_recipients if r.status.startswith("5")]
+    for recipient in failed:
+        person = find_person(session, recipient.address)
+        if person is not None and person.failing_since is None:
+            person.failing_since = utcnow()
+        if request is not None:
+            record_event(request, "bounce", f"{recipient.address} {recipient.status} {recipient.diagnostic}")
+            tell_team(incoming.mailer, request, "bounce", {"address": recipient.address, "status": recipient.status,
+                                                            "diagnostic": recipient.diagnostic})
+    addresses = ", ".join(r.address for r in failed) or "no permanent failure"
+    return f"delivery report ({addresses})" + (f" for request #{request.id}" if request else "")

@@ -1,0 +1,28 @@
+"""One message on its way through the pipeline, with the handles every step needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from gateway.inbound.parse import ParsedMail
+from gateway.models import Inbound
+from gateway.outbound.notify import Mailer
+from gateway.settings import Mailbox, Settings
+
+
+@dataclass
+class Incoming:
+    session: Session
+    settings: Settings
+    mailer: Mailer
+    row: Inbound
+    parsed: ParsedMail
+    mailbox: Mailbox
+    key: str  # what makes it apply once (see ``process.dedupe_key``)
+    raw: bytes
+
+    @property
+    def sender(self) -> str:
+        return self.parsed.sender.address if self.parsed.sender else self.row.envelope_from.lower()

@@ -1,0 +1,3 @@
+"""Order tables (DESIGN "Orders"); imported by the migrations' environment with ``gateway.models``."""
+
+from __future__ import annotations
