@@ -17,6 +17,13 @@ class UserError(Exception):
     """A failure the user can fix; printed as one line on stderr, exit status 1."""
 
 
+class UsageError(Exception):
+    """Bad usage: exit status 2."""
+
+
+AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load(args.config, getattr(args, "data", None))
     return settings.with_overrides(smtp_port=getattr(args, "smtp_port", None),
@@ -152,10 +159,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay(_settings(args), args.number, failed=args.failed, as_json=args.json)
 
 
-class UsageError(Exception):
-    """Bad usage: exit status 2."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="An email-first helpdesk and order gateway.")
     common = argparse.ArgumentParser(add_help=False)
@@ -212,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--failed", action="store_true", help="every message whose processing failed")
     replay.add_argument("--data", help="data folder")
     replay.add_argument("--json", action="store_true")
+    from gateway.orders.cli import register_order_commands
+
+    register_order_commands(add)
     return parser
 
 
