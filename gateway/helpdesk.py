@@ -85,15 +85,6 @@ class Author:
     unverified: bool = False
 
 
-def default_visibility(request: Request, author: Author) -> str:
-    """Private after a private team comment, until someone of the team says ``#public``."""
-    if author.unverified:
-        return "private"
-    if author.role in TEAM_ROLES and request.sticky_private:
-        return "private"
-    return "public"
-
-
 def add_comment(session: Session, request: Request, author: Author, text: str, *, visibility: str,
                 source: str = "email", inbound_id: int | None = None) -> Comment:
     comment = Comment(request=request, author_email=author.email, author_role=author.role,
@@ -101,25 +92,10 @@ def add_comment(session: Session, request: Request, author: Author, text: str, *
                       inbound_id=inbound_id)
     session.add(comment)
     request.updated_at = utcnow()
-    if author.role in TEAM_ROLES and visibility in ("public", "private"):
-        request.sticky_private = visibility == "private"
     return comment
 
 
-def apply_automatic_effects(request: Request, author: Author, visibility: str) -> None:
-    """Status and expected-response flips a comment causes by itself (before any command)."""
-    if author.unverified or visibility == "note":
-        return
-    if author.role == "requester":
-        request.expected_response = "coordinator"
-        if request.status == "resolved":
-            request.status = "in-progress"
-    elif author.role == "supplier":
-        request.expected_response = "coordinator"
-    elif author.role == "coordinator" and visibility == "public":
-        request.expected_response = "customer"
-        if request.status in ("new", "pending"):
-            request.status = "in-progress"
-    elif author.role == "coordinator" and any(
-            p.role == "supplier" and p.active for p in request.participants):
-        request.expected_response = "supplier"
+def remember_visibility(request: Request, comment: Comment) -> None:
+    """A private team comment makes the next ones private too, until one is public again."""
+    if comment.author_role in TEAM_ROLES and comment.visibility in ("public", "private"):
+        request.sticky_private = comment.visibility == "private"

@@ -223,3 +223,17 @@ class ImapState(Base):
     folder: Mapped[str] = mapped_column(String(200))
     uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RuleMatch(Base):
+    """A rule that matched while processing a message: which, on what event, why, and what it did."""
+
+    __tablename__ = "rule_matches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), default=None)
+    rule: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(20))
+    why: Mapped[str] = mapped_column(Text)
+    did: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

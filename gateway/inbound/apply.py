@@ -17,12 +17,11 @@ from gateway.commands.registry import CommandContext, CommandError, apply_comman
 from gateway.helpdesk import (
     Author,
     add_comment,
-    apply_automatic_effects,
-    default_visibility,
     find_person,
     join,
     open_request,
     record_event,
+    remember_visibility,
     upsert_person,
 )
 from gateway.inbound.attachments import keep_attachments
@@ -34,6 +33,8 @@ from gateway.inbound.thread import find_thread
 from gateway.models import MessageRef, Person, Request, utcnow
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import notify_comment, notify_new_request, tell_team
+from gateway.rules.actions import RuleContext
+from gateway.rules.engine import run_rules
 
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
 
@@ -86,6 +87,8 @@ def _open(incoming: Incoming, person: Person) -> str:
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     remember_message_id(session, parsed, request)
     incoming.row.request_id = request.id
+    run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
+              inbound_id=incoming.row.id)
     notify_new_request(incoming.mailer, request, comment, requester,
                        acknowledge=not suppresses_auto_response(parsed.message), defects=parsed.defects)
     return f"new {request.kind} request #{request.id} from {incoming.sender}"
@@ -99,28 +102,35 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
     bad = check_commands(commands, author.role, implemented())
     if bad:
         raise CommandsRefused(author.email, request, bad)
-    visibility = default_visibility(request, author)
-    for command in commands:
-        if command.name in ("private", "public"):
-            visibility = command.name
-        elif command.name == "note":
-            visibility, rest = "note", "\n\n".join(part for part in (command.args, rest) if part)
+    explicit = next((c.name for c in reversed(commands) if c.name in ("private", "public")), None)
+    visibility = "private" if author.unverified else (explicit or "public")
+    if any(c.name == "note" for c in commands):
+        note = next(c for c in commands if c.name == "note")
+        visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
     incoming.row.request_id = request.id
     remember_message_id(session, parsed, request)
     comment = None
+    rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
     if rest:
         comment = add_comment(session, request, author, rest, visibility=visibility, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
-        apply_automatic_effects(request, author, visibility)
-    context = CommandContext(session, incoming.settings, incoming.mailer, request, author, comment)
+        rules.comment = comment
+        run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)
+        remember_visibility(request, comment)
+    status, assignee = request.status, request.assignee_id
     try:
-        apply_commands(context, commands)
+        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment),
+                       commands)
     except CommandError as error:
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
+    if request.status != status:
+        run_rules(rules, "status", inbound_id=incoming.row.id, previous_status=status)
+    if request.assignee_id != assignee:
+        run_rules(rules, "assignment", inbound_id=incoming.row.id)
     if comment is not None:
         notify_comment(incoming.mailer, request, comment, author, parsed.defects)
     flag = " unverified sender" if author.unverified else ""
-    done = f"{visibility} comment" if comment is not None else "no comment"
+    done = f"{comment.visibility} comment" if comment is not None else "no comment"
     applied = f", commands {' '.join('#' + c.name for c in commands)}" if commands else ""
     return f"{done} on #{request.id} by {author.role} {author.email}{flag} (via {via}){applied}"
 

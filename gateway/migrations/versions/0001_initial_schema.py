@@ -172,6 +172,22 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['request_id'], ['requests.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('rule_matches',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
+    sa.Column('rule', sa.String(length=200), nullable=False),
+    sa.Column('event', sa.String(length=20), nullable=False),
+    sa.Column('why', sa.Text(), nullable=False),
+    sa.Column('did', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['inbound_id'], ['inbound.id'], ),
+    sa.ForeignKeyConstraint(['request_id'], ['requests.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rule_matches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rule_matches_request_id'), ['request_id'], unique=False)
+
     op.create_table('comment_attachments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('comment_id', sa.Integer(), nullable=False),
@@ -186,6 +202,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('comment_attachments')
+    with op.batch_alter_table('rule_matches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rule_matches_request_id'))
+
+    op.drop_table('rule_matches')
     op.drop_table('comments')
     op.drop_table('applied_messages')
     op.drop_table('participants')
