@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.rules.loader import RuleFileError
 from gateway.settings import ConfigError, Settings, load
 
 
@@ -98,6 +99,9 @@ def cmd_requests(args: argparse.Namespace) -> int:
                 _print_request(detail)
             return 0
         requests = [request_summary(r) for r in load_requests(session, args.kind, args.status)]
+    if args.sort == "expected":
+        order = {"coordinator": 0, "supplier": 1, "customer": 2}
+        requests.sort(key=lambda r: order.get(r["expected_response"] or "", 3))
     if args.json:
         _print_json(requests)
     else:
@@ -118,6 +122,31 @@ def _print_request(detail: dict[str, Any]) -> None:
         print(comment["text"])
     for event in detail["events"]:
         print(f"\n* {event['created_at']} {event['kind']}: {event['detail']}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from gateway.check import check_home
+
+    report = check_home(_settings(args))
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"home {report['home']}: {len(report['mailboxes'])} mailboxes, {report['rules']} rules, "
+              f"{report['templates']} templates: ok")
+    return 0
+
+
+def cmd_comments(args: argparse.Namespace) -> int:
+    from gateway.context import open_context
+    from gateway.helpdesk import change_visibility
+
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        try:
+            print(change_visibility(session, args.comment_id, args.visibility))
+        except LookupError as error:
+            raise UserError(str(error)) from error
+    return 0
 
 
 def cmd_people(args: argparse.Namespace) -> int:
@@ -185,12 +214,22 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--mailbox", help="the mailbox address they were sent to (default: the first one)")
     imp.add_argument("--data", help="data folder")
     imp.add_argument("--json", action="store_true", help="print the counts as JSON")
+    check = add("check", cmd_check, "validate a home (config, mailboxes, rules, templates) without starting")
+    check.add_argument("--json", action="store_true")
+    comments = add("comments", cmd_comments, "change comments afterwards")
+    comments.add_argument("--data", help="data folder")
+    comment_actions = comments.add_subparsers(dest="action", required=True, metavar="ACTION")
+    visibility = comment_actions.add_parser("visibility", help="make a comment public or private")
+    visibility.add_argument("comment_id", type=int, metavar="COMMENT_ID")
+    visibility.add_argument("visibility", choices=["public", "private"])
     requests = add("requests", cmd_requests, "list or show requests")
     requests.add_argument("--data", help="data folder")
     actions = requests.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the inbox, newest first")
     listing.add_argument("--kind", choices=["helpdesk", "order"])
     listing.add_argument("--status")
+    listing.add_argument("--sort", choices=["newest", "expected"], default="newest",
+                         help="newest first (default), or those waiting on the coordinators first")
     listing.add_argument("--json", action="store_true")
     show = actions.add_parser("show", help="one request whole")
     show.add_argument("number", type=int, metavar="NUMBER")
@@ -234,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"gateway: error: {error}", file=sys.stderr)
         return 2
-    except (UserError, ConfigError) as error:
+    except (UserError, ConfigError, RuleFileError) as error:
         print(f"gateway: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

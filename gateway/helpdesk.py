@@ -99,3 +99,22 @@ def remember_visibility(request: Request, comment: Comment) -> None:
     """A private team comment makes the next ones private too, until one is public again."""
     if comment.author_role in TEAM_ROLES and comment.visibility in ("public", "private"):
         request.sticky_private = comment.visibility == "private"
+
+
+def change_visibility(session: Session, comment_id: int, visibility: str) -> str:
+    """Make a comment public or private afterwards; a public comment already mailed stays known."""
+    comment = session.get(Comment, comment_id)
+    if comment is None or comment.visibility == "note":
+        raise LookupError(f"no comment {comment_id}: `gateway requests show N --json` lists comment ids")
+    if comment.unverified_sender and visibility == "public":
+        raise LookupError(f"comment {comment_id} is from an unverified sender: it stays private")
+    if comment.visibility == visibility:
+        return f"comment {comment_id} is already {visibility}"
+    was_mailed = comment.visibility == "public" and any(
+        p.role == "requester" for p in comment.request.participants)
+    comment.visibility = visibility
+    detail = f"comment {comment_id} made {visibility}"
+    if visibility == "private" and was_mailed:
+        detail += "; it was public, so the customer has already seen it"
+    record_event(comment.request, "visibility", detail)
+    return detail

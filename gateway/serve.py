@@ -11,7 +11,6 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import Any
 
 import dramatiq
 import uvicorn
@@ -19,7 +18,9 @@ from sqlalchemy import select
 
 from gateway.broker import configure, start_worker
 from gateway.context import Context, open_context
+from gateway.inbound.imap import start_pollers
 from gateway.models import Inbound, Outbox
+from gateway.rules.loader import load_rules
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -65,6 +66,7 @@ def serve(settings: Settings) -> int:
     from gateway.inbound.smtp import start_smtp
     from gateway.web.app import create_app
 
+    load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
     context = open_context(settings)
     broker = configure(settings)
     worker = start_worker(broker, threads=2 if context.engine.dialect.name == "sqlite" else 4)
@@ -76,7 +78,7 @@ def serve(settings: Settings) -> int:
                                         log_level="warning", lifespan="off"))
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()
-    pollers = _start_pollers(context)
+    pollers = start_pollers(context)
     print(f"gateway: SMTP on {settings.smtp_host}:{settings.smtp_port}, web on http://{settings.http_host}:"
           f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
@@ -90,10 +92,6 @@ def serve(settings: Settings) -> int:
     web_thread.join(timeout=10)
     log.info("stopped")
     return 0
-
-
-def _start_pollers(context: Context) -> list[Any]:
-    return []
 
 
 def run_worker(settings: Settings, threads: int) -> int:

@@ -73,6 +73,12 @@ class Settings:
     relay: Relay | None = None
     mails_per_hour: int = 20
     mailboxes: tuple[Mailbox, ...] = field(default_factory=tuple)
+    quote_validity_days: int = 30
+    api_key: str = ""
+    payment_provider: str = "manual"  # manual | fake-card | stripe: who charges card payments
+    default_payment_method: str = "transfer"  # card | transfer | cash | invoice, for orders that name none
+    stripe_api_key: str = ""
+    stripe_api_base: str = ""  # "" = Stripe's own; tests point it at recorded responses
 
     @property
     def db_url(self) -> str:
@@ -105,6 +111,8 @@ _ENVIRONMENT = {
     "GATEWAY_BASE_URL": "base_url",
     "GATEWAY_DATA_DIR": "data_dir",
 }
+_PAYMENT_PROVIDERS = ("manual", "fake-card", "stripe")
+_PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")
 _DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
 
 
@@ -184,6 +192,18 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         if not mailbox.address.endswith("@" + domain):
             raise ConfigError(f"mailbox {mailbox.address} is not on the gateway's domain {domain}")
     data = Path(section.get("data_dir", "var"))
+    orders = {**raw.get("orders", {})}
+    payments = {**raw.get("payments", {})}
+    if os.environ.get("GATEWAY_API_KEY"):
+        orders["api_key"] = os.environ["GATEWAY_API_KEY"]
+    if os.environ.get("GATEWAY_STRIPE_API_KEY"):
+        payments["stripe_api_key"] = os.environ["GATEWAY_STRIPE_API_KEY"]
+    provider = str(payments.get("provider", "manual"))
+    if provider not in _PAYMENT_PROVIDERS:
+        raise ConfigError(f"[payments] provider is {provider!r}; use one of {', '.join(_PAYMENT_PROVIDERS)}")
+    method = str(payments.get("default_method", "transfer"))
+    if method not in _PAYMENT_METHODS:
+        raise ConfigError(f"[payments] default_method is {method!r}; use one of {', '.join(_PAYMENT_METHODS)}")
     return Settings(
         home=home,
         domain=domain,
@@ -204,4 +224,10 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         relay=relay,
         mails_per_hour=int(section.get("mails_per_hour", 20)),
         mailboxes=mailboxes,
+        quote_validity_days=int(orders.get("quote_validity_days", 30)),
+        api_key=str(orders.get("api_key", section.get("api_key", ""))),
+        payment_provider=provider,
+        default_payment_method=method,
+        stripe_api_key=str(payments.get("stripe_api_key", "")),
+        stripe_api_base=str(payments.get("stripe_api_base", "")),
     )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from gateway.models import Comment, Inbound, Request
+from gateway.models import Comment, Inbound, Request, RuleMatch
 
 
 def _time(value: datetime | None) -> str | None:
@@ -46,14 +46,19 @@ def _comment(comment: Comment) -> dict[str, Any]:
 
 def request_detail(session: Session, request: Request) -> dict[str, Any]:
     messages = session.scalars(select(Inbound).where(Inbound.request_id == request.id).order_by(Inbound.id)).all()
+    rules = session.scalars(select(RuleMatch).where(RuleMatch.request_id == request.id).order_by(RuleMatch.id)).all()
     return {
         **request_summary(request),
         "labels": [label.name for label in request.labels],
+        "product": request.product.sku if request.product else None,
+        "delivery": request.delivery_ref,
         "participants": [{"email": p.email, "name": p.name, "role": p.role, "mail_only": p.mail_only,
                           "active": p.active} for p in request.participants],
         "comments": [_comment(c) for c in request.comments if c.visibility != "note"],
         "notes": [_comment(c) for c in request.comments if c.visibility == "note"],
         "events": [{"kind": e.kind, "detail": e.detail, "created_at": _time(e.created_at)} for e in request.events],
+        "rules": [{"message": r.inbound_id, "rule": r.rule, "event": r.event, "why": r.why, "did": r.did}
+                  for r in rules],
         "messages": [{"id": m.id, "message_id": m.message_id, "status": m.status, "decision": m.decision}
                      for m in messages],
     }

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "",
-               sections: str = "") -> Path:
+               sections: str = "", include_supplier: bool = False) -> Path:
     """A site home with a helpdesk and an orders mailbox; ``extra`` goes into [gateway], ``sections`` after."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "gateway.toml"
@@ -67,6 +67,7 @@ site_name = "Boutique Test"
 [[mailboxes]]
 address = "support@shop.example"
 kind = "helpdesk"
+include_supplier = {"true" if include_supplier else "false"}
 
 [[mailboxes]]
 address = "orders@shop.example"
@@ -176,6 +177,12 @@ class Gateway:
 
     def mails_to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.outbox() if m["To"] == address]
+
+    def reply(self, sender: str, notification: EmailMessage, body: str) -> None:
+        """``sender`` answers ``notification`` from their mail client, to its Reply-To."""
+        self.send(mail(sender, reply_address(notification), f"Re: {notification['Subject']}", body,
+                       In_Reply_To=str(notification["Message-ID"])))
+        self.wait_idle()
 
     def show(self, number: int) -> dict[str, Any]:
         return dict(json.loads(self.cli("requests", "show", str(number), "--json").stdout))

@@ -28,7 +28,8 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "expect": (_COORDINATOR, re.compile(r"^(customer|coordinator|supplier|none)$", re.I)),
     "confirm": (_COORDINATOR, re.compile(r"^$")),
     "decline": (_COORDINATOR, re.compile(r"^.*$")),
-    "quote": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+[A-Za-z]{3})?$")),
+    # "#quote" alone takes its amount from the item lines below it ("2 x Page supplémentaire 150")
+    "quote": (_COORDINATOR, re.compile(r"^(?:\d+(?:[.,]\d{1,2})?(?:\s+[A-Za-z]{3})?|[A-Za-z]{3})?$")),
     "withdraw": (_COORDINATOR, re.compile(r"^$")),
     "payment": (_COORDINATOR, re.compile(r"^(card|transfer|cash|invoice)$", re.I)),
     "paid": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+\S+)?$")),

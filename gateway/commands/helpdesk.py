@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import Command
-from gateway.commands.registry import CommandContext, CommandError, handles
+from gateway.commands.registry import CommandContext, CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product
 
@@ -19,6 +20,15 @@ def set_status(context: CommandContext, command: Command) -> None:
     if request.status != status:
         record_event(request, "status", f"{request.status} -> {status} by {context.author.email}")
         request.status = status
+
+
+@validates("assign")
+def known_coordinator(session: Session, command: Command) -> str | None:
+    target = command.args.lower()
+    if target in ("all", "me"):
+        return None
+    person = find_person(session, target)
+    return None if person is not None and person.role == "coordinator" else f"{target} is not a coordinator"
 
 
 @handles("assign")
@@ -72,9 +82,20 @@ def expect(context: CommandContext, command: Command) -> None:
     context.request.expected_response = None if value == "none" else value
 
 
+def _product(session: Session, sku: str) -> Product | None:
+    return session.scalars(select(Product).where(Product.sku == sku)).first()
+
+
+@validates("product")
+def known_product(session: Session, command: Command) -> str | None:
+    if _product(session, command.args) is None:
+        return f"no product with SKU {command.args} (see `gateway products add`)"
+    return None
+
+
 @handles("product")
 def product(context: CommandContext, command: Command) -> None:
-    found = context.session.scalars(select(Product).where(Product.sku == command.args)).first()
+    found = _product(context.session, command.args)
     if found is None:
         raise CommandError(command.line, f"no product with SKU {command.args} (see `gateway products add`)")
     context.request.product = found

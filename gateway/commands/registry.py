@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from gateway.commands.grammar import Command
+from gateway.commands.grammar import BadCommand, Command
 from gateway.helpdesk import Author
 from gateway.models import Comment, Request
 from gateway.outbound.notify import Mailer
@@ -39,7 +39,9 @@ class CommandContext:
 
 
 Handler = Callable[[CommandContext, Command], None]
+Validator = Callable[[Session, Command], str | None]
 HANDLERS: dict[str, Handler] = {}
+VALIDATORS: dict[str, Validator] = {}
 # Read before the comment is written: they decide what the comment is.
 COMMENT_SHAPING = frozenset({"private", "public", "note"})
 
@@ -52,9 +54,30 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def validates(name: str) -> Callable[[Validator], Validator]:
+    """A check that needs the database (an address, a SKU), run on every line before anything applies,
+    so the error mail can name every bad line at once."""
+    def register(validator: Validator) -> Validator:
+        VALIDATORS[name] = validator
+        return validator
+
+    return register
+
+
+def lookup_problems(session: Session, commands: list[Command]) -> list[BadCommand]:
+    problems = []
+    for command in commands:
+        validator = VALIDATORS.get(command.name)
+        reason = validator(session, command) if validator else None
+        if reason:
+            problems.append(BadCommand(command.line, reason))
+    return problems
+
+
 def implemented() -> frozenset[str]:
     """Every command this installation can apply."""
     import gateway.commands.helpdesk  # noqa: F401  (registers its handlers)
+    import gateway.commands.orders  # noqa: F401
 
     return frozenset(HANDLERS) | COMMENT_SHAPING
 

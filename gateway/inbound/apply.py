@@ -13,7 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
-from gateway.commands.registry import CommandContext, CommandError, apply_commands, implemented
+from gateway.commands.registry import (
+    CommandContext,
+    CommandError,
+    apply_commands,
+    implemented,
+    lookup_problems,
+)
 from gateway.helpdesk import (
     Author,
     add_comment,
@@ -100,6 +106,8 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
     if author.unverified or author.role in ("requester", "unknown"):
         commands, rest = [], parsed.reply_text
     bad = check_commands(commands, author.role, implemented())
+    bad_lines = {b.line for b in bad}
+    bad += lookup_problems(session, [c for c in commands if c.line not in bad_lines])
     if bad:
         raise CommandsRefused(author.email, request, bad)
     explicit = next((c.name for c in reversed(commands) if c.name in ("private", "public")), None)

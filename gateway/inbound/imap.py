@@ -77,6 +77,8 @@ class ImapPoller:
 
     def start(self) -> None:
         """Run the watch loop in a daemon thread: a stuck server must never keep the process alive."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"the IMAP poller of {self.mailbox.address} is already running")
         self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name=f"imap-{self.mailbox.address}", daemon=True)
         self._thread.start()
@@ -123,6 +125,8 @@ class ImapPoller:
         Any wake-up ends the wait: new mail, a BYE, or a dead socket, which the poll
         that follows turns into an error and so into a reconnect.
         """
+        if self._stopping.is_set():
+            return
         client = self._connected()
         deadline = time.monotonic() + self.imap.poll_seconds
         if not client.has_capability("IDLE"):

@@ -2,11 +2,170 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
+import inspect
+import json
+import sys
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.cli import AddCommand
+    from gateway.context import Context
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from gateway.settings import load
+
+    return load(args.config, getattr(args, "data", None))
+
+
+def _deliver(context: Context, outbox_ids: list[int]) -> None:
+    """Send after the commit, as ``gateway replay`` does: a CLI has no worker of its own."""
+    from gateway.outbound.outbox import deliver
+
+    for outbox_id in outbox_ids:
+        deliver(context, outbox_id)
+
+
+def cmd_orders_create(args: argparse.Namespace) -> int:
+    from gateway.cli import UserError
+    from gateway.context import open_context
+    from gateway.orders.intake import FieldError, create_order, validate_order
+    from gateway.outbound.notify import Mailer
+
+    try:
+        payload = json.loads(Path(args.file).read_text(encoding="utf-8"), parse_float=Decimal)
+    except OSError as error:
+        raise UserError(f"cannot read {args.file}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise UserError(f"{args.file} is not JSON: {error}") from error
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        draft = validate_order(session, context.settings, payload)
+        if isinstance(draft, list):
+            errors: list[FieldError] = draft
+            raise UserError(f"{args.file}: " + "; ".join(f"{e.field or 'order'}: {e.message}" for e in errors))
+        order = create_order(session, context.settings, mailer, draft, source="manual")
+        line = f"order #{order.number} created for {order.customer.email}: {order.total} {order.currency}"
+    _deliver(context, mailer.outbox_ids)
+    print(line)
+    return 0
+
+
+def cmd_orders_ship(args: argparse.Namespace) -> int:
+    """Ship several orders at once, without a prompt; each one that cannot ship is named, the others ship."""
+    from gateway.context import open_context
+    from gateway.models import Request
+    from gateway.orders.card import OrderError, ensure_order
+    from gateway.orders.lifecycle import ship_order
+    from gateway.outbound.notify import Mailer
+
+    context = open_context(_settings(args))
+    failures: list[str] = []
+    outbox_ids: list[int] = []
+    for number in args.numbers:
+        with context.sessions() as session:
+            mailer = Mailer(session, context.settings)
+            request = session.get(Request, number)
+            try:
+                if request is None:
+                    raise OrderError(f"no order #{number}")
+                ship_order(mailer, ensure_order(session, request, context.settings), "gateway orders ship",
+                           args.tracking or "")
+            except OrderError as error:
+                session.rollback()
+                failures.append(str(error))
+                continue
+            session.commit()
+            outbox_ids.extend(mailer.outbox_ids)
+            print(f"order #{number} shipped" + (f" (tracking {args.tracking})" if args.tracking else ""))
+    _deliver(context, outbox_ids)
+    if failures:
+        from gateway.cli import UserError
+
+        raise UserError("; ".join(failures))
+    return 0
+
+
+def cmd_people_set(args: argparse.Namespace) -> int:
+    from gateway.cli import UserError
+    from gateway.context import open_context
+    from gateway.helpdesk import find_person, upsert_person
+
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        person = find_person(session, args.email) or upsert_person(session, args.email)
+        if args.invoice is None:
+            raise UserError("nothing to set: give --invoice yes|no")
+        person.invoice_enabled = args.invoice == "yes"
+        print(f"{person.email}: invoice payment {'enabled' if person.invoice_enabled else 'disabled'}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from gateway.cli import UserError
+    from gateway.context import open_context
+    from gateway.orders.stats import order_stats
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since)
+        except ValueError as error:
+            raise UserError(f"--since {args.since}: give a date as YYYY-MM-DD") from error
+    context = open_context(_settings(args))
+    with context.sessions() as session:
+        stats = order_stats(session, since.replace(tzinfo=None) if since else None)
+    if args.json:
+        json.dump(stats, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    rate = stats["quote_acceptance_rate"]
+    print(f"orders: {stats['orders']}" + (f" since {stats['since']}" if stats["since"] else ""))
+    for status, count in stats["by_status"].items():
+        print(f"  {status:<12} {count}")
+    print(f"quotes accepted: {stats['quotes_accepted']} of {stats['quotes_decided']} decided"
+          + (f" ({rate:.0%})" if rate is not None else ""))
+    print(f"median hours to first answer: {stats['median_hours_to_first_answer'] or '-'}, "
+          f"to decision: {stats['median_hours_to_decision'] or '-'}")
+    revenue = ", ".join(f"{amount} {currency}" for currency, amount in stats["revenue_confirmed"].items())
+    print(f"revenue confirmed: {revenue or 'none'}")
+    print(f"on-quote orders confirmed without a quote (left out): {stats['on_quote_confirmed_without_quote']}")
+    return 0
+
+
+def _people_actions(add: AddCommand) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
+    """The actions of ``gateway people``, which ``gateway.cli`` builds; ``set`` joins ``add`` there."""
+    sub = inspect.getclosurevars(add).nonlocals.get("sub")
+    people = sub.choices.get("people") if isinstance(sub, argparse._SubParsersAction) else None
+    if people is None:
+        return None
+    return next((a for a in people._actions if isinstance(a, argparse._SubParsersAction)), None)
 
 
 def register_order_commands(add: AddCommand) -> None:
     """Adds the order subcommands; ``add(name, handler, help)`` returns the subparser."""
+    orders = add("orders", cmd_orders_create, "create and ship orders")
+    orders.add_argument("--data", help="data folder")
+    actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="an order from a JSON file (the same fields as POST /api/orders)")
+    create.add_argument("file", metavar="FILE.json")
+    create.set_defaults(handler=cmd_orders_create)
+    ship = actions.add_parser("ship", help="mark confirmed orders shipped and tell their customers (no prompt)")
+    ship.add_argument("numbers", type=int, nargs="+", metavar="NUMBER")
+    ship.add_argument("--tracking", help="the tracking reference, given to the customers")
+    ship.set_defaults(handler=cmd_orders_ship)
+    people = _people_actions(add)
+    if people is not None:
+        person = people.add_parser("set", help="change an account's options")
+        person.add_argument("email", metavar="EMAIL")
+        person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
+        person.set_defaults(handler=cmd_people_set)
+    stats = add("stats", cmd_stats, "order statistics")
+    stats.add_argument("--data", help="data folder")
+    stats.add_argument("--since", metavar="DATE", help="only orders created on or after DATE (YYYY-MM-DD)")
+    stats.add_argument("--json", action="store_true", help="print them as JSON")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway.helpdesk import Author, coordinators, join, record_event
 from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request, utcnow
 from gateway.outbound.compose import compose, new_message_id
+from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail
 from gateway.settings import Settings
 from gateway.tokens import mint_reply_token, reply_address
@@ -48,10 +49,30 @@ class Mailer:
             record_event(request, "rate-limited",
                          f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
             return
-        token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
         self.write(event, audience, context, mailbox=request.mailbox, recipient=participant.email,
-                   reply_to=reply_address(request.mailbox.split("@")[0], self.settings.domain, token),
-                   person=participant.person, request=request, auto_submitted=auto_submitted)
+                   reply_to=self.reply_to(request, participant), person=participant.person, request=request,
+                   auto_submitted=auto_submitted)
+
+    def reply_to(self, request: Request, participant: Participant) -> str:
+        token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
+        return reply_address(request.mailbox.split("@")[0], self.settings.domain, token)
+
+    def _hold_if_leaking(self, request: Request, text: str, row: Outbox, context: dict[str, Any]) -> bool:
+        """Hold a customer mail that repeats a private comment, a note or an unverified comment."""
+        secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
+        leak = find_leak(text, secrets)
+        if leak is None:
+            return False
+        row.status = "held"
+        record_event(request, "leak-held", f"mail to {row.recipient} held: it repeats “{leak}”")
+        comment = context.get("comment")
+        author = comment.author_email if isinstance(comment, Comment) else None
+        participant = next((p for p in request.participants if p.email == author), None)
+        if participant is not None:
+            self.write("leak_held", "sender", {"leak": leak, "recipient": row.recipient},
+                       mailbox=request.mailbox, recipient=participant.email,
+                       reply_to=self.reply_to(request, participant), person=participant.person, request=request)
+        return True
 
     def write(self, event: str, audience: str, context: dict[str, Any], *, mailbox: str, recipient: str,
               reply_to: str, person: Person | None, request: Request | None = None,
@@ -70,10 +91,13 @@ class Mailer:
         row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient,
                      template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw)
         self.session.add(row)
+        held = audience == "customer" and request is not None and self._hold_if_leaking(
+            request, rendered.text, row, context)
         if request is not None:
             self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
         self.session.flush()
-        self.outbox_ids.append(row.id)
+        if not held:
+            self.outbox_ids.append(row.id)
 
 
 def coordinators_to_tell(session: Session, request: Request) -> list[Person]:
@@ -93,22 +117,32 @@ def _may_see(participant: Participant, comment: Comment) -> bool:
     return True
 
 
+def _expected_from(request: Request, participant: Participant) -> bool:
+    """Whether this team member is the one who must answer next."""
+    if participant.role == "supplier":
+        return request.expected_response == "supplier"
+    return request.expected_response == "coordinator" and request.assignee_id in (None, participant.person_id)
+
+
 def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, Any],
               exclude: str = "") -> None:
-    """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``."""
+    """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``;
+    the one who must answer next is told so."""
     for person in coordinators_to_tell(mailer.session, request):
         if person.email != exclude:
             participant = join(mailer.session, request, person.email, role="coordinator", person=person)
-            mailer.send(request, participant, event, "coordinator", context)
+            mailer.send(request, participant, event, "coordinator",
+                        {**context, "expected": _expected_from(request, participant)})
     for participant in list(request.participants):
         if participant.role == "supplier" and participant.active and participant.email != exclude:
-            mailer.send(request, participant, event, "coordinator", context)
+            mailer.send(request, participant, event, "coordinator",
+                        {**context, "expected": _expected_from(request, participant)})
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
                        *, acknowledge: bool, defects: list[str]) -> None:
     """Coordinators are alerted; the customer gets one acknowledgment, never an automatic sender."""
-    context = {"comment": comment, "defects": defects, "expected": request.expected_response == "coordinator"}
+    context = {"comment": comment, "defects": defects}
     tell_team(mailer, request, "new_request", context, exclude=comment.author_email)
     if acknowledge:
         mailer.send(request, requester, "acknowledgment", "customer", {"comment": comment},
@@ -118,9 +152,8 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
 def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: Author,
                    defects: list[str]) -> None:
     """Each participant who may see the comment, never its author."""
-    context = {"comment": comment, "author": author, "defects": defects}
-    team_context = {**context, "expected": request.expected_response == "coordinator"}
-    tell_team(mailer, request, "comment", team_context, exclude=comment.author_email)
+    context = {"comment": comment, "author": author, "defects": defects, "expected": False}
+    tell_team(mailer, request, "comment", context, exclude=comment.author_email)
     for participant in list(request.participants):
         if not participant.active or participant.email == comment.author_email:
             continue

@@ -162,7 +162,8 @@ def check_action(verb: str, argument: Any) -> None:
     elif verb == "status":
         need(argument in STATUSES, f"takes one of {', '.join(STATUSES)}")
     elif verb == "expect":
-        need(argument in ("customer", "coordinator", "supplier", "none"), "takes customer, coordinator, supplier or none")
+        need(argument in ("customer", "coordinator", "supplier", "none"),
+             "takes customer, coordinator, supplier or none")
     elif verb == "visibility":
         need(argument in ("public", "private"), "takes public or private")
     elif verb in ("include_supplier", "stop"):

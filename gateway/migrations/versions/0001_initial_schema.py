@@ -113,6 +113,34 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('message_id')
     )
+    op.create_table('orders',
+    sa.Column('request_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('discount', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('total', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('amount_paid', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('payment_method', sa.String(length=10), nullable=False),
+    sa.Column('payment_status', sa.String(length=10), nullable=False),
+    sa.Column('card_reference', sa.String(length=200), nullable=True),
+    sa.Column('plan', sa.String(length=200), nullable=True),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('internal_comment', sa.Text(), nullable=False),
+    sa.Column('manager_id', sa.Integer(), nullable=True),
+    sa.Column('pipeline', sa.String(length=100), nullable=False),
+    sa.Column('stage', sa.String(length=100), nullable=False),
+    sa.Column('on_quote', sa.Boolean(), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('tracking', sa.String(length=200), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('decided_at', sa.DateTime(), nullable=True),
+    sa.Column('shipped_at', sa.DateTime(), nullable=True),
+    sa.Column('completed_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['people.id'], ),
+    sa.ForeignKeyConstraint(['manager_id'], ['people.id'], ),
+    sa.ForeignKeyConstraint(['request_id'], ['requests.id'], ),
+    sa.PrimaryKeyConstraint('request_id')
+    )
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('request_id', sa.Integer(), nullable=True),
@@ -172,6 +200,52 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['request_id'], ['requests.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('order_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('product_id', sa.Integer(), nullable=True),
+    sa.Column('offer', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('unit_price', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.request_id'], ),
+    sa.ForeignKeyConstraint(['product_id'], ['products.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('payments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('transaction_id', sa.String(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('method', sa.String(length=10), nullable=False),
+    sa.Column('provider', sa.String(length=20), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('comment', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.request_id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('quotes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('author_email', sa.String(length=320), nullable=False),
+    sa.Column('valid_until', sa.DateTime(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('decided_at', sa.DateTime(), nullable=True),
+    sa.Column('replaced_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.request_id'], ),
+    sa.ForeignKeyConstraint(['replaced_by_id'], ['quotes.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('order_id', 'version')
+    )
     op.create_table('rule_matches',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('request_id', sa.Integer(), nullable=False),
@@ -198,14 +272,28 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['comment_id'], ['comments.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('quote_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('quote_id', sa.Integer(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.Column('unit_price', sa.Numeric(precision=12, scale=2), nullable=False),
+    sa.ForeignKeyConstraint(['quote_id'], ['quotes.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('quote_items')
     op.drop_table('comment_attachments')
     with op.batch_alter_table('rule_matches', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rule_matches_request_id'))
 
     op.drop_table('rule_matches')
+    op.drop_table('quotes')
+    op.drop_table('payments')
+    op.drop_table('order_items')
     op.drop_table('comments')
     op.drop_table('applied_messages')
     op.drop_table('participants')
@@ -213,6 +301,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_recipient_request')
 
     op.drop_table('outbox')
+    op.drop_table('orders')
     op.drop_table('message_refs')
     op.drop_table('labels')
     with op.batch_alter_table('inbound', schema=None) as batch_op:

@@ -1,0 +1,47 @@
+"""The order mails: what the customer and the coordinators are told, with amounts as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.helpdesk import find_person, join
+from gateway.orders.models import Order
+from gateway.orders.money import format_amount
+from gateway.outbound.notify import Mailer, coordinators_to_tell, tell_team
+
+
+def order_context(order: Order) -> dict[str, Any]:
+    """What every order template may show; amounts are already ``"450.00"`` strings."""
+    return {
+        "order": order,
+        "number": order.number,
+        "currency": order.currency,
+        "total": format_amount(order.total),
+        "amount_paid": format_amount(order.amount_paid),
+        "amount_due": format_amount(order.amount_due),
+        "payment_method": order.payment_method,
+        "items": [{"description": item.description or (item.product.name if item.product else item.offer),
+                   "offer": item.offer, "quantity": item.quantity, "unit_price": format_amount(item.unit_price),
+                   "amount": format_amount(item.amount)} for item in order.items],
+    }
+
+
+def tell_customer(mailer: Mailer, order: Order, event: str, context: dict[str, Any]) -> None:
+    """``event.customer`` to the order's customer (never to anyone else)."""
+    requester = next((p for p in order.request.participants if p.role == "requester"), None)
+    if requester is None:
+        requester = join(mailer.session, order.request, order.customer.email, role="requester",
+                         person=order.customer)
+    mailer.send(order.request, requester, event, "customer", {**order_context(order), **context})
+
+
+def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[str, Any], author: str = "") -> None:
+    """``event.coordinator`` to the coordinators to tell, and to the coordinator who acted if not among them."""
+    full = {**order_context(order), **context}
+    tell_team(mailer, order.request, event, full)
+    if not author or author in {p.email for p in coordinators_to_tell(mailer.session, order.request)}:
+        return
+    person = find_person(mailer.session, author)
+    if person is not None and person.role == "coordinator":
+        participant = join(mailer.session, order.request, author, role="coordinator", person=person)
+        mailer.send(order.request, participant, event, "coordinator", full)

@@ -1,0 +1,141 @@
+"""Quotes from the coordinators' side: send one (replacing any open one), withdraw it, let it expire.
+
+Everything runs inside the caller's transaction and writes its mails to the outbox.
+The customer's side (the page behind the link) is ``gateway.orders.quote_page``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.helpdesk import record_event
+from gateway.models import utcnow
+from gateway.orders.card import OrderError, set_label, set_status
+from gateway.orders.mail import order_context, tell_coordinators, tell_customer
+from gateway.orders.models import ZERO, Order, Quote, QuoteItem
+from gateway.orders.money import format_amount, is_currency, parse_amount
+from gateway.outbound.notify import Mailer
+from gateway.settings import Settings
+from gateway.tokens import mint_quote_token
+
+AWAITING_RESPONSE = "awaiting response"
+QUOTABLE = ("pending", "in-progress")
+_ITEM_LINE = re.compile(
+    r"^\s*(?P<quantity>\d{1,6})\s*[xX×*]\s+(?P<description>.+?)\s+(?P<price>\d{1,10}(?:[.,]\d{1,2})?)"
+    r"\s*(?:€|[A-Za-z]{3})?\s*$")
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    description: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def amount(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+def read_quote_lines(text: str) -> list[QuoteLine]:
+    """The item lines of a ``#quote`` mail: ``2 x Page supplémentaire 150`` (quantity, what, unit price)."""
+    lines: list[QuoteLine] = []
+    for line in text.splitlines():
+        match = _ITEM_LINE.match(line)
+        if match:
+            price = parse_amount(match["price"])
+            if price is not None and int(match["quantity"]) > 0:
+                lines.append(QuoteLine(match["description"].strip(), int(match["quantity"]), price))
+    return lines
+
+
+def quote_link(settings: Settings, quote: Quote) -> str:
+    return f"{settings.base_url}/quote/{mint_quote_token(settings.secret_key, quote.id, quote.version)}"
+
+
+def quote_context(settings: Settings, quote: Quote) -> dict[str, object]:
+    return {"quote": quote, "version": quote.version, "amount": format_amount(quote.amount),
+            "quote_currency": quote.currency, "valid_until": quote.valid_until.date().isoformat(),
+            "link": quote_link(settings, quote), "reason": quote.reason,
+            "quote_items": [{"description": i.description, "quantity": i.quantity,
+                             "unit_price": format_amount(i.unit_price), "amount": format_amount(i.amount)}
+                            for i in quote.items]}
+
+
+def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Order, *, author: str,
+                 amount: Decimal | None = None, currency: str | None = None,
+                 lines: list[QuoteLine] | None = None) -> Quote:
+    """Quote version N: replaces any open quote, mails the customer the link, moves the order in progress."""
+    lines = lines or []
+    if order.request.status not in QUOTABLE:
+        raise OrderError(f"order #{order.number} is {order.request.status}: only a pending or in-progress "
+                         "order can be quoted")
+    total_of_lines = sum((line.amount for line in lines), ZERO)
+    if amount is None:
+        if not lines:
+            raise OrderError("give an amount (#quote 450) or item lines such as `2 x Page supplémentaire 150`")
+        amount = total_of_lines
+    elif lines and total_of_lines != amount:
+        raise OrderError(f"the item lines add up to {format_amount(total_of_lines)}, "
+                         f"not {format_amount(amount)}: fix one of them")
+    if amount <= ZERO:
+        raise OrderError("a quote needs an amount above zero")
+    currency = (currency or order.currency).upper()
+    if not is_currency(currency):
+        raise OrderError(f"{currency!r} is not a currency code such as EUR")
+    now = utcnow()
+    previous = order.open_quote
+    version = (session.scalar(select(func.max(Quote.version)).where(Quote.order_id == order.number)) or 0) + 1
+    quote = Quote(order=order, version=version, amount=amount, currency=currency, status="open", author_email=author,
+                  valid_until=now + timedelta(days=settings.quote_validity_days), created_at=now,
+                  items=[QuoteItem(position=i, description=line.description, quantity=line.quantity,
+                                   unit_price=line.unit_price) for i, line in enumerate(lines)])
+    session.add(quote)
+    session.flush()
+    if previous is not None:
+        previous.status, previous.replaced_by, previous.decided_at = "replaced", quote, now
+        record_event(order.request, "quote-replaced", f"quote v{previous.version} replaced by v{version}")
+    record_event(order.request, "quote", f"quote v{version}: {format_amount(amount)} {currency} by {author}")
+    set_status(order, "in-progress", author)
+    set_label(order.request, AWAITING_RESPONSE, True)
+    order.request.expected_response = "customer"
+    tell_customer(mailer, order, "quote_sent", quote_context(settings, quote))
+    return quote
+
+
+def withdraw_quote(settings: Settings, mailer: Mailer, order: Order, author: str) -> Quote:
+    """The open quote is withdrawn: its link answers "withdrawn" and the customer is told."""
+    quote = order.open_quote
+    if quote is None:
+        raise OrderError(f"order #{order.number} has no open quote to withdraw")
+    quote.status, quote.decided_at = "withdrawn", utcnow()
+    record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn by {author}")
+    set_label(order.request, AWAITING_RESPONSE, False)
+    order.request.expected_response = "coordinator"
+    tell_customer(mailer, order, "quote_withdrawn", quote_context(settings, quote))
+    return quote
+
+
+def expire_quotes(session: Session, settings: Settings, mailer: Mailer, now: datetime | None = None) -> list[int]:
+    """Open quotes past their validity become ``expired``; the coordinators are told. For the sweep.
+
+    Idempotent: an expired quote is no longer open, so a second sweep finds nothing.
+    """
+    now = now or utcnow()
+    expired = list(session.scalars(
+        select(Quote).where(Quote.status == "open", Quote.valid_until < now).order_by(Quote.id)))
+    for quote in expired:
+        quote.status, quote.decided_at = "expired", now
+        request = quote.order.request
+        record_event(request, "quote-expired", f"quote v{quote.version} expired unanswered")
+        set_label(request, AWAITING_RESPONSE, False)
+        request.unread = True
+        request.expected_response = "coordinator"
+        tell_coordinators(mailer, quote.order, "quote_expired",
+                          {**order_context(quote.order), **quote_context(settings, quote)})
+    return [quote.id for quote in expired]

@@ -1,0 +1,121 @@
+"""Running the helpdesk from a mail client: every #command, its permissions, and the error mail."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from conftest import Gateway, body_text, mail
+
+CUSTOMER = "lea@client.example"
+
+
+@pytest.fixture
+def desk(gateway: Gateway) -> Gateway:
+    """Two coordinators and one open request (#1) from a customer."""
+    gateway.add_person("alice@shop.example", "coordinator", "fr")
+    gateway.add_person("bob@shop.example", "coordinator", "en")
+    gateway.send(mail(CUSTOMER, "support@shop.example", "Livraison", "Où est mon colis ?"))
+    gateway.wait_idle()
+    return gateway
+
+
+def alert(gw: Gateway, who: str = "alice@shop.example") -> EmailMessage:
+    return gw.mails_to(who)[0]
+
+
+def test_status_assign_label_and_expect_apply_after_the_comment(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#assign me\n#label livraison\n#label urgent\n#expect supplier\n"
+                                                  "Je m'en occupe.")
+    request = desk.show(1)
+    assert request["assignee"] == "alice@shop.example"
+    assert request["labels"] == ["livraison", "urgent"]
+    assert request["expected_response"] == "supplier", "explicit commands come after the automatic flips"
+    assert request["status"] == "in-progress"
+    desk.reply("alice@shop.example", alert(desk), "#unlabel urgent\n#status resolved\n#assign all\nC'est livré.")
+    request = desk.show(1)
+    assert (request["labels"], request["status"], request["assignee"]) == (["livraison"], "resolved", None)
+    assert body_text(desk.mails_to(CUSTOMER)[-1]).startswith("C'est livré.")
+
+
+def test_a_commands_only_reply_posts_no_comment(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#assign bob@shop.example")
+    request = desk.show(1)
+    assert request["assignee"] == "bob@shop.example"
+    assert len(request["comments"]) == 1
+    assert len(desk.mails_to(CUSTOMER)) == 1
+
+
+def test_a_note_is_team_only_and_takes_the_rest_of_the_mail(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#note Client fidèle\ngeste commercial possible")
+    request = desk.show(1)
+    assert [n["text"] for n in request["notes"]] == ["Client fidèle\n\ngeste commercial possible"]
+    assert len(request["comments"]) == 1
+    assert len(desk.mails_to(CUSTOMER)) == 1
+    assert "geste commercial" in body_text(desk.mails_to("bob@shop.example")[-1])
+
+
+def test_one_bad_line_applies_nothing_and_the_error_mail_names_each_bad_line(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#assign me\n#stauts resolved\n#status done\n"
+                                                  "#assign nobody@shop.example\nRéponse")
+    request = desk.show(1)
+    assert request["assignee"] is None and request["status"] == "new"
+    assert len(request["comments"]) == 1, "the comment is not posted either"
+    [error] = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    text = body_text(error)
+    assert "#stauts resolved" in text and "unknown command" in text
+    assert "#status done" in text
+    attached = [part for part in error.iter_attachments() if part.get_content_type() == "message/rfc822"]
+    assert len(attached) == 1, "the error mail carries the original"
+    desk.reply("alice@shop.example", alert(desk), "#assign me\n#stauts resolved\n#status done\nRéponse")
+    errors = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    assert len(errors) == 2, "a different error is answered"
+    desk.reply("alice@shop.example", alert(desk), "#assign me\n#stauts resolved\n#status done\nRéponse")
+    errors = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    assert len(errors) == 2, "the same error is answered at most once an hour"
+
+
+def test_an_unknown_address_in_assign_is_refused(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#assign ghost@shop.example\nRéponse")
+    assert desk.show(1)["assignee"] is None
+    error = desk.mails_to("alice@shop.example")[-1]
+    assert "ghost@shop.example is not a coordinator" in body_text(error)
+
+
+def test_a_customers_hash_lines_are_plain_text(desk: Gateway) -> None:
+    desk.reply(CUSTOMER, desk.mails_to(CUSTOMER)[0], "#status resolved\nMerci")
+    request = desk.show(1)
+    assert request["comments"][-1]["text"] == "#status resolved\nMerci"
+    assert request["status"] == "new"
+
+
+def test_product_and_delivery_are_linked(desk: Gateway) -> None:
+    desk.cli("products", "add", "TAB-01", "--name", "Table basse")
+    desk.reply("alice@shop.example", alert(desk), "#product TAB-01\n#delivery COLIS-42")
+    request = desk.show(1)
+    assert (request["product"], request["delivery"]) == ("TAB-01", "COLIS-42")
+    desk.reply("alice@shop.example", alert(desk), "#product NOPE")
+    assert "no product with SKU NOPE" in body_text(desk.mails_to("alice@shop.example")[-1])
+
+
+def test_list_to_the_bare_address_answers_with_open_requests_waiting_on_the_reader_first(desk: Gateway) -> None:
+    desk.send(mail("paul@client.example", "support@shop.example", "Facture", "Ma facture ?"))
+    desk.wait_idle()
+    desk.reply("alice@shop.example", alert(desk), "Réponse à Léa")
+    desk.send(mail("alice@shop.example", "support@shop.example", "liste", "#list"))
+    desk.wait_idle()
+    listing = body_text(desk.mails_to("alice@shop.example")[-1])
+    assert listing.index("#2") < listing.index("#1"), "#2 waits on the coordinators, #1 on the customer"
+    assert "Facture" in listing and "Livraison" in listing
+    assert len(desk.requests()) == 2, "#list opens no request"
+
+
+def test_visibility_can_change_afterwards_and_the_log_says_the_customer_saw_it(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "Votre colis arrive demain.")
+    comment_id = desk.show(1)["comments"][-1]["id"]
+    result = desk.cli("comments", "visibility", str(comment_id), "private")
+    assert "already seen" in result.stdout
+    request = desk.show(1)
+    assert request["comments"][-1]["visibility"] == "private"
+    assert any("already seen" in e["detail"] for e in request["events"])
+    assert desk.cli("comments", "visibility", "999", "public", check=False).returncode == 1

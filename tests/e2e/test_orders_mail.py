@@ -1,0 +1,147 @@
+"""Orders end to end over SMTP: mail and the CLI open orders, coordinators steer them with #commands."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Gateway, body_text, mail, reply_address, write_home
+
+CUSTOMER = "jean.dupont@client.example"
+ALICE = "alice@shop.example"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Gateway]:
+    """A running gateway whose cards are charged by the deterministic fake-card provider."""
+    running = Gateway(write_home(tmp_path / "home", sections='[payments]\nprovider = "fake-card"\n')).start()
+    running.add_person(ALICE, "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def answer(gw: Gateway, to_alert: object, text: str) -> None:
+    """Alice replies to one of her notifications, commands at the top."""
+    gw.send(mail(f"Alice <{ALICE}>", reply_address(to_alert), "Re: order", text))  # type: ignore[arg-type]
+    gw.wait_idle()
+
+
+def order_file(gw: Gateway, unit_price: str, method: str = "card", email: str = CUSTOMER) -> Path:
+    path = gw.home / f"order-{unit_price}-{email}.json"
+    path.write_text(json.dumps({"customer": {"email": email, "name": "Jean Dupont", "locale": "fr"},
+                                "subject": "Audit SEO", "payment_method": method,
+                                "items": [{"description": "Audit SEO", "quantity": 1, "unit_price": unit_price}]}))
+    return path
+
+
+def status(gw: Gateway, number: int) -> str:
+    return str(gw.show(number)["status"])
+
+
+def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gateway) -> None:
+    shop.send(mail(f"Jean Dupont <{CUSTOMER}>", "orders@shop.example", "Devis site vitrine",
+                   "Bonjour, combien pour un site vitrine de 5 pages ?"))
+    shop.wait_idle()
+    [alert] = shop.mails_to(ALICE)
+    assert shop.show(1)["kind"] == "order" and status(shop, 1) == "pending"
+
+    answer(shop, alert, "#quote 450")
+    quote_mail = shop.mails_to(CUSTOMER)[-1]
+    assert "450.00 EUR" in str(quote_mail["Subject"])
+    first_link = re.search(r"http://127\.0\.0\.1:8000/quote/([A-Za-z0-9_-]+)", body_text(quote_mail))
+    assert first_link is not None
+    assert status(shop, 1) == "in-progress"
+    assert "awaiting response" in shop.show(1)["labels"]
+
+    answer(shop, alert, "#quote\n2 x Page supplémentaire 150\n1 x Logo 120")
+    second = shop.mails_to(CUSTOMER)[-1]
+    assert "420.00" in str(second["Subject"]) and "Page supplémentaire" in body_text(second)
+    assert shop.count("SELECT count(*) FROM quotes WHERE status = 'replaced'") == 1
+    assert shop.count("SELECT count(*) FROM quotes WHERE status = 'open'") == 1
+
+    answer(shop, alert, "#withdraw")
+    assert "retiré" in str(shop.mails_to(CUSTOMER)[-1]["Subject"])
+    assert shop.count("SELECT count(*) FROM quotes WHERE status = 'withdrawn' AND version = 2") == 1
+    assert "awaiting response" not in shop.show(1)["labels"]
+
+
+def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_and_completed(shop: Gateway) -> None:
+    created = shop.cli("orders", "create", str(order_file(shop, "450.13")))
+    assert created.stdout.startswith("order #1 created")
+    [received] = shop.mails_to(CUSTOMER)
+    assert "n°1" in str(received["Subject"]) and "450.13 EUR" in body_text(received)
+    [notice] = shop.mails_to(ALICE)
+
+    answer(shop, notice, "#confirm")
+    assert status(shop, 1) == "pending", "a declined card does not confirm the order"
+    assert shop.count("SELECT count(*) FROM payments WHERE status = 'declined' AND provider = 'fake-card'") == 1
+    told = shop.mails_to(ALICE)[-1]
+    assert "Payment declined" in str(told["Subject"]) and "450.13" in body_text(told)
+    assert len(shop.mails_to(CUSTOMER)) == 1, "the customer hears nothing of the decline"
+
+    answer(shop, notice, "#payment transfer\n#confirm")
+    assert status(shop, 1) == "confirmed"
+    assert "confirmée" in str(shop.mails_to(CUSTOMER)[-1]["Subject"])
+
+    mails_before = len(shop.mails_to(ALICE))
+    answer(shop, notice, "#complete")
+    error = shop.mails_to(ALICE)[mails_before]
+    assert "#complete" in body_text(error) and "not paid" in body_text(error)
+    assert status(shop, 1) == "confirmed", "a refused command applies nothing"
+
+    answer(shop, notice, "#paid 450.13 VIR-42\n#ship COLIS42")
+    assert status(shop, 1) == "shipped"
+    assert "COLIS42" in body_text(shop.mails_to(CUSTOMER)[-1])
+    assert shop.count("SELECT count(*) FROM orders WHERE payment_status = 'paid'") == 1
+    answer(shop, notice, "#complete")
+    assert status(shop, 1) == "completed"
+
+
+def test_confirming_a_card_order_charges_it(shop: Gateway) -> None:
+    shop.cli("orders", "create", str(order_file(shop, "450.00")))
+    answer(shop, shop.mails_to(ALICE)[0], "#confirm")
+    assert status(shop, 1) == "confirmed"
+    assert shop.count("SELECT count(*) FROM payments WHERE status = 'succeeded' AND amount = 450") == 1
+    assert "débité" in body_text(shop.mails_to(CUSTOMER)[-1])
+
+
+def test_order_commands_on_a_helpdesk_request_are_refused(shop: Gateway) -> None:
+    shop.send(mail(CUSTOMER, "support@shop.example", "Question", "Une question."))
+    shop.wait_idle()
+    answer(shop, shop.mails_to(ALICE)[0], "#confirm")
+    error = shop.mails_to(ALICE)[-1]
+    assert "#confirm" in body_text(error) and "applies to orders" in body_text(error)
+    assert status(shop, 1) == "new"
+
+
+def test_invoice_payment_needs_the_customer_enabled_and_orders_ship_in_bulk(shop: Gateway) -> None:
+    for email in (CUSTOMER, "marie@client.example"):
+        shop.cli("orders", "create", str(order_file(shop, "80", method="transfer", email=email)))
+    notice = shop.mails_to(ALICE)[0]
+    answer(shop, notice, "#payment invoice")
+    assert "--invoice yes" in body_text(shop.mails_to(ALICE)[-1])
+    shop.cli("people", "set", CUSTOMER, "--invoice", "yes")
+    answer(shop, notice, "#payment invoice\n#confirm")
+    answer(shop, shop.mails_to(ALICE)[1], "#confirm")
+    shipped = shop.cli("orders", "ship", "1", "2", "--tracking", "LOT-7")
+    assert shipped.stdout.splitlines() == ["order #1 shipped (tracking LOT-7)", "order #2 shipped (tracking LOT-7)"]
+    assert [status(shop, n) for n in (1, 2)] == ["shipped", "shipped"]
+    assert "LOT-7" in body_text(shop.mails_to("marie@client.example")[-1])
+    refused = shop.cli("orders", "ship", "1", "9", check=False)
+    assert refused.returncode == 1 and "no order #9" in refused.stderr
+    stats = json.loads(shop.cli("stats", "--json").stdout)
+    assert stats["by_status"] == {"shipped": 2} and stats["revenue_confirmed"] == {"EUR": "160.00"}
+
+
+def test_an_order_file_with_errors_is_refused_with_one_line_and_stores_nothing(shop: Gateway) -> None:
+    bad = shop.home / "bad.json"
+    bad.write_text(json.dumps({"customer": {"email": "nobody"}, "items": [{"quantity": 1, "unit_price": "nine"}]}))
+    result = shop.cli("orders", "create", str(bad), check=False)
+    assert result.returncode == 1
+    assert "customer.email" in result.stderr and "items[0].unit_price" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert shop.count("SELECT count(*) FROM requests") == 0

@@ -1,0 +1,206 @@
+"""The order domain on SQLite: intake, the order card, confirmation and payment, shipping, statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.context import Context, open_context
+from gateway.helpdesk import open_request, upsert_person
+from gateway.models import Outbox, Request
+from gateway.orders.card import NotAnOrder, OrderError, ensure_order
+from gateway.orders.intake import FieldError, OrderDraft, create_order, validate_order
+from gateway.orders.lifecycle import (
+    change_payment_method,
+    complete_order,
+    confirm_order,
+    decline_order,
+    record_paid,
+    ship_order,
+)
+from gateway.orders.models import Order, Payment
+from gateway.orders.quotes import create_quote
+from gateway.orders.stats import order_stats
+from gateway.orders.views import order_detail
+from gateway.outbound.notify import Mailer
+from gateway.settings import Mailbox, Settings
+
+CUSTOMER = "jean@client.example"
+ORDER = {
+    "customer": {"email": CUSTOMER, "name": "Jean Dupont", "locale": "fr"},
+    "subject": "Site vitrine",
+    "items": [{"description": "Page d'accueil", "quantity": 1, "unit_price": "300.00"},
+              {"description": "Page supplémentaire", "quantity": 2, "unit_price": "75"}],
+    "currency": "EUR",
+    "payment_method": "card",
+    "tags": ["web"],
+}
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[Context]:
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", secret_key="test-secret", site_name="Boutique Test",
+                        payment_provider="fake-card",
+                        mailboxes=(Mailbox("support@shop.example"), Mailbox("orders@shop.example", "orders")))
+    context = open_context(settings)
+    with context.sessions.begin() as session:
+        upsert_person(session, "alice@shop.example", role="coordinator", locale="fr")
+    yield context
+    context.engine.dispose()
+
+
+@pytest.fixture
+def session(context: Context) -> Iterator[Session]:
+    with context.sessions.begin() as session:
+        yield session
+
+
+def mails(session: Session, template: str | None = None) -> list[Outbox]:
+    query = select(Outbox).order_by(Outbox.id)
+    if template:
+        query = query.where(Outbox.template == template)
+    return list(session.scalars(query))
+
+
+def new_order(context: Context, session: Session, **changes: Any) -> Order:
+    draft = validate_order(session, context.settings, {**ORDER, **changes})
+    assert isinstance(draft, OrderDraft), draft
+    return create_order(session, context.settings, Mailer(session, context.settings), draft)
+
+
+def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coordinators(
+        context: Context, session: Session) -> None:
+    order = new_order(context, session)
+    assert order.request.kind == "order" and order.request.status == "pending"
+    assert order.total == Decimal("450.00") and order.payment_status == "unpaid"
+    assert [(m.recipient, m.template) for m in mails(session)] == [
+        (CUSTOMER, "order_received.customer"), ("alice@shop.example", "order_new.coordinator")]
+    assert "450.00 EUR" in mails(session)[0].raw.decode()
+    assert order.request.comments[0].source == "web", "the order itself is the first comment"
+
+
+def test_a_bad_order_gets_every_field_error_and_nothing_is_stored(context: Context, session: Session) -> None:
+    errors = validate_order(session, context.settings, {
+        "customer": {"email": "not-an-address"}, "items": [{"description": "x", "quantity": 0, "unit_price": 1.5}],
+        "currency": "euros", "payment_method": "bitcoin", "colour": "red"})
+    assert isinstance(errors, list)
+    assert {e.field for e in errors} == {"colour", "customer.email", "items[0].quantity", "items[0].unit_price",
+                                         "currency", "payment_method"}
+    assert all(isinstance(e, FieldError) and e.message for e in errors)
+    assert session.scalar(select(func.count(Request.id))) == 0
+
+
+def test_an_order_needs_items_unless_it_is_on_quote(context: Context, session: Session) -> None:
+    errors = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}})
+    assert isinstance(errors, list) and [e.field for e in errors] == ["items"]
+    draft = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}, "on_quote": True})
+    assert isinstance(draft, OrderDraft) and draft.on_quote
+
+
+def test_invoice_payment_is_refused_unless_enabled_for_the_customer(context: Context, session: Session) -> None:
+    errors = validate_order(session, context.settings, {**ORDER, "payment_method": "invoice"})
+    assert isinstance(errors, list) and errors[0].field == "payment_method"
+    order = new_order(context, session)
+    with pytest.raises(OrderError, match="--invoice yes"):
+        change_payment_method(order, "invoice", "alice@shop.example")
+    order.customer.invoice_enabled = True
+    change_payment_method(order, "invoice", "alice@shop.example")
+    assert order.payment_method == "invoice"
+
+
+def test_an_order_opened_by_mail_gets_its_card_when_first_needed(context: Context, session: Session) -> None:
+    customer = upsert_person(session, CUSTOMER)
+    request, _ = open_request(session, Mailbox("orders@shop.example", "orders"), "Devis site", customer, "<m@x>")
+    helpdesk, _ = open_request(session, Mailbox("support@shop.example"), "Question", customer, "<n@x>")
+    order = ensure_order(session, request, context.settings)
+    assert ensure_order(session, request) is order
+    assert order.on_quote and order.source == "mail" and order.currency == "EUR" and not order.items
+    detail = order_detail(session, request)
+    assert detail is not None and detail["order"]["total"] == "0.00" and detail["quotes"] == []
+    assert order_detail(session, helpdesk) is None
+    with pytest.raises(NotAnOrder):
+        ensure_order(session, helpdesk)
+
+
+def test_confirming_a_card_order_charges_it(context: Context, session: Session) -> None:
+    order = new_order(context, session)
+    confirmation = confirm_order(context.settings, Mailer(session, context.settings), order, "alice@shop.example")
+    assert confirmation.outcome == "confirmed" and order.request.status == "confirmed"
+    assert order.payment_status == "paid" and order.amount_paid == Decimal("450.00")
+    [payment] = order.payments
+    assert (payment.provider, payment.status, payment.method) == ("fake-card", "succeeded", "card")
+    assert mails(session, "order_confirmed.customer")[0].recipient == CUSTOMER
+
+
+def test_a_declined_card_leaves_the_order_unconfirmed_with_a_payment_row(context: Context, session: Session) -> None:
+    order = new_order(context, session, items=[{"description": "Audit", "quantity": 1, "unit_price": "450.13"}])
+    mailer = Mailer(session, context.settings)
+    confirmation = confirm_order(context.settings, mailer, order, "alice@shop.example")
+    assert confirmation.outcome == "payment-declined"
+    assert order.request.status == "pending" and order.payment_status == "unpaid"
+    assert [(p.status, p.amount, p.attempts) for p in session.scalars(select(Payment))] == [
+        ("declined", Decimal("450.13"), 1)]
+    assert [m.recipient for m in mails(session, "payment_failed.coordinator")] == ["alice@shop.example"]
+    assert not mails(session, "order_confirmed.customer")
+    change_payment_method(order, "transfer", "alice@shop.example")
+    assert confirm_order(context.settings, mailer, order, "alice@shop.example").outcome == "confirmed"
+
+
+def test_completing_is_refused_while_unpaid_unless_forced(context: Context, session: Session) -> None:
+    order = new_order(context, session, payment_method="transfer")
+    mailer = Mailer(session, context.settings)
+    confirm_order(context.settings, mailer, order, "alice@shop.example")
+    assert order.payments == [], "a transfer is not charged"
+    ship_order(mailer, order, "alice@shop.example", "COLIS123")
+    assert "COLIS123" in mails(session, "order_shipped.customer")[0].raw.decode()
+    with pytest.raises(OrderError, match="not paid"):
+        complete_order(order, "alice@shop.example")
+    record_paid(order, Decimal("400"), "VIR-1", "alice@shop.example")
+    assert order.payment_status == "partial"
+    record_paid(order, Decimal("50"), "VIR-2", "alice@shop.example")
+    assert order.payment_status == "paid"
+    complete_order(order, "alice@shop.example")
+    assert order.request.status == "completed"
+
+
+def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Session) -> None:
+    order = new_order(context, session, payment_method="cash")
+    mailer = Mailer(session, context.settings)
+    confirm_order(context.settings, mailer, order, "alice@shop.example")
+    complete_order(order, "alice@shop.example", force=True)
+    assert order.request.status == "completed" and order.payment_status == "unpaid"
+
+
+def test_only_confirmed_orders_ship_and_only_open_orders_are_declined(context: Context, session: Session) -> None:
+    order = new_order(context, session)
+    mailer = Mailer(session, context.settings)
+    with pytest.raises(OrderError, match="only a confirmed order"):
+        ship_order(mailer, order, "alice@shop.example")
+    decline_order(mailer, order, "alice@shop.example", "Rupture de stock")
+    assert order.request.status == "declined"
+    assert "Rupture de stock" in mails(session, "order_declined.customer")[0].raw.decode()
+    with pytest.raises(OrderError):
+        confirm_order(context.settings, mailer, order, "alice@shop.example")
+
+
+def test_statistics_leave_out_on_quote_orders_confirmed_without_a_quote(context: Context, session: Session) -> None:
+    mailer = Mailer(session, context.settings)
+    regular = new_order(context, session, payment_method="transfer")
+    confirm_order(context.settings, mailer, regular, "alice@shop.example")
+    unquoted = new_order(context, session, items=[], on_quote=True, payment_method="transfer")
+    confirm_order(context.settings, mailer, unquoted, "alice@shop.example")
+    quoted = new_order(context, session, items=[], on_quote=True)
+    create_quote(session, context.settings, mailer, quoted, author="alice@shop.example", amount=Decimal("90"))
+    stats = order_stats(session)
+    assert stats["orders"] == 2 and stats["on_quote_confirmed_without_quote"] == 1
+    assert stats["by_status"] == {"confirmed": 1, "in-progress": 1}
+    assert stats["revenue_confirmed"] == {"EUR": "450.00"}
+    assert stats["quotes_sent"] == 1 and stats["quote_acceptance_rate"] is None
+    assert order_stats(session, since=regular.created_at + timedelta(days=1))["orders"] == 0
