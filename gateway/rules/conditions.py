@@ -5,6 +5,7 @@ The facts a condition can name are listed in ``FACTS`` and documented in ``rules
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import rule_engine
@@ -14,7 +15,7 @@ FACTS = {
     "kind": "helpdesk or order",
     "mailbox": "the mailbox address",
     "subject": "the request's subject",
-    "text": "the comment's text (empty for status and assignment events)",
+    "text": "the text of the comment the mail posted (empty when it posted none)",
     "sender": "the author's address",
     "sender_domain": "the part of the author's address after @",
     "role": "requester, coordinator, supplier, observer or unknown",
@@ -34,6 +35,7 @@ FACTS = {
 }
 
 _CONTEXT = rule_engine.Context(default_value=None)
+log = logging.getLogger("gateway.rules")
 
 
 class ConditionError(Exception):
@@ -48,4 +50,9 @@ def compile_condition(source: str) -> rule_engine.Rule:
 
 
 def matches(condition: rule_engine.Rule, facts: dict[str, Any]) -> bool:
-    return bool(condition.matches(facts))
+    """Whether the facts satisfy the condition; one that cannot be evaluated (a wrong type) does not match."""
+    try:
+        return bool(condition.matches(facts))
+    except rule_engine.errors.EngineError as error:
+        log.warning("condition %r could not be evaluated: %s", condition.text, error.message)
+        return False

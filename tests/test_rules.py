@@ -1,0 +1,89 @@
+"""The rule table: reading files, overriding built-in rules, refusing broken ones."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from gateway.rules.conditions import compile_condition, matches
+from gateway.rules.loader import RuleFileError, load_rules, read_rule_file
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def home_with(tmp_path: Path, **files: str) -> Path:
+    (tmp_path / "rules").mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / "rules" / f"{name}.toml").write_text(text)
+    load_rules.cache_clear()
+    return tmp_path
+
+
+def test_every_example_of_the_rules_readme_is_a_valid_rule(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", (REPOSITORY / "rules" / "README.md").read_text(), re.S)
+    assert len(blocks) >= 5
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"example{number}.toml"
+        path.write_text(block.replace("# enabled = false", ""))
+        assert read_rule_file(path)
+
+
+def test_a_home_rule_of_the_same_name_replaces_the_built_in_one_in_place(tmp_path: Path) -> None:
+    built_in = [rule.name for rule in load_rules(home_with(tmp_path / "empty"))]
+    home = home_with(tmp_path / "site", override='''
+[[rules]]
+name = "customer-reply-reopens"
+event = "comment"
+condition = 'role == "requester" and status == "resolved" and not (text =~~ "(?i)^merci")'
+actions = [{ status = "in-progress" }]
+
+[[rules]]
+name = "sticky-private"
+event = "comment"
+enabled = false
+
+[[rules]]
+name = "site-rule"
+event = "message"
+actions = [{ label = "vu" }]
+''')
+    rules = load_rules(home)
+    names = [rule.name for rule in rules]
+    assert names == [n for n in built_in if n != "sticky-private"] + ["site-rule"]
+    reopen = next(rule for rule in rules if rule.name == "customer-reply-reopens")
+    assert "merci" in reopen.source
+    assert not matches(reopen.condition, {"role": "requester", "status": "resolved", "text": "Merci !"})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[[rules]]\nname = "x"\nevent = "mail"\n', "event must be one of"),
+    ('[[rules]]\nname = "x"\nevent = "message"\nactions = [{ status = "done" }]\n', "status takes one of"),
+    ('[[rules]]\nname = "x"\nevent = "message"\nactions = [{ assign = "bob" }]\n', "takes an email address"),
+    ('[[rules]]\nname = "x"\nevent = "message"\ncondition = "subject =~ \\"(\\""\n', "condition"),
+    ('[[rules]]\nname = "x"\nevent = "message"\ncolor = "red"\n', "unknown keys"),
+    ('[[rules]]\nname = "x"\nevent = "message"\nactions = [{ notify = { template = "t" } }]\n', "notify takes"),
+    ('[[rules]\n', "line 2"),
+])
+def test_a_broken_rule_is_refused_with_its_file_line_and_reason(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("# comment\n" + text)
+    with pytest.raises(RuleFileError) as refused:
+        read_rule_file(path)
+    assert str(refused.value).startswith(str(path))
+    assert expected in str(refused.value)
+
+
+def test_conditions_are_never_python(tmp_path: Path) -> None:
+    witness = tmp_path / "ran"
+    condition = compile_condition(f'__import__("os").system("touch {witness}")')
+    assert matches(condition, {"subject": "x"}) is False
+    assert not witness.exists()
+
+
+def test_the_example_homes_rules_load() -> None:
+    load_rules.cache_clear()
+    assert "urgent-subject" in [rule.name for rule in load_rules(REPOSITORY)]
+    assert tomllib.loads((REPOSITORY / "rules" / "urgent.toml").read_text())
