@@ -43,6 +43,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import smtplib
@@ -218,13 +219,15 @@ class Corpus:
         date = f"{self.rng.randint(1, 28)}/0{self.rng.randint(1, 9)}/2025"
         out = []
         for _ in range(self.rng.randint(low, high)):
-            out.append(" ".join(s.format(order=order, date=date) for s in self.rng.sample(pool, self.rng.randint(2, 5))))
+            chosen = self.rng.sample(pool, self.rng.randint(2, 5))
+            out.append(" ".join(s.format(order=order, date=date) for s in chosen))
         return out
 
     def signature(self, name: str, locale: str) -> str:
         r = self.rng.random()
         if r < 0.3:
-            return f"-- \n{name}\n06 {self.rng.randint(10, 99)} {self.rng.randint(10, 99)} {self.rng.randint(10, 99)} 42"
+            digits = " ".join(str(self.rng.randint(10, 99)) for _ in range(3))
+            return f"-- \n{name}\n06 {digits} 42"
         if r < 0.45:
             return "Envoyé de mon iPhone" if locale == "fr" else "Sent from my iPhone"
         return name
@@ -424,6 +427,7 @@ class SendResult:
     started: float
     finished: float  # the last 250
     times: list[tuple[float, float]]  # per mail: start, end of sendmail
+    offered: list[float]  # per mail: when it was offered (its slot when paced, else the start of sendmail)
     refused: list[tuple[int, str]] = field(default_factory=list)
     lag: float = 0.0  # paced runs: worst delay behind schedule, seconds
 
@@ -436,6 +440,7 @@ def send_all(port: int, mails: list[Mail], connections: int, rate: float | None 
     """Send over ``connections`` reused SMTP connections; paced at ``rate`` mails/s when given."""
     counter = itertools.count()
     times: list[tuple[float, float]] = [(0.0, 0.0)] * len(mails)
+    offered: list[float] = [0.0] * len(mails)
     refused: list[tuple[int, str]] = []
     lag = [0.0]
     barrier = threading.Barrier(connections + 1)
@@ -457,6 +462,7 @@ def send_all(port: int, mails: list[Mail], connections: int, rate: float | None 
                         lag[0] = max(lag[0], -delay)
             mail = mails[i]
             t = time.time()
+            offered[i] = start[0] + i / rate if rate else t
             try:
                 client.sendmail(mail.mail_from, [mail.rcpt], mail.raw)
             except smtplib.SMTPRecipientsRefused as error:
@@ -484,7 +490,7 @@ def send_all(port: int, mails: list[Mail], connections: int, rate: float | None 
     barrier.wait()
     for thread in threads:
         thread.join()
-    return SendResult(start[0], max(end for _, end in times), times, refused, lag[0])
+    return SendResult(start[0], max(end for _, end in times), times, offered, refused, lag[0])
 
 
 # --------------------------------------------------------------------------- processes
@@ -504,6 +510,12 @@ def wait_for_line(path: Path, needle: str, process: subprocess.Popen[bytes], tim
             raise RuntimeError(f"process exited with {process.returncode} before listening; see {path.parent}")
         time.sleep(0.05)
     raise RuntimeError(f"no {needle!r} within {timeout} s; see {path.parent}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -526,7 +538,7 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 90) -> int:
 class Gateway:
     """A throwaway home and its ``gateway serve`` subprocess."""
 
-    def __init__(self, root: Path, *, py_spy: bool = False) -> None:
+    def __init__(self, root: Path, *, py_spy: str | None = None) -> None:
         self.home = root
         root.mkdir(parents=True, exist_ok=True)
         self.data = root / "data"
@@ -570,9 +582,10 @@ include_supplier = false
         self.spy: subprocess.Popen[bytes] | None = None
         if py_spy:
             spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-            self.spy = subprocess.Popen([spy, "record", "--pid", str(self.process.pid), "--rate", "200",
-                                         "--format", "raw", "--threads", "--idle", "--output",
-                                         str(root / "py-spy.txt")],
+            mode = {"idle": ["--idle"], "gil": ["--gil"], "active": []}[py_spy]
+            self.spy = subprocess.Popen([spy, "record", "--pid", str(self.process.pid), "--rate", "100",
+                                         "--nonblocking", "--format", "raw", "--threads", *mode, "--output",
+                                         str(root / f"py-spy-{py_spy}.txt")],
                                         stdout=(root / "py-spy.log").open("wb"), stderr=subprocess.STDOUT)
         self.db_path = self.data / "gateway.db"
         self._db: sqlite3.Connection | None = None
@@ -604,6 +617,7 @@ include_supplier = false
             time.sleep(0.1)
 
     def close(self) -> tuple[int, float]:
+        self.cpu = cpu_seconds(self.process.pid)
         rss = peak_rss_mb(self.process.pid)
         if self.spy is not None:
             self.spy.send_signal(signal.SIGINT)
@@ -691,7 +705,7 @@ def latencies(gateway: Gateway, first_id: int) -> dict[str, Any]:
 def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, seed: int, label: str,
                 keep_corpus: bool) -> tuple[dict[str, Any], list[Mail]]:
     """One home, two timed phases (new requests, then replies by token), measured from the database."""
-    gateway = Gateway(root, py_spy=args.py_spy and rate is None)
+    gateway = Gateway(root, py_spy=args.py_spy if rate is None else None)
     failures: list[str] = []
     try:
         corpus = Corpus(seed)
@@ -703,6 +717,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
         log(f"[{label}] serve pid {gateway.process.pid} on :{gateway.smtp_port}; phase 1: {len(new_mails)} new "
             f"requests" + (f" at {rate}/s" if rate else ""))
         phases = []
+        cpu_start = cpu_seconds(gateway.process.pid)
         first = send_all(gateway.smtp_port, new_mails, args.connections, rate)
         gateway.wait_processed(len(new_mails))
         done1 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
@@ -716,6 +731,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
         gateway.wait_processed(len(new_mails) + len(replies))
         done2 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
         phases.append((len(replies), second, done2))
+        cpu_used = cpu_seconds(gateway.process.pid) - cpu_start
 
         failed = gateway.db.execute("SELECT id, decision FROM inbound WHERE status = 'failed'").fetchall()
         for inbound_id, decision in failed:
@@ -725,13 +741,18 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
                 failures.append(f"mail {index} refused: {why}")
         statuses = dict(gateway.db.execute("SELECT status, count(*) FROM inbound GROUP BY status").fetchall())
         outbox = dict(gateway.db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
-        decisions = dict(gateway.db.execute(
-            "SELECT CASE WHEN decision LIKE 'new request%' THEN 'new request' "
-            "WHEN decision LIKE '%unverified sender%' THEN 'unverified comment' "
-            "WHEN decision LIKE 'public comment%' THEN 'public comment' "
-            "WHEN decision LIKE 'private comment%' THEN 'private comment' ELSE decision END, count(*) "
-            "FROM inbound GROUP BY 1").fetchall())
+        decisions: dict[str, int] = {}
+        for (decision,) in gateway.db.execute("SELECT decision FROM inbound"):
+            kind = re.split(r" (?:on |from |by |\(|#)|:", decision or "", maxsplit=1)[0]
+            kind += " (unverified sender)" if "unverified sender" in (decision or "") else ""
+            decisions[kind] = decisions.get(kind, 0) + 1
         lat_all = latencies(gateway, 1)
+        done_at = {mid: when(at) for mid, at in gateway.db.execute(
+            "SELECT message_id, processed_at FROM inbound WHERE processed_at IS NOT NULL")}
+        client_ms = [(done_at[m.message_id] - t) * 1000 for batch, result_ in ((new_mails, first), (replies, second))
+                     for m, t in zip(batch, result_.offered, strict=True) if m.message_id in done_at]
+        lat_all["offered_to_processed_ms"] = {"p50": percentile(client_ms, 50), "p99": percentile(client_ms, 99),
+                                              "max": max(client_ms, default=float("nan"))}
         lat_replies = latencies(gateway, first_reply_id)
         sent_seconds = sum(r.duration for _n, r, _d in phases)
         processed_seconds = sum(d - r.started for _n, r, d in phases)
@@ -742,6 +763,8 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
             "offered_rate": rate, "worst_lag_s": round(max(first.lag, second.lag), 3),
             "accepted_per_s": total / sent_seconds,
             "processed_per_s": total / processed_seconds,
+            "serve_cpu_ms_per_mail": 1000 * cpu_used / total,
+            "serve_cpu_cores": cpu_used / processed_seconds,
             "phases": [{"mails": n, "accepted_per_s": n / r.duration, "processed_per_s": n / (d - r.started),
                         "send_seconds": r.duration, "processed_seconds": d - r.started} for n, r, d in phases],
             "latency": lat_all, "latency_replies": lat_replies,
@@ -802,6 +825,7 @@ def verdict(ok: bool | None) -> str:
 def report(results: dict[str, Any]) -> str:
     lines = []
     c = results["corpus"]
+    lines.append(f"gateway: {results['gateway']}, {results['when']}")
     lines.append(f"ingest: {c['mails']} mails ({c['new']} new requests, {c['replies']} replies), "
                  f"{c['megabytes']:.1f} MB, median {c['median_kb']:.1f} KB, "
                  f"{c['with_attachment']} with attachments, {results['connections']} SMTP connections")
@@ -820,7 +844,8 @@ def report(results: dict[str, Any]) -> str:
     proc = mx["processed_per_s"] if mx else None
     rows.append(("fully processed, mails/s", f(proc), f(rt["processed_per_s"]) if rt else "-",
                  f">= {TARGETS['processed']:.0f}", verdict(proc >= TARGETS["processed"] if proc else None)))
-    for key, name in (("processed_ms", "250 -> processed"), ("sent_ms", "250 -> in outbox/new")):
+    for key, name in (("processed_ms", "250 -> processed"), ("offered_to_processed_ms", "offered -> processed"),
+                      ("sent_ms", "250 -> in outbox/new")):
         for p in ("p50", "p99"):
             target, ok = "", ""
             if key == "processed_ms" and p == "p99":
@@ -828,6 +853,10 @@ def report(results: dict[str, Any]) -> str:
                 ok = verdict(rt["latency"][key][p] < TARGETS["p99_ms_at_rate"] if rt else None)
             rows.append((f"{name} {p}, ms", f(mx["latency"][key][p]) if mx else "-",
                          f(rt["latency"][key][p]) if rt else "-", target, ok))
+    rows.append(("serve CPU per mail, ms", f"{mx['serve_cpu_ms_per_mail']:.1f}" if mx else "-",
+                 f"{rt['serve_cpu_ms_per_mail']:.1f}" if rt else "-", "", ""))
+    rows.append(("serve CPU, cores busy", f"{mx['serve_cpu_cores']:.2f}" if mx else "-",
+                 f"{rt['serve_cpu_cores']:.2f}" if rt else "-", "", ""))
     rss = max((r["peak_rss_mb"] for r in (mx, rt) if r), default=None)
     rows.append(("serve peak RSS, MB", f(mx["peak_rss_mb"]) if mx else "-", f(rt["peak_rss_mb"]) if rt else "-",
                  f"< {TARGETS['rss_mb']:.0f}", verdict(rss < TARGETS["rss_mb"] if rss else None)))
@@ -857,6 +886,21 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def gateway_version() -> str:
+    """Which gateway code ran: its folder, and the git commit when it is a checkout (+dirty if edited)."""
+    import gateway
+
+    folder = Path(gateway.__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "."], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return f"{folder} at {commit}{'+dirty' if dirty else ''}"
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return str(folder)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mails", type=int, default=2000, help="mails per run (default 2000)")
@@ -867,12 +911,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="corpus seed")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the temp homes (logs, database, outbox)")
-    parser.add_argument("--py-spy", action="store_true", help="record serve with py-spy during the max run")
+    parser.add_argument("--py-spy", choices=["gil", "idle", "active"],
+                        help="record serve with py-spy during the max run (py-spy-MODE.txt in the kept home; "
+                             "gil: CPU holding the GIL, idle: wall time incl. waits)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     results: dict[str, Any] = {"connections": args.connections, "offered_rate": args.rate,
-                               "targets": TARGETS, "when": datetime.now(UTC).isoformat(timespec="seconds")}
+                               "targets": TARGETS, "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "gateway": gateway_version()}
     failures: list[str] = []
     corpus_mails: list[Mail] = []
     try:
@@ -900,14 +947,14 @@ def main() -> int:
         null = null_server(port, root / "null")
         try:
             log(f"[ceiling] do-nothing aiosmtpd: {len(corpus_mails)} mails")
-            sent = send_all(port, corpus_mails, args.connections)
-            results["null_smtp_per_s"] = len(corpus_mails) / sent.duration
+            results["null_smtp_per_s"] = max(len(corpus_mails) / send_all(port, corpus_mails, args.connections).duration
+                                             for _ in range(2))
         finally:
             stop(null, 10)
         log("[ceiling] parse rates")
         results["parse"] = parse_rates([m.raw for m in corpus_mails], repeat=2)
     finally:
-        if args.keep:
+        if args.keep or args.py_spy:
             log(f"kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)

@@ -14,10 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import rule_engine
-
 from gateway.rules.actions import ACTIONS, ActionError, check_action
-from gateway.rules.conditions import ConditionError, compile_condition
+from gateway.rules.conditions import Condition, ConditionError, compile_condition
 
 BUILT_IN = Path(__file__).resolve().parent.parent / "defaults" / "rules"
 EVENTS = ("message", "comment", "status", "assignment")
@@ -33,7 +31,7 @@ class Rule:
     name: str
     event: str
     source: str  # the condition as written, recorded as the reason it matched
-    condition: rule_engine.Rule
+    condition: Condition
     actions: tuple[tuple[str, Any], ...]
     stop: bool
     origin: str  # path:line
