@@ -73,7 +73,7 @@ def _regex(node: Any) -> Test:
     if not isinstance(pattern, re.Pattern):
         raise _Unsupported(node.type)
     find = pattern.search if node.type.endswith("fzs") else pattern.match
-    negate = node.type.startswith("ne")
+    negate: bool = node.type.startswith("ne")
 
     def test(facts: dict[str, Any]) -> bool:
         value = left(facts)
