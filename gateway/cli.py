@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     from gateway.orders.cli import register_order_commands
 
-    register_order_commands(add)
+    register_order_commands(add, people_actions)
     return parser
 
 

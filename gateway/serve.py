@@ -22,6 +22,7 @@ from gateway.inbound.imap import start_pollers
 from gateway.models import Inbound, Outbox
 from gateway.rules.loader import load_rules
 from gateway.settings import Settings
+from gateway.sweep import Sweeper
 
 log = logging.getLogger("gateway")
 
@@ -79,6 +80,8 @@ def serve(settings: Settings) -> int:
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
     web_thread.start()
     pollers = start_pollers(context)
+    sweeper = Sweeper(context)
+    sweeper.start()
     print(f"gateway: SMTP on {settings.smtp_host}:{settings.smtp_port}, web on http://{settings.http_host}:"
           f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
@@ -87,6 +90,7 @@ def serve(settings: Settings) -> int:
     smtp.stop()
     for poller in pollers:
         poller.stop()
+    sweeper.stop()
     web.should_exit = True
     _drain(broker, worker)
     web_thread.join(timeout=10)

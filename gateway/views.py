@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.models import Comment, Inbound, Request, RuleMatch
+from gateway.orders.views import order_detail
 
 
 def _time(value: datetime | None) -> str | None:
@@ -47,7 +48,7 @@ def _comment(comment: Comment) -> dict[str, Any]:
 def request_detail(session: Session, request: Request) -> dict[str, Any]:
     messages = session.scalars(select(Inbound).where(Inbound.request_id == request.id).order_by(Inbound.id)).all()
     rules = session.scalars(select(RuleMatch).where(RuleMatch.request_id == request.id).order_by(RuleMatch.id)).all()
-    return {
+    detail = {
         **request_summary(request),
         "labels": [label.name for label in request.labels],
         "product": request.product.sku if request.product else None,
@@ -62,6 +63,8 @@ def request_detail(session: Session, request: Request) -> dict[str, Any]:
         "messages": [{"id": m.id, "message_id": m.message_id, "status": m.status, "decision": m.decision}
                      for m in messages],
     }
+    detail.update(order_detail(session, request) or {})
+    return detail
 
 
 def load_requests(session: Session, kind: str | None = None, status: str | None = None) -> list[Request]:

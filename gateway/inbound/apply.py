@@ -37,6 +37,7 @@ from gateway.inbound.listing import answer_list, is_list_command
 from gateway.inbound.parse import ParsedMail
 from gateway.inbound.thread import find_thread
 from gateway.models import MessageRef, Person, Request, utcnow
+from gateway.orders.card import ensure_order
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import notify_comment, notify_new_request, tell_team
 from gateway.rules.actions import RuleContext
@@ -87,6 +88,8 @@ def _open(incoming: Incoming, person: Person) -> str:
     parsed, session = incoming.parsed, incoming.session
     request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
+    if request.kind == "order":
+        ensure_order(session, request, incoming.settings)
     author = Author(incoming.sender, "requester", requester)
     comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
                           inbound_id=incoming.row.id)

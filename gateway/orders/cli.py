@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from datetime import datetime
@@ -138,17 +137,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _people_actions(add: AddCommand) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
-    """The actions of ``gateway people``, which ``gateway.cli`` builds; ``set`` joins ``add`` there."""
-    sub = inspect.getclosurevars(add).nonlocals.get("sub")
-    people = sub.choices.get("people") if isinstance(sub, argparse._SubParsersAction) else None
-    if people is None:
-        return None
-    return next((a for a in people._actions if isinstance(a, argparse._SubParsersAction)), None)
-
-
-def register_order_commands(add: AddCommand) -> None:
-    """Adds the order subcommands; ``add(name, handler, help)`` returns the subparser."""
+def register_order_commands(add: AddCommand,
+                            people: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds the order subcommands; ``add(name, handler, help)`` returns the subparser, ``people``
+    holds the actions of ``gateway people``, which ``set`` joins."""
     orders = add("orders", cmd_orders_create, "create and ship orders")
     orders.add_argument("--data", help="data folder")
     actions = orders.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -159,12 +151,10 @@ def register_order_commands(add: AddCommand) -> None:
     ship.add_argument("numbers", type=int, nargs="+", metavar="NUMBER")
     ship.add_argument("--tracking", help="the tracking reference, given to the customers")
     ship.set_defaults(handler=cmd_orders_ship)
-    people = _people_actions(add)
-    if people is not None:
-        person = people.add_parser("set", help="change an account's options")
-        person.add_argument("email", metavar="EMAIL")
-        person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
-        person.set_defaults(handler=cmd_people_set)
+    person = people.add_parser("set", help="change an account's options")
+    person.add_argument("email", metavar="EMAIL")
+    person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
+    person.set_defaults(handler=cmd_people_set)
     stats = add("stats", cmd_stats, "order statistics")
     stats.add_argument("--data", help="data folder")
     stats.add_argument("--since", metavar="DATE", help="only orders created on or after DATE (YYYY-MM-DD)")

@@ -1,11 +1,18 @@
-"""One outgoing mail as bytes: headers that keep threads intact and robots quiet (CONTRACT §8)."""
+"""One outgoing mail as bytes: headers that keep threads intact and robots quiet (CONTRACT §8).
+
+The bytes are written directly rather than through ``EmailMessage(policy=SMTP)``: the
+policy re-parses and refolds every header it is given, which made composing the most
+expensive step of the whole pipeline (``bench/README.md``). What the policy did for us,
+RFC 2047 words for non-ASCII headers and quoted-printable bodies, is done here with the
+standard library's encoders.
+"""
 
 from __future__ import annotations
 
-import email
+import quopri
+import uuid
 from datetime import UTC
-from email.message import EmailMessage
-from email.policy import SMTP
+from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
 
 from gateway.models import utcnow
@@ -17,6 +24,25 @@ def new_message_id(settings: Settings) -> str:
     return make_msgid(domain=settings.domain)
 
 
+def _header(name: str, value: str) -> bytes:
+    if value.isascii() and len(value) < 900:
+        return f"{name}: {value}\r\n".encode()
+    return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode()
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    body = quopri.encodestring(text.replace("\r\n", "\n").encode("utf-8")).replace(b"\n", b"\r\n")
+    return (f"Content-Type: text/{subtype}; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + body + b"\r\n"
+
+
+def _multipart(subtype: str, parts: list[bytes]) -> tuple[bytes, bytes]:
+    """The Content-Type header and the body of a multipart made of ``parts``."""
+    boundary = f"=_{uuid.uuid4().hex}"
+    body = b"".join(f"--{boundary}\r\n".encode() + part for part in parts) + f"--{boundary}--\r\n".encode()
+    return f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n'.encode(), body
+
+
 def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, rendered: RenderedMail,
             message_id: str, number: int | None = None, root_message_id: str | None = None,
             auto_submitted: str = "auto-generated", original: bytes | None = None) -> bytes:
@@ -25,23 +51,27 @@ def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, 
     ``number`` tags the subject ``[#N]``; ``root_message_id`` chains the mail to the request's
     first message so every client threads it; ``original`` is attached as ``message/rfc822``.
     """
-    mail = EmailMessage(policy=SMTP)
-    mail["From"] = formataddr((settings.site_name, mailbox))
-    mail["To"] = recipient
-    mail["Reply-To"] = reply_to
-    mail["Subject"] = f"[#{number}] {rendered.subject}" if number is not None else rendered.subject
-    mail["Message-ID"] = message_id
-    mail["Date"] = format_datetime(utcnow().replace(tzinfo=UTC))
+    subject = f"[#{number}] {rendered.subject}" if number is not None else rendered.subject
+    head = [
+        _header("From", formataddr((settings.site_name, mailbox), charset="utf-8")),
+        _header("To", recipient),
+        _header("Reply-To", reply_to),
+        _header("Subject", subject),
+        _header("Message-ID", message_id),
+        _header("Date", format_datetime(utcnow().replace(tzinfo=UTC))),
+    ]
     if root_message_id:
-        mail["In-Reply-To"] = root_message_id
-        mail["References"] = root_message_id
-    mail["Auto-Submitted"] = auto_submitted
-    mail["X-Auto-Response-Suppress"] = "All"
+        head += [_header("In-Reply-To", root_message_id), _header("References", root_message_id)]
+    head += [_header("Auto-Submitted", auto_submitted), _header("X-Auto-Response-Suppress", "All")]
     if number is not None:
-        mail["X-Gateway-Request"] = str(number)
-    mail.set_content(rendered.text)
-    mail.add_alternative(rendered.html, subtype="html")
+        head.append(_header("X-Gateway-Request", str(number)))
+    head.append(b"MIME-Version: 1.0\r\n")
+    content_type, body = _multipart("alternative", [_text_part("plain", rendered.text),
+                                                    _text_part("html", rendered.html)])
     if original is not None:
-        embedded = email.message_from_bytes(original, policy=SMTP)
-        mail.add_attachment(embedded, disposition="attachment", filename="original.eml")
-    return mail.as_bytes()
+        lines = original.replace(b"\r\n", b"\n").rstrip(b"\n").replace(b"\n", b"\r\n")
+        encoding = b"7bit" if lines.isascii() else b"8bit"
+        embedded = (b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: " + encoding + b"\r\n"
+                    b"Content-Disposition: attachment; filename=\"original.eml\"\r\n\r\n" + lines + b"\r\n")
+        content_type, body = _multipart("mixed", [content_type + b"\r\n" + body, embedded])
+    return b"".join(head) + content_type + b"\r\n" + body

@@ -1,0 +1,55 @@
+"""The deadline sweep: what is due is done, once, whenever the sweep runs.
+
+Each step is idempotent (an expired quote is no longer open), so a sweep that runs
+twice, or again after a restart, changes nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from gateway.context import Context
+from gateway.orders.quotes import expire_quotes
+from gateway.outbound.notify import Mailer
+
+log = logging.getLogger("gateway.sweep")
+INTERVAL_SECONDS = 60.0
+
+
+def sweep(context: Context) -> list[int]:
+    """Run every due deadline; returns the outbox ids to send after the commit."""
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        expired = expire_quotes(session, context.settings, mailer)
+    if expired:
+        log.info("quotes expired: %s", ", ".join(str(q) for q in expired))
+    return mailer.outbox_ids
+
+
+class Sweeper:
+    """Runs ``sweep`` every ``interval`` seconds in a daemon thread until stopped."""
+
+    def __init__(self, context: Context, interval: float = INTERVAL_SECONDS) -> None:
+        self.context = context
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from gateway.tasks import send_mail
+
+        while not self._stop.is_set():
+            try:
+                for outbox_id in sweep(self.context):
+                    send_mail.send(outbox_id)
+            except Exception:  # the next sweep tries again; a deadline is never lost, only late
+                log.exception("deadline sweep failed")
+            self._stop.wait(self.interval)
