@@ -29,7 +29,10 @@ def configure(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
-    worker.start()
-    return worker
+def start_workers(broker: dramatiq.Broker, inbound_threads: int, outbox_threads: int) -> list[dramatiq.Worker]:
+    """One worker per queue, so sending mail never waits behind processing, nor the reverse."""
+    workers = [dramatiq.Worker(broker, queues={"inbound"}, worker_threads=inbound_threads, worker_timeout=100),
+               dramatiq.Worker(broker, queues={"outbox"}, worker_threads=outbox_threads, worker_timeout=100)]
+    for worker in workers:
+        worker.start()
+    return workers

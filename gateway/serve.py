@@ -16,7 +16,7 @@ import dramatiq
 import uvicorn
 from sqlalchemy import select
 
-from gateway.broker import configure, start_worker
+from gateway.broker import configure, start_workers
 from gateway.context import Context, open_context
 from gateway.inbound.imap import start_pollers
 from gateway.models import Inbound, Outbox
@@ -53,14 +53,15 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def _drain(broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-    """Let the in-process worker finish what it started before the process exits."""
+def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
+    """Let the in-process workers finish what they started before the process exits."""
     from dramatiq.brokers.stub import StubBroker
 
     if isinstance(broker, StubBroker):
         for queue in ("inbound", "outbox"):
             broker.join(queue, timeout=60_000)
-    worker.stop(timeout=30_000)
+    for worker in workers:
+        worker.stop(timeout=30_000)
 
 
 def serve(settings: Settings) -> int:
@@ -70,7 +71,8 @@ def serve(settings: Settings) -> int:
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
     context = open_context(settings)
     broker = configure(settings)
-    worker = start_worker(broker, threads=2 if context.engine.dialect.name == "sqlite" else 4)
+    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more threads only wait
+    workers = start_workers(broker, inbound_threads=1 if sqlite else 4, outbox_threads=2 if sqlite else 4)
     inbound, outbox = resume_unfinished(context)
     if inbound or outbox:
         log.info("resuming %s stored messages and %s outgoing mails left unfinished", inbound, outbox)
@@ -92,7 +94,7 @@ def serve(settings: Settings) -> int:
         poller.stop()
     sweeper.stop()
     web.should_exit = True
-    _drain(broker, worker)
+    _drain(broker, workers)
     web_thread.join(timeout=10)
     log.info("stopped")
     return 0
@@ -101,8 +103,10 @@ def serve(settings: Settings) -> int:
 def run_worker(settings: Settings, threads: int) -> int:
     broker = configure(settings)
     open_context(settings)
-    worker = start_worker(broker, threads=threads)
-    print(f"gateway worker: {threads} threads on {settings.broker_url or 'the in-process broker'}", flush=True)
+    workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
+    print(f"gateway worker: {threads} threads per queue on {settings.broker_url or 'the in-process broker'}",
+          flush=True)
     _wait_for_signal()
-    worker.stop(timeout=30_000)
+    for worker in workers:
+        worker.stop(timeout=30_000)
     return 0

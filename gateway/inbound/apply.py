@@ -128,7 +128,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
         rules.comment = comment
         run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)
         remember_visibility(request, comment)
-    status, assignee = request.status, request.assignee_id
+    status, assignee = request.status, request.assignee
     try:
         apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment),
                        commands)
@@ -136,7 +136,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
     if request.status != status:
         run_rules(rules, "status", inbound_id=incoming.row.id, previous_status=status)
-    if request.assignee_id != assignee:
+    if request.assignee is not assignee:
         run_rules(rules, "assignment", inbound_id=incoming.row.id)
     if comment is not None:
         notify_comment(incoming.mailer, request, comment, author, parsed.defects)

@@ -39,7 +39,7 @@ def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[st
     """``event.coordinator`` to the coordinators to tell, and to the coordinator who acted if not among them."""
     full = {**order_context(order), **context}
     tell_team(mailer, order.request, event, full)
-    if not author or author in {p.email for p in coordinators_to_tell(mailer.session, order.request)}:
+    if not author or author in {p.email for p in coordinators_to_tell(mailer, order.request)}:
         return
     person = find_person(mailer.session, author)
     if person is not None and person.role == "coordinator":

@@ -28,7 +28,19 @@ class Mailer:
 
     session: Session
     settings: Settings
-    outbox_ids: list[int] = field(default_factory=list)
+    _rows: list[Outbox] = field(default_factory=list)
+    _coordinators: list[Person] | None = None
+
+    @property
+    def outbox_ids(self) -> list[int]:
+        """The rows to send once the transaction has committed (held ones stay behind)."""
+        return [row.id for row in self._rows if row.status == "pending"]
+
+    def coordinators(self) -> list[Person]:
+        """Every coordinator account, read once per transaction."""
+        if self._coordinators is None:
+            self._coordinators = coordinators(self.session)
+        return self._coordinators
 
     def recent(self, recipient: str, *, request: Request | None = None, topic: str | None = None) -> int:
         """Mails written to ``recipient`` in the last hour, for one request or one topic."""
@@ -57,12 +69,12 @@ class Mailer:
         token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
         return reply_address(request.mailbox.split("@")[0], self.settings.domain, token)
 
-    def _hold_if_leaking(self, request: Request, text: str, row: Outbox, context: dict[str, Any]) -> bool:
+    def _hold_if_leaking(self, request: Request, text: str, row: Outbox, context: dict[str, Any]) -> None:
         """Hold a customer mail that repeats a private comment, a note or an unverified comment."""
         secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
         leak = find_leak(text, secrets)
         if leak is None:
-            return False
+            return
         row.status = "held"
         record_event(request, "leak-held", f"mail to {row.recipient} held: it repeats “{leak}”")
         comment = context.get("comment")
@@ -72,7 +84,6 @@ class Mailer:
             self.write("leak_held", "sender", {"leak": leak, "recipient": row.recipient},
                        mailbox=request.mailbox, recipient=participant.email,
                        reply_to=self.reply_to(request, participant), person=participant.person, request=request)
-        return True
 
     def write(self, event: str, audience: str, context: dict[str, Any], *, mailbox: str, recipient: str,
               reply_to: str, person: Person | None, request: Request | None = None,
@@ -88,25 +99,24 @@ class Mailer:
                       message_id=message_id, number=request.id if request else None,
                       root_message_id=request.root_message_id if request else None,
                       auto_submitted=auto_submitted, original=original)
-        row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient,
+        row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient, status="pending",
                      template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw)
         self.session.add(row)
-        held = audience == "customer" and request is not None and self._hold_if_leaking(
-            request, rendered.text, row, context)
+        if audience == "customer" and request is not None:
+            self._hold_if_leaking(request, rendered.text, row, context)
         if request is not None:
             self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
+        self._rows.append(row)
         self.session.flush()
-        if not held:
-            self.outbox_ids.append(row.id)
 
 
-def coordinators_to_tell(session: Session, request: Request) -> list[Person]:
+def coordinators_to_tell(mailer: Mailer, request: Request) -> list[Person]:
     """Unassigned: every coordinator. Assigned: the assignee and the coordinators who commented."""
-    everyone = coordinators(session)
-    if request.assignee_id is None:
+    everyone = mailer.coordinators()
+    if request.assignee is None:
         return everyone
     commented = {c.author_email for c in request.comments if c.author_role == "coordinator"}
-    return [p for p in everyone if p.id == request.assignee_id or p.email in commented]
+    return [p for p in everyone if p is request.assignee or p.email in commented]
 
 
 def _may_see(participant: Participant, comment: Comment) -> bool:
@@ -121,14 +131,14 @@ def _expected_from(request: Request, participant: Participant) -> bool:
     """Whether this team member is the one who must answer next."""
     if participant.role == "supplier":
         return request.expected_response == "supplier"
-    return request.expected_response == "coordinator" and request.assignee_id in (None, participant.person_id)
+    return request.expected_response == "coordinator" and request.assignee in (None, participant.person)
 
 
 def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, Any],
               exclude: str = "") -> None:
     """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``;
     the one who must answer next is told so."""
-    for person in coordinators_to_tell(mailer.session, request):
+    for person in coordinators_to_tell(mailer, request):
         if person.email != exclude:
             participant = join(mailer.session, request, person.email, role="coordinator", person=person)
             mailer.send(request, participant, event, "coordinator",

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.context import Context
+from gateway.web import api, health, openapi, quote
+
+ROUTES = [
+    Route("/healthz", health.healthz),
+    Route("/quote/{token}", quote.show, name="quote"),
+    Route("/quote/{token}/accept", quote.accept, methods=["POST"]),
+    Route("/quote/{token}/decline", quote.decline, methods=["POST"]),
+    Route("/api/orders", api.post_order, methods=["POST"]),
+    Route("/openapi.json", openapi.document),
+]
 
 
 def create_app(context: Context) -> Starlette:
-    async def healthz(request: Request) -> JSONResponse:
-        with context.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return JSONResponse({"status": "ok", "database": context.engine.dialect.name})
-
-    return Starlette(routes=[Route("/healthz", healthz)])
+    """The app for one gateway; endpoints find the context in ``app.state``."""
+    app = Starlette(routes=ROUTES)
+    app.state.context = context
+    return app

@@ -1,0 +1,126 @@
+"""The page strings in French and English, and which of the two a visitor reads.
+
+A quote page speaks the customer's locale (the one their mails use); a page with
+no quote behind it (a forged or unknown link) follows the browser, then the site.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from starlette.requests import Request
+
+LOCALES = ("fr", "en")
+
+_MONTHS = {
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+           "novembre", "décembre"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"),
+}
+
+STRINGS: dict[str, dict[str, str]] = {
+    "fr": {
+        "quote": "Devis",
+        "reference": "Devis n°{number}, version {version}",
+        "title": "Devis pour la commande n°{number}",
+        "hello": "Bonjour {name},",
+        "intro": "Voici notre proposition. Vous pouvez l'accepter ou la refuser ci-dessous.",
+        "total": "Montant total",
+        "version": "Version {version}, envoyée le {date}",
+        "valid_until": "Valable jusqu'au {date}",
+        "item": "Désignation",
+        "quantity": "Qté",
+        "unit_price": "Prix unitaire",
+        "amount": "Montant",
+        "accept": "Accepter le devis",
+        "accept_hint": "En acceptant, vous validez ce prix ; nous confirmons ensuite la commande par e-mail.",
+        "decline_title": "Ce devis ne vous convient pas ?",
+        "reason": "Raison (facultatif)",
+        "reason_placeholder": "Par exemple : trop cher, délai trop long…",
+        "decline": "Refuser le devis",
+        "accepted": "Devis accepté",
+        "accepted_text": "Vous avez accepté ce devis le {date}. Merci ! Nous confirmons la commande par e-mail.",
+        "declined": "Devis refusé",
+        "declined_text": "Vous avez refusé ce devis le {date}. Nous reviendrons vers vous par e-mail.",
+        "your_reason": "Votre raison :",
+        "questions": "Une question ? Répondez simplement au mail qui contenait ce lien.",
+        "forged_title": "Ce lien n'est pas valide",
+        "forged_text": "Le lien est incomplet ou a été modifié. Ouvrez-le depuis le mail reçu, "
+                       "ou copiez-le en entier dans votre navigateur.",
+        "unknown_title": "Devis introuvable",
+        "unknown_text": "Nous ne trouvons pas ce devis. Ouvrez le lien du dernier mail reçu, "
+                        "ou répondez à ce mail pour nous écrire.",
+        "replaced_title": "Ce devis a été remplacé",
+        "replaced_text": "La version {version} de ce devis a été remplacée par la version {new_version} : "
+                         "{amount}\u00a0{currency}.",
+        "replaced_open": "Voir la version {new_version}",
+        "withdrawn_title": "Ce devis a été retiré",
+        "withdrawn_text": "Nous avons retiré ce devis le {date} ; il ne peut plus être accepté. "
+                          "Répondez au mail pour nous écrire.",
+        "expired_title": "Ce devis a expiré",
+        "expired_text": "Ce devis était valable jusqu'au {date}. Répondez au mail pour demander un nouveau devis.",
+        "too_large": "La demande est trop longue.",
+    },
+    "en": {
+        "quote": "Quote",
+        "reference": "Quote #{number}, version {version}",
+        "title": "Quote for order #{number}",
+        "hello": "Hello {name},",
+        "intro": "Here is our proposal. You can accept or decline it below.",
+        "total": "Total amount",
+        "version": "Version {version}, sent on {date}",
+        "valid_until": "Valid until {date}",
+        "item": "Item",
+        "quantity": "Qty",
+        "unit_price": "Unit price",
+        "amount": "Amount",
+        "accept": "Accept the quote",
+        "accept_hint": "By accepting, you agree to this price; we then confirm the order by email.",
+        "decline_title": "Not what you need?",
+        "reason": "Reason (optional)",
+        "reason_placeholder": "For example: too expensive, takes too long…",
+        "decline": "Decline the quote",
+        "accepted": "Quote accepted",
+        "accepted_text": "You accepted this quote on {date}. Thank you! We will confirm the order by email.",
+        "declined": "Quote declined",
+        "declined_text": "You declined this quote on {date}. We will get back to you by email.",
+        "your_reason": "Your reason:",
+        "questions": "A question? Simply reply to the email that contained this link.",
+        "forged_title": "This link is not valid",
+        "forged_text": "The link is incomplete or was changed. Open it from the email you received, "
+                       "or copy it whole into your browser.",
+        "unknown_title": "Quote not found",
+        "unknown_text": "We cannot find this quote. Open the link in the latest email you received, "
+                        "or reply to that email to write to us.",
+        "replaced_title": "This quote was replaced",
+        "replaced_text": "Version {version} of this quote was replaced by version {new_version}: {amount}\u00a0{currency}.",
+        "replaced_open": "See version {new_version}",
+        "withdrawn_title": "This quote was withdrawn",
+        "withdrawn_text": "We withdrew this quote on {date}; it can no longer be accepted. "
+                          "Reply to the email to write to us.",
+        "expired_title": "This quote has expired",
+        "expired_text": "This quote was valid until {date}. Reply to the email to ask for a new quote.",
+        "too_large": "The request is too long.",
+    },
+}
+
+
+def strings(locale: str) -> dict[str, str]:
+    return STRINGS[locale if locale in LOCALES else "fr"]
+
+
+def long_date(value: datetime, locale: str) -> str:
+    """``23 décembre 2026`` / ``23 December 2026`` (dates are UTC, as stored)."""
+    months = _MONTHS[locale if locale in LOCALES else "fr"]
+    day = "1er" if value.day == 1 and locale == "fr" else str(value.day)
+    return f"{day} {months[value.month - 1]} {value.year}"
+
+
+def browser_locale(request: Request, default: str) -> str:
+    """The first of ``fr``/``en`` the browser's Accept-Language names, else ``default``."""
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";", 1)[0].strip().lower()[:2]
+        if tag in LOCALES:
+            return tag
+    return default if default in LOCALES else "fr"

@@ -1,0 +1,63 @@
+"""``/quote/{token}``: the customer's quote page and its two buttons (CONTRACT §9).
+
+A GET only reads (mail scanners follow links); each POST decides once inside one
+transaction, then answers ``303`` to the page, which shows the outcome. A link that
+names no decidable quote answers its 403, 404 or 410 page, for a GET and a POST alike.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from gateway.context import Context
+from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
+from gateway.web.i18n import browser_locale
+from gateway.web.pages import render_page
+from gateway.web.transaction import context_of, transaction
+
+FORM_LIMIT = 64 * 1024  # a reason is at most REASON_LIMIT characters; anything much larger is not our form
+
+
+def _page(request: Request, context: Context, found: QuoteView | QuoteProblem) -> HTMLResponse:
+    settings = context.settings
+    if isinstance(found, QuoteProblem):
+        locale = found.view.locale if found.view else browser_locale(request, settings.locale)
+        return render_page(settings, "problem", locale, found.http_status, problem=found.kind, view=found.view)
+    return render_page(settings, "quote", found.locale, view=found, reason_limit=REASON_LIMIT)
+
+
+def show(request: Request) -> HTMLResponse:
+    """``GET /quote/{token}`` (and HEAD): the quote with its buttons, its outcome, or why there is none."""
+    context = context_of(request)
+    with context.sessions() as session:  # closed without a commit: a GET never changes anything
+        found = quote_for_token(session, context.settings, request.path_params["token"])
+    return _page(request, context, found)
+
+
+def _decide(context: Context, token: str, accept: bool, reason: str) -> QuoteDecision | QuoteProblem:
+    with transaction(context) as (session, mailer):
+        return decide(session, context.settings, mailer, token, accept, reason)
+
+
+async def _answer(request: Request, accept: bool, reason: str = "") -> Response:
+    context = context_of(request)
+    token = request.path_params["token"]
+    outcome = await run_in_threadpool(_decide, context, token, accept, reason)
+    if isinstance(outcome, QuoteProblem):
+        return _page(request, context, outcome)
+    return RedirectResponse(request.url_for("quote", token=token).path, status_code=303)
+
+
+async def accept(request: Request) -> Response:
+    """``POST /quote/{token}/accept``: needs nothing but the token."""
+    return await _answer(request, accept=True)
+
+
+async def decline(request: Request) -> Response:
+    """``POST /quote/{token}/decline`` with an optional form field ``reason``."""
+    if len(await request.body()) > FORM_LIMIT:
+        return PlainTextResponse("413 the form is too large", status_code=413)
+    reason = (await request.form()).get("reason", "")
+    return await _answer(request, accept=False, reason=reason if isinstance(reason, str) else "")

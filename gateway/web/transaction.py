@@ -1,0 +1,30 @@
+"""One transaction for a web request that changes something, its mails sent once it has committed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from gateway.context import Context
+from gateway.outbound.notify import Mailer
+
+
+def context_of(request: Request) -> Context:
+    """The gateway context ``create_app`` gave the app."""
+    return cast(Context, request.app.state.context)
+
+
+@contextmanager
+def transaction(context: Context) -> Iterator[tuple[Session, Mailer]]:
+    """A session and its mailer; on commit each outbox row goes to ``send_mail``, on error nothing is sent."""
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        yield session, mailer
+    from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured
+
+    for outbox_id in mailer.outbox_ids:
+        send_mail.send(outbox_id)

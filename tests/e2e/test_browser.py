@@ -1,0 +1,78 @@
+"""A real browser opens the quote link from the mail, accepts, and sees the outcome.
+
+Debian's ``chromium`` driven by Playwright for Python (never ``playwright install``: it
+downloads a browser). Screenshots land in ``test-artifacts/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Gateway
+from test_quote_page import ALICE, answer, order_with_quote, quote_statuses, start_shop
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Gateway]:
+    running = start_shop(tmp_path / "home")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def test_a_customer_accepts_the_quote_in_a_real_browser_on_a_phone(shop: Gateway, browser: Any) -> None:
+    _, link = order_with_quote(shop, "#quote\n2 x Page supplémentaire 150\n1 x Logo 120")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(f"http://127.0.0.1:{shop.http_port}{link}")
+    assert "420.00" in page.inner_text(".amount")
+    assert page.locator("button.accept").is_visible() and page.locator("button.decline").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
+    page.screenshot(path=str(ARTIFACTS / "quote-open-phone.png"), full_page=True)
+
+    page.click("button.accept")
+    page.wait_for_url(f"**{link}")
+    assert "Devis accepté" in page.inner_text("main")
+    assert page.locator("button").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "quote-accepted-phone.png"), full_page=True)
+    page.close()
+
+    shop.wait_idle()
+    assert quote_statuses(shop) == ["accepted"]
+    assert "accepted" in str(shop.mails_to(ALICE)[-1]["Subject"])
+
+
+def test_the_gone_page_reads_well_in_a_browser(shop: Gateway, browser: Any) -> None:
+    alert, first = order_with_quote(shop)
+    answer(shop, alert, "#quote 500")
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True)
+    response = page.goto(f"http://127.0.0.1:{shop.http_port}{first}")
+    assert response is not None and response.status == 410
+    page.screenshot(path=str(ARTIFACTS / "quote-replaced-phone.png"), full_page=True)
+    page.click("a.button")
+    assert "500.00" in page.inner_text(".amount")
+    page.close()
