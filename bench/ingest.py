@@ -538,9 +538,14 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 90) -> int:
 class Gateway:
     """A throwaway home and its ``gateway serve`` subprocess."""
 
-    def __init__(self, root: Path, *, py_spy: str | None = None) -> None:
+    def __init__(self, root: Path, *, py_spy: str | None = None, rules: int = 0) -> None:
         self.home = root
         root.mkdir(parents=True, exist_ok=True)
+        if rules:
+            from rules import site_rules  # bench/rules.py, beside this script
+
+            (root / "rules").mkdir(exist_ok=True)
+            (root / "rules" / "site.toml").write_text(site_rules(rules))
         self.data = root / "data"
         self.smtp_port, self.http_port = free_port(), free_port()
         self.config = root / "gateway.toml"
@@ -705,7 +710,7 @@ def latencies(gateway: Gateway, first_id: int) -> dict[str, Any]:
 def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, seed: int, label: str,
                 keep_corpus: bool) -> tuple[dict[str, Any], list[Mail]]:
     """One home, two timed phases (new requests, then replies by token), measured from the database."""
-    gateway = Gateway(root, py_spy=args.py_spy if rate is None else None)
+    gateway = Gateway(root, py_spy=args.py_spy if rate is None else None, rules=args.rules)
     failures: list[str] = []
     try:
         corpus = Corpus(seed)
@@ -909,6 +914,7 @@ def main() -> int:
     parser.add_argument("--only", choices=["max", "rate"], help="one run only (ceilings are always measured)")
     parser.add_argument("--connections", type=int, default=4, help="concurrent SMTP connections (default 4)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed")
+    parser.add_argument("--rules", type=int, default=0, help="site rules loaded in the gateway (bench/rules.py)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the temp homes (logs, database, outbox)")
     parser.add_argument("--py-spy", choices=["gil", "idle", "active"],
