@@ -57,7 +57,9 @@ class RelayTransport:
                 raise PermanentError(f"{error.smtp_code} {error.smtp_error!r}") from error
             raise TransientError(f"{error.smtp_code} {error.smtp_error!r}") from error
         except smtplib.SMTPRecipientsRefused as error:
-            raise PermanentError(str(error.recipients)) from error
+            code, text = next(iter(error.recipients.values()))
+            reason = f"{code} {text.decode('utf-8', 'replace')}"
+            raise (PermanentError(reason) if 500 <= code < 600 else TransientError(reason)) from error
         except (OSError, smtplib.SMTPException) as error:
             raise TransientError(str(error) or type(error).__name__) from error
 
