@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, body_text, mail, reply_address, write_home
+from conftest import GATEWAY, Gateway, body_text, mail, reply_address, write_home
 
 CUSTOMER = "jean.dupont@client.example"
 
@@ -22,6 +22,8 @@ def run_full_conversation(gw: Gateway) -> None:
     [acknowledgment] = gw.mails_to(CUSTOMER)
     assert "Colis abîmé" in alert_alice["Subject"] and "[#1]" in alert_alice["Subject"]
     assert "New request" in alert_bob["Subject"]
+    assert str(alert_alice["Subject"]).startswith("[#1] [À vous de répondre]"), "the coordinators must answer"
+    assert body_text(alert_bob).startswith("You are expected to answer")
     assert acknowledgment["Auto-Submitted"] == "auto-replied"
     assert alert_alice["Auto-Submitted"] == "auto-generated"
     assert alert_alice["X-Auto-Response-Suppress"] == "All"
@@ -153,3 +155,25 @@ def test_the_same_message_twice_is_applied_once(gateway: Gateway) -> None:
     assert len(gateway.requests()) == 2
     assert gateway.count("SELECT count(*) FROM inbound WHERE status = 'duplicate'") == 2
     assert gateway.count("SELECT count(*) FROM inbound") == 4, "every raw message is kept"
+
+
+@pytest.mark.redis
+def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis_url: str) -> None:
+    import signal
+    import subprocess
+
+    config = write_home(tmp_path / "home", broker_url=redis_url)
+    gw = Gateway(config).start()
+    worker = subprocess.Popen([*GATEWAY, "worker", "--threads", "2"], cwd=config.parent, env=gw.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for number in range(10):
+            gw.send(mail(f"c{number}@client.example", "support@shop.example", f"Demande {number}", "Bonjour"))
+        gw.wait_idle()
+        assert len(gw.requests()) == 10
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+        assert gw.stop() == 0
+    assert worker.returncode == 0, output
+    assert "gateway worker: 2 threads" in output
