@@ -77,7 +77,7 @@ def _read_file(path: str) -> bytes:
 def cmd_import(args: argparse.Namespace) -> int:
     from gateway.importer import import_path
 
-    return import_path(_settings(args), Path(args.path), args.mailbox, as_json=args.json)
+    return import_path(_settings(args), Path(args.path), args.mailbox, as_json=args.json, send_mail=not args.no_mail)
 
 
 def cmd_requests(args: argparse.Namespace) -> int:
@@ -214,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--mailbox", help="the mailbox address they were sent to (default: the first one)")
     imp.add_argument("--data", help="data folder")
     imp.add_argument("--json", action="store_true", help="print the counts as JSON")
+    imp.add_argument("--no-mail", action="store_true",
+                     help="import history quietly: notifications are recorded, never sent")
     check = add("check", cmd_check, "validate a home (config, mailboxes, rules, templates) without starting")
     check.add_argument("--json", action="store_true")
     comments = add("comments", cmd_comments, "change comments afterwards")

@@ -13,11 +13,13 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+from sqlalchemy import update
 from tqdm import tqdm
 
-from gateway.context import open_context
+from gateway.context import Context, open_context
 from gateway.inbound.accept import store
 from gateway.inbound.process import process_safely
+from gateway.models import Outbox
 from gateway.outbound.outbox import deliver
 from gateway.settings import ConfigError, Settings
 
@@ -42,7 +44,14 @@ def _count(path: Path) -> int | None:
     return None
 
 
-def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False) -> int:
+def _suppress(context: Context, outbox_ids: list[int]) -> None:
+    """Importing history must not mail anyone about it: the rows stay, marked as never sent."""
+    with context.sessions.begin() as session:
+        session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids)).values(status="suppressed"))
+
+
+def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False,
+                send_mail: bool = True) -> int:
     target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
     if target is None:
         raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
@@ -52,7 +61,9 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
     for raw in bar:
         inbound_id = store(context, raw, source="import", mailbox=target.address, envelope_to=(target.address,))
         outcome = process_safely(context, inbound_id)
-        for outbox_id in outcome.outbox_ids:
+        if not send_mail:
+            _suppress(context, outcome.outbox_ids)
+        for outbox_id in outcome.outbox_ids if send_mail else ():
             deliver(context, outbox_id)
         counts[outcome.status] += 1
         bar.set_postfix(counts)

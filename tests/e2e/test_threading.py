@@ -96,8 +96,10 @@ def test_import_feeds_an_mbox_and_a_maildir_through_the_pipeline(gateway: Gatewa
     assert '"processed": 3' in result.stdout and '"duplicate": 1' in result.stdout
     maildir = mailbox.Maildir(tmp_path / "maildir", create=True)
     maildir.add(mail("md@client.example", "orders@shop.example", "Commande ancienne", "Archive"))
-    result = gateway.cli("import", str(tmp_path / "maildir"), "--mailbox", "orders@shop.example")
+    before = len(gateway.outbox())
+    result = gateway.cli("import", str(tmp_path / "maildir"), "--mailbox", "orders@shop.example", "--no-mail")
     assert "imported 1 messages: 1 processed" in result.stdout
+    assert len(gateway.outbox()) == before, "--no-mail: nobody is told about history"
     kinds = sorted(r["kind"] for r in gateway.requests())
     assert kinds == ["helpdesk", "helpdesk", "helpdesk", "order"]
     missing = gateway.cli("import", str(tmp_path / "nope"), check=False)
