@@ -34,7 +34,8 @@ ORDER_SCHEMA: dict[str, Any] = {
             "locale": {"type": "string", "enum": ["fr", "en"]}}},
         "subject": {"type": "string", "maxLength": 300},
         "items": {"type": "array", "items": {
-            "type": "object", "required": ["quantity", "unit_price"], "additionalProperties": False, "properties": {
+            "type": "object", "required": ["quantity", "unit_price"], "additionalProperties": False,
+            "anyOf": [{"required": ["sku"]}, {"required": ["description"]}], "properties": {
                 "sku": {"type": "string"}, "offer": {"type": "string"}, "description": {"type": "string"},
                 "quantity": {"type": "integer", "minimum": 1},
                 "unit_price": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"}}}},

@@ -21,7 +21,7 @@ from gateway.orders.card import replace_items, set_label
 from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Quote
 from gateway.orders.money import format_amount
-from gateway.orders.quotes import AWAITING_RESPONSE, quote_context
+from gateway.orders.quotes import AWAITING_RESPONSE, announce_expiry, quote_context
 from gateway.outbound.notify import Mailer
 from gateway.payments.ledger import update_payment_status
 from gateway.settings import Settings
@@ -138,8 +138,8 @@ def decide(session: Session, settings: Settings, mailer: Mailer, token: str, acc
     if isinstance(found, QuoteProblem):
         return found
     quote, now = found, utcnow()
-    if quote.status == "open" and quote.valid_until < now:
-        _claim(session, quote, "expired", now, "")
+    if quote.status == "open" and quote.valid_until < now and _claim(session, quote, "expired", now, ""):
+        announce_expiry(settings, mailer, quote)
     if quote.status == "open":
         outcome = "accepted" if accept else "declined"
         if _claim(session, quote, outcome, now, reason.strip()[:REASON_LIMIT] if not accept else ""):
@@ -161,9 +161,6 @@ def _claim(session: Session, quote: Quote, status: str, now: datetime, reason: s
     if result.rowcount != 1:
         return False
     session.refresh(quote)
-    if status == "expired":
-        record_event(quote.order.request, "quote-expired", f"quote v{quote.version} expired unanswered")
-        set_label(quote.order.request, AWAITING_RESPONSE, False)
     return True
 
 

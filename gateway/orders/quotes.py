@@ -131,11 +131,16 @@ def expire_quotes(session: Session, settings: Settings, mailer: Mailer, now: dat
         select(Quote).where(Quote.status == "open", Quote.valid_until < now).order_by(Quote.id)))
     for quote in expired:
         quote.status, quote.decided_at = "expired", now
-        request = quote.order.request
-        record_event(request, "quote-expired", f"quote v{quote.version} expired unanswered")
-        set_label(request, AWAITING_RESPONSE, False)
-        request.unread = True
-        request.expected_response = "coordinator"
-        tell_coordinators(mailer, quote.order, "quote_expired",
-                          {**order_context(quote.order), **quote_context(settings, quote)})
+        announce_expiry(settings, mailer, quote)
     return [quote.id for quote in expired]
+
+
+def announce_expiry(settings: Settings, mailer: Mailer, quote: Quote) -> None:
+    """An expired quote brings the order back to the coordinators, whoever noticed it (sweep or click)."""
+    request = quote.order.request
+    record_event(request, "quote-expired", f"quote v{quote.version} expired unanswered")
+    set_label(request, AWAITING_RESPONSE, False)
+    request.unread = True
+    request.expected_response = "coordinator"
+    tell_coordinators(mailer, quote.order, "quote_expired",
+                      {**order_context(quote.order), **quote_context(settings, quote)})

@@ -94,7 +94,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "unknown_text": "We cannot find this quote. Open the link in the latest email you received, "
                         "or reply to that email to write to us.",
         "replaced_title": "This quote was replaced",
-        "replaced_text": "Version {version} of this quote was replaced by version {new_version}: {amount}\u00a0{currency}.",
+        "replaced_text": "Version {version} of this quote was replaced by version {new_version}: "
+                         "{amount}\u00a0{currency}.",
         "replaced_open": "See version {new_version}",
         "withdrawn_title": "This quote was withdrawn",
         "withdrawn_text": "We withdrew this quote on {date}; it can no longer be accepted. "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from threading import Lock
 from typing import cast
 
 from sqlalchemy.orm import Session
@@ -18,12 +19,22 @@ def context_of(request: Request) -> Context:
     return cast(Context, request.app.state.context)
 
 
+# SQLite has one writer at a time and makes the others retry after growing sleeps; web
+# requests that write queue here instead, in order, which keeps the slowest answer short.
+_SQLITE_WRITER = Lock()
+
+
 @contextmanager
 def transaction(context: Context) -> Iterator[tuple[Session, Mailer]]:
     """A session and its mailer; on commit each outbox row goes to ``send_mail``, on error nothing is sent."""
-    with context.sessions.begin() as session:
-        mailer = Mailer(session, context.settings)
-        yield session, mailer
+    if context.engine.dialect.name == "sqlite":
+        with _SQLITE_WRITER, context.sessions.begin() as session:
+            mailer = Mailer(session, context.settings)
+            yield session, mailer
+    else:
+        with context.sessions.begin() as session:
+            mailer = Mailer(session, context.settings)
+            yield session, mailer
     from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured
 
     for outbox_id in mailer.outbox_ids:
