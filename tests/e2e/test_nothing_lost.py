@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,10 @@ def test_kill_9_in_a_stream_of_50_mails_loses_none_that_got_250(tmp_path: Path) 
 
     sender = threading.Thread(target=stream)
     sender.start()
-    while len(accepted) < 20:
-        pass
+    deadline = time.monotonic() + 60
+    while len(accepted) < 20 and sender.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(accepted) >= 20, "the stream did not start"
     killed.set()
     gw.kill()
     sender.join()
