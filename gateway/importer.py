@@ -20,7 +20,7 @@ from gateway.context import Context, open_context
 from gateway.inbound.accept import store
 from gateway.inbound.process import process_safely
 from gateway.models import Outbox
-from gateway.outbound.outbox import deliver
+from gateway.outbound.outbox import deliver_all
 from gateway.settings import ConfigError, Settings
 
 
@@ -63,8 +63,8 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
         outcome = process_safely(context, inbound_id)
         if not send_mail:
             _suppress(context, outcome.outbox_ids)
-        for outbox_id in outcome.outbox_ids if send_mail else ():
-            deliver(context, outbox_id)
+        else:
+            deliver_all(context, outcome.outbox_ids)
         counts[outcome.status] += 1
         bar.set_postfix(counts)
     bar.close()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from gateway.context import open_context
 from gateway.inbound.process import process_safely
 from gateway.models import Inbound
-from gateway.outbound.outbox import deliver
+from gateway.outbound.outbox import deliver_all
 from gateway.settings import ConfigError, Settings
 
 
@@ -30,8 +30,7 @@ def replay(settings: Settings, number: int | None, *, failed: bool, as_json: boo
     results = []
     for inbound_id in ids:
         outcome = process_safely(context, inbound_id)
-        for outbox_id in outcome.outbox_ids:
-            deliver(context, outbox_id)
+        deliver_all(context, outcome.outbox_ids)
         results.append({"id": inbound_id, "status": outcome.status, "decision": outcome.decision})
     if as_json:
         print(json.dumps(results, ensure_ascii=False))

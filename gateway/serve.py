@@ -36,8 +36,8 @@ def resume_unfinished(context: Context) -> tuple[int, int]:
         outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
     for inbound_id in inbound:
         process_inbound.send(inbound_id)
-    for outbox_id in outbox:
-        send_mail.send(outbox_id)
+    for start in range(0, len(outbox), 50):
+        send_mail.send(list(outbox[start:start + 50]))
     return len(inbound), len(outbox)
 
 

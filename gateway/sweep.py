@@ -48,8 +48,9 @@ class Sweeper:
 
         while not self._stop.is_set():
             try:
-                for outbox_id in sweep(self.context):
-                    send_mail.send(outbox_id)
+                outbox_ids = sweep(self.context)
+                if outbox_ids:
+                    send_mail.send(outbox_ids)
             except Exception:  # the next sweep tries again; a deadline is never lost, only late
                 log.exception("deadline sweep failed")
             self._stop.wait(self.interval)

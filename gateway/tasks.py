@@ -6,7 +6,7 @@ import dramatiq
 
 from gateway.context import current
 from gateway.inbound.process import process_safely
-from gateway.outbound.outbox import MAX_ATTEMPTS, deliver
+from gateway.outbound.outbox import MAX_ATTEMPTS, deliver_all
 
 
 class DeliveryPostponed(Exception):
@@ -17,12 +17,14 @@ class DeliveryPostponed(Exception):
 def process_inbound(inbound_id: int) -> None:
     """Apply one stored message, then hand its notifications to ``send_mail`` (after the commit)."""
     outcome = process_safely(current(), inbound_id)
-    for outbox_id in outcome.outbox_ids:
-        send_mail.send(outbox_id)
+    if outcome.outbox_ids:
+        send_mail.send(outcome.outbox_ids)
 
 
 @dramatiq.actor(queue_name="outbox", max_retries=MAX_ATTEMPTS, min_backoff=15_000, max_backoff=3_600_000,
                 throws=())
-def send_mail(outbox_id: int) -> None:
-    if not deliver(current(), outbox_id):
-        raise DeliveryPostponed(f"outbox {outbox_id}")
+def send_mail(outbox_ids: list[int]) -> None:
+    """Send the mails one change caused, together; rows already sent are skipped when retried."""
+    retry = deliver_all(current(), outbox_ids)
+    if retry:
+        raise DeliveryPostponed(f"outbox {', '.join(map(str, retry))}")

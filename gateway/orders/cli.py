@@ -23,10 +23,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def _deliver(context: Context, outbox_ids: list[int]) -> None:
     """Send after the commit, as ``gateway replay`` does: a CLI has no worker of its own."""
-    from gateway.outbound.outbox import deliver
+    from gateway.outbound.outbox import deliver_all
 
-    for outbox_id in outbox_ids:
-        deliver(context, outbox_id)
+    deliver_all(context, outbox_ids)
 
 
 def cmd_orders_create(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ _SQLITE_WRITER = Lock()
 
 @contextmanager
 def transaction(context: Context) -> Iterator[tuple[Session, Mailer]]:
-    """A session and its mailer; on commit each outbox row goes to ``send_mail``, on error nothing is sent."""
+    """A session and its mailer; on commit the outbox rows go to ``send_mail``, on error nothing is sent."""
     if context.engine.dialect.name == "sqlite":
         with _SQLITE_WRITER, context.sessions.begin() as session:
             mailer = Mailer(session, context.settings)
@@ -37,5 +37,5 @@ def transaction(context: Context) -> Iterator[tuple[Session, Mailer]]:
             yield session, mailer
     from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured
 
-    for outbox_id in mailer.outbox_ids:
-        send_mail.send(outbox_id)
+    if mailer.outbox_ids:
+        send_mail.send(mailer.outbox_ids)
