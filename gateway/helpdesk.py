@@ -58,7 +58,11 @@ def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Per
 
 def join(session: Session, request: Request, email: str, *, role: str, name: str = "",
          person: Person | None = None, mail_only: bool = False) -> Participant:
-    """The participant row for an address, added when missing (a returning one is re-activated)."""
+    """The participant row for an address, added when missing (a returning one is re-activated).
+
+    Not flushed: its id (which reply tokens name) comes with the next flush, so joining
+    several people costs one round trip (``Mailer.send`` flushes when it needs the id).
+    """
     email = email.lower()
     for participant in request.participants:
         if participant.email == email:
@@ -67,7 +71,6 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
     participant = Participant(request=request, email=email, name=name or (person.name if person else ""),
                               role=role, person=person, mail_only=mail_only)
     session.add(participant)
-    session.flush()
     return participant
 
 

@@ -57,6 +57,8 @@ class Mailer:
         """One mail about a request to one participant, Reply-To their own token, within the hourly limit."""
         if participant.person is not None and participant.person.failing_since is not None:
             return
+        if participant.id is None:
+            self.session.flush()  # the reply token names the participant by id
         if self.recent(participant.email, request=request) >= self.settings.mails_per_hour:
             record_event(request, "rate-limited",
                          f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
@@ -138,15 +140,12 @@ def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, A
               exclude: str = "") -> None:
     """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``;
     the one who must answer next is told so."""
-    for person in coordinators_to_tell(mailer, request):
-        if person.email != exclude:
-            participant = join(mailer.session, request, person.email, role="coordinator", person=person)
-            mailer.send(request, participant, event, "coordinator",
-                        {**context, "expected": _expected_from(request, participant)})
-    for participant in list(request.participants):
-        if participant.role == "supplier" and participant.active and participant.email != exclude:
-            mailer.send(request, participant, event, "coordinator",
-                        {**context, "expected": _expected_from(request, participant)})
+    told = [join(mailer.session, request, person.email, role="coordinator", person=person)
+            for person in coordinators_to_tell(mailer, request) if person.email != exclude]
+    told += [p for p in request.participants if p.role == "supplier" and p.active and p.email != exclude]
+    for participant in told:
+        mailer.send(request, participant, event, "coordinator",
+                    {**context, "expected": _expected_from(request, participant)})
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
