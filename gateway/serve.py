@@ -21,7 +21,7 @@ from gateway.context import Context, open_context
 from gateway.inbound.imap import start_pollers
 from gateway.models import Inbound, Outbox
 from gateway.rules.loader import load_rules
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 from gateway.sweep import Sweeper
 
 log = logging.getLogger("gateway")
@@ -101,6 +101,9 @@ def serve(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, threads: int) -> int:
+    if not settings.broker_url:
+        raise ConfigError("gateway worker needs broker_url (e.g. redis://127.0.0.1:6379/0); without it, "
+                          "gateway serve runs the workers itself")
     broker = configure(settings)
     open_context(settings)
     workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)

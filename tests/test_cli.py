@@ -1,0 +1,62 @@
+"""The command line's promises (CONTRACT §1-2): exit codes, one clear line, one configuration for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_home
+
+from gateway.cli import main
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    listed = capsys.readouterr().out
+    for command in ("serve", "worker", "parse", "import", "requests", "people", "products", "replay", "check",
+                    "comments", "orders", "stats"):
+        assert command in listed
+
+
+def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["requests", "show", "not-a-number"])
+    assert done.value.code == 2
+    assert main(["replay"]) == 2
+    assert "give a stored message NUMBER or --failed" in capsys.readouterr().err
+
+
+def test_two_mailboxes_with_one_address_are_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_home(tmp_path)
+    (tmp_path / "mailboxes").mkdir()
+    (tmp_path / "mailboxes" / "again.toml").write_text('address = "support@shop.example"\n')
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    assert main(["check"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error == "gateway: two mailboxes have the address support@shop.example: keep one"
+
+
+def test_a_mailbox_off_the_domain_and_a_missing_config_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path, sections='[[mailboxes]]\naddress = "sales@elsewhere.example"\n')
+    assert main(["check", "--config", str(config)]) == 1
+    assert "sales@elsewhere.example is not on the gateway's domain shop.example" in capsys.readouterr().err
+    assert main(["check", "--config", str(tmp_path / "none.toml")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path)
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    monkeypatch.setenv("GATEWAY_DATA_DIR", str(tmp_path / "elsewhere"))
+    assert main(["check", "--json"]) == 0
+    assert str(tmp_path / "elsewhere") in capsys.readouterr().out
+
+
+def test_a_worker_without_a_broker_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "--config", str(write_home(tmp_path))]) == 1
+    assert "gateway worker needs broker_url" in capsys.readouterr().err
