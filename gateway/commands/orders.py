@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.commands.grammar import Command
-from gateway.commands.registry import CommandContext, CommandError, handles
+from gateway.commands.registry import CommandContext, CommandError, handles, takes_text
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
     change_payment_method,
@@ -62,9 +62,12 @@ def quote(context: CommandContext, command: Command, order: Order) -> None:
     words = command.args.split()
     amount = parse_amount(words[0]) if words and words[0][0].isdigit() else None
     currency = words[-1] if words and not words[-1][0].isdigit() else None
-    lines = read_quote_lines(context.comment.text) if context.comment is not None else []
+    lines = read_quote_lines(context.text)
     create_quote(context.session, context.settings, context.mailer, order, author=context.author.email,
                  amount=amount, currency=currency, lines=lines)
+
+
+takes_text("quote", lambda text: bool(read_quote_lines(text)))
 
 
 @order_command("withdraw")

@@ -36,6 +36,7 @@ class CommandContext:
     request: Request
     author: Author
     comment: Comment | None
+    text: str = ""  # the mail's text after the command lines
 
 
 Handler = Callable[[CommandContext, Command], None]
@@ -52,6 +53,20 @@ def handles(name: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+TextTest = Callable[[str], bool]
+TEXT_TAKERS: dict[str, TextTest] = {}
+
+
+def takes_text(name: str, test: TextTest) -> None:
+    """``#name`` uses the mail's text itself (a quote's item lines) when ``test(text)`` holds:
+    the text is then not posted as a comment as well."""
+    TEXT_TAKERS[name] = test
+
+
+def text_is_taken(commands: list[Command], text: str) -> bool:
+    return any(command.name in TEXT_TAKERS and TEXT_TAKERS[command.name](text) for command in commands)
 
 
 def validates(name: str) -> Callable[[Validator], Validator]:

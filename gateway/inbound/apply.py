@@ -19,6 +19,7 @@ from gateway.commands.registry import (
     apply_commands,
     implemented,
     lookup_problems,
+    text_is_taken,
 )
 from gateway.helpdesk import (
     Author,
@@ -122,7 +123,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
     remember_message_id(session, parsed, request)
     comment = None
     rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
-    if rest:
+    if rest and not text_is_taken(commands, rest):
         comment = add_comment(session, request, author, rest, visibility=visibility, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
@@ -130,7 +131,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
         remember_visibility(request, comment)
     status, assignee = request.status, request.assignee
     try:
-        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment),
+        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest),
                        commands)
     except CommandError as error:
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error

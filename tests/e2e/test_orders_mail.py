@@ -40,7 +40,7 @@ def order_file(gw: Gateway, unit_price: str, method: str = "card", email: str = 
 
 
 def quotes_to(gw: Gateway, address: str) -> list[EmailMessage]:
-    """The quote mails among the customer's (a quote's item lines are also mailed as a comment)."""
+    """The quote mails among the customer's."""
     return [m for m in gw.mails_to(address) if "Votre devis" in str(m["Subject"])]
 
 
@@ -63,7 +63,10 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     assert status(shop, 1) == "in-progress"
     assert "awaiting response" in shop.show(1)["labels"]
 
+    before = len(shop.mails_to(CUSTOMER))
     answer(shop, alert, "#quote\n2 x Page supplémentaire 150\n1 x Logo 120")
+    assert len(shop.mails_to(CUSTOMER)) == before + 1, "the item lines are the quote, not a comment too"
+    assert len(shop.show(1)["comments"]) == 1
     second = quotes_to(shop, CUSTOMER)[-1]
     assert "420.00" in str(second["Subject"]) and "Page supplémentaire" in body_text(second)
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'replaced'") == 1
