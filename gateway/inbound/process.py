@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
@@ -50,14 +51,23 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> str:
 
 
 def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
-    """Open the transaction and claim the message's key; an Outcome when there is nothing to do."""
+    """Open the transaction and claim the message's key; an Outcome (session closed) when there is nothing to do."""
     session = context.sessions()
+    try:
+        started = _claim(context, session, inbound_id)
+    except BaseException:
+        session.close()
+        raise
+    if isinstance(started, Outcome):
+        session.close()
+    return started
+
+
+def _claim(context: Context, session: Session, inbound_id: int) -> Incoming | Outcome:
     row = session.get(Inbound, inbound_id)
     if row is None:
-        session.close()
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
-        session.close()
         return Outcome(row.status, row.decision, row.request_id, row.message_id)
     raw = read_raw(context, row)
     parsed = parse(raw)
@@ -65,7 +75,6 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
     settings = context.settings
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
     if mailbox is None:
-        session.close()
         raise ValueError(f"no mailbox for {row.mailbox} in the configuration")
     row.message_id = parsed.message_id
     session.add(AppliedMessage(mailbox=mailbox.address, key=key, inbound_id=row.id))
@@ -73,7 +82,6 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
         session.flush()
     except IntegrityError:
         session.rollback()
-        session.close()
         return Outcome("duplicate", f"already applied ({key})", message_id=parsed.message_id)
     return Incoming(session, settings, Mailer(session, settings), row, parsed, mailbox, key, raw)
 
