@@ -12,12 +12,11 @@ from gateway.helpdesk import find_person, record_event
 from gateway.inbound.apply import CommandsRefused
 from gateway.inbound.incoming import Incoming
 from gateway.models import AppliedMessage, Request
-from gateway.tokens import mint_reply_token, reply_address
 
 
 def refuse_commands(incoming: Incoming, refused: CommandsRefused) -> str:
     """After the rollback: claim the message again, record the refusal, mail the sender once an hour."""
-    session, settings = incoming.session, incoming.settings
+    session = incoming.session
     session.add(AppliedMessage(mailbox=incoming.mailbox.address, key=incoming.key, inbound_id=incoming.row.id))
     request = session.get(Request, refused.request_id) if refused.request_id else None
     summary = "; ".join(f"{bad.line}: {bad.reason}" for bad in refused.bad)
@@ -27,8 +26,7 @@ def refuse_commands(incoming: Incoming, refused: CommandsRefused) -> str:
         record_event(request, "commands-refused", f"{refused.author}: {summary}")
         participant = next((p for p in request.participants if p.email == refused.author), None)
         if participant is not None:
-            token = mint_reply_token(settings.secret_key, request.id, participant.id)
-            reply_to = reply_address(incoming.mailbox.local_part, settings.domain, token)
+            reply_to = incoming.mailer.reply_to(request, participant)
     topic = "command-error:" + hashlib.sha256(summary.encode()).hexdigest()[:32]
     decision = f"commands refused from {refused.author}, nothing applied: {summary}"
     if incoming.mailer.recent(refused.author, topic=topic):

@@ -34,11 +34,6 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
     return retry
 
 
-def deliver(context: Context, outbox_id: int) -> bool:
-    """Send one pending row; True when done (sent or given up), False when it must be retried."""
-    return not deliver_all(context, [outbox_id])
-
-
 def _attempt(context: Context, row: Outbox) -> bool:
     """One try at one row, recorded on it; False when it must be retried."""
     row.attempts += 1

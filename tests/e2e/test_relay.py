@@ -13,7 +13,7 @@ from conftest import Gateway, free_port, mail, write_home
 
 from gateway.context import open_context
 from gateway.models import Outbox
-from gateway.outbound.outbox import deliver
+from gateway.outbound.outbox import deliver_all
 from gateway.settings import load
 
 
@@ -72,7 +72,7 @@ def test_a_relay_that_does_not_answer_is_retried_later(tmp_path: Path) -> None:
         row = Outbox(sender="support@shop.example", recipient="x@client.example", template="t",
                      message_id="<t@shop.example>", raw=b"Subject: t\r\n\r\nt\r\n", status="pending")
         session.add(row)
-    assert deliver(context, row.id) is False
+    assert deliver_all(context, [row.id]) == [row.id], "to be retried later"
     with context.sessions() as session:
         stored = session.get(Outbox, row.id)
         assert stored is not None
