@@ -26,7 +26,7 @@ written right after the raw file is fsynced, just before the 250) to
 ``inbound.processed_at`` (set in the transaction that commits the comment and its
 outbox rows: the notifications exist from then on). A second figure goes on to
 ``outbox.sent_at`` of the notifications of that message (written into
-``outbox/new/``). Peak RSS is ``VmHWM`` of the serve process.
+``outbox/new/``). Peak RSS is ``VmHWM`` of the serve process plus its SMTP listener.
 
 Exit status: 0 when every mail was accepted and processed, 1 when the gateway
 refused, failed or never finished some mail, or serve did not exit 0 on SIGTERM.
@@ -512,17 +512,29 @@ def wait_for_line(path: Path, needle: str, process: subprocess.Popen[bytes], tim
     raise RuntimeError(f"no {needle!r} within {timeout} s; see {path.parent}")
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (``gateway serve`` runs its SMTP listener in a child)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(child) for child in children)]
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a live process and its children."""
+    total = 0
+    for member in family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The sum of the peak RSS of a process and its children (an upper bound of their joint peak)."""
+    total = 0
+    for member in family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 90) -> int:

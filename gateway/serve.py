@@ -8,6 +8,7 @@ SMTP accept new mail. Stop order is the reverse: stop accepting, finish, exit 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -18,19 +19,24 @@ from sqlalchemy import select
 
 from gateway.broker import configure, start_workers
 from gateway.context import Context, open_context
+from gateway.inbound.accept import admit_waiting
 from gateway.inbound.imap import start_pollers
+from gateway.inbound.listener import SmtpListener
 from gateway.models import Inbound, Outbox
 from gateway.rules.loader import load_rules
 from gateway.settings import ConfigError, Settings
 from gateway.sweep import Sweeper
 
 log = logging.getLogger("gateway")
+BACKGROUND_NICENESS = 5
 
 
 def resume_unfinished(context: Context) -> tuple[int, int]:
-    """Enqueue stored messages not yet processed and outbox rows not yet sent."""
+    """Admit received messages left in ``incoming/``, then enqueue stored messages not yet
+    processed and outbox rows not yet sent."""
     from gateway.tasks import process_inbound, send_mail
 
+    admit_waiting(context)
     with context.sessions() as session:
         inbound = session.scalars(select(Inbound.id).where(Inbound.status == "pending").order_by(Inbound.id)).all()
         outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
@@ -39,6 +45,19 @@ def resume_unfinished(context: Context) -> tuple[int, int]:
     for start in range(0, len(outbox), 50):
         send_mail.send(list(outbox[start:start + 50]))
     return len(inbound), len(outbox)
+
+
+def _defer_to_the_listener() -> None:
+    """Acknowledging mail comes first (senders time out, processing can wait): every thread of
+    this process, and those it starts later, yields the CPU to the SMTP listener process.
+
+    On Linux a priority belongs to a thread, and new threads inherit their creator's.
+    """
+    for thread in threading.enumerate():
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread.native_id or 0, BACKGROUND_NICENESS)
+        except OSError as error:  # not allowed here: run at the same priority
+            log.debug("could not lower the priority of thread %s: %s", thread.name, error)
 
 
 def _wait_for_signal() -> None:
@@ -65,7 +84,6 @@ def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
 
 
 def serve(settings: Settings) -> int:
-    from gateway.inbound.smtp import start_smtp
     from gateway.web.app import create_app
 
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
@@ -76,7 +94,8 @@ def serve(settings: Settings) -> int:
     inbound, outbox = resume_unfinished(context)
     if inbound or outbox:
         log.info("resuming %s stored messages and %s outgoing mails left unfinished", inbound, outbox)
-    smtp = start_smtp(context, settings.smtp_host, settings.smtp_port)
+    smtp = SmtpListener(context)
+    _defer_to_the_listener()
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
                                         log_level="warning", lifespan="off"))
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)

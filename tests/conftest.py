@@ -159,8 +159,11 @@ class Gateway:
         """Until every stored message is processed and every outbox row is sent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pending = self.count("SELECT count(*) FROM inbound WHERE status = 'pending'") + self.count(
-                "SELECT count(*) FROM outbox WHERE status = 'pending'")
+            # In the order a message moves: acknowledged file, inbound row, outbox rows.
+            received = self.data / "incoming"
+            pending = len(list(received.glob("*.eml"))) if received.is_dir() else 0
+            pending += self.count("SELECT count(*) FROM inbound WHERE status = 'pending'")
+            pending += self.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
             if pending == 0:
                 return
             time.sleep(0.05)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.context import Context, open_context
-from gateway.inbound.accept import raw_folder, store
+from gateway.inbound.accept import store
 from gateway.inbound.process import process, process_safely
+from gateway.inbound.spool import raw_folder
 from gateway.models import Inbound
 from gateway.settings import Mailbox, Settings
 

@@ -1,58 +1,93 @@
 """The one door for inbound mail: SMTP, IMAP and ``gateway import`` all store through here.
 
-The raw bytes reach the disk (written, flushed, fsynced, renamed) and the row is
-committed before the caller acknowledges anything; processing is only enqueued.
+A message is acknowledged once its file is durable in ``incoming/`` (see ``spool``);
+``admit`` then gives it its ``inbound`` row and moves the file under ``raw/``. The SMTP
+listener, in its own process, only writes files; the serving process admits them in
+batches. IMAP and import, in the serving process, do both at once with ``store``.
+Processing is only enqueued, after admission.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 
+from sqlalchemy import select
+
 from gateway.context import Context
-from gateway.models import Inbound, utcnow
+from gateway.inbound.spool import Envelope, incoming_folder, raw_folder, read_message, waiting, write_incoming
+from gateway.models import Inbound
 
 
-def raw_folder(data_dir: Path) -> Path:
-    return data_dir / "raw"
+def _raw_path(envelope: Envelope, path: Path) -> str:
+    return f"{envelope.received_at:%Y-%m-%d}/{path.name}"
 
 
-def _write_durably(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as handle:
-        handle.write(raw)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.rename(path)
+def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> list[int]:
+    """Give each file of ``incoming/`` its row (one transaction), then move it under ``raw/``.
+
+    ``recovering``: a crash may have come between the commit and the move, so a file whose
+    row exists is only moved (fresh files from a running listener cannot have one).
+    """
+    data_dir = context.settings.data_dir
+    found = [(path, *read_message(path)) for path in paths]
+    with context.sessions.begin() as session:
+        known: dict[str, int] = {}
+        if recovering and found:
+            paths_of = [_raw_path(envelope, path) for path, envelope, _raw in found]
+            known = dict(session.execute(select(Inbound.raw_path, Inbound.id)
+                                         .where(Inbound.raw_path.in_(paths_of))).tuples().all())
+        rows = []
+        for path, envelope, raw in found:
+            relative = _raw_path(envelope, path)
+            if relative in known:
+                continue
+            row = Inbound(source=envelope.source, mailbox=envelope.mailbox, envelope_from=envelope.mail_from,
+                          envelope_to=json.dumps(list(envelope.rcpt_tos)), raw_path=relative, size=len(raw),
+                          received_at=envelope.received_at)
+            session.add(row)
+            rows.append(row)
+        session.flush()
+        ids = {row.raw_path: row.id for row in rows} | known
+    folder = raw_folder(data_dir)
+    for path, envelope, _raw in found:
+        target = folder / _raw_path(envelope, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    return [ids[_raw_path(envelope, path)] for path, envelope, _raw in found]
+
+
+def admit_waiting(context: Context) -> list[int]:
+    """At start: admit what was received but not admitted before a crash or a stop."""
+    for partial in waiting(context.settings.data_dir, suffix=".tmp"):
+        partial.unlink()  # a write that never finished was never acknowledged
+    return admit(context, waiting(context.settings.data_dir), recovering=True)
 
 
 def store(context: Context, raw: bytes, *, source: str, mailbox: str,
           envelope_from: str = "", envelope_to: tuple[str, ...] = ()) -> int:
     """Keep the raw message and its envelope; returns the stored id. Does not enqueue."""
-    day = utcnow().strftime("%Y-%m-%d")
-    relative = Path(day) / f"{uuid.uuid4().hex}.eml"
-    _write_durably(raw_folder(context.settings.data_dir) / relative, raw)
-    with context.sessions.begin() as session:
-        row = Inbound(source=source, mailbox=mailbox, envelope_from=envelope_from,
-                      envelope_to=json.dumps(list(envelope_to)), raw_path=str(relative), size=len(raw))
-        session.add(row)
-        session.flush()
-        return row.id
+    data_dir = context.settings.data_dir
+    incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
+    path = write_incoming(data_dir, raw, Envelope(source, mailbox, envelope_from, envelope_to))
+    return admit(context, [path])[0]
+
+
+def enqueue(inbound_ids: list[int]) -> None:
+    from gateway.tasks import process_inbound
+
+    for inbound_id in inbound_ids:
+        process_inbound.send(inbound_id)
 
 
 def accept(context: Context, raw: bytes, *, source: str, mailbox: str,
            envelope_from: str = "", envelope_to: tuple[str, ...] = ()) -> int:
     """Store the message durably, then enqueue its processing."""
-    from gateway.tasks import process_inbound
-
     inbound_id = store(context, raw, source=source, mailbox=mailbox,
                        envelope_from=envelope_from, envelope_to=envelope_to)
-    process_inbound.send(inbound_id)
+    enqueue([inbound_id])
     return inbound_id
 
 
 def read_raw(context: Context, row: Inbound) -> bytes:
-    return (raw_folder(context.settings.data_dir) / row.raw_path).read_bytes()
+    return read_message(raw_folder(context.settings.data_dir) / row.raw_path)[1]

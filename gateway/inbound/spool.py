@@ -1,0 +1,77 @@
+"""The stored message file: one JSON line of envelope, then the raw bytes exactly as received.
+
+A message is first written to ``<data>/incoming/`` (written, flushed, fsynced, renamed into
+place) by whoever received it, even a process with no database (the SMTP listener); that
+is the moment it may be acknowledged. Admission later gives it a row and moves it to
+``<data>/raw/DAY/``. The file keeps its envelope, so an ``incoming/`` file needs nothing
+else to be admitted after a crash, and a raw file says on its own where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from gateway.models import utcnow
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """How a message reached us: the mailbox it is for and the SMTP (or IMAP) envelope."""
+
+    source: str  # smtp, imap, import
+    mailbox: str
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+    received_at: datetime = field(default_factory=utcnow)
+
+    def as_line(self) -> bytes:
+        return json.dumps({"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
+                           "rcpt_tos": list(self.rcpt_tos),
+                           "received_at": self.received_at.isoformat()}).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Envelope:
+        fields = json.loads(line)
+        return cls(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
+                   rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
+
+
+def incoming_folder(data_dir: Path) -> Path:
+    return data_dir / "incoming"
+
+
+def raw_folder(data_dir: Path) -> Path:
+    return data_dir / "raw"
+
+
+def write_incoming(data_dir: Path, raw: bytes, envelope: Envelope) -> Path:
+    """Keep the message durably in ``incoming/`` (which must exist); once this returns, it may be
+    acknowledged. Plain ``os`` calls: this runs for every message the SMTP listener takes."""
+    name = os.path.join(incoming_folder(data_dir), uuid.uuid4().hex)
+    descriptor = os.open(name + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        os.write(descriptor, envelope.as_line() + raw)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.rename(name + ".tmp", name + ".eml")
+    return Path(name + ".eml")
+
+
+def read_message(path: Path) -> tuple[Envelope, bytes]:
+    content = path.read_bytes()
+    line, _, raw = content.partition(b"\n")
+    return Envelope.from_line(line), raw
+
+
+def waiting(data_dir: Path, suffix: str = ".eml") -> list[Path]:
+    """Files received but not admitted yet (a crash between the two), oldest first."""
+    folder = incoming_folder(data_dir)
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob(f"*{suffix}"), key=lambda p: (p.stat().st_mtime_ns, p.name))
