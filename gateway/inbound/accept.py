@@ -35,8 +35,8 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
         known: dict[str, int] = {}
         if recovering and found:
             paths_of = [_raw_path(envelope, path) for path, envelope, _raw in found]
-            known = dict(session.execute(select(Inbound.raw_path, Inbound.id)
-                                         .where(Inbound.raw_path.in_(paths_of))).tuples().all())
+            known = {raw_path: inbound_id for raw_path, inbound_id in session.execute(
+                select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(paths_of)))}
         rows = []
         for path, envelope, raw in found:
             relative = _raw_path(envelope, path)

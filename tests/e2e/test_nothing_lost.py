@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import Gateway, mail, reply_address, write_home
 
+from gateway.inbound.spool import Envelope, write_incoming
+
 CUSTOMER = "marie@client.example"
 
 
@@ -45,6 +47,20 @@ def test_kill_9_in_a_stream_of_50_mails_loses_none_that_got_250(tmp_path: Path) 
     subjects = {r["subject"] for r in gw.requests()}
     assert {f"Demande {n}" for n in range(len(accepted))} <= subjects
     assert gw.stop() == 0
+
+
+def test_a_message_acknowledged_but_not_admitted_before_a_crash_is_processed_at_start(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home"))
+    (gw.data / "incoming").mkdir(parents=True)
+    write_incoming(gw.data, mail(CUSTOMER, "support@shop.example", "Avant la panne", "Bonjour").as_bytes(),
+                   Envelope("smtp", "support@shop.example", CUSTOMER, ("support@shop.example",)))
+    gw.start()
+    try:
+        gw.wait_idle()
+        assert [r["subject"] for r in gw.requests()] == ["Avant la panne"]
+        assert not list((gw.data / "incoming").iterdir())
+    finally:
+        assert gw.stop() == 0
 
 
 def test_a_message_over_the_size_limit_gets_552(tmp_path: Path) -> None:
