@@ -22,19 +22,22 @@ def find_person(session: Session, email: str) -> Person | None:
 
 
 def upsert_person(session: Session, email: str, *, role: str | None = None, name: str | None = None,
-                  locale: str | None = None) -> Person:
-    """The account for an address, created as a customer unless a role is given."""
-    person = find_person(session, email)
+                  locale: str | None = None, known: Person | None = None) -> Person:
+    """The account for an address, created as a customer unless a role is given.
+
+    ``known``: an account the caller holds already, used without a query when it is this address's.
+    """
+    person = known if known is not None and known.email == email.lower() else find_person(session, email)
     if person is None:
         person = Person(email=email.lower(), name=name or "", role=role or "customer", locale=locale)
         session.add(person)
         session.flush()
         return person
-    if role:
+    if role and person.role != role:
         person.role = role
-    if name:
+    if name and person.name != name:
         person.name = name
-    if locale:
+    if locale and person.locale != locale:
         person.locale = locale
     return person
 
@@ -49,7 +52,8 @@ def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Per
     request = Request(kind=mailbox.request_kind, mailbox=mailbox.address,
                       status="pending" if mailbox.request_kind == "order" else "new",
                       subject=subject or "(no subject)", root_message_id=root_message_id,
-                      expected_response="coordinator")
+                      expected_response="coordinator",
+                      participants=[], comments=[], labels=[], events=[])  # none yet: nothing to load later
     session.add(request)
     session.flush()
     requester = join(session, request, customer.email, role="requester", name=customer.name, person=customer)

@@ -59,6 +59,9 @@ class CommandsRefused(Exception):
 
 def apply_message(incoming: Incoming) -> str:
     parsed = incoming.parsed
+    seen = _stored_ref(incoming.session, parsed)
+    if seen is not None and seen.outgoing:
+        return "our own message came back: ignored"
     if not incoming.sender:
         raise ValueError("the message has no sender address")
     thread = find_thread(incoming.session, parsed, list(json.loads(incoming.row.envelope_to or "[]")),
@@ -71,21 +74,24 @@ def apply_message(incoming: Incoming) -> str:
         record_event(thread.request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
         incoming.row.request_id = thread.request.id
         return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
-    person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None)
-    person.failing_since = None
+    person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None,
+                           known=thread.author.participant.person if thread.author and thread.author.participant
+                           else None)
+    if person.failing_since is not None:
+        person.failing_since = None
     if thread.request is None:
         if is_list_command(incoming, person):
             return answer_list(incoming, person)
-        return _open(incoming, person)
+        return _open(incoming, person, seen)
     assert thread.author is not None
     author = thread.author
     if author.participant is None and not author.unverified:
         participant = join(incoming.session, thread.request, incoming.sender, role=author.role, person=person)
         author = Author(author.email, author.role, participant)
-    return _comment(incoming, thread.request, author, thread.via)
+    return _comment(incoming, thread.request, author, thread.via, seen)
 
 
-def _open(incoming: Incoming, person: Person) -> str:
+def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> str:
     parsed, session = incoming.parsed, incoming.session
     request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
@@ -95,7 +101,7 @@ def _open(incoming: Incoming, person: Person) -> str:
     comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
-    remember_message_id(session, parsed, request)
+    _remember_message_id(session, parsed, request, seen)
     incoming.row.request_id = request.id
     run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
               inbound_id=incoming.row.id)
@@ -104,7 +110,7 @@ def _open(incoming: Incoming, person: Person) -> str:
     return f"new {request.kind} request #{request.id} from {incoming.sender}"
 
 
-def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> str:
+def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:
     parsed, session = incoming.parsed, incoming.session
     commands, rest = split_commands(parsed.reply_text)
     if author.unverified or author.role in ("requester", "unknown"):
@@ -120,7 +126,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
         note = next(c for c in commands if c.name == "note")
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
     incoming.row.request_id = request.id
-    remember_message_id(session, parsed, request)
+    _remember_message_id(session, parsed, request, seen)
     comment = None
     rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
     if rest and not text_is_taken(commands, rest):
@@ -147,18 +153,18 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str) -> 
     return f"{done} on #{request.id} by {author.role} {author.email}{flag} (via {via}){applied}"
 
 
-def remember_message_id(session: Session, parsed: ParsedMail, request: Request) -> None:
-    if parsed.message_id and session.scalars(
-            select(MessageRef.id).where(MessageRef.message_id == parsed.message_id)).first() is None:
+def _remember_message_id(session: Session, parsed: ParsedMail, request: Request, seen: MessageRef | None) -> None:
+    """Later mails that name this one in References thread to the request; ``seen``: it is stored already."""
+    if parsed.message_id and seen is None:
         session.add(MessageRef(message_id=parsed.message_id, request_id=request.id))
 
 
-def is_our_returning_message(session: Session, parsed: ParsedMail) -> bool:
-    """One of the mails we sent came back to us (a forwarding loop): never process it again."""
+def _stored_ref(session: Session, parsed: ParsedMail) -> MessageRef | None:
+    """The stored reference of the mail's own Message-ID: one we sent coming back (a forwarding loop,
+    never processed again), or one received before."""
     if not parsed.message_id:
-        return False
-    ref = session.scalars(select(MessageRef).where(MessageRef.message_id == parsed.message_id)).first()
-    return ref is not None and ref.outgoing
+        return None
+    return session.scalars(select(MessageRef).where(MessageRef.message_id == parsed.message_id)).first()
 
 
 def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Request | None:

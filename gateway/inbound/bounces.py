@@ -124,18 +124,18 @@ def report_parts(msg: Message) -> Iterator[Message]:
 def report_text(msg: Message) -> str:
     """The human-readable text the reporting server wrote (plain text preferred, else HTML)."""
     plain: list[str] = []
-    html: list[str] = []
+    html: list[Message] = []
     for part in report_parts(msg):
         payload = part.get_payload()
         if part.get_content_type() == "text/plain" and not part.get_filename():
             plain.append(part_text(part))
         elif part.get_content_type() == "text/html" and not part.get_filename():
-            html.append(html_to_text(part_text(part)))
+            html.append(part)
         elif part.get_content_maintype() == "multipart" and isinstance(payload, str):
             plain.append(payload)  # compat32 found no boundary: the raw body is the best text there is
     if plain:
         return "\n".join(plain)
-    return "\n".join(html)
+    return "\n".join(html_to_text(part_text(part)) for part in html)
 
 
 # --- RFC 3464 fields -------------------------------------------------------------------

@@ -237,21 +237,24 @@ def plain_bounce_reason(msg: Message, sender: str | None) -> str | None:
     asking about it.
     """
     subject = decode_header_text(msg.get("Subject"))
-    head = report_text(msg)[:4000]
     if _sender_is_daemon(msg, sender):
         if _BOUNCE_SUBJECT.search(subject):
             return f"mail server sender, subject {subject[:60]!r}"
         returned = msg.get_content_type() != "text/plain" and _has_returned_message(msg)
-        if returned or _BOUNCE_BODY.search(head):
+        if returned or _BOUNCE_BODY.search(report_text(msg)[:4000]):
             return "mail server sender with a delivery failure text"
         return None
     if _FORWARD_SUBJECT.match(subject):
         return None
-    evidence = bool(_SMTP_EVIDENCE.search(head))
     robot = _sender_is_robot(msg, sender)
+    report_subject = bool(_BOUNCE_SUBJECT.search(subject))
+    if not (robot or report_subject):
+        return None  # most mail: its text is not even read
+    head = report_text(msg)[:4000]
+    evidence = bool(_SMTP_EVIDENCE.search(head))
     if robot and _BOUNCE_BODY.search(head) and (evidence or _has_returned_message(msg)):
         return "automatic sender with a delivery failure text"
-    if _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(head) and evidence:
+    if report_subject and _BOUNCE_BODY.search(head) and evidence:
         return f"delivery failure subject {subject[:60]!r} and text"
     return None
 

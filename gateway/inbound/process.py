@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
-from gateway.inbound.apply import CommandsRefused, apply_message, is_our_returning_message
+from gateway.inbound.apply import CommandsRefused, apply_message
 from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, parse
 from gateway.inbound.refusal import refuse_commands
@@ -76,7 +76,6 @@ def _claim(context: Context, session: Session, inbound_id: int) -> Incoming | Ou
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
     if mailbox is None:
         raise ValueError(f"no mailbox for {row.mailbox} in the configuration")
-    row.message_id = parsed.message_id
     session.add(AppliedMessage(mailbox=mailbox.address, key=key, inbound_id=row.id))
     try:
         session.flush()
@@ -95,10 +94,7 @@ def process(context: Context, inbound_id: int) -> Outcome:
     parsed = incoming.parsed
     with incoming.session as session:
         try:
-            if is_our_returning_message(session, parsed):
-                decision = "our own message came back: ignored"
-            else:
-                decision = apply_message(incoming)
+            decision = apply_message(incoming)
         except CommandsRefused as refused:
             session.rollback()
             decision = refuse_commands(incoming, refused)
@@ -110,6 +106,7 @@ def process(context: Context, inbound_id: int) -> Outcome:
             decision += f" [defects: {', '.join(sorted(set(parsed.defects)))}]"
         row = incoming.row
         row.status, row.decision, row.processed_at = "processed", decision, utcnow()
+        row.message_id = parsed.message_id
         session.commit()
         return Outcome("processed", decision, row.request_id, parsed.message_id, incoming.mailer.outbox_ids)
 

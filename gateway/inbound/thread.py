@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.helpdesk import Author, find_person
 from gateway.inbound.parse import ParsedMail
@@ -22,6 +22,11 @@ from gateway.tokens import verify_reply_token
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|wg|rv|enc|i)\s*:", re.I)
+# What the rules and the notifications read of the request, loaded with it: one lazy load at a
+# time, after the mail has changed something, would cost a query and a flush each.
+_WITH_WHAT_PROCESSING_READS = (joinedload(Request.assignee), selectinload(Request.labels),
+                               selectinload(Request.participants).joinedload(Participant.person))
+_WITH_ITS_REQUEST = (joinedload(Participant.request).options(*_WITH_WHAT_PROCESSING_READS),)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ def is_forward(parsed: ParsedMail) -> bool:
         return False
     embeds = any(part.get_content_type() == "message/rfc822" for part in parsed.message.walk())
     return embeds or "forwarded message" in parsed.text.lower() or "message transféré" in parsed.text.lower()
+
+
+def _request(session: Session, request_id: int) -> Request | None:
+    return session.get(Request, request_id, options=_WITH_WHAT_PROCESSING_READS)
 
 
 def _author(session: Session, request: Request, sender: str, participant: Participant | None) -> Author:
@@ -58,7 +67,7 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], secr
         named = verify_reply_token(secret_key, token)
         if named is None:
             continue
-        participant = session.get(Participant, named.participant_id)
+        participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
         if participant is None or participant.request_id != named.request_id:
             continue
         return Thread(participant.request, _author(session, participant.request, sender, participant), "token")
@@ -73,7 +82,7 @@ def _by_references(session: Session, parsed: ParsedMail, sender: str) -> Thread 
     by_id = {ref.message_id: ref for ref in refs}
     for message_id in wanted:
         if message_id in by_id:
-            request = session.get(Request, by_id[message_id].request_id)
+            request = _request(session, by_id[message_id].request_id)
             if request is not None:
                 return Thread(request, _author(session, request, sender, None), "references")
     return None
@@ -83,7 +92,7 @@ def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str) -> Thread
     match = _SUBJECT_TAG.search(parsed.subject)
     if not match:
         return None
-    request = session.get(Request, int(match.group(1)))
+    request = _request(session, int(match.group(1)))
     if request is None:
         return None
     known = next((p for p in request.participants if p.email == sender and p.active), None)
