@@ -6,11 +6,34 @@ since dramatiq binds actors to the broker current when they are declared.
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
 
 from gateway.settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+class YieldToTheListener(Middleware):
+    """In ``gateway serve``, worker threads run at a lower priority than the SMTP listener process
+    and the web page: acknowledging mail and answering a click come first, processing can wait.
+
+    On Linux a priority belongs to a thread, so only the worker threads are lowered.
+    """
+
+    niceness = 5
+
+    def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.niceness)
+        except OSError as error:  # not allowed here: run at the same priority as the rest
+            log.debug("could not lower the priority of %s: %s", thread.name, error)
 
 
 def configure(settings: Settings) -> dramatiq.Broker:

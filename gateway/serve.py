@@ -8,7 +8,6 @@ SMTP accept new mail. Stop order is the reverse: stop accepting, finish, exit 0.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from types import FrameType
@@ -17,7 +16,7 @@ import dramatiq
 import uvicorn
 from sqlalchemy import select
 
-from gateway.broker import configure, start_workers
+from gateway.broker import YieldToTheListener, configure, start_workers
 from gateway.context import Context, open_context
 from gateway.inbound.accept import admit_waiting
 from gateway.inbound.imap import start_pollers
@@ -28,7 +27,6 @@ from gateway.settings import ConfigError, Settings
 from gateway.sweep import Sweeper
 
 log = logging.getLogger("gateway")
-BACKGROUND_NICENESS = 5
 
 
 def resume_unfinished(context: Context) -> tuple[int, int]:
@@ -45,19 +43,6 @@ def resume_unfinished(context: Context) -> tuple[int, int]:
     for start in range(0, len(outbox), 50):
         send_mail.send(list(outbox[start:start + 50]))
     return len(inbound), len(outbox)
-
-
-def _defer_to_the_listener() -> None:
-    """Acknowledging mail comes first (senders time out, processing can wait): every thread of
-    this process, and those it starts later, yields the CPU to the SMTP listener process.
-
-    On Linux a priority belongs to a thread, and new threads inherit their creator's.
-    """
-    for thread in threading.enumerate():
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread.native_id or 0, BACKGROUND_NICENESS)
-        except OSError as error:  # not allowed here: run at the same priority
-            log.debug("could not lower the priority of thread %s: %s", thread.name, error)
 
 
 def _wait_for_signal() -> None:
@@ -89,13 +74,13 @@ def serve(settings: Settings) -> int:
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
     context = open_context(settings)
     broker = configure(settings)
+    broker.add_middleware(YieldToTheListener())
     sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more threads only wait
     workers = start_workers(broker, inbound_threads=1 if sqlite else 4, outbox_threads=2 if sqlite else 4)
     inbound, outbox = resume_unfinished(context)
     if inbound or outbox:
         log.info("resuming %s stored messages and %s outgoing mails left unfinished", inbound, outbox)
     smtp = SmtpListener(context)
-    _defer_to_the_listener()
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
                                         log_level="warning", lifespan="off"))
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
