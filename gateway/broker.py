@@ -46,7 +46,7 @@ def configure(settings: Settings) -> dramatiq.Broker:
     dramatiq.set_broker(broker)
     import gateway.tasks  # noqa: F401  (declares the actors on this broker)
 
-    for actor in (gateway.tasks.process_inbound, gateway.tasks.send_mail):
+    for actor in (gateway.tasks.process_inbound, gateway.tasks.follow_up_quote, gateway.tasks.send_mail):
         actor.broker = broker
         broker.declare_actor(actor)
     return broker

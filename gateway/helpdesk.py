@@ -70,7 +70,8 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
     email = email.lower()
     for participant in request.participants:
         if participant.email == email:
-            participant.active = True
+            if not participant.active:
+                participant.active = True
             return participant
     participant = Participant(request=request, email=email, name=name or (person.name if person else ""),
                               role=role, person=person, mail_only=mail_only)

@@ -22,6 +22,7 @@ from gateway.inbound.accept import admit_waiting
 from gateway.inbound.imap import start_pollers
 from gateway.inbound.listener import SmtpListener
 from gateway.models import Inbound, Outbox
+from gateway.orders.quote_page import unfollowed
 from gateway.rules.loader import load_rules
 from gateway.settings import ConfigError, Settings
 from gateway.sweep import Sweeper
@@ -29,20 +30,23 @@ from gateway.sweep import Sweeper
 log = logging.getLogger("gateway")
 
 
-def resume_unfinished(context: Context) -> tuple[int, int]:
+def resume_unfinished(context: Context) -> tuple[int, int, int]:
     """Admit received messages left in ``incoming/``, then enqueue stored messages not yet
-    processed and outbox rows not yet sent."""
-    from gateway.tasks import process_inbound, send_mail
+    processed, quote decisions not yet followed up and outbox rows not yet sent."""
+    from gateway.tasks import follow_up_quote, process_inbound, send_mail
 
     admit_waiting(context)
     with context.sessions() as session:
         inbound = session.scalars(select(Inbound.id).where(Inbound.status == "pending").order_by(Inbound.id)).all()
+        decisions = unfollowed(session)
         outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
     for inbound_id in inbound:
         process_inbound.send(inbound_id)
+    for quote_id in decisions:
+        follow_up_quote.send(quote_id)
     for start in range(0, len(outbox), 50):
         send_mail.send(list(outbox[start:start + 50]))
-    return len(inbound), len(outbox)
+    return len(inbound), len(decisions), len(outbox)
 
 
 def _wait_for_signal() -> None:
@@ -77,9 +81,10 @@ def serve(settings: Settings) -> int:
     broker.add_middleware(YieldToTheListener())
     sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more threads only wait
     workers = start_workers(broker, inbound_threads=1 if sqlite else 4, outbox_threads=2 if sqlite else 4)
-    inbound, outbox = resume_unfinished(context)
-    if inbound or outbox:
-        log.info("resuming %s stored messages and %s outgoing mails left unfinished", inbound, outbox)
+    inbound, decisions, outbox = resume_unfinished(context)
+    if inbound or decisions or outbox:
+        log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
+                 inbound, decisions, outbox)
     smtp = SmtpListener(context)
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
                                         log_level="warning", lifespan="off"))

@@ -6,7 +6,9 @@ import dramatiq
 
 from gateway.context import current
 from gateway.inbound.process import process_safely
+from gateway.orders.quote_page import follow_up
 from gateway.outbound.outbox import MAX_ATTEMPTS, deliver_all
+from gateway.transaction import transaction
 
 
 class DeliveryPostponed(Exception):
@@ -19,6 +21,14 @@ def process_inbound(inbound_id: int) -> None:
     outcome = process_safely(current(), inbound_id)
     if outcome.outbox_ids:
         send_mail.send(outcome.outbox_ids)
+
+
+@dramatiq.actor(queue_name="inbound", max_retries=5, min_backoff=1_000)
+def follow_up_quote(quote_id: int) -> None:
+    """A customer's decision on a quote: the order's changes and the coordinators' mails, once."""
+    context = current()
+    with transaction(context) as (session, mailer):
+        follow_up(session, context.settings, mailer, quote_id)
 
 
 @dramatiq.actor(queue_name="outbox", max_retries=MAX_ATTEMPTS, min_backoff=15_000, max_backoff=3_600_000,

@@ -159,10 +159,12 @@ class Gateway:
         """Until every stored message is processed and every outbox row is sent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # In the order a message moves: acknowledged file, inbound row, outbox rows.
+            # In the order work moves: acknowledged file, inbound row (or quote decision), outbox rows.
             received = self.data / "incoming"
             pending = len(list(received.glob("*.eml"))) if received.is_dir() else 0
             pending += self.count("SELECT count(*) FROM inbound WHERE status = 'pending'")
+            pending += self.count("SELECT count(*) FROM quotes WHERE status IN ('accepted', 'declined') "
+                                  "AND followed_up_at IS NULL")
             pending += self.count("SELECT count(*) FROM outbox WHERE status = 'pending'")
             if pending == 0:
                 return

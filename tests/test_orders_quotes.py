@@ -17,7 +17,15 @@ from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox, utcnow
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.models import Order, Quote
-from gateway.orders.quote_page import QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
+from gateway.orders.quote_page import (
+    QuoteDecision,
+    QuoteProblem,
+    QuoteView,
+    decide,
+    follow_up,
+    quote_for_token,
+    unfollowed,
+)
 from gateway.orders.quotes import QuoteLine, create_quote, expire_quotes, read_quote_lines, withdraw_quote
 from gateway.outbound.notify import Mailer
 from gateway.settings import Mailbox, Settings
@@ -105,6 +113,11 @@ def test_accepting_a_quote_sets_the_price_and_brings_the_order_back_unread(
     outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(outcome, QuoteDecision) and (outcome.outcome, outcome.changed) == ("accepted", True)
     assert sent.status == "accepted" and sent.decided_at is not None
+    assert order.total == Decimal("0.00") and mailer.outbox_ids == [], "only the decision so far"
+    assert unfollowed(session) == [sent.id]
+    assert follow_up(session, context.settings, mailer, sent.id)
+    assert not follow_up(session, context.settings, mailer, sent.id), "followed up once"
+    assert unfollowed(session) == []
     assert order.total == Decimal("450.00") and order.request.unread
     assert "awaiting response" not in [label.name for label in order.request.labels]
     assert order.request.events[-1].kind == "quote-accepted"
@@ -119,6 +132,9 @@ def test_deciding_twice_keeps_the_first_outcome(context: Context, session: Sessi
     again = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(first, QuoteDecision) and isinstance(again, QuoteDecision)
     assert (again.outcome, again.changed) == ("declined", False)
+    for decision in (first, again):
+        if decision.changed:
+            follow_up(session, context.settings, mailer, decision.quote_id)
     assert sent.status == "declined" and sent.reason == "Trop cher" and order.total == Decimal("0.00")
     assert len(mailer.outbox_ids) == 1, "the coordinators are told once"
 
@@ -177,6 +193,7 @@ def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Ses
     assert sent.amount == Decimal("399.50") and [i.description for i in sent.items] == ["Page supplémentaire", "Logo"]
     with pytest.raises(OrderError, match="add up to 399.50"):
         quote(context, session, order, "400", lines=lines)
-    outcome = decide(session, context.settings, Mailer(session, context.settings), token_of(context, sent), True)
-    assert isinstance(outcome, QuoteDecision)
+    mailer = Mailer(session, context.settings)
+    outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
+    assert isinstance(outcome, QuoteDecision) and follow_up(session, context.settings, mailer, outcome.quote_id)
     assert [(i.quantity, i.description) for i in order.items] == [(2, "Page supplémentaire"), (1, "Logo")]

@@ -18,6 +18,7 @@ from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox
 from gateway.orders.card import ensure_order
 from gateway.orders.models import Quote
+from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import create_quote, withdraw_quote
 from gateway.outbound.notify import Mailer
 from gateway.settings import Mailbox, Settings
@@ -75,6 +76,13 @@ def requote(context: Context, amount: str) -> str:
 
 
 def outbox_rows(context: Context) -> int:
+    """Outbox rows written so far, once the decisions waiting for the worker are followed up."""
+    from gateway.tasks import follow_up_quote
+
+    with context.sessions() as session:
+        waiting = unfollowed(session)
+    for quote_id in waiting:
+        follow_up_quote.fn(quote_id)  # what the worker does with what the POST enqueued
     with context.sessions() as session:
         return session.scalar(select(func.count(Outbox.id))) or 0
 

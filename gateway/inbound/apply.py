@@ -102,11 +102,11 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> str:
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     _remember_message_id(session, parsed, request, seen)
-    incoming.row.request_id = request.id
     run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
               inbound_id=incoming.row.id)
     notify_new_request(incoming.mailer, request, comment, requester,
                        acknowledge=not suppresses_auto_response(parsed.message), defects=parsed.defects)
+    incoming.row.request_id = request.id
     return f"new {request.kind} request #{request.id} from {incoming.sender}"
 
 
@@ -125,7 +125,6 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     if any(c.name == "note" for c in commands):
         note = next(c for c in commands if c.name == "note")
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
-    incoming.row.request_id = request.id
     _remember_message_id(session, parsed, request, seen)
     comment = None
     rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
@@ -147,6 +146,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         run_rules(rules, "assignment", inbound_id=incoming.row.id)
     if comment is not None:
         notify_comment(incoming.mailer, request, comment, author, parsed.defects)
+    incoming.row.request_id = request.id
     flag = " unverified sender" if author.unverified else ""
     done = f"{comment.visibility} comment" if comment is not None else "no comment"
     applied = f", commands {' '.join('#' + c.name for c in commands)}" if commands else ""

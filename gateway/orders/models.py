@@ -108,6 +108,8 @@ class Quote(Base):
     valid_until: Mapped[datetime] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # A decision's consequences (order, mails) are applied after it, once: NULL until then.
+    followed_up_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id"), default=None)
 
     order: Mapped[Order] = relationship(back_populates="quotes")

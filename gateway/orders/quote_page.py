@@ -2,7 +2,8 @@
 
 ``quote_for_token`` only reads (a GET never changes anything: mail scanners follow
 links). ``decide`` changes the quote once, with a conditional UPDATE, so two POSTs
-racing each other decide once; the second sees the first one's outcome. The web layer
+racing each other decide once; the second sees the first one's outcome. ``follow_up``
+then applies the decision to the order, once, the same way. The web layer
 maps ``QuoteProblem.http_status`` to its answer: 403 forged, 404 unknown, 410 gone.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from gateway.helpdesk import record_event
@@ -80,10 +81,13 @@ class QuoteProblem:
 
 @dataclass(frozen=True)
 class QuoteDecision:
-    """The quote's outcome after a POST; ``changed`` is False when it had been decided already."""
+    """The quote's outcome after a POST; ``changed`` is False when it had been decided already.
+
+    A changed decision is followed up (``follow_up``) once it has committed.
+    """
 
     outcome: str  # accepted, declined
-    view: QuoteView
+    quote_id: int
     changed: bool = field(default=True)
 
 
@@ -128,11 +132,13 @@ def quote_for_token(session: Session, settings: Settings, token: str) -> QuoteVi
 
 def decide(session: Session, settings: Settings, mailer: Mailer, token: str, accept: bool,
            reason: str = "") -> QuoteDecision | QuoteProblem:
-    """Accept or decline the quote a link names, once; the caller commits, then sends ``mailer.outbox_ids``.
+    """Accept or decline the quote a link names, once; the caller commits, then sends
+    ``mailer.outbox_ids`` and enqueues the ``follow_up`` of a changed decision.
 
-    On a decision the coordinators are mailed (with the reason of a decline), the order comes
-    back to the inbox unread with an event, and an accepted quote's amount becomes the order's total.
-    Deciding again changes nothing and returns the first outcome.
+    Only the decision is made here, so that a click is answered at once whatever the load:
+    the order's new price, its return to the inbox and the coordinators' mails follow in
+    ``follow_up``. The decided quote with no ``followed_up_at`` is the durable promise of
+    them (resumed at start). Deciding again changes nothing and returns the first outcome.
     """
     found = _find(session, settings, token)
     if isinstance(found, QuoteProblem):
@@ -143,12 +149,11 @@ def decide(session: Session, settings: Settings, mailer: Mailer, token: str, acc
     if quote.status == "open":
         outcome = "accepted" if accept else "declined"
         if _claim(session, quote, outcome, now, reason.strip()[:REASON_LIMIT] if not accept else ""):
-            _decided(settings, mailer, quote)
-            return QuoteDecision(outcome, _view(settings, quote, now), changed=True)
+            return QuoteDecision(outcome, quote.id)
     session.refresh(quote)
-    view = _view(settings, quote, now)
     if quote.status in DECIDED:
-        return QuoteDecision(quote.status, view, changed=False)
+        return QuoteDecision(quote.status, quote.id, changed=False)
+    view = _view(settings, quote, now)
     return QuoteProblem(view.status, view)
 
 
@@ -162,6 +167,29 @@ def _claim(session: Session, quote: Quote, status: str, now: datetime, reason: s
         return False
     session.refresh(quote)
     return True
+
+
+def follow_up(session: Session, settings: Settings, mailer: Mailer, quote_id: int) -> bool:
+    """Apply a decision's consequences, once even when two workers race; True when this call did.
+
+    The coordinators are mailed (with the reason of a decline), the order comes back to the
+    inbox unread with an event, and an accepted quote's amount becomes the order's total.
+    """
+    result = cast(CursorResult[Any], session.execute(
+        update(Quote).where(Quote.id == quote_id, Quote.status.in_(DECIDED), Quote.followed_up_at.is_(None))
+        .values(followed_up_at=utcnow()).execution_options(synchronize_session=False)))
+    if result.rowcount != 1:
+        return False
+    quote = session.get(Quote, quote_id, populate_existing=True)
+    assert quote is not None
+    _decided(settings, mailer, quote)
+    return True
+
+
+def unfollowed(session: Session) -> list[int]:
+    """Decided quotes whose consequences are not applied yet (a stop or a crash came between)."""
+    return list(session.scalars(select(Quote.id).where(Quote.status.in_(DECIDED), Quote.followed_up_at.is_(None))
+                                .order_by(Quote.id)))
 
 
 def _decided(settings: Settings, mailer: Mailer, quote: Quote) -> None:

@@ -21,7 +21,8 @@ from gateway.context import Context
 from gateway.orders.card import OrderError
 from gateway.orders.intake import FieldError, create_order, validate_order
 from gateway.orders.views import order_summary
-from gateway.web.transaction import context_of, transaction
+from gateway.transaction import transaction
+from gateway.web.state import context_of
 
 BODY_LIMIT = 1024 * 1024
 DISABLED = ("the order API is disabled: set api_key in the [orders] section of gateway.toml "

@@ -6,7 +6,7 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.web.transaction import context_of
+from gateway.web.state import context_of
 
 
 def healthz(request: Request) -> JSONResponse:

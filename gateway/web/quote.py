@@ -13,9 +13,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from gateway.context import Context
 from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
+from gateway.transaction import transaction
 from gateway.web.i18n import browser_locale
 from gateway.web.pages import render_page
-from gateway.web.transaction import context_of, transaction
+from gateway.web.state import context_of
 
 FORM_LIMIT = 64 * 1024  # a reason is at most REASON_LIMIT characters; anything much larger is not our form
 
@@ -37,8 +38,13 @@ def show(request: Request) -> HTMLResponse:
 
 
 def _decide(context: Context, token: str, accept: bool, reason: str) -> QuoteDecision | QuoteProblem:
+    from gateway.tasks import follow_up_quote
+
     with transaction(context) as (session, mailer):
-        return decide(session, context.settings, mailer, token, accept, reason)
+        outcome = decide(session, context.settings, mailer, token, accept, reason)
+    if isinstance(outcome, QuoteDecision) and outcome.changed:
+        follow_up_quote.send(outcome.quote_id)
+    return outcome
 
 
 async def _answer(request: Request, accept: bool, reason: str = "") -> Response:

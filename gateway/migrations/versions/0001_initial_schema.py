@@ -240,6 +240,7 @@ def upgrade() -> None:
     sa.Column('valid_until', sa.DateTime(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('decided_at', sa.DateTime(), nullable=True),
+    sa.Column('followed_up_at', sa.DateTime(), nullable=True),
     sa.Column('replaced_by_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['order_id'], ['orders.request_id'], ),
     sa.ForeignKeyConstraint(['replaced_by_id'], ['quotes.id'], ),

@@ -1,26 +1,21 @@
-"""One transaction for a web request that changes something, its mails sent once it has committed."""
+"""One transaction that may write mail, its mails sent once it has committed.
+
+For changes made outside the processing of a message: a web request, a decision's follow-up.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import Lock
-from typing import cast
 
 from sqlalchemy.orm import Session
-from starlette.requests import Request
 
 from gateway.context import Context
 from gateway.outbound.notify import Mailer
 
-
-def context_of(request: Request) -> Context:
-    """The gateway context ``create_app`` gave the app."""
-    return cast(Context, request.app.state.context)
-
-
-# SQLite has one writer at a time and makes the others retry after growing sleeps; web
-# requests that write queue here instead, in order, which keeps the slowest answer short.
+# SQLite has one writer at a time and makes the others retry after growing sleeps; the
+# writers of this process queue here instead, in order, which keeps the slowest answer short.
 _SQLITE_WRITER = Lock()
 
 
