@@ -145,6 +145,7 @@ class Run:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     elapsed: float = 0.0
+    followed_up_s: float | None = None  # POST runs: until every decision's consequences and mails are done
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -157,7 +158,9 @@ class Run:
                 "rps": round(len(self.latencies_ms) / self.elapsed, 1) if self.elapsed else None,
                 "p50_ms": round(self.percentile(50), 1), "p99_ms": round(self.percentile(99), 1),
                 "max_ms": round(max(self.latencies_ms, default=float("nan")), 1),
-                "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "errors": self.errors}
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())}, "errors": self.errors,
+                "followed_up_per_s": (round(len(self.latencies_ms) / self.followed_up_s, 1)
+                                      if self.followed_up_s else None)}
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, path: str) -> int:
@@ -216,14 +219,33 @@ async def drive(port: int, label: str, method: str, paths: list[str], clients: i
     return run
 
 
+def wait_followed_up(database: Path, began: float, stall: float = 120) -> float:
+    """Seconds from ``began`` until every decision is followed up and its mails are sent."""
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as db:
+        last, since = -1, time.perf_counter()
+        while True:
+            waiting = db.execute("SELECT (SELECT count(*) FROM quotes WHERE status IN ('accepted', 'declined') "
+                                 "AND followed_up_at IS NULL) + (SELECT count(*) FROM outbox "
+                                 "WHERE status = 'pending' AND template = 'quote_decided.coordinator')"
+                                 ).fetchone()[0]
+            if waiting == 0:
+                return time.perf_counter() - began
+            if waiting != last:
+                last, since = waiting, time.perf_counter()
+            elif time.perf_counter() - since > stall:
+                raise SystemExit(f"{waiting} decisions or mails still waiting after {stall} s without progress")
+            time.sleep(0.05)
+
+
 def verdict(run: dict[str, Any]) -> str:
     ok = run["p99_ms"] < TARGET_P99_MS and run["rps"] >= TARGET_RATE * 0.95
     return "pass" if ok else "FAIL"
 
 
 def report(results: dict[str, Any]) -> str:
-    rows = ["| run | requests | requests/s | p50 ms | p99 ms | max ms | answers | target p99 < 100 ms at 200/s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    rows = ["| run | requests | requests/s | p50 ms | p99 ms | max ms | answers | followed up/s "
+            "| target p99 < 100 ms at 200/s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for label, run in results["runs"].items():
         answers = ", ".join(f"{status}: {count}" for status, count in run["statuses"].items())
         if run["errors"]:
@@ -231,8 +253,9 @@ def report(results: dict[str, Any]) -> str:
         target = ""
         if "paced" in label:
             target = verdict(run) if results["target"]["rate"] >= TARGET_RATE else "(offered below 200/s)"
+        followed = run["followed_up_per_s"] or ""
         rows.append(f"| {label} | {run['requests']} | {run['rps']} | {run['p50_ms']} | {run['p99_ms']} | "
-                    f"{run['max_ms']} | {answers} | {target} |")
+                    f"{run['max_ms']} | {answers} | {followed} | {target} |")
     return "\n".join(rows)
 
 
@@ -261,18 +284,21 @@ def main() -> int:
         pages = [f"/quote/{rng.choice(tokens)}" for _ in range(args.requests + paced_count)]
         asyncio.run(drive(http_port, "warm-up", "GET", pages[:300], args.clients, None))
         to_accept = [f"/quote/{token}/accept" for token in tokens]
+        database = root / "home" / "var" / "gateway.db"
         runs = [
             asyncio.run(drive(http_port, "GET max", "GET", pages[:args.requests], args.clients, None)),
             asyncio.run(drive(http_port, f"GET paced {args.rate:g}/s", "GET", pages[args.requests:], args.clients,
                              args.rate)),
-            asyncio.run(drive(http_port, "accept max", "POST", to_accept[:args.requests], args.clients, None)),
-            asyncio.run(drive(http_port, f"accept paced {args.rate:g}/s", "POST", to_accept[args.requests:],
-                             args.clients, args.rate)),
         ]
+        for label, paths, rate in (("accept max", to_accept[:args.requests], None),
+                                   (f"accept paced {args.rate:g}/s", to_accept[args.requests:], args.rate)):
+            began = time.perf_counter()
+            runs.append(asyncio.run(drive(http_port, label, "POST", paths, args.clients, rate)))
+            runs[-1].followed_up_s = wait_followed_up(database, began)
         for run, expected in zip(runs, (200, 200, 303, 303), strict=True):
             if run.errors or set(run.statuses) != {expected}:
                 failures.append(f"{run.label}: answers {run.statuses}, {run.errors} errors (want only {expected})")
-        with sqlite3.connect(root / "home" / "var" / "gateway.db") as db:
+        with sqlite3.connect(database) as db:
             accepted = db.execute("SELECT count(*) FROM quotes WHERE status = 'accepted'").fetchone()[0]
         if accepted != len(to_accept):
             failures.append(f"{accepted} quotes accepted in the database, {len(to_accept)} accept POSTs")
