@@ -74,6 +74,7 @@ def apply_message(incoming: Incoming) -> str:
         record_event(thread.request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
         incoming.row.request_id = thread.request.id
         return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
+    incoming.mailer.read_ahead(thread.request)
     person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None,
                            known=thread.author.participant.person if thread.author and thread.author.participant
                            else None)

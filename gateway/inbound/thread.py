@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from gateway.helpdesk import Author, find_person
 from gateway.inbound.parse import ParsedMail
@@ -22,10 +22,11 @@ from gateway.tokens import verify_reply_token
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|wg|rv|enc|i)\s*:", re.I)
-# What the rules and the notifications read of the request, loaded with it: one lazy load at a
-# time, after the mail has changed something, would cost a query and a flush each.
-_WITH_WHAT_PROCESSING_READS = (joinedload(Request.assignee), selectinload(Request.labels),
-                               selectinload(Request.participants).joinedload(Participant.person))
+# What the rules and the notifications read of the request, loaded with it in one query (a request
+# has a few labels and participants): one lazy load at a time, after the mail has changed
+# something, would cost a query and a flush each.
+_WITH_WHAT_PROCESSING_READS = (joinedload(Request.assignee), joinedload(Request.labels),
+                               joinedload(Request.participants).joinedload(Participant.person))
 _WITH_ITS_REQUEST = (joinedload(Participant.request).options(*_WITH_WHAT_PROCESSING_READS),)
 
 

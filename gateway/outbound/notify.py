@@ -55,20 +55,28 @@ class Mailer:
             query = query.where(Outbox.topic == topic)
         return self.session.scalar(query) or 0
 
+    def read_ahead(self, request: Request | None) -> None:
+        """Read what notifying reads, the coordinators and the last hour's mails to the request's people,
+        before the caller changes anything: read afterwards, each query would flush the changes first."""
+        coordinators = self.coordinators()
+        if request is not None:
+            self._count_recent(request, {p.email for p in request.participants} | {p.email for p in coordinators})
+
     def _recent_for_request(self, request: Request, recipient: str) -> int:
         """``recent`` about a request: read for all its participants with one query, then counted up by
         ``write`` as this transaction mails them."""
-        key = (request.id, recipient)
-        if key not in self._recent_by_request:
-            addresses = {p.email for p in request.participants} | {recipient}
-            stored: dict[str, int] = {address: count for address, count in self.session.execute(
-                select(Outbox.recipient, func.count(Outbox.id))
-                .where(Outbox.recipient.in_(addresses), Outbox.request_id == request.id,
-                       Outbox.created_at >= utcnow() - timedelta(hours=1))
-                .group_by(Outbox.recipient))}
-            for address in addresses:
-                self._recent_by_request.setdefault((request.id, address), stored.get(address, 0))
-        return self._recent_by_request[key]
+        if (request.id, recipient) not in self._recent_by_request:
+            self._count_recent(request, {p.email for p in request.participants} | {recipient})
+        return self._recent_by_request[request.id, recipient]
+
+    def _count_recent(self, request: Request, addresses: set[str]) -> None:
+        stored: dict[str, int] = {address: count for address, count in self.session.execute(
+            select(Outbox.recipient, func.count(Outbox.id))
+            .where(Outbox.recipient.in_(addresses), Outbox.request_id == request.id,
+                   Outbox.created_at >= utcnow() - timedelta(hours=1))
+            .group_by(Outbox.recipient))}
+        for address in addresses:
+            self._recent_by_request.setdefault((request.id, address), stored.get(address, 0))
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated") -> None:
