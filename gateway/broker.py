@@ -27,11 +27,12 @@ class YieldToTheListener(Middleware):
     On Linux a priority belongs to a thread, so only the worker threads are lowered.
     """
 
-    niceness = 5
+    steps = 5  # of niceness below the thread that started the worker
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
+        me = threading.get_native_id()
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.niceness)
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + self.steps))
         except OSError as error:  # not allowed here: run at the same priority as the rest
             log.debug("could not lower the priority of %s: %s", thread.name, error)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import smtplib
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, mail, reply_address, write_home
+from conftest import GATEWAY, Gateway, mail, reply_address, write_home
 
 from gateway.inbound.spool import Envelope, write_incoming
 
@@ -176,3 +178,14 @@ def test_mail_to_one_address_is_limited_per_hour_so_robots_cannot_loop(tmp_path:
         assert len(gw.show(1)["comments"]) == 6, "every reply is kept even when no mail goes out"
     finally:
         assert gw.stop() == 0
+
+
+def test_a_taken_smtp_port_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", gw.smtp_port))
+        taken.listen()
+        done = subprocess.run([*GATEWAY, "serve", "--smtp-port", str(gw.smtp_port), "--http-port", str(gw.http_port)],
+                              cwd=gw.home, env=gw.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"gateway: SMTP on 127.0.0.1:{gw.smtp_port}:" in done.stderr and "Traceback" not in done.stderr
