@@ -53,8 +53,14 @@ def configure(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
+def _second_worker_is_intended(record: logging.LogRecord) -> bool:
+    """Each dramatiq worker adds its own middleware to the broker, and the broker warns of the second."""
+    return "same type twice" not in record.getMessage()
+
+
 def start_workers(broker: dramatiq.Broker, inbound_threads: int, outbox_threads: int) -> list[dramatiq.Worker]:
     """One worker per queue, so sending mail never waits behind processing, nor the reverse."""
+    broker.logger.addFilter(_second_worker_is_intended)
     workers = [dramatiq.Worker(broker, queues={"inbound"}, worker_threads=inbound_threads, worker_timeout=100),
                dramatiq.Worker(broker, queues={"outbox"}, worker_threads=outbox_threads, worker_timeout=100)]
     for worker in workers:
