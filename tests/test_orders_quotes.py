@@ -197,3 +197,31 @@ def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Ses
     outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(outcome, QuoteDecision) and follow_up(session, context.settings, mailer, outcome.quote_id)
     assert [(i.quantity, i.description) for i in order.items] == [(2, "Page supplémentaire"), (1, "Logo")]
+
+
+def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(context: Context) -> None:
+    from gateway.broker import configure, start_workers
+    from gateway.serve import resume_unfinished
+
+    with context.sessions.begin() as session:
+        upsert_person(session, COORDINATOR, role="coordinator")
+        customer = upsert_person(session, "jean@client.example", name="Jean", locale="en")
+        request, _ = open_request(session, Mailbox("orders@shop.example", "orders"), "Site", customer, "<a@x>")
+        sent = quote(context, session, ensure_order(session, request, context.settings))
+        session.flush()
+        token = token_of(context, sent)
+    with context.sessions.begin() as session:  # the click; the process dies before the worker runs
+        assert isinstance(decide(session, context.settings, Mailer(session, context.settings), token, True),
+                          QuoteDecision)
+    broker = configure(context.settings)  # the next start
+    workers = start_workers(broker, inbound_threads=1, outbox_threads=1)
+    try:
+        assert resume_unfinished(context)[1] == 1
+        broker.join("inbound", timeout=10_000)
+    finally:
+        for worker in workers:
+            worker.stop()
+    with context.sessions() as session:
+        assert unfollowed(session) == []
+        assert session.scalars(select(Outbox).where(Outbox.template == "quote_decided.coordinator")).one()
+        assert session.scalars(select(Order)).one().total == Decimal("450.00")
