@@ -214,14 +214,16 @@ def _failed_recipient(address: str, status: str, diagnostic: str) -> FailedRecip
     return FailedRecipient(address, status, reply_code, diagnostic)
 
 
-def delivery_report(msg: Message) -> DeliveryReport:
+def delivery_report(msg: Message, *, text: str | None = None) -> DeliveryReport:
     """The recipients an RFC 3464 report names, from ``message/delivery-status`` parts.
 
-    Servers that write the same fields into a text part instead are read too.
+    Servers that write the same fields into a text part instead are read too (``text``: the
+    message's ``report_text``, when the caller has it already).
     """
     texts = [part_text(p) for p in report_parts(msg) if p.get_content_type() == "message/delivery-status"]
     if not texts:
-        texts = [text for text in [report_text(msg)] if re.search(r"^Final-Recipient:", text, re.I | re.M)]
+        written = report_text(msg) if text is None else text
+        texts = [written] if re.search(r"^Final-Recipient:", written, re.I | re.M) else []
     blocks = [block for text in texts for block in _recipient_blocks(text)]
     if not blocks:
         return DeliveryReport(found=bool(texts))
@@ -272,13 +274,14 @@ def _json_string(name: str, text: str) -> str:
     return match.group(1) if match else ""
 
 
-def ses_notification(msg: Message) -> tuple[str, tuple[FailedRecipient, ...]] | None:
+def ses_notification(msg: Message, *, text: str | None = None) -> tuple[str, tuple[FailedRecipient, ...]] | None:
     """``(notificationType, bounced recipients)`` of an Amazon SES notification mail, or None.
 
     Read by patterns rather than ``json.loads``: SNS folds long lines of the
-    JSON, which leaves it invalid as delivered.
+    JSON, which leaves it invalid as delivered. ``text``: the message's ``report_text``,
+    when the caller has it already.
     """
-    text = report_text(msg)
+    text = report_text(msg) if text is None else text
     kind = _SES_TYPE.search(text)
     if kind is None:
         return None

@@ -140,11 +140,12 @@ def classify(msg: Message, sender: str | None) -> Classification:
     ``sender`` is the From address (lowercased) or the envelope sender, ``""``
     for a null envelope sender, or None when unknown.
     """
+    text = report_text(msg)
     return (
         _feedback_report(msg)
-        or _standard_bounce(msg)
-        or _ses_notification(msg)
-        or _plain_bounce(msg, sender)
+        or _standard_bounce(msg, text)
+        or _ses_notification(msg, text)
+        or _plain_bounce(msg, sender, text)
         or _by_headers(msg, sender)
         or Classification(auto=None, reason="")
     )
@@ -173,9 +174,9 @@ def _feedback_report(msg: Message) -> Classification | None:
     return None
 
 
-def _standard_bounce(msg: Message) -> Classification | None:
+def _standard_bounce(msg: Message, text: str) -> Classification | None:
     """RFC 3464 reports. A report of successful deliveries only is automatic, not a bounce."""
-    report = delivery_report(msg)
+    report = delivery_report(msg, text=text)
     if report.failed:
         return Classification(BOUNCE, "multipart/report delivery-status", report.failed)
     if report.delivered:
@@ -185,9 +186,9 @@ def _standard_bounce(msg: Message) -> Classification | None:
     return None
 
 
-def _ses_notification(msg: Message) -> Classification | None:
+def _ses_notification(msg: Message, text: str) -> Classification | None:
     """Amazon SES forwards bounces, complaints and deliveries as JSON in a plain mail."""
-    notification = ses_notification(msg)
+    notification = ses_notification(msg, text=text)
     if notification is None:
         return None
     kind, failed = notification
@@ -226,7 +227,7 @@ def _sender_is_robot(msg: Message, sender: str | None) -> bool:
     return any(re.match(r"^no[-_.]?reply\b", a, re.I) for a in addresses)
 
 
-def plain_bounce_reason(msg: Message, sender: str | None) -> str | None:
+def plain_bounce_reason(msg: Message, sender: str | None, *, text: str | None = None) -> str | None:
     """Why a message without delivery-status fields is still a delivery report, or None.
 
     A mail server's address with a report-like subject or body is enough. Other
@@ -234,14 +235,14 @@ def plain_bounce_reason(msg: Message, sender: str | None) -> str | None:
     something only mail servers write, and people need a report-like subject,
     body and such server words together: "my parcel could not be delivered" is
     a customer, and a forwarded report (``Fwd: Undelivered Mail``) is a person
-    asking about it.
+    asking about it. ``text``: the message's ``report_text``, when the caller has it already.
     """
     subject = decode_header_text(msg.get("Subject"))
     if _sender_is_daemon(msg, sender):
         if _BOUNCE_SUBJECT.search(subject):
             return f"mail server sender, subject {subject[:60]!r}"
         returned = msg.get_content_type() != "text/plain" and _has_returned_message(msg)
-        if returned or _BOUNCE_BODY.search(report_text(msg)[:4000]):
+        if returned or _BOUNCE_BODY.search(_head(msg, text)):
             return "mail server sender with a delivery failure text"
         return None
     if _FORWARD_SUBJECT.match(subject):
@@ -250,7 +251,7 @@ def plain_bounce_reason(msg: Message, sender: str | None) -> str | None:
     report_subject = bool(_BOUNCE_SUBJECT.search(subject))
     if not (robot or report_subject):
         return None  # most mail: its text is not even read
-    head = report_text(msg)[:4000]
+    head = _head(msg, text)
     evidence = bool(_SMTP_EVIDENCE.search(head))
     if robot and _BOUNCE_BODY.search(head) and (evidence or _has_returned_message(msg)):
         return "automatic sender with a delivery failure text"
@@ -259,9 +260,14 @@ def plain_bounce_reason(msg: Message, sender: str | None) -> str | None:
     return None
 
 
-def _plain_bounce(msg: Message, sender: str | None) -> Classification | None:
+def _head(msg: Message, text: str | None) -> str:
+    """The start of the report's text, where a server says why it failed."""
+    return (report_text(msg) if text is None else text)[:4000]
+
+
+def _plain_bounce(msg: Message, sender: str | None, text: str) -> Classification | None:
     """Delivery reports written as plain text (Exim, qmail, Gmail, old Exchange...)."""
-    reason = plain_bounce_reason(msg, sender)
+    reason = plain_bounce_reason(msg, sender, text=text)
     if reason is None:
         return None
     return Classification(BOUNCE, reason, plain_bounce_recipients(msg, sender))
