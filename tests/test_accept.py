@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from gateway.context import Context, open_context
 from gateway.inbound.accept import admit, admit_waiting, read_raw, store
+from gateway.inbound.parse import parse
 from gateway.inbound.spool import Envelope, incoming_folder, raw_folder, read_message, write_incoming
 from gateway.models import Inbound
 from gateway.settings import Mailbox, Settings
@@ -34,6 +35,8 @@ def test_the_file_keeps_the_envelope_and_the_exact_bytes(context: Context) -> No
     path = write_incoming(context.settings.data_dir, RAW, envelope)
     assert read_message(path) == (envelope, RAW)
     assert not list(path.parent.glob("*.tmp"))
+    whole = parse(path.read_bytes())
+    assert (whole.subject, whole.text.strip()) == ("x", "Bonjour\n\nfin"), "a stored file is still a mail"
 
 
 def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Context) -> None:

@@ -1,4 +1,8 @@
-"""The stored message file: one JSON line of envelope, then the raw bytes exactly as received.
+"""The stored message file: one header line of envelope, then the raw bytes exactly as received.
+
+The envelope line is an ``X-Gateway-Envelope: {json}`` header, so a stored file is still a
+mail that any reader (``gateway parse``, a mail client) opens; ``read_message`` gives back
+the bytes as they were received, without it.
 
 A message is first written to ``<data>/incoming/`` (written, flushed, fsynced, renamed into
 place) by whoever received it, even a process with no database (the SMTP listener); that
@@ -18,6 +22,8 @@ from pathlib import Path
 
 from gateway.models import utcnow
 
+ENVELOPE_HEADER = b"X-Gateway-Envelope: "
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -30,13 +36,15 @@ class Envelope:
     received_at: datetime = field(default_factory=utcnow)
 
     def as_line(self) -> bytes:
-        return json.dumps({"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
-                           "rcpt_tos": list(self.rcpt_tos),
-                           "received_at": self.received_at.isoformat()}).encode() + b"\n"
+        fields = {"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
+                  "rcpt_tos": list(self.rcpt_tos), "received_at": self.received_at.isoformat()}
+        return ENVELOPE_HEADER + json.dumps(fields).encode() + b"\r\n"
 
     @classmethod
     def from_line(cls, line: bytes) -> Envelope:
-        fields = json.loads(line)
+        if not line.startswith(ENVELOPE_HEADER):
+            raise ValueError(f"not a stored message: its first line is not {ENVELOPE_HEADER.decode()!r}")
+        fields = json.loads(line.removeprefix(ENVELOPE_HEADER))
         return cls(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
                    rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
 
