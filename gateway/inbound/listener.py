@@ -28,6 +28,7 @@ from gateway.settings import ConfigError, Settings
 log = logging.getLogger("gateway.smtp")
 
 BATCH = 200  # files admitted in one transaction, at most
+RETRY_SECONDS = 5
 STARTUP_SECONDS = 60
 
 
@@ -86,25 +87,38 @@ class SmtpListener:
 
     def _admit_forever(self) -> None:
         folder = incoming_folder(self.context.settings.data_dir)
+        left: list[Path] = []  # named, not admitted yet (the database was unavailable)
         while True:
+            batch: list[str] = []
             try:
-                batch = [self._names.recv()]
-                while len(batch) < BATCH and self._names.poll():
+                if self._names.poll(RETRY_SECONDS if left else None):
                     batch.append(self._names.recv())
+                    while len(batch) < BATCH and self._names.poll():
+                        batch.append(self._names.recv())
             except EOFError:
+                self._admit(left, recovering=True)
                 return
-            self._admit([folder / name for name in batch])
+            left = self._admit(left, recovering=True) + self._admit([folder / name for name in batch])
 
-    def _admit(self, paths: list[Path]) -> None:
+    def _admit(self, paths: list[Path], *, recovering: bool = False) -> list[Path]:
+        """Admit and enqueue ``paths``; those that could not be admitted, to try again.
+
+        ``recovering``: a failed attempt may have admitted and moved some before failing.
+        """
+        if recovering:
+            paths = [path for path in paths if path.exists()]
+        if not paths:
+            return []
         try:
-            ids = admit(self.context, paths)
-        except Exception:  # the files stay in incoming/ and are admitted at the next start
-            log.exception("could not admit %s received messages; they are kept in %s", len(paths),
-                          paths[0].parent)
-            return
+            ids = admit(self.context, paths, recovering=recovering)
+        except Exception:  # kept in incoming/: tried again in a few seconds, and at every start
+            log.exception("could not admit %s received messages (kept in %s); trying again in %s s",
+                          len(paths), paths[0].parent, RETRY_SECONDS)
+            return paths
         for path, inbound_id in zip(paths, ids, strict=True):
             log.info("received %s stored as message %s", path.stem, inbound_id)
         enqueue(ids)
+        return []
 
     def stop(self) -> None:
         """Stop accepting, then admit what was accepted until then."""

@@ -1,0 +1,81 @@
+"""The SMTP listener process and the admission of what it keeps, in this process's context."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from gateway.broker import configure
+from gateway.context import Context, open_context
+from gateway.inbound import listener
+from gateway.inbound.listener import SmtpListener
+from gateway.inbound.spool import incoming_folder
+from gateway.models import Inbound
+from gateway.settings import Mailbox, Settings
+
+MAIL = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <l1@c>\r\n\r\nBonjour\r\n"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Iterator[Context]:
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=free_port(),
+                        mailboxes=(Mailbox("support@shop.example"),))
+    context = open_context(settings)
+    configure(settings)  # admitted messages are enqueued on a stub broker nobody runs
+    yield context
+    context.engine.dispose()
+
+
+def rows(context: Context) -> list[Inbound]:
+    with context.sessions() as session:
+        return list(session.scalars(select(Inbound)))
+
+
+def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(context: Context) -> None:
+    smtp = SmtpListener(context)
+    try:
+        with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
+            refused = client.sendmail("a@client.example", ["support@shop.example"], MAIL)
+            assert refused == {}
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                client.sendmail("a@client.example", ["someone@elsewhere.example"], MAIL)
+    finally:
+        smtp.stop()
+    [row] = rows(context)
+    assert (row.source, row.envelope_from, row.size) == ("smtp", "a@client.example", len(MAIL))
+    assert not smtp.process.is_alive() and not list(incoming_folder(context.settings.data_dir).iterdir())
+
+
+def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    failures = [RuntimeError("the database is unavailable")]
+    real = listener.admit
+
+    def admit_after_a_failure(*args: Any, **kwargs: Any) -> list[int]:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(listener, "admit", admit_after_a_failure)
+    monkeypatch.setattr(listener, "RETRY_SECONDS", 0.2)
+    smtp = SmtpListener(context)
+    try:
+        with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
+            client.sendmail("a@client.example", ["support@shop.example"], MAIL)
+        smtp.admitter.join(2)  # still running: it retries, it does not give up
+        assert smtp.admitter.is_alive() and not failures
+        assert len(rows(context)) == 1, "admitted by the retry, before any stop"
+    finally:
+        smtp.stop()
