@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from gateway.durable import write_file
 from gateway.models import utcnow
 
 ENVELOPE_HEADER = b"X-Gateway-Envelope: "
@@ -59,15 +60,9 @@ def raw_folder(data_dir: Path) -> Path:
 
 def write_incoming(data_dir: Path, raw: bytes, envelope: Envelope) -> Path:
     """Keep the message durably in ``incoming/`` (which must exist); once this returns, it may be
-    acknowledged. Plain ``os`` calls: this runs for every message the SMTP listener takes."""
+    acknowledged."""
     name = os.path.join(incoming_folder(data_dir), uuid.uuid4().hex)
-    descriptor = os.open(name + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    try:
-        os.write(descriptor, envelope.as_line() + raw)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.rename(name + ".tmp", name + ".eml")
+    write_file(name + ".tmp", name + ".eml", envelope.as_line() + raw)
     return Path(name + ".eml")
 
 
