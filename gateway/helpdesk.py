@@ -42,8 +42,11 @@ def upsert_person(session: Session, email: str, *, role: str | None = None, name
     return person
 
 
+_COORDINATORS = select(Person).where(Person.role == "coordinator").order_by(Person.id)
+
+
 def coordinators(session: Session) -> list[Person]:
-    return list(session.scalars(select(Person).where(Person.role == "coordinator").order_by(Person.id)))
+    return list(session.scalars(_COORDINATORS))
 
 
 def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Person,

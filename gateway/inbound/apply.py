@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
@@ -44,6 +44,7 @@ from gateway.outbound.notify import notify_comment, notify_new_request, tell_tea
 from gateway.rules.actions import RuleContext
 from gateway.rules.engine import run_rules
 
+_REF_BY_MESSAGE_ID = select(MessageRef).where(MessageRef.message_id == bindparam("message_id"))
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
 
 
@@ -165,7 +166,7 @@ def _stored_ref(session: Session, parsed: ParsedMail) -> MessageRef | None:
     never processed again), or one received before."""
     if not parsed.message_id:
         return None
-    return session.scalars(select(MessageRef).where(MessageRef.message_id == parsed.message_id)).first()
+    return session.scalars(_REF_BY_MESSAGE_ID, {"message_id": parsed.message_id}).first()
 
 
 def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Request | None:

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
+from functools import lru_cache
 
 from gateway.models import utcnow
 from gateway.outbound.render import RenderedMail
@@ -27,6 +28,12 @@ def new_message_id(settings: Settings) -> str:
 def _header(name: str, value: str) -> bytes:
     if value.isascii() and len(value) < 900:
         return f"{name}: {value}\r\n".encode()
+    return _encoded_header(name, value)
+
+
+@lru_cache(maxsize=512)
+def _encoded_header(name: str, value: str) -> bytes:
+    """RFC 2047 words: slow to choose and fold, and the same From and Subject lines come back often."""
     return f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=chr(13) + chr(10))}\r\n".encode()
 
 
