@@ -49,9 +49,7 @@ def resume_unfinished(context: Context) -> tuple[int, int, int]:
     return len(inbound), len(decisions), len(outbox)
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
+def _wait_for_signal(stop: threading.Event) -> None:
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
@@ -85,7 +83,8 @@ def serve(settings: Settings) -> int:
     if inbound or decisions or outbox:
         log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
                  inbound, decisions, outbox)
-    smtp = SmtpListener(context)
+    stop = threading.Event()
+    smtp = SmtpListener(context, on_lost=stop.set)
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
                                         log_level="warning", lifespan="off"))
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
@@ -97,7 +96,7 @@ def serve(settings: Settings) -> int:
           f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
              else str(settings.data_dir / "outbox")), flush=True)
-    _wait_for_signal()
+    _wait_for_signal(stop)
     smtp.stop()
     for poller in pollers:
         poller.stop()
@@ -106,7 +105,7 @@ def serve(settings: Settings) -> int:
     _drain(broker, workers)
     web_thread.join(timeout=10)
     log.info("stopped")
-    return 0
+    return 1 if smtp.lost else 0
 
 
 def run_worker(settings: Settings, threads: int) -> int:
@@ -118,7 +117,7 @@ def run_worker(settings: Settings, threads: int) -> int:
     workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
     print(f"gateway worker: {threads} threads per queue on {settings.broker_url or 'the in-process broker'}",
           flush=True)
-    _wait_for_signal()
+    _wait_for_signal(threading.Event())
     for worker in workers:
         worker.stop(timeout=30_000)
     return 0

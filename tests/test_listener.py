@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ def rows(context: Context) -> list[Inbound]:
 
 
 def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(context: Context) -> None:
-    smtp = SmtpListener(context)
+    lost = threading.Event()
+    smtp = SmtpListener(context, on_lost=lost.set)
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             refused = client.sendmail("a@client.example", ["support@shop.example"], MAIL)
@@ -56,6 +58,15 @@ def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(cont
     [row] = rows(context)
     assert (row.source, row.envelope_from, row.size) == ("smtp", "a@client.example", len(MAIL))
     assert not smtp.process.is_alive() and not list(incoming_folder(context.settings.data_dir).iterdir())
+    assert not lost.is_set() and not smtp.lost, "asked to stop: not lost"
+
+
+def test_a_listener_that_ends_by_itself_is_reported_lost(context: Context) -> None:
+    lost = threading.Event()
+    smtp = SmtpListener(context, on_lost=lost.set)
+    smtp.process.kill()
+    assert lost.wait(10) and smtp.lost
+    smtp.stop()
 
 
 def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
@@ -68,9 +79,10 @@ def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
             raise failures.pop()
         return real(*args, **kwargs)
 
+    lost = threading.Event()
     monkeypatch.setattr(listener, "admit", admit_after_a_failure)
     monkeypatch.setattr(listener, "RETRY_SECONDS", 0.2)
-    smtp = SmtpListener(context)
+    smtp = SmtpListener(context, on_lost=lost.set)
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             client.sendmail("a@client.example", ["support@shop.example"], MAIL)

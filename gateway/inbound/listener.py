@@ -4,10 +4,12 @@ Why a process: processing is CPU-bound Python, and an asyncio SMTP server sharin
 process with it waits for the GIL at every step of every session (measured: 869 mails/s
 alone, 24 beside one busy thread). Alone, the listener only writes durable files to
 ``incoming/`` and names them on a pipe; the ``admitter`` thread here gives them their rows
-in batches and enqueues their processing. Files named on a pipe that broke are admitted
-at the next start (``admit_waiting``), so nothing acknowledged is lost.
+in batches and enqueues their processing. Files that cannot be admitted are tried again
+every few seconds, and at the next start (``admit_waiting``): nothing acknowledged is lost.
 
-The listener exits when the serving process tells it to, or dies (its pipe closes).
+The listener exits when the serving process tells it to, or dies (its pipe closes). If
+the listener ends by itself, the serving process stops too, with a non-zero status, so
+that its supervisor restarts the whole gateway rather than leave it deaf.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -59,8 +62,11 @@ def _listen(settings: Settings, names: Connection, control: Connection) -> None:
 class SmtpListener:
     """Starts the listener process and admits the files it names, until ``stop``."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, on_lost: Callable[[], None]) -> None:
         self.context = context
+        self.on_lost = on_lost  # called if the listener process ends without being asked to
+        self.lost = False
+        self._stopping = False
         spawn = multiprocessing.get_context("spawn")  # no fork of a process running threads
         self._names, names = spawn.Pipe(duplex=False)
         control, self._control = spawn.Pipe(duplex=False)
@@ -97,6 +103,8 @@ class SmtpListener:
                         batch.append(self._names.recv())
             except EOFError:
                 self._admit(left, recovering=True)
+                if not self._stopping:
+                    self._lose()
                 return
             left = self._admit(left, recovering=True) + self._admit([folder / name for name in batch])
 
@@ -120,9 +128,18 @@ class SmtpListener:
         enqueue(ids)
         return []
 
+    def _lose(self) -> None:
+        self.process.join(5)
+        log.error("the SMTP listener process ended by itself (exit code %s): no mail can come in; stopping",
+                  self.process.exitcode)
+        self.lost = True
+        self.on_lost()
+
     def stop(self) -> None:
         """Stop accepting, then admit what was accepted until then."""
-        self._control.send("stop")
+        self._stopping = True
+        if self.process.is_alive():
+            self._control.send("stop")
         self.process.join(30)
         if self.process.is_alive():
             self.process.kill()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import smtplib
 import socket
 import subprocess
@@ -189,3 +191,18 @@ def test_a_taken_smtp_port_stops_the_start_with_a_clear_error(tmp_path: Path) ->
                               cwd=gw.home, env=gw.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"gateway: SMTP on 127.0.0.1:{gw.smtp_port}:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_stops_with_an_error_if_its_smtp_listener_dies(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home")).start()
+    assert gw.process is not None
+    pid = gw.process.pid
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        [listener] = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        os.kill(int(listener), signal.SIGKILL)
+        assert gw.process.wait(timeout=60) == 1
+    finally:
+        if gw.process.poll() is None:
+            gw.kill()
+    assert "the SMTP listener process ended by itself" in gw.log.read_text()
