@@ -97,6 +97,16 @@ def test_a_bad_order_gets_every_field_error_and_nothing_is_stored(context: Conte
     assert session.scalar(select(func.count(Request.id))) == 0
 
 
+def test_amounts_too_large_to_keep_exactly_are_field_errors(context: Context, session: Session) -> None:
+    errors = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}, "items": [
+        {"description": "x", "quantity": 10 ** 30, "unit_price": "1"},
+        {"description": "y", "quantity": 1_000_000, "unit_price": "9999999999.99"},
+        {"description": "z", "quantity": 900_000, "unit_price": "10000.00"},
+        {"description": "w", "quantity": 900_000, "unit_price": "10000.00"}]})
+    assert isinstance(errors, list)
+    assert [e.field for e in errors] == ["items[0].quantity", "items[1]", "items"]
+
+
 def test_an_order_needs_items_unless_it_is_on_quote(context: Context, session: Session) -> None:
     errors = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}})
     assert isinstance(errors, list) and [e.field for e in errors] == ["items"]

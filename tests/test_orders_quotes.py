@@ -193,6 +193,9 @@ def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Ses
     assert sent.amount == Decimal("399.50") and [i.description for i in sent.items] == ["Page supplémentaire", "Logo"]
     with pytest.raises(OrderError, match="add up to 399.50"):
         quote(context, session, order, "400", lines=lines)
+    with pytest.raises(OrderError, match="at most 9999999999.99"):
+        create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
+                     lines=read_quote_lines("999999 x Ferme 9999999999"))
     mailer = Mailer(session, context.settings)
     outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(outcome, QuoteDecision) and follow_up(session, context.settings, mailer, outcome.quote_id)

@@ -19,10 +19,12 @@ from gateway.models import Product, Request
 from gateway.orders.card import OrderError, recompute_total
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, SOURCES, ZERO, Order, OrderItem
-from gateway.orders.money import amount_of, format_amount, is_currency
+from gateway.orders.money import LARGEST, amount_of, format_amount, is_currency
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
+
+MAX_QUANTITY = 1_000_000
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,7 +39,7 @@ ORDER_SCHEMA: dict[str, Any] = {
             "type": "object", "required": ["quantity", "unit_price"], "additionalProperties": False,
             "anyOf": [{"required": ["sku"]}, {"required": ["description"]}], "properties": {
                 "sku": {"type": "string"}, "offer": {"type": "string"}, "description": {"type": "string"},
-                "quantity": {"type": "integer", "minimum": 1},
+                "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
                 "unit_price": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"}}}},
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "discount": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"},
@@ -122,8 +124,9 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
             continue
         errors.extend(FieldError(f"{path}.{key}", "unknown field") for key in raw if key not in _ITEM_FIELDS)
         quantity = raw.get("quantity")
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            errors.append(FieldError(f"{path}.quantity", "required: a whole number of at least 1"))
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+            errors.append(FieldError(f"{path}.quantity", f"required: a whole number from 1 to {MAX_QUANTITY}"))
+            quantity = None
         price = amount_of(raw.get("unit_price"))
         if price is None:
             errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
@@ -136,7 +139,9 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
         description = _text(raw, "description", f"{path}.description", errors)
         if not sku and not description:
             errors.append(FieldError(path, "needs a sku or a description"))
-        if isinstance(quantity, int) and price is not None:
+        if quantity is not None and price is not None and quantity * price > LARGEST:
+            errors.append(FieldError(path, f"quantity x unit_price exceeds the largest amount, {LARGEST}"))
+        elif quantity is not None and price is not None:
             draft.items.append(DraftItem(quantity, price, product, _text(raw, "offer", f"{path}.offer", errors),
                                          description))
 
@@ -180,6 +185,8 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
     if not isinstance(on_quote, bool):
         errors.append(FieldError("on_quote", "must be true or false"))
     draft.on_quote = on_quote is True
+    if sum((item.quantity * item.unit_price for item in draft.items), ZERO) > LARGEST:
+        errors.append(FieldError("items", f"the items add up to more than the largest amount, {LARGEST}"))
     if not draft.items and not draft.on_quote and "items" not in [e.field.split("[")[0] for e in errors]:
         errors.append(FieldError("items", "at least one item, unless the order is on quote (\"on_quote\": true)"))
     return errors or draft

@@ -6,6 +6,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+LARGEST = Decimal("9999999999.99")  # what a Numeric(12, 2) column holds
 _AMOUNT = re.compile(r"^\d{1,10}(?:[.,]\d{1,2})?$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 

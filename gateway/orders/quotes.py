@@ -19,7 +19,7 @@ from gateway.models import utcnow
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import order_context, tell_coordinators, tell_customer
 from gateway.orders.models import ZERO, Order, Quote, QuoteItem
-from gateway.orders.money import format_amount, is_currency, parse_amount
+from gateway.orders.money import LARGEST, format_amount, is_currency, parse_amount
 from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 from gateway.tokens import mint_quote_token
@@ -85,6 +85,8 @@ def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Or
                          f"not {format_amount(amount)}: fix one of them")
     if amount <= ZERO:
         raise OrderError("a quote needs an amount above zero")
+    if amount > LARGEST or any(line.amount > LARGEST for line in lines):
+        raise OrderError(f"a quote (and each of its lines) can be at most {format_amount(LARGEST)}")
     currency = (currency or order.currency).upper()
     if not is_currency(currency):
         raise OrderError(f"{currency!r} is not a currency code such as EUR")
