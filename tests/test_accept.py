@@ -32,7 +32,7 @@ def _rows(context: Context) -> list[Inbound]:
 
 def test_the_file_keeps_the_envelope_and_the_exact_bytes(context: Context) -> None:
     envelope = Envelope("smtp", "support@shop.example", "a@client.example", ("support+tok@shop.example",))
-    path = write_incoming(context.settings.data_dir, RAW, envelope)
+    [path] = write_incoming(context.settings.data_dir, [(RAW, envelope)])
     assert read_message(path) == (envelope, RAW)
     assert not list(path.parent.glob("*.tmp"))
     whole = parse(path.read_bytes())
@@ -41,8 +41,8 @@ def test_the_file_keeps_the_envelope_and_the_exact_bytes(context: Context) -> No
 
 def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Context) -> None:
     data = context.settings.data_dir
-    write_incoming(data, RAW, Envelope("smtp", "support@shop.example", "a@client.example",
-                                       ("support@shop.example",)))
+    write_incoming(data, [(RAW, Envelope("smtp", "support@shop.example", "a@client.example",
+                                         ("support@shop.example",)))])
     (incoming_folder(data) / "half-written.tmp").write_bytes(b"never acknowledged")
     [inbound_id] = admit_waiting(context)
     [row] = _rows(context)
@@ -63,8 +63,8 @@ def test_a_file_admitted_but_not_moved_before_a_crash_is_moved_not_admitted_twic
 
 def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
     data = context.settings.data_dir
-    paths = [write_incoming(data, RAW.replace(b"Subject: x", f"Subject: {n}".encode()),
-                            Envelope("smtp", "support@shop.example")) for n in range(5)]
+    paths = write_incoming(data, [(RAW.replace(b"Subject: x", f"Subject: {n}".encode()),
+                                   Envelope("smtp", "support@shop.example")) for n in range(5)])
     ids = admit(context, paths)
     assert ids == sorted(ids) and len(set(ids)) == 5
     with context.sessions() as session:

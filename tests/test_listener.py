@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import threading
@@ -91,3 +92,40 @@ def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
         assert len(rows(context)) == 1, "admitted by the retry, before any stop"
     finally:
         smtp.stop()
+
+
+def test_sessions_ending_their_data_together_are_written_in_one_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.inbound import smtp, spool
+
+    batches: list[int] = []
+    real = spool.write_incoming
+
+    def counted(data_dir: Path, messages: list[tuple[bytes, spool.Envelope]]) -> list[Path]:
+        batches.append(len(messages))
+        return real(data_dir, messages)
+
+    monkeypatch.setattr(spool, "write_incoming", counted)
+    writer = smtp.GroupWriter(tmp_path)
+
+    async def three_sessions() -> list[Path]:
+        return list(await asyncio.gather(*(writer.write(MAIL, spool.Envelope("smtp", "support@shop.example"))
+                                           for _ in range(3))))
+
+    paths = asyncio.run(three_sessions())
+    assert batches == [3] and len(set(paths)) == 3 and all(spool.read_message(p)[1] == MAIL for p in paths)
+    asyncio.run(three_sessions())
+    assert batches == [3, 3], "the next turn makes the next batch"
+
+
+def test_a_batch_that_cannot_be_written_fails_each_of_its_sessions(tmp_path: Path) -> None:
+    from gateway.inbound import smtp, spool
+
+    writer = smtp.GroupWriter(tmp_path)
+    spool.incoming_folder(tmp_path).rmdir()  # the disk is gone, say
+
+    async def two_sessions() -> list[object]:
+        return list(await asyncio.gather(*(writer.write(MAIL, spool.Envelope("smtp", "support@shop.example"))
+                                           for _ in range(2)), return_exceptions=True))
+
+    assert [type(result) for result in asyncio.run(two_sessions())] == [FileNotFoundError, FileNotFoundError]

@@ -69,7 +69,7 @@ def store(context: Context, raw: bytes, *, source: str, mailbox: str,
     """Keep the raw message and its envelope; returns the stored id. Does not enqueue."""
     data_dir = context.settings.data_dir
     incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
-    path = write_incoming(data_dir, raw, Envelope(source, mailbox, envelope_from, envelope_to))
+    [path] = write_incoming(data_dir, [(raw, Envelope(source, mailbox, envelope_from, envelope_to))])
     return admit(context, [path])[0]
 
 

@@ -1,14 +1,14 @@
 """The SMTP edge: refuse at RCPT what is not ours, keep the message at DATA, answer 250. Nothing more.
 
 It needs no database: the message is written to ``incoming/`` (see ``spool``) and
-``on_stored`` is told its file, for the serving process to admit. The write (and its
-fsync, about 0.5 ms here) runs on the event loop itself: handing it to a thread cost more
-CPU than the write, in GIL hand-overs, and took fewer mails per second (measured with
-4 clients on this machine: in the loop 830-1,070 mails/s, in an executor 570-710).
+``on_stored`` is told its file, for the serving process to admit. Messages arriving
+together are written together (``GroupWriter``): a flush to disk costs 0.4 ms here on
+a quiet disk, and several times that while the serving process writes too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -29,13 +29,48 @@ TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
 
 
+class GroupWriter:
+    """Writes the messages of sessions that reach the end of DATA in the same turn of the event
+    loop together, then answers them: one flush to disk for the batch (see ``durable``).
+
+    The write runs on the loop itself: handing it to a thread cost more CPU, in GIL
+    hand-overs, than the write (measured with 4 clients here: 620-700 mails/s through an
+    executor, 830-1,070 on the loop). While the loop waits for the disk, the other sessions'
+    data gathers in their sockets, and the next batch is that much larger.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        spool.incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
+        self._waiting: list[tuple[bytes, spool.Envelope, asyncio.Future[Path]]] = []
+
+    async def write(self, raw: bytes, envelope: spool.Envelope) -> Path:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Path] = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._write_batch)  # after the other sessions ready in this turn
+        self._waiting.append((raw, envelope, future))
+        return await future
+
+    def _write_batch(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            paths = spool.write_incoming(self.data_dir, [(raw, envelope) for raw, envelope, _future in batch])
+        except Exception as error:  # each session of the batch answers 451
+            for _raw, _envelope, future in batch:
+                future.set_exception(error)
+            return
+        for (_raw, _envelope, future), path in zip(batch, paths, strict=True):
+            future.set_result(path)
+
+
 class IngressHandler:
     """aiosmtpd handler: ``handle_RCPT`` routes or refuses, ``handle_DATA`` keeps the message."""
 
     def __init__(self, settings: Settings, on_stored: Callable[[Path], None]) -> None:
         self.settings = settings
         self.on_stored = on_stored
-        spool.incoming_folder(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.writer = GroupWriter(settings.data_dir)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -60,8 +95,8 @@ class IngressHandler:
         assert mailbox is not None  # RCPT let only our mailboxes through
         kept = spool.Envelope("smtp", mailbox.address, envelope.mail_from or "", tuple(envelope.rcpt_tos))
         try:
-            path = spool.write_incoming(settings.data_dir, raw, kept)
-        except OSError:
+            path = await self.writer.write(raw, kept)
+        except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
             return STORAGE_FAILED
         self.on_stored(path)

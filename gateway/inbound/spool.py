@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gateway.durable import write_file
+from gateway.durable import write_files
 from gateway.models import utcnow
 
 ENVELOPE_HEADER = b"X-Gateway-Envelope: "
@@ -58,12 +58,14 @@ def raw_folder(data_dir: Path) -> Path:
     return data_dir / "raw"
 
 
-def write_incoming(data_dir: Path, raw: bytes, envelope: Envelope) -> Path:
-    """Keep the message durably in ``incoming/`` (which must exist); once this returns, it may be
-    acknowledged."""
-    name = os.path.join(incoming_folder(data_dir), uuid.uuid4().hex)
-    write_file(name + ".tmp", name + ".eml", envelope.as_line() + raw)
-    return Path(name + ".eml")
+def write_incoming(data_dir: Path, messages: list[tuple[bytes, Envelope]]) -> list[Path]:
+    """Keep messages durably in ``incoming/`` (which must exist), together; once this returns,
+    each may be acknowledged."""
+    folder = str(incoming_folder(data_dir))
+    names = [os.path.join(folder, uuid.uuid4().hex) for _ in messages]
+    write_files([(name + ".tmp", name + ".eml", envelope.as_line() + raw)
+                 for name, (raw, envelope) in zip(names, messages, strict=True)], folder)
+    return [Path(name + ".eml") for name in names]
 
 
 def read_message(path: Path) -> tuple[Envelope, bytes]:

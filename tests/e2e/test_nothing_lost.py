@@ -56,8 +56,8 @@ def test_kill_9_in_a_stream_of_50_mails_loses_none_that_got_250(tmp_path: Path) 
 def test_a_message_acknowledged_but_not_admitted_before_a_crash_is_processed_at_start(tmp_path: Path) -> None:
     gw = Gateway(write_home(tmp_path / "home"))
     (gw.data / "incoming").mkdir(parents=True)
-    write_incoming(gw.data, mail(CUSTOMER, "support@shop.example", "Avant la panne", "Bonjour").as_bytes(),
-                   Envelope("smtp", "support@shop.example", CUSTOMER, ("support@shop.example",)))
+    write_incoming(gw.data, [(mail(CUSTOMER, "support@shop.example", "Avant la panne", "Bonjour").as_bytes(),
+                              Envelope("smtp", "support@shop.example", CUSTOMER, ("support@shop.example",)))])
     gw.start()
     try:
         gw.wait_idle()
