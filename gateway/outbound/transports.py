@@ -1,6 +1,7 @@
 """Where outgoing mail goes: an SMTP relay, or a Maildir under ``<data>/outbox`` when none is set.
 
-A transport takes the exact bytes to send; raising ``TransientError`` asks for a retry later.
+A transport takes the mails of one change, the exact bytes of each, and says what became
+of each: delivered (``None``), ``TransientError`` (try again later) or ``PermanentError``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ class PermanentError(Exception):
     """Delivery can never succeed (5xx from the relay)."""
 
 
+Outgoing = tuple[str, str, bytes]  # sender, recipient, the exact bytes
+Outcome = TransientError | PermanentError | None
+
+
 class Transport(Protocol):
-    def deliver(self, sender: str, recipient: str, raw: bytes) -> None: ...
+    def deliver(self, mails: list[Outgoing]) -> list[Outcome]: ...
 
 
 class MaildirTransport:
@@ -44,9 +49,15 @@ class MaildirTransport:
         self._serial = itertools.count(1)
         self._suffix = f"{os.getpid()}_{{}}.{socket.gethostname().replace('/', '_').replace(':', '_')}"
 
-    def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
-        name = f"{time.time_ns() // 1000}.{self._suffix.format(next(self._serial))}"
-        write_files([(os.path.join(self.tmp, name), os.path.join(self.new, name), raw)], self.new)
+    def deliver(self, mails: list[Outgoing]) -> list[Outcome]:
+        """All in one go: the files of one change share their flush to disk."""
+        names = [f"{time.time_ns() // 1000}.{self._suffix.format(next(self._serial))}" for _mail in mails]
+        try:
+            write_files([(os.path.join(self.tmp, name), os.path.join(self.new, name), raw)
+                         for name, (_sender, _recipient, raw) in zip(names, mails, strict=True)], self.new)
+        except OSError as error:
+            return [TransientError(f"{self.new}: {error}") for _mail in mails]
+        return [None for _mail in mails]
 
 
 class RelayTransport:
@@ -55,7 +66,18 @@ class RelayTransport:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
-    def deliver(self, sender: str, recipient: str, raw: bytes) -> None:
+    def deliver(self, mails: list[Outgoing]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for sender, recipient, raw in mails:
+            try:
+                self._send(sender, recipient, raw)
+            except (TransientError, PermanentError) as error:
+                outcomes.append(error)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    def _send(self, sender: str, recipient: str, raw: bytes) -> None:
         try:
             with smtplib.SMTP(self.relay.host, self.relay.port, timeout=30) as client:
                 if self.relay.starttls:
