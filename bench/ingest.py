@@ -21,8 +21,8 @@ worker, outgoing mail to the outbox Maildir, two coordinators: one fr, one en):
    (separate process, same sender), and the parse rate of the standard library
    (``policy.default`` and ``compat32``) and of ``gateway.inbound.parse.parse``.
 
-Latency is server-side, from the database: ``inbound.received_at`` (the row is
-written right after the raw file is fsynced, just before the 250) to
+Latency is server-side, from the database: ``inbound.received_at`` (stamped by the
+SMTP listener just before it writes and fsyncs the message, so just before the 250) to
 ``inbound.processed_at`` (set in the transaction that commits the comment and its
 outbox rows: the notifications exist from then on). A second figure goes on to
 ``outbox.sent_at`` of the notifications of that message (written into
