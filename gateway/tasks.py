@@ -27,7 +27,7 @@ def process_inbound(inbound_id: int) -> None:
 def follow_up_quote(quote_id: int) -> None:
     """A customer's decision on a quote: the order's changes and the coordinators' mails, once."""
     context = current()
-    with transaction(context) as (session, mailer):
+    with transaction(context, background=True) as (session, mailer):
         follow_up(session, context.settings, mailer, quote_id)
 
 
