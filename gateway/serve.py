@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from gateway.broker import YieldToTheListener, configure, start_workers
 from gateway.context import Context, open_context
-from gateway.inbound.accept import admit_waiting
+from gateway.inbound.accept import admit_waiting, enqueue
 from gateway.inbound.imap import start_pollers
 from gateway.inbound.listener import SmtpListener
 from gateway.models import Inbound, Outbox
@@ -33,15 +33,14 @@ log = logging.getLogger("gateway")
 def resume_unfinished(context: Context) -> tuple[int, int, int]:
     """Admit received messages left in ``incoming/``, then enqueue stored messages not yet
     processed, quote decisions not yet followed up and outbox rows not yet sent."""
-    from gateway.tasks import follow_up_quote, process_inbound, send_mail
+    from gateway.tasks import follow_up_quote, send_mail
 
     admit_waiting(context)
     with context.sessions() as session:
         inbound = session.scalars(select(Inbound.id).where(Inbound.status == "pending").order_by(Inbound.id)).all()
         decisions = unfollowed(session)
         outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
-    for inbound_id in inbound:
-        process_inbound.send(inbound_id)
+    enqueue(list(inbound))
     for quote_id in decisions:
         follow_up_quote.send(quote_id)
     for start in range(0, len(outbox), 50):
@@ -115,8 +114,7 @@ def run_worker(settings: Settings, threads: int) -> int:
     broker = configure(settings)
     open_context(settings)
     workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
-    print(f"gateway worker: {threads} threads per queue on {settings.broker_url or 'the in-process broker'}",
-          flush=True)
+    print(f"gateway worker: {threads} threads per queue on {settings.broker_url}", flush=True)
     _wait_for_signal(threading.Event())
     for worker in workers:
         worker.stop(timeout=30_000)

@@ -6,7 +6,7 @@ For changes made outside the processing of a message: a web request, a decision'
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from threading import Event, Lock
 
 from sqlalchemy.orm import Session
@@ -67,14 +67,10 @@ def transaction(context: Context, *, background: bool = False) -> Iterator[tuple
 
     ``background``: work no one is waiting for (a follow-up), which lets web requests go first.
     """
-    if context.engine.dialect.name == "sqlite":
-        with _SQLITE_WRITER.held(urgent=not background), context.sessions.begin() as session:
-            mailer = Mailer(session, context.settings)
-            yield session, mailer
-    else:
-        with context.sessions.begin() as session:
-            mailer = Mailer(session, context.settings)
-            yield session, mailer
+    writers = _SQLITE_WRITER.held(urgent=not background) if context.engine.dialect.name == "sqlite" else nullcontext()
+    with writers, context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        yield session, mailer
     from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured
 
     if mailer.outbox_ids:

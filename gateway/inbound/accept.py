@@ -19,8 +19,10 @@ from gateway.inbound.spool import Envelope, incoming_folder, raw_folder, read_me
 from gateway.models import Inbound
 
 
-def _raw_path(envelope: Envelope, path: Path) -> str:
-    return f"{envelope.received_at:%Y-%m-%d}/{path.name}"
+def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
+    """A file of ``incoming/``: its envelope, its raw bytes and its path under ``raw/``."""
+    envelope, raw = read_message(path)
+    return path, envelope, raw, f"{envelope.received_at:%Y-%m-%d}/{path.name}"
 
 
 def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> list[int]:
@@ -29,32 +31,26 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
     ``recovering``: a crash may have come between the commit and the move, so a file whose
     row exists is only moved (fresh files from a running listener cannot have one).
     """
-    data_dir = context.settings.data_dir
-    found = [(path, *read_message(path)) for path in paths]
+    found = [_received(path) for path in paths]
     with context.sessions.begin() as session:
         known: dict[str, int] = {}
         if recovering and found:
-            paths_of = [_raw_path(envelope, path) for path, envelope, _raw in found]
+            relatives = [relative for _path, _envelope, _raw, relative in found]
             known = {raw_path: inbound_id for raw_path, inbound_id in session.execute(
-                select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(paths_of)))}
-        rows = []
-        for path, envelope, raw in found:
-            relative = _raw_path(envelope, path)
-            if relative in known:
-                continue
-            row = Inbound(source=envelope.source, mailbox=envelope.mailbox, envelope_from=envelope.mail_from,
-                          envelope_to=json.dumps(list(envelope.rcpt_tos)), raw_path=relative, size=len(raw),
-                          received_at=envelope.received_at)
-            session.add(row)
-            rows.append(row)
+                select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(relatives)))}
+        rows = [Inbound(source=envelope.source, mailbox=envelope.mailbox, envelope_from=envelope.mail_from,
+                        envelope_to=json.dumps(list(envelope.rcpt_tos)), raw_path=relative, size=len(raw),
+                        received_at=envelope.received_at)
+                for _path, envelope, raw, relative in found if relative not in known]
+        session.add_all(rows)
         session.flush()
         ids = {row.raw_path: row.id for row in rows} | known
-    folder = raw_folder(data_dir)
-    for path, envelope, _raw in found:
-        target = folder / _raw_path(envelope, path)
+    folder = raw_folder(context.settings.data_dir)
+    for path, _envelope, _raw, relative in found:
+        target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         path.rename(target)
-    return [ids[_raw_path(envelope, path)] for path, envelope, _raw in found]
+    return [ids[relative] for _path, _envelope, _raw, relative in found]
 
 
 def admit_waiting(context: Context) -> list[int]:
