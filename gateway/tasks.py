@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from gateway.context import current
-from gateway.inbound.process import process_safely
+from gateway.inbound.process import process_batch
 from gateway.orders.quote_page import follow_up
 from gateway.outbound.outbox import MAX_ATTEMPTS, deliver_all
 from gateway.transaction import transaction
@@ -16,11 +16,12 @@ class DeliveryPostponed(Exception):
 
 
 @dramatiq.actor(queue_name="inbound", max_retries=0)
-def process_inbound(inbound_id: int) -> None:
-    """Apply one stored message, then hand its notifications to ``send_mail`` (after the commit)."""
-    outcome = process_safely(current(), inbound_id)
-    if outcome.outbox_ids:
-        send_mail.send(outcome.outbox_ids)
+def process_inbound(inbound_ids: list[int]) -> None:
+    """Apply stored messages (together when they can be), then hand their notifications to ``send_mail``
+    (after the commit), together too."""
+    outbox_ids = [i for outcome in process_batch(current(), inbound_ids) for i in outcome.outbox_ids]
+    if outbox_ids:
+        send_mail.send(outbox_ids)
 
 
 @dramatiq.actor(queue_name="inbound", max_retries=5, min_backoff=1_000)

@@ -1,17 +1,21 @@
-"""Processing one stored message: failures are kept and replayable, replays apply nothing twice."""
+"""Processing stored messages: failures are kept and replayable, replays apply nothing twice, and messages
+applied together in one transaction end as if each came alone."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event, func, select
 
 from gateway.context import Context, open_context
+from gateway.helpdesk import find_person, join, upsert_person
 from gateway.inbound.accept import store
-from gateway.inbound.process import process, process_safely
+from gateway.inbound.process import process, process_batch, process_safely
 from gateway.inbound.spool import raw_folder
-from gateway.models import Inbound
+from gateway.models import Comment, Inbound, Outbox, Request
 from gateway.settings import Mailbox, Settings
+from gateway.tokens import mint_reply_token
 
 RAW = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <p1@c>\r\n\r\nBonjour\r\n"
 
@@ -47,3 +51,73 @@ def test_the_same_message_stored_twice_applies_once(context: Context) -> None:
     assert process(context, first).status == "processed"
     duplicate = process(context, second)
     assert duplicate.status == "duplicate" and "<p1@c>" in duplicate.decision
+
+
+def _stored(context: Context, number: int, body: str = "Bonjour", sender: str = "a@client.example") -> int:
+    raw = (f"From: {sender}\r\nTo: support@shop.example\r\nSubject: question {number}\r\n"
+           f"Message-ID: <batch{number}@c>\r\n\r\n{body}\r\n").encode()
+    return store(context, raw, source="smtp", mailbox="support@shop.example")
+
+
+def _coordinator(context: Context) -> None:
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+
+
+def test_plain_messages_of_a_batch_apply_in_one_transaction_each_with_its_own_mails(context: Context) -> None:
+    _coordinator(context)
+    ids = [_stored(context, n, sender=f"c{n}@client.example") for n in range(3)]
+    commits = []
+    event.listen(context.engine, "commit", lambda _connection: commits.append(1))
+    outcomes = process_batch(context, ids)
+    assert len(commits) == 1
+    assert [o.status for o in outcomes] == ["processed"] * 3
+    with context.sessions() as session:
+        for inbound_id, outcome in zip(ids, outcomes, strict=True):
+            row = session.get(Inbound, inbound_id)
+            assert row is not None and row.status == "processed" and row.request_id == outcome.request_id
+            recipients = {r.recipient for r in session.scalars(select(Outbox).where(Outbox.id.in_(outcome.outbox_ids)))}
+            assert recipients == {"camille@shop.example", f"c{ids.index(inbound_id)}@client.example"}
+            assert {r.request_id for r in session.scalars(select(Outbox).where(Outbox.id.in_(outcome.outbox_ids)))} \
+                == {outcome.request_id}
+
+
+def test_a_duplicate_or_a_broken_message_in_a_batch_leaves_the_others_as_if_each_came_alone(
+        context: Context) -> None:
+    first, twice, broken, last = (_stored(context, 1), _stored(context, 1), _stored(context, 2), _stored(context, 3))
+    with context.sessions() as session:
+        row = session.get(Inbound, broken)
+        assert row is not None
+        (raw_folder(context.settings.data_dir) / row.raw_path).unlink()
+    outcomes = process_batch(context, [first, twice, broken, last])
+    assert [o.status for o in outcomes] == ["processed", "duplicate", "failed", "processed"]
+    with context.sessions() as session:
+        assert session.scalar(select(func.count(Request.id))) == 2
+        statuses = dict(session.execute(select(Inbound.id, Inbound.status)).all())
+    assert statuses == {first: "processed", twice: "duplicate", broken: "failed", last: "processed"}
+
+
+def test_refused_commands_in_a_batch_are_refused_alone(context: Context) -> None:
+    _coordinator(context)
+    opened = process_batch(context, [_stored(context, 1)])[0]
+    assert opened.request_id is not None
+    with context.sessions.begin() as session:
+        request = session.get(Request, opened.request_id)
+        assert request is not None
+        coordinator = join(session, request, "camille@shop.example", role="coordinator",
+                           person=find_person(session, "camille@shop.example"))
+        session.flush()
+        token = mint_reply_token(context.settings.secret_key, request.id, coordinator.id)
+
+    def reply(number: int, body: str) -> int:
+        raw = (f"From: camille@shop.example\r\nTo: support+{token}@shop.example\r\nSubject: Re: question\r\n"
+               f"Message-ID: <reply{number}@shop>\r\n\r\n{body}\r\n").encode()
+        return store(context, raw, source="smtp", mailbox="support@shop.example",
+                     envelope_to=(f"support+{token}@shop.example",))
+
+    outcomes = process_batch(context, [reply(1, "#stauts resolved\n\nDone."), reply(2, "Tout est en ordre.")])
+    assert outcomes[0].status == "processed" and "commands refused" in outcomes[0].decision
+    assert outcomes[1].status == "processed" and "public comment" in outcomes[1].decision
+    with context.sessions() as session:
+        texts = [c.text for c in session.scalars(select(Comment).where(Comment.request_id == opened.request_id))]
+    assert texts == ["Bonjour", "Tout est en ordre."]

@@ -69,11 +69,15 @@ def store(context: Context, raw: bytes, *, source: str, mailbox: str,
     return admit(context, [path])[0]
 
 
+PROCESS_TOGETHER = 10  # messages applied in one transaction, at most: a longer one keeps the web waiting
+
+
 def enqueue(inbound_ids: list[int]) -> None:
+    """Processing, for messages admitted together: in one transaction, a few at a time."""
     from gateway.tasks import process_inbound
 
-    for inbound_id in inbound_ids:
-        process_inbound.send(inbound_id)
+    for start in range(0, len(inbound_ids), PROCESS_TOGETHER):
+        process_inbound.send(inbound_ids[start:start + PROCESS_TOGETHER])
 
 
 def accept(context: Context, raw: bytes, *, source: str, mailbox: str,

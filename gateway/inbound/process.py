@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,7 +55,8 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
     """Open the transaction and claim the message's key; an Outcome (session closed) when there is nothing to do."""
     session = context.sessions()
     try:
-        started = _claim(context, session, inbound_id)
+        started = _claim(context, session, Mailer(session, context.settings), session.get(Inbound, inbound_id),
+                         inbound_id)
     except BaseException:
         session.close()
         raise
@@ -63,8 +65,8 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
     return started
 
 
-def _claim(context: Context, session: Session, inbound_id: int) -> Incoming | Outcome:
-    row = session.get(Inbound, inbound_id)
+def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
+           inbound_id: int) -> Incoming | Outcome:
     if row is None:
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
@@ -82,7 +84,7 @@ def _claim(context: Context, session: Session, inbound_id: int) -> Incoming | Ou
     except IntegrityError:
         session.rollback()
         return Outcome("duplicate", f"already applied ({key})", message_id=parsed.message_id)
-    return Incoming(session, settings, Mailer(session, settings), row, parsed, mailbox, key, raw)
+    return Incoming(session, settings, mailer, row, parsed, mailbox, key, raw)
 
 
 def process(context: Context, inbound_id: int) -> Outcome:
@@ -91,24 +93,70 @@ def process(context: Context, inbound_id: int) -> Outcome:
     if isinstance(started, Outcome):
         return _finish(context, inbound_id, started) if started.status == "duplicate" else started
     incoming = started
-    parsed = incoming.parsed
     with incoming.session as session:
         try:
             decision = apply_message(incoming)
         except CommandsRefused as refused:
             session.rollback()
             decision = refuse_commands(incoming, refused)
-            incoming.row.status, incoming.row.decision, incoming.row.processed_at = "processed", decision, utcnow()
-            session.commit()
-            return Outcome("processed", decision, incoming.row.request_id, parsed.message_id,
-                           incoming.mailer.outbox_ids)
-        if parsed.defects:
-            decision += f" [defects: {', '.join(sorted(set(parsed.defects)))}]"
-        row = incoming.row
-        row.status, row.decision, row.processed_at = "processed", decision, utcnow()
-        row.message_id = parsed.message_id
+        outcome = _processed(incoming, decision)
         session.commit()
-        return Outcome("processed", decision, row.request_id, parsed.message_id, incoming.mailer.outbox_ids)
+        outcome.outbox_ids = incoming.mailer.outbox_ids
+        return outcome
+
+
+def _processed(incoming: Incoming, decision: str) -> Outcome:
+    """Mark the row processed; the outbox ids are the caller's to add once the transaction has committed."""
+    if incoming.parsed.defects:
+        decision += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
+    row = incoming.row
+    row.status, row.decision, row.processed_at = "processed", decision, utcnow()
+    row.message_id = incoming.parsed.message_id
+    return Outcome("processed", decision, row.request_id, row.message_id)
+
+
+class _NotTogether(Exception):
+    """A message of a batch is not a plain one: the batch is done one message per transaction."""
+
+
+def process_batch(context: Context, inbound_ids: list[int]) -> list[Outcome]:
+    """Apply several stored messages in one transaction: one commit and one read of what they share.
+
+    Only plain messages go together. If any of them is a duplicate, has refused commands or
+    fails, nothing of the batch is kept and each message is done alone (``process_safely``),
+    so no message changes what happens to another.
+    """
+    if len(inbound_ids) == 1:
+        return [process_safely(context, inbound_ids[0])]
+    try:
+        outcomes = _together(context, inbound_ids)
+    except Exception as error:  # each one alone, where a failure is kept with its reason
+        log.debug("batch of %s messages done one by one: %s", len(inbound_ids), error)
+        return [process_safely(context, inbound_id) for inbound_id in inbound_ids]
+    for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
+        _log(inbound_id, outcome)
+    return outcomes
+
+
+def _together(context: Context, inbound_ids: list[int]) -> list[Outcome]:
+    with context.sessions() as session:
+        mailer = Mailer(session, context.settings)
+        rows = {row.id: row for row in session.scalars(select(Inbound).where(Inbound.id.in_(inbound_ids)))}
+        outcomes, marks = [], [0]
+        for inbound_id in inbound_ids:
+            incoming = _claim(context, session, mailer, rows.get(inbound_id), inbound_id)
+            if isinstance(incoming, Outcome):
+                raise _NotTogether(f"message {inbound_id}: {incoming.status}")
+            try:
+                decision = apply_message(incoming)
+            except CommandsRefused as refused:
+                raise _NotTogether(f"message {inbound_id}: commands refused") from refused
+            outcomes.append(_processed(incoming, decision))
+            marks.append(mailer.written)
+        session.commit()
+    for outcome, start, end in zip(outcomes, marks, marks[1:], strict=False):
+        outcome.outbox_ids = mailer.outbox_ids_between(start, end)
+    return outcomes
 
 
 def _finish(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
@@ -126,6 +174,10 @@ def process_safely(context: Context, inbound_id: int) -> Outcome:
     except Exception as error:  # one message must never stop the others
         log.exception("message %s failed: %s (kept; run `gateway replay %s`)", inbound_id, error, inbound_id)
         return _finish(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+    _log(inbound_id, outcome)
+    return outcome
+
+
+def _log(inbound_id: int, outcome: Outcome) -> None:
     log.info("message %s %s: %s: %s", inbound_id, outcome.message_id or "(no Message-ID)", outcome.status,
              outcome.decision)
-    return outcome

@@ -33,9 +33,18 @@ class Mailer:
     _recent_by_request: dict[tuple[int, str], int] = field(default_factory=dict)
 
     @property
+    def written(self) -> int:
+        """How many mails this transaction has written so far: a mark for ``outbox_ids``."""
+        return len(self._rows)
+
+    @property
     def outbox_ids(self) -> list[int]:
         """The rows to send once the transaction has committed (held ones stay behind)."""
-        return [row.id for row in self._rows if row.status == "pending"]
+        return self.outbox_ids_between(0, len(self._rows))
+
+    def outbox_ids_between(self, start: int, end: int) -> list[int]:
+        """``outbox_ids`` of the mails written between two marks of ``written``."""
+        return [row.id for row in self._rows[start:end] if row.status == "pending"]
 
     def coordinators(self) -> list[Person]:
         """Every coordinator account, read once per transaction."""
@@ -137,7 +146,6 @@ class Mailer:
             if (request.id, recipient) in self._recent_by_request:
                 self._recent_by_request[request.id, recipient] += 1
         self._rows.append(row)
-        self.session.flush()
 
 
 def coordinators_to_tell(mailer: Mailer, request: Request) -> list[Person]:
