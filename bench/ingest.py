@@ -26,7 +26,7 @@ SMTP listener just before it writes and fsyncs the message, so just before the 2
 ``inbound.processed_at`` (set in the transaction that commits the comment and its
 outbox rows: the notifications exist from then on). A second figure goes on to
 ``outbox.sent_at`` of the notifications of that message (written into
-``outbox/new/``). Peak RSS is ``VmHWM`` of the serve process plus its SMTP listener.
+``outbox/new/``). Peak RSS is ``VmHWM`` of the serve process plus its children (SMTP listener, processor).
 
 Exit status: 0 when every mail was accepted and processed, 1 when the gateway
 refused, failed or never finished some mail, or serve did not exit 0 on SIGTERM.
@@ -513,9 +513,11 @@ def wait_for_line(path: Path, needle: str, process: subprocess.Popen[bytes], tim
 
 
 def family(pid: int) -> list[int]:
-    """A process and its children (``gateway serve`` runs its SMTP listener in a child)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(int(child) for child in children)]
+    """A process and its descendants (``gateway serve`` runs its SMTP listener and its processor in
+    children, started by any of its threads)."""
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return [pid, *(member for child in children for member in family(child))]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from gateway.broker import YieldToTheListener, configure, start_workers
 from gateway.context import Context, open_context
+from gateway.inbound import processor
 from gateway.inbound.accept import admit_waiting, enqueue
 from gateway.inbound.imap import start_pollers
 from gateway.inbound.listener import SmtpListener
@@ -76,8 +77,9 @@ def serve(settings: Settings) -> int:
     context = open_context(settings)
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
-    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more threads only wait
-    workers = start_workers(broker, inbound_threads=1 if sqlite else 4, outbox_threads=2 if sqlite else 4)
+    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more processes only wait
+    applying = processor.start(settings, processes=1 if sqlite else 2)
+    workers = start_workers(broker, inbound_threads=2 if sqlite else 4, outbox_threads=2 if sqlite else 4)
     inbound, decisions, outbox = resume_unfinished(context)
     if inbound or decisions or outbox:
         log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
@@ -102,6 +104,7 @@ def serve(settings: Settings) -> int:
     sweeper.stop()
     web.should_exit = True
     _drain(broker, workers)
+    applying.stop()
     web_thread.join(timeout=10)
     log.info("stopped")
     return 1 if smtp.lost else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from gateway.context import current
-from gateway.inbound.process import process_batch
+from gateway.inbound import processor
 from gateway.orders.quote_page import follow_up
 from gateway.outbound.outbox import MAX_ATTEMPTS, deliver_all
 from gateway.transaction import transaction
@@ -19,7 +19,7 @@ class DeliveryPostponed(Exception):
 def process_inbound(inbound_ids: list[int]) -> None:
     """Apply stored messages (together when they can be), then hand their notifications to ``send_mail``
     (after the commit), together too."""
-    outbox_ids = [i for outcome in process_batch(current(), inbound_ids) for i in outcome.outbox_ids]
+    outbox_ids = processor.apply(inbound_ids)
     if outbox_ids:
         send_mail.send(outbox_ids)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import func, select
 from gateway.context import Context, open_context
 from gateway.inbound.accept import admit, admit_waiting, read_raw, store
 from gateway.inbound.parse import parse
-from gateway.inbound.spool import Envelope, incoming_folder, raw_folder, read_message, write_incoming
+from gateway.inbound.spool import Envelope, Spares, incoming_folder, raw_folder, read_message, write_incoming
 from gateway.models import Inbound
 from gateway.settings import Mailbox, Settings
 
@@ -34,21 +36,26 @@ def test_the_file_keeps_the_envelope_and_the_exact_bytes(context: Context) -> No
     envelope = Envelope("smtp", "support@shop.example", "a@client.example", ("support+tok@shop.example",))
     [path] = write_incoming(context.settings.data_dir, [(RAW, envelope)])
     assert read_message(path) == (envelope, RAW)
-    assert not list(path.parent.glob("*.tmp"))
     whole = parse(path.read_bytes())
     assert (whole.subject, whole.text.strip()) == ("x", "Bonjour\n\nfin"), "a stored file is still a mail"
 
 
-def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Context) -> None:
+def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Context,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     data = context.settings.data_dir
     write_incoming(data, [(RAW, Envelope("smtp", "support@shop.example", "a@client.example",
                                          ("support@shop.example",)))])
-    (incoming_folder(data) / "half-written.tmp").write_bytes(b"never acknowledged")
-    [inbound_id] = admit_waiting(context)
+    (incoming_folder(data) / "spare.spare").write_bytes(bytes(Spares.BYTES))
+    cut = Envelope("smtp", "support@shop.example").stored(RAW)[:-5]
+    (incoming_folder(data) / "cut-short.eml").write_bytes(cut + bytes(100))  # a crash mid-write, never acknowledged
+    with caplog.at_level(logging.WARNING):
+        [inbound_id] = admit_waiting(context)
+    assert "cut-short.eml, never acknowledged: the message is cut short" in caplog.text
+    assert "spare.spare" not in caplog.text
     [row] = _rows(context)
     assert (row.id, row.source, row.envelope_from, row.size) == (inbound_id, "smtp", "a@client.example", len(RAW))
     assert read_raw(context, row) == RAW
-    assert list(incoming_folder(data).iterdir()) == [], "moved under raw/, the partial write removed"
+    assert list(incoming_folder(data).iterdir()) == [], "moved under raw/, the spare and the cut write removed"
 
 
 def test_a_file_admitted_but_not_moved_before_a_crash_is_moved_not_admitted_twice(context: Context) -> None:
@@ -71,3 +78,22 @@ def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
         assert session.scalar(select(func.count(Inbound.id))) == 5
     assert [read_raw(context, row).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
+
+
+def test_messages_overwrite_spares_made_ahead_and_keep_their_exact_bytes(context: Context) -> None:
+    data = context.settings.data_dir
+    spares = Spares(incoming_folder(data))
+    deadline = time.monotonic() + 10
+    while len(spares) < Spares.COUNT and time.monotonic() < deadline:
+        time.sleep(0.01)
+    made = {path.with_suffix(".eml") for path in incoming_folder(data).iterdir()}
+    large = RAW + b"x" * (2 * Spares.BYTES)  # longer than a spare: the spare grows
+    paths = write_incoming(data, [(RAW, Envelope("smtp", "support@shop.example")),
+                                  (large, Envelope("smtp", "support@shop.example"))], spares)
+    assert set(paths) <= made, "written into spares, not into new files"
+    assert paths[0].stat().st_size == Spares.BYTES and [read_message(p)[1] for p in paths] == [RAW, large]
+    rows = admit(context, paths)
+    with context.sessions() as session:
+        kept = [raw_folder(data) / session.get_one(Inbound, inbound_id).raw_path for inbound_id in rows]
+    assert [read_message(path)[1] for path in kept] == [RAW, large]
+    assert kept[0].stat().st_size < 1000, "the zeros after the message are cut on admission"

@@ -101,9 +101,10 @@ def test_sessions_ending_their_data_together_are_written_in_one_batch(
     batches: list[int] = []
     real = spool.write_incoming
 
-    def counted(data_dir: Path, messages: list[tuple[bytes, spool.Envelope]]) -> list[Path]:
+    def counted(data_dir: Path, messages: list[tuple[bytes, spool.Envelope]],
+                spares: spool.Spares | None = None) -> list[Path]:
         batches.append(len(messages))
-        return real(data_dir, messages)
+        return real(data_dir, messages, spares)
 
     monkeypatch.setattr(spool, "write_incoming", counted)
     writer = smtp.GroupWriter(tmp_path)

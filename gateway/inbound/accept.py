@@ -10,13 +10,25 @@ Processing is only enqueued, after admission.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from sqlalchemy import select
 
 from gateway.context import Context
-from gateway.inbound.spool import Envelope, incoming_folder, raw_folder, read_message, waiting, write_incoming
+from gateway.inbound.spool import (
+    Envelope,
+    NotAMessage,
+    incoming_folder,
+    raw_folder,
+    read_message,
+    trim,
+    waiting,
+    write_incoming,
+)
 from gateway.models import Inbound
+
+log = logging.getLogger("gateway.smtp")
 
 
 def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
@@ -49,15 +61,25 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
     for path, _envelope, _raw, relative in found:
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        trim(path)
         path.rename(target)
     return [ids[relative] for _path, _envelope, _raw, relative in found]
 
 
 def admit_waiting(context: Context) -> list[int]:
-    """At start: admit what was received but not admitted before a crash or a stop."""
-    for partial in waiting(context.settings.data_dir, suffix=".tmp"):
-        partial.unlink()  # a write that never finished was never acknowledged
-    return admit(context, waiting(context.settings.data_dir), recovering=True)
+    """At start: admit what was received but not admitted before a crash or a stop; remove the
+    spares and the writes a crash cut short (never acknowledged)."""
+    received = []
+    for path in waiting(context.settings.data_dir):
+        try:
+            read_message(path)
+        except NotAMessage as why:
+            if any(path.read_bytes()):
+                log.warning("removed %s, never acknowledged: %s", path, why)
+            path.unlink()
+        else:
+            received.append(path)
+    return admit(context, received, recovering=True)
 
 
 def store(context: Context, raw: bytes, *, source: str, mailbox: str,

@@ -57,6 +57,7 @@ def _listen(settings: Settings, names: Connection, control: Connection) -> None:
     except EOFError:  # the serving process died (kill -9): do not outlive it
         os._exit(1)
     controller.stop()
+    controller.handler.writer.close()
 
 
 class SmtpListener:

@@ -91,7 +91,7 @@ def process(context: Context, inbound_id: int) -> Outcome:
     """Apply one stored message once; safe to call again for the same id."""
     started = _start(context, inbound_id)
     if isinstance(started, Outcome):
-        return _finish(context, inbound_id, started) if started.status == "duplicate" else started
+        return mark(context, inbound_id, started) if started.status == "duplicate" else started
     incoming = started
     with incoming.session as session:
         try:
@@ -159,7 +159,8 @@ def _together(context: Context, inbound_ids: list[int]) -> list[Outcome]:
     return outcomes
 
 
-def _finish(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
+def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
+    """Record what became of a message that applied nothing: a duplicate, a failure."""
     with context.sessions.begin() as session:
         row = session.get(Inbound, inbound_id)
         if row is not None:
@@ -173,7 +174,7 @@ def process_safely(context: Context, inbound_id: int) -> Outcome:
         outcome = process(context, inbound_id)
     except Exception as error:  # one message must never stop the others
         log.exception("message %s failed: %s (kept; run `gateway replay %s`)", inbound_id, error, inbound_id)
-        return _finish(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+        return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
     _log(inbound_id, outcome)
     return outcome
 

@@ -4,26 +4,44 @@ The envelope line is an ``X-Gateway-Envelope: {json}`` header, so a stored file 
 mail that any reader (``gateway parse``, a mail client) opens; ``read_message`` gives back
 the bytes as they were received, without it.
 
-A message is first written to ``<data>/incoming/`` (written, flushed, fsynced, renamed into
-place) by whoever received it, even a process with no database (the SMTP listener); that
-is the moment it may be acknowledged. Admission later gives it a row and moves it to
-``<data>/raw/DAY/``. The file keeps its envelope, so an ``incoming/`` file needs nothing
-else to be admitted after a crash, and a raw file says on its own where it came from.
+A message is first written to ``<data>/incoming/`` by whoever received it, even a process
+with no database (the SMTP listener), and flushed to disk: that is the moment it may be
+acknowledged. Admission later gives it a row and moves it to ``<data>/raw/DAY/``. The file
+keeps its envelope, so an ``incoming/`` file needs nothing else to be admitted after a
+crash, and a raw file says on its own where it came from.
+
+The listener writes into spares (``Spares``): files of zeros written and flushed ahead of
+time, that a message overwrites in place. Flushing an overwrite needs no journal commit
+of the file system, so it costs 0.15 ms here, against 0.7 ms for a new file renamed into
+place and its folder flushed, and it does not queue behind the other writers' commits.
+The envelope line gives the message's length and CRC-32, so the zeros after it, and a
+write that a crash cut short (never acknowledged), are told from a message. A spare is
+named ``*.spare``, and ``*.eml`` once it holds a message.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 import uuid
+import zlib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gateway.durable import write_files
+from gateway.durable import fill_files
 from gateway.models import utcnow
 
+log = logging.getLogger("gateway.smtp")
+
 ENVELOPE_HEADER = b"X-Gateway-Envelope: "
+
+
+class NotAMessage(ValueError):
+    """A file of ``incoming/`` that holds no whole message: a spare, or a write a crash cut short."""
 
 
 @dataclass(frozen=True)
@@ -36,18 +54,29 @@ class Envelope:
     rcpt_tos: tuple[str, ...] = ()
     received_at: datetime = field(default_factory=utcnow)
 
-    def as_line(self) -> bytes:
+    def stored(self, raw: bytes) -> bytes:
+        """The file's content: the envelope line, with the message's length and CRC-32, then the message."""
         fields = {"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
-                  "rcpt_tos": list(self.rcpt_tos), "received_at": self.received_at.isoformat()}
-        return ENVELOPE_HEADER + json.dumps(fields).encode() + b"\r\n"
+                  "rcpt_tos": list(self.rcpt_tos), "received_at": self.received_at.isoformat(),
+                  "length": len(raw), "crc32": zlib.crc32(raw)}
+        return ENVELOPE_HEADER + json.dumps(fields).encode() + b"\r\n" + raw
 
-    @classmethod
-    def from_line(cls, line: bytes) -> Envelope:
-        if not line.startswith(ENVELOPE_HEADER):
-            raise ValueError(f"not a stored message: its first line is not {ENVELOPE_HEADER.decode()!r}")
+
+def parse_stored(content: bytes) -> tuple[Envelope, bytes]:
+    """The envelope and the message of a stored file's content, without what follows the message."""
+    line, _, rest = content.partition(b"\n")
+    if not line.startswith(ENVELOPE_HEADER):
+        raise NotAMessage(f"not a stored message: its first line is not {ENVELOPE_HEADER.decode()!r}")
+    try:
         fields = json.loads(line.removeprefix(ENVELOPE_HEADER))
-        return cls(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
-                   rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
+    except ValueError as error:
+        raise NotAMessage(f"its envelope line is cut short: {error}") from error
+    raw = rest[:fields["length"]]
+    if len(raw) != fields["length"] or zlib.crc32(raw) != fields["crc32"]:
+        raise NotAMessage("the message is cut short: its length or CRC-32 does not match its envelope")
+    envelope = Envelope(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
+                        rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
+    return envelope, raw
 
 
 def incoming_folder(data_dir: Path) -> Path:
@@ -58,25 +87,90 @@ def raw_folder(data_dir: Path) -> Path:
     return data_dir / "raw"
 
 
-def write_incoming(data_dir: Path, messages: list[tuple[bytes, Envelope]]) -> list[Path]:
-    """Keep messages durably in ``incoming/`` (which must exist), together; once this returns,
-    each may be acknowledged."""
-    folder = str(incoming_folder(data_dir))
-    names = [os.path.join(folder, uuid.uuid4().hex) for _ in messages]
-    write_files([(name + ".tmp", name + ".eml", envelope.as_line() + raw)
-                 for name, (raw, envelope) in zip(names, messages, strict=True)], folder)
-    return [Path(name + ".eml") for name in names]
+def write_incoming(data_dir: Path, messages: list[tuple[bytes, Envelope]],
+                   spares: Spares | None = None) -> list[Path]:
+    """Keep messages durably in ``incoming/`` (which must exist), together, in spares when there
+    are; once this returns, each may be acknowledged."""
+    folder = incoming_folder(data_dir)
+    files, spares_taken = [], []
+    for raw, envelope in messages:
+        spare = spares.take() if spares is not None else None
+        files.append((str(spare or folder / f"{uuid.uuid4().hex}.eml"), envelope.stored(raw), spare is None))
+        spares_taken.append(spare)
+    fill_files(files, str(folder))
+    for spare in spares_taken:
+        if spare is not None:  # the name says it holds a message now; a crash may lose it, the content is enough
+            spare.rename(spare.with_suffix(".eml"))
+    return [Path(path).with_suffix(".eml") for path, _content, _new in files]
 
 
 def read_message(path: Path) -> tuple[Envelope, bytes]:
-    content = path.read_bytes()
-    line, _, raw = content.partition(b"\n")
-    return Envelope.from_line(line), raw
+    return parse_stored(path.read_bytes())
 
 
-def waiting(data_dir: Path, suffix: str = ".eml") -> list[Path]:
-    """Files received but not admitted yet (a crash between the two), oldest first."""
+def trim(path: Path) -> None:
+    """Cut what follows the message in a stored file: the rest of the spare it was written into."""
+    with path.open("rb+") as file:
+        line = file.readline()
+        length = len(line) + json.loads(line.removeprefix(ENVELOPE_HEADER))["length"]
+        if os.fstat(file.fileno()).st_size > length:
+            file.truncate(length)
+
+
+def waiting(data_dir: Path) -> list[Path]:
+    """Files received but not admitted yet (a crash between the two), and spares, oldest first."""
     folder = incoming_folder(data_dir)
     if not folder.is_dir():
         return []
-    return sorted(folder.glob(f"*{suffix}"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return sorted([*folder.glob("*.eml"), *folder.glob("*.spare")], key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+class Spares:
+    """Spares for one writer, made ahead by a thread of its own; ``take`` never waits for one."""
+
+    BYTES = 64 * 1024  # most mails fit: a longer one extends its spare, which then costs a journal commit
+    COUNT = 64
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._ready: deque[Path] = deque()
+        self._wanted = threading.Event()
+        self._wanted.set()
+        self._closed = False
+        self._maker = threading.Thread(target=self._make_forever, name="spares", daemon=True)
+        self._maker.start()
+
+    def close(self) -> None:
+        """Remove the spares not taken (a crash leaves them to ``accept.admit_waiting``)."""
+        self._closed = True
+        self._wanted.set()
+        self._maker.join(10)
+        while self._ready:
+            self._ready.popleft().unlink(missing_ok=True)
+
+    def __len__(self) -> int:
+        """Spares ready to take."""
+        return len(self._ready)
+
+    def take(self) -> Path | None:
+        """A spare, or None when they all went faster than they were made."""
+        self._wanted.set()
+        try:
+            return self._ready.popleft()
+        except IndexError:
+            return None
+
+    def _make_forever(self) -> None:
+        zeros = bytes(self.BYTES)
+        while self._wanted.wait() and not self._closed:
+            self._wanted.clear()
+            missing = self.COUNT - len(self._ready)
+            if missing <= 0:
+                continue
+            paths = [str(self.folder / f"{uuid.uuid4().hex}.spare") for _ in range(missing)]
+            try:
+                fill_files([(path, zeros, True) for path in paths], str(self.folder))
+            except OSError as error:  # messages go to new files meanwhile
+                log.warning("could not make spare files in %s: %s", self.folder, error)
+                continue
+            self._ready.extend(Path(path) for path in paths)

@@ -1,0 +1,111 @@
+"""In ``gateway serve``, messages are applied in a process of their own: the processor.
+
+Why: applying a message is CPU-bound Python (parsing, rules, templates, the ORM). In the
+serving process it shared one GIL with admitting what the listener received, sending mail
+and answering the web page, while the machine's other core idled once the mail was in.
+The dramatiq actors stay where they are, on the broker ``gateway serve`` configured:
+``process_inbound`` hands its batch to the processor and waits for the outbox ids, which
+it enqueues for ``send_mail`` here. ``gateway worker`` has no processor and applies
+messages in its own threads.
+
+The processor runs below the listener and the web page in priority, exits when the serving
+process is gone, and is started again if it dies. The batch it was applying is then done
+again one message at a time, so that a message that kills it is marked failed alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from gateway.context import current, open_context
+from gateway.inbound.process import Outcome, mark, process_batch
+from gateway.settings import Settings
+
+log = logging.getLogger("gateway.inbound")
+
+NICENESS = 5  # steps below the serving process, as its own worker threads (``YieldToTheListener``)
+
+
+class Processor:
+    """One process (SQLite has one writer: more would only wait for it) or a few (PostgreSQL)."""
+
+    def __init__(self, settings: Settings, processes: int) -> None:
+        self._settings = settings
+        self._processes = processes
+        self._restarting = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_boot, initargs=(self._settings, os.getpid()))
+
+    def apply(self, inbound_ids: list[int]) -> list[int]:
+        """Apply the messages; the outbox ids to send once they are committed."""
+        pool = self._pool
+        try:
+            return pool.submit(_apply, inbound_ids).result()
+        except BrokenProcessPool:
+            self._restart(pool)
+        if len(inbound_ids) > 1:
+            return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
+        reason = "the processing process died while applying it"
+        log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0])
+        mark(current(), inbound_ids[0], Outcome("failed", reason))
+        return []
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._restarting:
+            if self._pool is broken:
+                log.error("the processing process died; starting another one")
+                broken.shutdown(wait=False)
+                self._pool = self._start()
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+_running: Processor | None = None
+
+
+def start(settings: Settings, processes: int) -> Processor:
+    """From now on, ``apply`` in this process runs in the processor."""
+    global _running
+    _running = Processor(settings, processes)
+    return _running
+
+
+def apply(inbound_ids: list[int]) -> list[int]:
+    """Apply stored messages in the processor if this process started one, here otherwise."""
+    if _running is not None:
+        return _running.apply(inbound_ids)
+    return _apply(inbound_ids)
+
+
+def _apply(inbound_ids: list[int]) -> list[int]:
+    return [outbox_id for outcome in process_batch(current(), inbound_ids) for outbox_id in outcome.outbox_ids]
+
+
+def _boot(settings: Settings, parent: int) -> None:
+    """In the processor: log as the serving process does, yield to it, connect, and watch it."""
+    from gateway.cli import configure_logging
+
+    configure_logging()
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS))
+    except OSError as error:  # not allowed here: run at the same priority
+        log.debug("could not lower the processor's priority: %s", error)
+    open_context(settings)
+    threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """A ``kill -9`` of the serving process must not leave the processor behind."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
