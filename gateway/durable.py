@@ -2,8 +2,9 @@
 
 ``write_files``: each is written under a temporary name, then all are fsynced, renamed, and
 their folder fsynced: a reader never sees half a file, and after a crash a file is either
-all there, named, or not there at all (the outbox Maildir). ``fill_files``: written in
-place and flushed, for files whose content says whether it is whole (received messages).
+all there, named, or not there at all (the outbox Maildir). ``create_files`` and
+``fill_files``: written in place and flushed, for files whose content says whether it is
+whole (received messages).
 Files written together share the disk flushes: on a journalling file system, the first
 fsync commits the others' metadata too, so a batch costs about one flush, not one per file.
 Plain ``os`` calls, since this runs for every message received and every mail sent.
@@ -14,28 +15,50 @@ from __future__ import annotations
 import os
 
 
-def fill_files(files: list[tuple[str, bytes, bool]], folder: str) -> None:
-    """``(path, data, new)`` for each file: ``data`` written from its start, over what is there.
-
-    For files acknowledged by what they hold rather than by their name: a reader must be able
-    to tell a whole file from one cut short (``spool`` writes a length and a checksum). A file
-    that exists and is long enough only needs its data flushed; ``new`` ones need their folder
-    flushed too, for their names.
-    """
-    descriptors = []
+def create_files(files: list[tuple[str, bytes]], folder: str) -> list[int]:
+    """New files, their data and their names on disk; returned open, to be written over later."""
+    descriptors: list[int] = []
     try:
-        for path, data, new in files:
-            descriptors.append(os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else 0), 0o640))
-            view, offset = memoryview(data), 0
-            while offset < len(data):
-                offset += os.pwrite(descriptors[-1], view[offset:], offset)
+        for path, data in files:
+            descriptors.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640))
+            _write_from_start(descriptors[-1], data)
         for descriptor in descriptors:
             os.fdatasync(descriptor)
-    finally:
+        _flush_folder(folder)
+    except BaseException:
         for descriptor in descriptors:
             os.close(descriptor)
-    if any(new for _path, _data, new in files):
-        _flush_folder(folder)
+        raise
+    return descriptors
+
+
+def fill_files(files: list[tuple[str, bytes, int | None]], folder: str) -> None:
+    """``(path, data, descriptor)``: ``data`` written from the start of the file, over what is there,
+    through ``descriptor`` when the file is open already (it is closed here), else into a new file.
+
+    For files acknowledged by what they hold rather than by their name: a reader must be able
+    to tell a whole file from one cut short (``spool`` writes a length and a checksum). Over a
+    file that is long enough, only the data needs flushing, not the file system's journal.
+    """
+    opened = [(data, descriptor) for _path, data, descriptor in files if descriptor is not None]
+    try:
+        for data, descriptor in opened:
+            _write_from_start(descriptor, data)
+        for _data, descriptor in opened:
+            os.fdatasync(descriptor)
+    finally:
+        for _data, descriptor in opened:
+            os.close(descriptor)
+    new = [(path, data) for path, data, descriptor in files if descriptor is None]
+    if new:
+        for descriptor in create_files(new, folder):
+            os.close(descriptor)
+
+
+def _write_from_start(descriptor: int, data: bytes) -> None:
+    view, offset = memoryview(data), 0
+    while offset < len(data):
+        offset += os.pwrite(descriptor, view[offset:], offset)
 
 
 def write_files(files: list[tuple[str, str, bytes]], folder: str) -> None:

@@ -29,7 +29,7 @@ from gateway.settings import Settings
 
 log = logging.getLogger("gateway.inbound")
 
-NICENESS = 5  # steps below the serving process, as its own worker threads (``YieldToTheListener``)
+NICENESS = 19  # steps below the serving process: it runs on what the listener and the web page leave
 
 
 class Processor:
@@ -96,8 +96,8 @@ def _boot(settings: Settings, parent: int) -> None:
     from gateway.cli import configure_logging
 
     configure_logging()
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS))
+    try:  # below the serving process, not below the worker thread that happened to start this one
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, parent) + NICENESS))
     except OSError as error:  # not allowed here: run at the same priority
         log.debug("could not lower the processor's priority: %s", error)
     open_context(settings)
