@@ -90,6 +90,14 @@ def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> Email
     return message
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting for its parent does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 class Gateway:
     """One ``gateway serve`` process and the ways a test talks to it: SMTP, its outbox, its CLI."""
 
@@ -123,6 +131,12 @@ class Gateway:
         code = self.process.wait(timeout=60)
         self.process = None
         return code
+
+    def children(self) -> list[int]:
+        """The processes ``gateway serve`` started: the SMTP listener, the processor."""
+        assert self.process is not None
+        return [int(child) for task in Path(f"/proc/{self.process.pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
 
     def kill(self) -> None:
         assert self.process is not None

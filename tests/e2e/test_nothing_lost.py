@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import GATEWAY, Gateway, mail, reply_address, write_home
+from conftest import GATEWAY, Gateway, alive, mail, reply_address, write_home
 
 from gateway.inbound.spool import Envelope, write_incoming
 
@@ -42,9 +42,14 @@ def test_kill_9_in_a_stream_of_50_mails_loses_none_that_got_250(tmp_path: Path) 
         time.sleep(0.001)
     assert len(accepted) >= 20, "the stream did not start"
     killed.set()
+    children = gw.children()
     gw.kill()
     sender.join()
     assert 20 <= len(accepted) < 50, "the kill landed in the middle of the stream"
+    deadline = time.monotonic() + 10
+    while any(alive(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(children) >= 2 and not any(alive(child) for child in children), "no listener nor processor left"
 
     gw.start()
     gw.wait_idle()

@@ -1,0 +1,62 @@
+"""The processor: ``gateway serve`` applies messages in a child process, replaced if it dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import alive
+from sqlalchemy import select
+
+from gateway.context import Context, open_context
+from gateway.helpdesk import upsert_person
+from gateway.inbound.accept import store
+from gateway.inbound.processor import Processor
+from gateway.models import Inbound, Outbox
+from gateway.settings import Mailbox, Settings
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Context:
+    context = open_context(Settings(home=tmp_path, data_dir=tmp_path / "var",
+                                    mailboxes=(Mailbox("support@shop.example"),)))
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    return context
+
+
+def _stored(context: Context, number: int) -> int:
+    raw = (f"From: c{number}@client.example\r\nTo: support@shop.example\r\nSubject: question {number}\r\n"
+           f"Message-ID: <proc{number}@c>\r\n\r\nBonjour\r\n").encode()
+    return store(context, raw, source="smtp", mailbox="support@shop.example")
+
+
+def _processors() -> list[int]:
+    """This process's children that apply messages (not multiprocessing's resource tracker)."""
+    children = [int(child) for task in Path(f"/proc/{os.getpid()}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return [pid for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(context: Context) -> None:
+    processor = Processor(context.settings, processes=1)
+    try:
+        outbox_ids = processor.apply([_stored(context, 1)])
+        [first] = _processors()
+        assert first != os.getpid()
+        with context.sessions() as session:
+            assert {row.recipient for row in session.scalars(select(Outbox).where(Outbox.id.in_(outbox_ids)))} \
+                == {"camille@shop.example", "c1@client.example"}
+        os.kill(first, signal.SIGKILL)
+        while alive(first):
+            time.sleep(0.01)
+        later = [_stored(context, 2), _stored(context, 3)]
+        assert len(processor.apply(later)) == 4, "each message of the broken batch done again, alone"
+        assert _processors() and first not in _processors()
+        with context.sessions() as session:
+            assert set(session.scalars(select(Inbound.status))) == {"processed"}
+    finally:
+        processor.stop()
