@@ -1,4 +1,4 @@
-"""The SMTP listener runs in a process of its own; the serving process admits what it kept.
+"""The SMTP listeners run in processes of their own; the serving process admits what they kept.
 
 Why a process: processing is CPU-bound Python, and an asyncio SMTP server sharing a
 process with it waits for the GIL at every step of every session (measured: 869 mails/s
@@ -7,9 +7,11 @@ alone, 24 beside one busy thread). Alone, the listener only writes durable files
 in batches and enqueues their processing. Files that cannot be admitted are tried again
 every few seconds, and at the next start (``admit_waiting``): nothing acknowledged is lost.
 
-The listener exits when the serving process tells it to, or dies (its pipe closes). If
-the listener ends by itself, the serving process stops too, with a non-zero status, so
-that its supervisor restarts the whole gateway rather than leave it deaf.
+There are two listeners on two cores or more, sharing the port (SO_REUSEPORT), so that
+taking mail in goes on while one of them waits for the disk. A listener exits when the
+serving process tells it to, or dies (its pipe closes). If a listener ends by itself, the
+serving process stops too, with a non-zero status, so that its supervisor restarts the
+whole gateway rather than leave it half deaf.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import signal
+import socket
 import threading
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 from gateway.context import Context
 from gateway.inbound.accept import admit, enqueue
+from gateway.inbound.smtp import listen
 from gateway.inbound.spool import incoming_folder
 from gateway.settings import ConfigError, Settings
 
@@ -35,29 +37,22 @@ RETRY_SECONDS = 5
 STARTUP_SECONDS = 60
 
 
+LISTENERS = min(2, os.cpu_count() or 1)  # processes sharing the SMTP port; more cores than that go to processing
+
+
 class ListenerError(ConfigError):
     """The listener process could not start (the port is taken, say)."""
 
 
-def _listen(settings: Settings, names: Connection, control: Connection) -> None:
-    """The listener process: serve SMTP until told to stop or until the serving process is gone."""
-    from gateway.cli import configure_logging
-    from gateway.inbound.smtp import start_smtp
-
-    configure_logging()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
+def check_port(settings: Settings) -> None:
+    """The listeners share their port (SO_REUSEPORT), which would let them share it with another
+    gateway too: the port must be free for one plain socket first."""
     try:
-        controller = start_smtp(settings, lambda path: names.send(path.name))
-    except Exception as error:  # the parent reports it and exits
-        names.send(f"!{type(error).__name__}: {error}")
-        return
-    names.send("")  # ready
-    try:
-        control.recv()
-    except EOFError:  # the serving process died (kill -9): do not outlive it
-        os._exit(1)
-    controller.stop()
-    controller.handler.writer.close()
+        with socket.socket(socket.AF_INET6 if ":" in settings.smtp_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections do not count
+            probe.bind((settings.smtp_host, settings.smtp_port))
+    except OSError as error:
+        raise ListenerError(f"SMTP on {settings.smtp_host}:{settings.smtp_port}: {error.strerror or error}") from None
 
 
 class SmtpListener:
@@ -71,7 +66,7 @@ class SmtpListener:
         spawn = multiprocessing.get_context("spawn")  # no fork of a process running threads
         self._names, names = spawn.Pipe(duplex=False)
         control, self._control = spawn.Pipe(duplex=False)
-        self.process = spawn.Process(target=_listen, args=(context.settings, names, control), name="smtp",
+        self.process = spawn.Process(target=listen, args=(context.settings, names, control), name="smtp",
                                      daemon=True)
         self.process.start()
         names.close()  # only the child writes: its death reads as EOF here

@@ -42,8 +42,13 @@ class Processor:
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"),
+        """Started now, not at the first message: starting takes a second of CPU, which the first mails
+        would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
+        pool = ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_boot, initargs=(self._settings, os.getpid()))
+        for started in [pool.submit(os.getpid) for _ in range(self._processes)]:
+            started.result()
+        return pool
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
         """Apply the messages; the outbox ids to send once they are committed."""

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -107,11 +111,50 @@ class IngressHandler:
         return f"250 OK queued as {path.stem}"
 
 
+class SharedPortController(Controller):
+    """aiosmtpd's Controller on a port that several listener processes share (SO_REUSEPORT).
+
+    aiosmtpd checks its server by connecting to its own port, which may reach another listener
+    of the same port: the check calls the server's factory directly instead.
+    """
+
+    def _create_server(self) -> Any:
+        return self.loop.create_server(self._factory_invoker, host=self.hostname, port=self.port,
+                                       ssl=self.ssl_context, reuse_port=True)
+
+    def _trigger_server(self) -> None:
+        self.loop.call_soon_threadsafe(self._factory_invoker)
+
+
 def start_smtp(settings: Settings, on_stored: Callable[[Path], None]) -> Controller:
     """A running SMTP server; aiosmtpd answers 552 itself past ``data_size_limit``."""
     limit = settings.max_message_size
-    controller = Controller(IngressHandler(settings, on_stored), hostname=settings.smtp_host,
-                            port=settings.smtp_port, data_size_limit=limit, enable_SMTPUTF8=True,
-                            decode_data=False)
+    controller = SharedPortController(IngressHandler(settings, on_stored), hostname=settings.smtp_host,
+                                      port=settings.smtp_port, data_size_limit=limit, enable_SMTPUTF8=True,
+                                      decode_data=False)
     controller.start()
     return controller
+
+
+def listen(settings: Settings, names: Connection, control: Connection) -> None:
+    """The listener process: serve SMTP until told to stop or until the serving process is gone.
+
+    This module imports no database code: a listener process stays small.
+    """
+    from gateway.cli import configure_logging
+
+    configure_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
+    try:
+        controller = start_smtp(settings, lambda path: names.send(path.name))
+    except Exception as error:  # the parent reports it and exits
+        names.send(f"!{type(error).__name__}: {error}")
+        return
+    names.send("")  # ready
+    try:
+        control.recv()
+    except EOFError:  # the serving process died (kill -9): do not outlive it
+        os._exit(1)
+    controller.stop()
+    controller.handler.writer.close()
+

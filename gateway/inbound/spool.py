@@ -29,11 +29,10 @@ import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.durable import create_files, fill_files
-from gateway.models import utcnow
 
 log = logging.getLogger("gateway.smtp")
 
@@ -52,7 +51,8 @@ class Envelope:
     mailbox: str
     mail_from: str = ""
     rcpt_tos: tuple[str, ...] = ()
-    received_at: datetime = field(default_factory=utcnow)
+    # naive UTC as the database keeps it (``models.utcnow``, which the listener, with no database, does not import)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
 
     def stored(self, raw: bytes) -> bytes:
         """The file's content: the envelope line, with the message's length and CRC-32, then the message."""

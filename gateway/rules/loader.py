@@ -16,13 +16,14 @@ from typing import Any
 
 from gateway.rules.actions import ACTIONS, ActionError, check_action
 from gateway.rules.conditions import Condition, ConditionError, compile_condition
+from gateway.settings import ConfigError
 
 BUILT_IN = Path(__file__).resolve().parent.parent / "defaults" / "rules"
 EVENTS = ("message", "comment", "status", "assignment")
 _KEYS = {"name", "event", "condition", "actions", "stop", "enabled", "description"}
 
 
-class RuleFileError(Exception):
+class RuleFileError(ConfigError):
     """``path:line: reason`` for a rule file that cannot be used."""
 
 
