@@ -49,14 +49,14 @@ def resume_unfinished(context: Context) -> tuple[int, int, int]:
     return len(inbound), len(decisions), len(outbox)
 
 
-def _wait_for_signal(stop: threading.Event) -> None:
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Set before the start is announced: a SIGTERM right after it stops cleanly, with status 0."""
     def handle(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-    stop.wait()
 
 
 def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
@@ -85,6 +85,7 @@ def serve(settings: Settings) -> int:
         log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
                  inbound, decisions, outbox)
     stop = threading.Event()
+    _stop_on_signals(stop)
     check_port(settings)
     listeners = [SmtpListener(context, on_lost=stop.set) for _ in range(LISTENERS)]
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
@@ -98,7 +99,7 @@ def serve(settings: Settings) -> int:
           f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
              else str(settings.data_dir / "outbox")), flush=True)
-    _wait_for_signal(stop)
+    stop.wait()
     for listener in listeners:
         listener.stop()
     for poller in pollers:
@@ -119,8 +120,10 @@ def run_worker(settings: Settings, threads: int) -> int:
     broker = configure(settings)
     open_context(settings)
     workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
+    stop = threading.Event()
+    _stop_on_signals(stop)
     print(f"gateway worker: {threads} threads per queue on {settings.broker_url}", flush=True)
-    _wait_for_signal(threading.Event())
+    stop.wait()
     for worker in workers:
         worker.stop(timeout=30_000)
     return 0

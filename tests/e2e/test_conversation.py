@@ -167,6 +167,12 @@ def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis
     worker = subprocess.Popen([*GATEWAY, "worker", "--threads", "2"], cwd=config.parent, env=gw.env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        assert worker.stdout is not None
+        started = ""
+        while not started.startswith("gateway worker:"):  # running, its signals handled, before any mail
+            started = worker.stdout.readline()
+            assert started, "gateway worker exited before it started"
+        assert "gateway worker: 2 threads" in started, started
         for number in range(10):
             gw.send(mail(f"c{number}@client.example", "support@shop.example", f"Demande {number}", "Bonjour"))
         gw.wait_idle()
@@ -176,4 +182,3 @@ def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis
         output, _ = worker.communicate(timeout=60)
         assert gw.stop() == 0
     assert worker.returncode == 0, output
-    assert "gateway worker: 2 threads" in output
