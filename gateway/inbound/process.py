@@ -109,6 +109,7 @@ def _processed(incoming: Incoming, decision: str) -> Outcome:
     """Mark the row processed; the outbox ids are the caller's to add once the transaction has committed."""
     if incoming.parsed.defects:
         decision += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
+    incoming.session.flush()  # its mails are written (their ``created_at``) before it is marked processed
     row = incoming.row
     row.status, row.decision, row.processed_at = "processed", decision, utcnow()
     row.message_id = incoming.parsed.message_id
