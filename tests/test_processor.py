@@ -55,7 +55,13 @@ def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(c
             time.sleep(0.01)
         later = [_stored(context, 2), _stored(context, 3)]
         assert len(processor.apply(later)) == 4, "each message of the broken batch done again, alone"
-        assert _processors() and first not in _processors()
+        [second] = _processors()
+        assert second != first
+        os.kill(second, signal.SIGKILL)
+        while alive(second):
+            time.sleep(0.01)
+        assert len(processor.apply([_stored(context, 4)])) == 2, "a message alone is tried again, not failed"
+        assert _processors() and second not in _processors()
         with context.sessions() as session:
             assert set(session.scalars(select(Inbound.status))) == {"processed"}
     finally:

@@ -9,8 +9,9 @@ it enqueues for ``send_mail`` here. ``gateway worker`` has no processor and appl
 messages in its own threads.
 
 The processor runs below the listener and the web page in priority, exits when the serving
-process is gone, and is started again if it dies. The batch it was applying is then done
-again one message at a time, so that a message that kills it is marked failed alone.
+process is gone, and is started again if it dies. What it was given is then tried again in
+the new one, a batch one message at a time, so that only a message that kills it again is
+marked failed, alone.
 """
 
 from __future__ import annotations
@@ -51,15 +52,20 @@ class Processor:
         return pool
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
-        """Apply the messages; the outbox ids to send once they are committed."""
-        pool = self._pool
-        try:
-            return pool.submit(_apply, inbound_ids).result()
-        except BrokenProcessPool:
-            self._restart(pool)
-        if len(inbound_ids) > 1:
-            return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
-        reason = "the processing process died while applying it"
+        """Apply the messages; the outbox ids to send once they are committed.
+
+        A processor found dead may have died of anything: the messages are tried once more in a
+        new one, a batch one message at a time; a message that kills that one too is marked failed.
+        """
+        for _attempt in range(2):
+            pool = self._pool
+            try:
+                return pool.submit(_apply, inbound_ids).result()
+            except BrokenProcessPool:
+                self._restart(pool)
+            if len(inbound_ids) > 1:
+                return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
+        reason = "the processing process died twice while applying it"
         log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0])
         mark(current(), inbound_ids[0], Outcome("failed", reason))
         return []
