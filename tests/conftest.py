@@ -90,6 +90,12 @@ def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> Email
     return message
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started, from any of its threads."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()]
+
+
 def alive(pid: int) -> bool:
     """Whether a process runs (a zombie waiting for its parent does not)."""
     try:
@@ -135,8 +141,7 @@ class Gateway:
     def children(self) -> list[int]:
         """The processes ``gateway serve`` started: the SMTP listener, the processor."""
         assert self.process is not None
-        return [int(child) for task in Path(f"/proc/{self.process.pid}/task").iterdir()
-                for child in (task / "children").read_text().split()]
+        return children(self.process.pid)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive
+from conftest import alive, children
 from sqlalchemy import select
 
 from gateway.context import Context, open_context
@@ -36,9 +36,8 @@ def _stored(context: Context, number: int) -> int:
 
 def _processors() -> list[int]:
     """This process's children that apply messages (not multiprocessing's resource tracker)."""
-    children = [int(child) for task in Path(f"/proc/{os.getpid()}/task").iterdir()
-                for child in (task / "children").read_text().split()]
-    return [pid for pid in children if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for pid in children(os.getpid())
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(context: Context) -> None:

@@ -157,4 +157,3 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
         os._exit(1)
     controller.stop()
     controller.handler.writer.close()
-

@@ -98,10 +98,11 @@ def write_incoming(data_dir: Path, messages: list[tuple[bytes, Envelope]],
                                                                                  None)
         files.append((str(path), envelope.stored(raw), descriptor))
     fill_files(files, str(folder))
-    for written, _content, descriptor in files:
+    names = [Path(written).with_suffix(".eml") for written, _content, _descriptor in files]
+    for (written, _content, descriptor), name in zip(files, names, strict=True):
         if descriptor is not None:  # the name says it holds a message now; a crash may lose it, the content is enough
-            os.rename(written, written.removesuffix(".spare") + ".eml")
-    return [Path(written).with_suffix(".eml") for written, _content, _descriptor in files]
+            os.rename(written, name)
+    return names
 
 
 def read_message(path: Path) -> tuple[Envelope, bytes]:

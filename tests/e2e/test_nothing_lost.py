@@ -202,10 +202,8 @@ def test_a_taken_smtp_port_stops_the_start_with_a_clear_error(tmp_path: Path) ->
 def test_serve_stops_with_an_error_if_one_of_its_smtp_listeners_dies(tmp_path: Path) -> None:
     gw = Gateway(write_home(tmp_path / "home")).start()
     assert gw.process is not None
-    pid = gw.process.pid
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        spawned = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        spawned = [c for c in gw.children() if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         listeners = [c for c in spawned if os.getpriority(os.PRIO_PROCESS, int(c)) < 19]  # the processor is at 19
         assert len(listeners) == LISTENERS and len(spawned) == LISTENERS + 1
         os.kill(int(listeners[0]), signal.SIGKILL)
