@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import smtplib
 import socket
 import threading
@@ -94,6 +95,27 @@ def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
         smtp.stop()
 
 
+def test_names_arriving_close_together_are_admitted_in_one_transaction(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches: list[int] = []
+    real = listener.admit
+
+    def counted(context: Context, paths: list[Path], **kwargs: Any) -> list[int]:
+        batches.append(len(paths))
+        return real(context, paths, **kwargs)
+
+    monkeypatch.setattr(listener, "admit", counted)
+    monkeypatch.setattr(listener, "GATHER_SECONDS", 3.0)  # wide enough for three mails, one after the other
+    smtp = SmtpListener(context, on_lost=threading.Event().set)
+    try:
+        with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
+            for n in range(3):
+                client.sendmail("a@client.example", ["support@shop.example"], MAIL.replace(b"<l1@c>", b"<l%d@c>" % n))
+    finally:
+        smtp.stop()
+    assert batches == [3] and len(rows(context)) == 3
+
+
 def test_sessions_ending_their_data_together_are_written_in_one_batch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway.inbound import smtp, spool
@@ -107,7 +129,8 @@ def test_sessions_ending_their_data_together_are_written_in_one_batch(
         return real(data_dir, messages, spares)
 
     monkeypatch.setattr(spool, "write_incoming", counted)
-    writer = smtp.GroupWriter(tmp_path)
+    named: list[list[Path]] = []
+    writer = smtp.GroupWriter(tmp_path, named.append)
 
     async def three_sessions() -> list[Path]:
         return list(await asyncio.gather(*(writer.write(MAIL, spool.Envelope("smtp", "support@shop.example"))
@@ -115,18 +138,21 @@ def test_sessions_ending_their_data_together_are_written_in_one_batch(
 
     paths = asyncio.run(three_sessions())
     assert batches == [3] and len(set(paths)) == 3 and all(spool.read_message(p)[1] == MAIL for p in paths)
+    assert named == [paths], "named for admission together, once written"
     asyncio.run(three_sessions())
-    assert batches == [3, 3], "the next turn makes the next batch"
+    assert batches == [3, 3] and len(named) == 2, "the next turn makes the next batch"
 
 
 def test_a_batch_that_cannot_be_written_fails_each_of_its_sessions(tmp_path: Path) -> None:
     from gateway.inbound import smtp, spool
 
-    writer = smtp.GroupWriter(tmp_path)
-    spool.incoming_folder(tmp_path).rmdir()  # the disk is gone, say
+    named: list[list[Path]] = []
+    writer = smtp.GroupWriter(tmp_path, named.append)
+    shutil.rmtree(spool.incoming_folder(tmp_path))  # the disk is gone, say (the spares in it with it)
 
     async def two_sessions() -> list[object]:
         return list(await asyncio.gather(*(writer.write(MAIL, spool.Envelope("smtp", "support@shop.example"))
                                            for _ in range(2)), return_exceptions=True))
 
     assert [type(result) for result in asyncio.run(two_sessions())] == [FileNotFoundError, FileNotFoundError]
+    assert named == [], "nothing to admit"

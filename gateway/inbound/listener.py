@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from gateway.settings import ConfigError, Settings
 log = logging.getLogger("gateway.smtp")
 
 BATCH = 200  # files admitted in one transaction, at most
+GATHER_SECONDS = 0.02  # names awaited for one transaction: one admission costs 0.5 ms alone, 0.15 ms each in 20
 RETRY_SECONDS = 5
 STARTUP_SECONDS = 60
 
@@ -94,11 +96,13 @@ class SmtpListener:
             batch: list[str] = []
             try:
                 if self._names.poll(RETRY_SECONDS if left else None):
-                    batch.append(self._names.recv())
-                    while len(batch) < BATCH and self._names.poll():
-                        batch.append(self._names.recv())
-            except EOFError:
+                    batch.extend(self._names.recv())
+                    until = time.monotonic() + GATHER_SECONDS
+                    while len(batch) < BATCH and self._names.poll(max(0.0, until - time.monotonic())):
+                        batch.extend(self._names.recv())
+            except EOFError:  # the listener is gone: what it named until then is admitted all the same
                 self._admit(left, recovering=True)
+                self._admit([folder / name for name in batch])
                 if not self._stopping:
                     self._lose()
                 return

@@ -1,8 +1,9 @@
 """The SMTP edge: refuse at RCPT what is not ours, keep the message at DATA, answer 250. Nothing more.
 
 It needs no database: the message is written to ``incoming/`` (see ``spool``) and
-``on_stored`` is told its file, for the serving process to admit. Messages arriving
-together are written together (``GroupWriter``), into spares made ahead (``spool.Spares``).
+``on_stored`` is told the files, for the serving process to admit. Messages arriving
+together are written together (``GroupWriter``), into spares made ahead (``spool.Spares``),
+and named together.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class GroupWriter:
     data gathers in their sockets, and the next batch is that much larger.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, on_stored: Callable[[list[Path]], None]) -> None:
         self.data_dir = data_dir
+        self.on_stored = on_stored
         spool.incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
         self.spares = spool.Spares(spool.incoming_folder(data_dir))
         self._waiting: list[tuple[bytes, spool.Envelope, asyncio.Future[Path]]] = []
@@ -68,6 +70,10 @@ class GroupWriter:
             for _raw, _envelope, future in batch:
                 future.set_exception(error)
             return
+        try:
+            self.on_stored(paths)
+        except Exception:  # they are durable: admitted at the next start if not now
+            log.exception("could not name %s stored messages for admission", len(paths))
         for (_raw, _envelope, future), path in zip(batch, paths, strict=True):
             future.set_result(path)
 
@@ -75,10 +81,9 @@ class GroupWriter:
 class IngressHandler:
     """aiosmtpd handler: ``handle_RCPT`` routes or refuses, ``handle_DATA`` keeps the message."""
 
-    def __init__(self, settings: Settings, on_stored: Callable[[Path], None]) -> None:
+    def __init__(self, settings: Settings, on_stored: Callable[[list[Path]], None]) -> None:
         self.settings = settings
-        self.on_stored = on_stored
-        self.writer = GroupWriter(settings.data_dir)
+        self.writer = GroupWriter(settings.data_dir, on_stored)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -107,7 +112,6 @@ class IngressHandler:
         except Exception:
             log.exception("could not store a message from %s", envelope.mail_from)
             return STORAGE_FAILED
-        self.on_stored(path)
         return f"250 OK queued as {path.stem}"
 
 
@@ -126,7 +130,7 @@ class SharedPortController(Controller):
         self.loop.call_soon_threadsafe(self._factory_invoker)
 
 
-def start_smtp(settings: Settings, on_stored: Callable[[Path], None]) -> Controller:
+def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None]) -> Controller:
     """A running SMTP server; aiosmtpd answers 552 itself past ``data_size_limit``."""
     limit = settings.max_message_size
     controller = SharedPortController(IngressHandler(settings, on_stored), hostname=settings.smtp_host,
@@ -146,7 +150,7 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
     configure_logging()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     try:
-        controller = start_smtp(settings, lambda path: names.send(path.name))
+        controller = start_smtp(settings, lambda paths: names.send([path.name for path in paths]))
     except Exception as error:  # the parent reports it and exits
         names.send(f"!{type(error).__name__}: {error}")
         return

@@ -64,6 +64,11 @@ class Envelope:
 
 def parse_stored(content: bytes) -> tuple[Envelope, bytes]:
     """The envelope and the message of a stored file's content, without what follows the message."""
+    envelope, raw, _end = _parse_stored(content)
+    return envelope, raw
+
+
+def _parse_stored(content: bytes) -> tuple[Envelope, bytes, int]:
     line, _, rest = content.partition(b"\n")
     if not line.startswith(ENVELOPE_HEADER):
         raise NotAMessage(f"not a stored message: its first line is not {ENVELOPE_HEADER.decode()!r}")
@@ -76,7 +81,7 @@ def parse_stored(content: bytes) -> tuple[Envelope, bytes]:
         raise NotAMessage("the message is cut short: its length or CRC-32 does not match its envelope")
     envelope = Envelope(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
                         rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
-    return envelope, raw
+    return envelope, raw, len(line) + 1 + len(raw)
 
 
 def incoming_folder(data_dir: Path) -> Path:
@@ -109,13 +114,13 @@ def read_message(path: Path) -> tuple[Envelope, bytes]:
     return parse_stored(path.read_bytes())
 
 
-def trim(path: Path) -> None:
-    """Cut what follows the message in a stored file: the rest of the spare it was written into."""
-    with path.open("rb+") as file:
-        line = file.readline()
-        length = len(line) + json.loads(line.removeprefix(ENVELOPE_HEADER))["length"]
-        if os.fstat(file.fileno()).st_size > length:
-            file.truncate(length)
+def read_received(path: Path) -> tuple[Envelope, bytes]:
+    """``read_message`` for a file of ``incoming/``, cut to the message: the rest of a spare goes."""
+    content = path.read_bytes()
+    envelope, raw, end = _parse_stored(content)
+    if len(content) > end:
+        os.truncate(path, end)
+    return envelope, raw
 
 
 def waiting(data_dir: Path) -> list[Path]:
