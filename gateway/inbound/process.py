@@ -12,7 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,24 +67,32 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
 
 def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
            inbound_id: int) -> Incoming | Outcome:
+    incoming = _read(context, session, mailer, row, inbound_id)
+    if isinstance(incoming, Outcome):
+        return incoming
+    session.add(AppliedMessage(mailbox=incoming.mailbox.address, key=incoming.key, inbound_id=inbound_id))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return Outcome("duplicate", f"already applied ({incoming.key})", message_id=incoming.parsed.message_id)
+    return incoming
+
+
+def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
+          inbound_id: int) -> Incoming | Outcome:
+    """The stored message parsed, not yet claimed; an Outcome when there is nothing to apply."""
     if row is None:
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
         return Outcome(row.status, row.decision, row.request_id, row.message_id)
     raw = read_raw(context, row)
     parsed = parse(raw)
-    key = dedupe_key(parsed, raw)
     settings = context.settings
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
     if mailbox is None:
         raise ValueError(f"no mailbox for {row.mailbox} in the configuration")
-    session.add(AppliedMessage(mailbox=mailbox.address, key=key, inbound_id=row.id))
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        return Outcome("duplicate", f"already applied ({key})", message_id=parsed.message_id)
-    return Incoming(session, settings, mailer, row, parsed, mailbox, key, raw)
+    return Incoming(session, settings, mailer, row, parsed, mailbox, dedupe_key(parsed, raw), raw)
 
 
 def process(context: Context, inbound_id: int) -> Outcome:
@@ -109,7 +117,6 @@ def _processed(incoming: Incoming, decision: str) -> Outcome:
     """Mark the row processed; the outbox ids are the caller's to add once the transaction has committed."""
     if incoming.parsed.defects:
         decision += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
-    incoming.session.flush()  # its mails are written (their ``created_at``) before it is marked processed
     row = incoming.row
     row.status, row.decision, row.processed_at = "processed", decision, utcnow()
     row.message_id = incoming.parsed.message_id
@@ -140,18 +147,29 @@ def process_batch(context: Context, inbound_ids: list[int]) -> list[Outcome]:
 
 
 def _together(context: Context, inbound_ids: list[int]) -> list[Outcome]:
+    """Every message is read and parsed first, then all are claimed with one statement: a key
+    applied before makes the whole batch go one message at a time."""
     with context.sessions() as session:
         mailer = Mailer(session, context.settings)
         rows = {row.id: row for row in session.scalars(select(Inbound).where(Inbound.id.in_(inbound_ids)))}
-        outcomes, marks = [], [0]
+        batch = []
         for inbound_id in inbound_ids:
-            incoming = _claim(context, session, mailer, rows.get(inbound_id), inbound_id)
+            incoming = _read(context, session, mailer, rows.get(inbound_id), inbound_id)
             if isinstance(incoming, Outcome):
                 raise _NotTogether(f"message {inbound_id}: {incoming.status}")
+            batch.append(incoming)
+        try:
+            session.execute(insert(AppliedMessage), [
+                {"mailbox": incoming.mailbox.address, "key": incoming.key, "inbound_id": incoming.row.id}
+                for incoming in batch])
+        except IntegrityError as error:
+            raise _NotTogether("a message of the batch was applied before") from error
+        outcomes, marks = [], [0]
+        for incoming in batch:
             try:
                 decision = apply_message(incoming)
             except CommandsRefused as refused:
-                raise _NotTogether(f"message {inbound_id}: commands refused") from refused
+                raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
             outcomes.append(_processed(incoming, decision))
             marks.append(mailer.written)
         session.commit()

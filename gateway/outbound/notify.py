@@ -137,7 +137,8 @@ class Mailer:
                       root_message_id=request.root_message_id if request else None,
                       auto_submitted=auto_submitted, original=original)
         row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient, status="pending",
-                     template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw)
+                     template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw,
+                     created_at=utcnow())  # now, not at the flush: before the message is marked processed
         self.session.add(row)
         if audience == "customer" and request is not None:
             self._hold_if_leaking(request, rendered.text, row, context)
