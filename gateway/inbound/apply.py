@@ -166,7 +166,8 @@ def _stored_ref(session: Session, parsed: ParsedMail) -> MessageRef | None:
     never processed again), or one received before."""
     if not parsed.message_id:
         return None
-    return session.scalars(_REF_BY_MESSAGE_ID, {"message_id": parsed.message_id}).first()
+    with session.no_autoflush:  # an earlier mail of the batch with this Message-ID would have failed its claim
+        return session.scalars(_REF_BY_MESSAGE_ID, {"message_id": parsed.message_id}).first()
 
 
 def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Request | None:

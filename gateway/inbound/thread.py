@@ -68,7 +68,8 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], secr
         named = verify_reply_token(secret_key, token)
         if named is None:
             continue
-        participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
+        with session.no_autoflush:  # a token names a participant committed before this transaction
+            participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
         if participant is None or participant.request_id != named.request_id:
             continue
         return Thread(participant.request, _author(session, participant.request, sender, participant), "token")

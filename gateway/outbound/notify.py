@@ -79,13 +79,17 @@ class Mailer:
         return self._recent_by_request[request.id, recipient]
 
     def _count_recent(self, request: Request, addresses: set[str]) -> None:
-        stored: dict[str, int] = {address: count for address, count in self.session.execute(
+        with self.session.no_autoflush:  # what this transaction wrote is counted up by ``write``
+            stored = self._stored_recent(request, addresses)
+        for address in addresses:
+            self._recent_by_request.setdefault((request.id, address), stored.get(address, 0))
+
+    def _stored_recent(self, request: Request, addresses: set[str]) -> dict[str, int]:
+        return {address: count for address, count in self.session.execute(
             select(Outbox.recipient, func.count(Outbox.id))
             .where(Outbox.recipient.in_(addresses), Outbox.request_id == request.id,
                    Outbox.created_at >= utcnow() - timedelta(hours=1))
             .group_by(Outbox.recipient))}
-        for address in addresses:
-            self._recent_by_request.setdefault((request.id, address), stored.get(address, 0))
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated") -> None:
@@ -108,7 +112,8 @@ class Mailer:
 
     def _hold_if_leaking(self, request: Request, text: str, row: Outbox, context: dict[str, Any]) -> None:
         """Hold a customer mail that repeats a private comment, a note or an unverified comment."""
-        secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
+        with self.session.no_autoflush:  # comments not flushed yet are in the collection all the same
+            secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
         leak = find_leak(text, secrets)
         if leak is None:
             return
