@@ -54,7 +54,7 @@ def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Contex
     assert "spare.spare" not in caplog.text
     [row] = _rows(context)
     assert (row.id, row.source, row.envelope_from, row.size) == (inbound_id, "smtp", "a@client.example", len(RAW))
-    assert read_raw(context, row) == RAW
+    assert read_raw(context, row.raw_path) == RAW
     assert list(incoming_folder(data).iterdir()) == [], "moved under raw/, the spare and the cut write removed"
 
 
@@ -76,7 +76,7 @@ def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
     assert ids == sorted(ids) and len(set(ids)) == 5
     with context.sessions() as session:
         assert session.scalar(select(func.count(Inbound.id))) == 5
-    assert [read_raw(context, row).split(b"\r\n")[2] for row in _rows(context)] == [
+    assert [read_raw(context, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
 
 

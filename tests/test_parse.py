@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 import sys
 import sysconfig
 from pathlib import Path
@@ -107,3 +108,14 @@ def test_garbage_never_raises_and_reports_defects() -> None:
                 b"From: <>\r\nDate: not a date\r\n\r\n"):
         parsed = parse(raw)
         assert parsed.defects, raw
+
+
+def test_a_parsed_mail_is_plain_data_another_process_can_take() -> None:
+    raw = (b"From: a@b.example\r\nSubject: Fwd: commande\r\nX-Auto-Response-Suppress: All\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nvoir\r\n"
+           b"--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@d.example\r\nSubject: commande\r\n\r\nici\r\n--B--\r\n")
+    parsed = parse(raw)
+    assert parsed.embeds_message and parsed.suppresses_auto_response
+    assert pickle.loads(pickle.dumps(parsed)) == parsed
+    plain = parse(b"From: a@b.example\r\nSubject: question\r\n\r\nBonjour\r\n")
+    assert not plain.embeds_message and not plain.suppresses_auto_response

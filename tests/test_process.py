@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select
 from gateway.context import Context, open_context
 from gateway.helpdesk import find_person, join, upsert_person
 from gateway.inbound.accept import store
-from gateway.inbound.process import process, process_batch, process_safely
+from gateway.inbound.process import process, process_batch, process_safely, read_ahead
 from gateway.inbound.spool import raw_folder
 from gateway.models import Comment, Inbound, Outbox, Request
 from gateway.settings import Mailbox, Settings
@@ -95,6 +95,29 @@ def test_a_duplicate_or_a_broken_message_in_a_batch_leaves_the_others_as_if_each
         assert session.scalar(select(func.count(Request.id))) == 2
         statuses = dict(session.execute(select(Inbound.id, Inbound.status)).all())
     assert statuses == {first: "processed", twice: "duplicate", broken: "failed", last: "processed"}
+
+
+def _raw_path(context: Context, inbound_id: int) -> Path:
+    with context.sessions() as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None
+        return raw_folder(context.settings.data_dir) / row.raw_path
+
+
+def test_messages_read_ahead_are_applied_as_read_and_one_left_out_is_read_by_the_processor(
+        context: Context) -> None:
+    _coordinator(context)
+    first, unreadable, last = (_stored(context, n, sender=f"c{n}@client.example") for n in range(3))
+    _raw_path(context, unreadable).unlink()
+    ahead = read_ahead(context, [first, unreadable, last])
+    assert set(ahead) == {first, last}
+    assert ahead[first].parsed.subject == "question 0"
+    for inbound_id in (first, last):  # applying them must not need their files again
+        _raw_path(context, inbound_id).unlink()
+    outcomes = process_batch(context, [first, unreadable, last], ahead)
+    assert [o.status for o in outcomes] == ["processed", "failed", "processed"]
+    assert "FileNotFoundError" in outcomes[1].decision
+    assert read_ahead(context, [first, last]) == {}, "only messages still waiting are read ahead"
 
 
 def test_refused_commands_in_a_batch_are_refused_alone(context: Context) -> None:

@@ -111,5 +111,6 @@ def accept(context: Context, raw: bytes, *, source: str, mailbox: str,
     return inbound_id
 
 
-def read_raw(context: Context, row: Inbound) -> bytes:
-    return read_message(raw_folder(context.settings.data_dir) / row.raw_path)[1]
+def read_raw(context: Context, raw_path: str) -> bytes:
+    """A stored message's bytes, by its ``inbound.raw_path``."""
+    return read_message(raw_folder(context.settings.data_dir) / raw_path)[1]

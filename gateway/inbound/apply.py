@@ -32,7 +32,6 @@ from gateway.helpdesk import (
     upsert_person,
 )
 from gateway.inbound.attachments import keep_attachments
-from gateway.inbound.classify import suppresses_auto_response
 from gateway.inbound.incoming import Incoming
 from gateway.inbound.listing import answer_list, is_list_command
 from gateway.inbound.parse import ParsedMail
@@ -107,7 +106,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> str:
     run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
               inbound_id=incoming.row.id)
     notify_new_request(incoming.mailer, request, comment, requester,
-                       acknowledge=not suppresses_auto_response(parsed.message), defects=parsed.defects)
+                       acknowledge=not parsed.suppresses_auto_response, defects=parsed.defects)
     incoming.row.request_id = request.id
     return f"new {request.kind} request #{request.id} from {incoming.sender}"
 
@@ -170,9 +169,10 @@ def _stored_ref(session: Session, parsed: ParsedMail) -> MessageRef | None:
         return session.scalars(_REF_BY_MESSAGE_ID, {"message_id": parsed.message_id}).first()
 
 
-def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Request | None:
+def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | None:
     """The request of the mail that bounced: one of our Message-IDs quoted in the report."""
-    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(parsed.message.as_string()) if m.group(1) == domain]
+    text = raw.decode("utf-8", errors="replace")
+    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(text) if m.group(1) == domain]
     if not ours:
         return None
     ref = session.scalars(select(MessageRef).where(MessageRef.message_id.in_(ours))).first()
@@ -181,7 +181,7 @@ def _bounced_request(session: Session, parsed: ParsedMail, domain: str) -> Reque
 
 def _apply_bounce(incoming: Incoming) -> str:
     session = incoming.session
-    request = _bounced_request(session, incoming.parsed, incoming.settings.domain)
+    request = _bounced_request(session, incoming.raw, incoming.settings.domain)
     failed = [r for r in incoming.parsed.classification.failed_recipients if r.status.startswith("5")]
     for recipient in failed:
         person = find_person(session, recipient.address)

@@ -18,7 +18,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from gateway.inbound.classify import Classification, classify
+from gateway.inbound.classify import Classification, classify, suppresses_auto_response
 from gateway.inbound.html import html_to_text
 from gateway.inbound.replies import extract_reply
 
@@ -53,9 +53,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class ParsedMail:
-    """What the pipeline sees of one message."""
+    """What the pipeline sees of one message: plain data, so it can be parsed in one process and
+    applied in another."""
 
-    message: Message
     sender: Address | None
     to: list[Address]
     cc: list[Address]
@@ -69,6 +69,8 @@ class ParsedMail:
     html: str | None
     attachments: list[Attachment]
     classification: Classification
+    embeds_message: bool = False  # a ``message/rfc822`` part: a forward with the original inside
+    suppresses_auto_response: bool = False  # the sender asked for no automatic answer
     defects: list[str] = field(default_factory=list)
 
     @property
@@ -203,8 +205,10 @@ def parse(raw: bytes) -> ParsedMail:
     """Parse one message; never raises on malformed input (what was wrong is in ``defects``)."""
     message = email.message_from_bytes(raw)
     defects: list[str] = []
+    embeds_message = False
     for part in message.walk():
         defects.extend(type(d).__name__ for d in part.defects)
+        embeds_message = embeds_message or part.get_content_type() == "message/rfc822"
     senders = _addresses(message, "From")
     if not senders:
         defects.append("no From address")
@@ -214,7 +218,6 @@ def parse(raw: bytes) -> ParsedMail:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     sender = senders[0] if senders else None
     return ParsedMail(
-        message=message,
         sender=sender,
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
@@ -228,5 +231,7 @@ def parse(raw: bytes) -> ParsedMail:
         html=html,
         attachments=attachments,
         classification=classify(message, sender.address if sender else None),
+        embeds_message=embeds_message,
+        suppresses_auto_response=suppresses_auto_response(message),
         defects=defects,
     )

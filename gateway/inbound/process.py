@@ -31,6 +31,32 @@ _TRACE_HEADERS = re.compile(rb"^(received|return-path|delivered-to|x-original-to
                             re.I | re.M | re.S)
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A stored message read and parsed ahead, by the process that hands it to the processor."""
+
+    raw: bytes
+    parsed: ParsedMail
+
+
+def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
+    """Read and parse messages waiting to be applied, so that the one writer only applies them.
+
+    A message that cannot be read here is left out: the processor reads it again and records why.
+    """
+    with context.sessions() as session:
+        paths = session.execute(select(Inbound.id, Inbound.raw_path)
+                                .where(Inbound.id.in_(inbound_ids), Inbound.status == "pending")).all()
+    ahead = {}
+    for inbound_id, raw_path in paths:
+        try:
+            raw = read_raw(context, raw_path)
+            ahead[inbound_id] = Ahead(raw, parse(raw))
+        except Exception as error:  # recorded when the processor meets it
+            log.debug("message %s not read ahead: %s", inbound_id, error)
+    return ahead
+
+
 @dataclass
 class Outcome:
     """What processing decided, for the log line and ``inbound.decision``."""
@@ -51,12 +77,12 @@ def dedupe_key(parsed: ParsedMail, raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(_TRACE_HEADERS.sub(b"", head) + body).hexdigest()
 
 
-def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
+def _start(context: Context, inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
     """Open the transaction and claim the message's key; an Outcome (session closed) when there is nothing to do."""
     session = context.sessions()
     try:
         started = _claim(context, session, Mailer(session, context.settings), session.get(Inbound, inbound_id),
-                         inbound_id)
+                         inbound_id, ahead)
     except BaseException:
         session.close()
         raise
@@ -66,8 +92,8 @@ def _start(context: Context, inbound_id: int) -> Incoming | Outcome:
 
 
 def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
-           inbound_id: int) -> Incoming | Outcome:
-    incoming = _read(context, session, mailer, row, inbound_id)
+           inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
+    incoming = _read(context, session, mailer, row, inbound_id, ahead)
     if isinstance(incoming, Outcome):
         return incoming
     session.add(AppliedMessage(mailbox=incoming.mailbox.address, key=incoming.key, inbound_id=inbound_id))
@@ -80,14 +106,17 @@ def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | No
 
 
 def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
-          inbound_id: int) -> Incoming | Outcome:
-    """The stored message parsed, not yet claimed; an Outcome when there is nothing to apply."""
+          inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
+    """The stored message parsed (here, unless it was ahead), not yet claimed; an Outcome when there
+    is nothing to apply."""
     if row is None:
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
         return Outcome(row.status, row.decision, row.request_id, row.message_id)
-    raw = read_raw(context, row)
-    parsed = parse(raw)
+    if ahead is None:
+        raw = read_raw(context, row.raw_path)
+        ahead = Ahead(raw, parse(raw))
+    raw, parsed = ahead.raw, ahead.parsed
     settings = context.settings
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
     if mailbox is None:
@@ -95,9 +124,9 @@ def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | Non
     return Incoming(session, settings, mailer, row, parsed, mailbox, dedupe_key(parsed, raw), raw)
 
 
-def process(context: Context, inbound_id: int) -> Outcome:
+def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
     """Apply one stored message once; safe to call again for the same id."""
-    started = _start(context, inbound_id)
+    started = _start(context, inbound_id, ahead)
     if isinstance(started, Outcome):
         return mark(context, inbound_id, started) if started.status == "duplicate" else started
     incoming = started
@@ -127,26 +156,27 @@ class _NotTogether(Exception):
     """A message of a batch is not a plain one: the batch is done one message per transaction."""
 
 
-def process_batch(context: Context, inbound_ids: list[int]) -> list[Outcome]:
+def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[Outcome]:
     """Apply several stored messages in one transaction: one commit and one read of what they share.
 
     Only plain messages go together. If any of them is a duplicate, has refused commands or
     fails, nothing of the batch is kept and each message is done alone (``process_safely``),
-    so no message changes what happens to another.
+    so no message changes what happens to another. ``ahead``: messages already read and parsed.
     """
+    ahead = ahead or {}
     if len(inbound_ids) == 1:
-        return [process_safely(context, inbound_ids[0])]
+        return [process_safely(context, inbound_ids[0], ahead.get(inbound_ids[0]))]
     try:
-        outcomes = _together(context, inbound_ids)
+        outcomes = _together(context, inbound_ids, ahead)
     except Exception as error:  # each one alone, where a failure is kept with its reason
         log.debug("batch of %s messages done one by one: %s", len(inbound_ids), error)
-        return [process_safely(context, inbound_id) for inbound_id in inbound_ids]
+        return [process_safely(context, inbound_id, ahead.get(inbound_id)) for inbound_id in inbound_ids]
     for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
         _log(inbound_id, outcome)
     return outcomes
 
 
-def _together(context: Context, inbound_ids: list[int]) -> list[Outcome]:
+def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[Outcome]:
     """Every message is read and parsed first, then all are claimed with one statement: a key
     applied before makes the whole batch go one message at a time."""
     with context.sessions() as session:
@@ -154,7 +184,7 @@ def _together(context: Context, inbound_ids: list[int]) -> list[Outcome]:
         rows = {row.id: row for row in session.scalars(select(Inbound).where(Inbound.id.in_(inbound_ids)))}
         batch = []
         for inbound_id in inbound_ids:
-            incoming = _read(context, session, mailer, rows.get(inbound_id), inbound_id)
+            incoming = _read(context, session, mailer, rows.get(inbound_id), inbound_id, ahead.get(inbound_id))
             if isinstance(incoming, Outcome):
                 raise _NotTogether(f"message {inbound_id}: {incoming.status}")
             batch.append(incoming)
@@ -187,10 +217,10 @@ def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def process_safely(context: Context, inbound_id: int) -> Outcome:
+def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
     """``process``, but a message that breaks the pipeline is marked failed and kept for ``gateway replay``."""
     try:
-        outcome = process(context, inbound_id)
+        outcome = process(context, inbound_id, ahead)
     except Exception as error:  # one message must never stop the others
         log.exception("message %s failed: %s (kept; run `gateway replay %s`)", inbound_id, error, inbound_id)
         return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))

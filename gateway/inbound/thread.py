@@ -41,8 +41,8 @@ def is_forward(parsed: ParsedMail) -> bool:
     """A forwarded message (``Fwd:`` with the original inside) starts a conversation of its own."""
     if not _FORWARD_SUBJECT.match(parsed.subject):
         return False
-    embeds = any(part.get_content_type() == "message/rfc822" for part in parsed.message.walk())
-    return embeds or "forwarded message" in parsed.text.lower() or "message transféré" in parsed.text.lower()
+    text = parsed.text.lower()
+    return parsed.embeds_message or "forwarded message" in text or "message transféré" in text
 
 
 def _request(session: Session, request_id: int) -> Request | None:
