@@ -59,8 +59,11 @@ def order(context: Context, session: Session) -> Order:
 
 
 def quote(context: Context, session: Session, order: Order, amount: str = "450", **kwargs: object) -> Quote:
-    return create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
+    """A quote sent, in the database as its own transaction would leave it (a click reads it from there)."""
+    sent = create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
                         amount=Decimal(amount), **kwargs)  # type: ignore[arg-type]
+    session.flush()
+    return sent
 
 
 def token_of(context: Context, quote: Quote) -> str:
