@@ -144,3 +144,29 @@ def test_refused_commands_in_a_batch_are_refused_alone(context: Context) -> None
     with context.sessions() as session:
         texts = [c.text for c in session.scalars(select(Comment).where(Comment.request_id == opened.request_id))]
     assert texts == ["Bonjour", "Tout est en ordre."]
+
+
+def test_replies_by_token_in_one_batch_each_land_in_their_request_and_mail_their_customer(context: Context) -> None:
+    _coordinator(context)
+    opened = process_batch(context, [_stored(context, n, sender=f"c{n}@client.example") for n in range(2)])
+    tokens = []
+    with context.sessions.begin() as session:
+        for outcome in opened:
+            request = session.get(Request, outcome.request_id)
+            assert request is not None
+            coordinator = next(p for p in request.participants if p.email == "camille@shop.example")
+            tokens.append(mint_reply_token(context.settings.secret_key, request.id, coordinator.id))
+    replies = [store(context, (f"From: camille@shop.example\r\nTo: support+{token}@shop.example\r\n"
+                               f"Subject: Re: question\r\nMessage-ID: <answer{n}@shop>\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                               f"Réponse {n}\r\n").encode(),
+                     source="smtp", mailbox="support@shop.example", envelope_to=(f"support+{token}@shop.example",))
+               for n, token in enumerate(tokens)]
+    outcomes = process_batch(context, replies)
+    assert [(o.status, o.request_id) for o in outcomes] == [("processed", o.request_id) for o in opened]
+    with context.sessions() as session:
+        for n, outcome in enumerate(outcomes):
+            texts = session.scalars(select(Comment.text).where(Comment.request_id == outcome.request_id)).all()
+            assert texts == ["Bonjour", f"Réponse {n}"]
+            mailed = session.scalars(select(Outbox.recipient).where(Outbox.id.in_(outcome.outbox_ids))).all()
+            assert mailed == [f"c{n}@client.example"]

@@ -6,7 +6,6 @@ Runs inside the processing transaction; returns the decision for the log line.
 
 from __future__ import annotations
 
-import json
 import re
 
 from sqlalchemy import bindparam, select
@@ -64,8 +63,7 @@ def apply_message(incoming: Incoming) -> str:
         return "our own message came back: ignored"
     if not incoming.sender:
         raise ValueError("the message has no sender address")
-    thread = find_thread(incoming.session, parsed, list(json.loads(incoming.row.envelope_to or "[]")),
-                         incoming.settings.secret_key)
+    thread = find_thread(incoming.session, parsed, incoming.envelope_to, incoming.settings.secret_key)
     if parsed.auto == "bounce":
         return _apply_bounce(incoming)
     if parsed.auto is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -22,6 +23,10 @@ class Incoming:
     mailbox: Mailbox
     key: str  # what makes it apply once (see ``process.dedupe_key``)
     raw: bytes
+
+    @property
+    def envelope_to(self) -> list[str]:
+        return list(json.loads(self.row.envelope_to or "[]"))
 
     @property
     def sender(self) -> str:

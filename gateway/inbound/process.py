@@ -22,6 +22,7 @@ from gateway.inbound.apply import CommandsRefused, apply_message
 from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, parse
 from gateway.inbound.refusal import refuse_commands
+from gateway.inbound.thread import read_ahead_tokens
 from gateway.models import AppliedMessage, Inbound, utcnow
 from gateway.outbound.notify import Mailer
 
@@ -194,6 +195,8 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
                 for incoming in batch])
         except IntegrityError as error:
             raise _NotTogether("a message of the batch was applied before") from error
+        secret_key = context.settings.secret_key
+        mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], secret_key))
         outcomes, marks = [], [0]
         for incoming in batch:
             try:

@@ -103,6 +103,18 @@ def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str) -> Thread
     return Thread(request, Author(sender, known.role, known), "subject-tag")
 
 
+def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]], secret_key: str) -> list[Request]:
+    """The participants the mails' reply tokens name, with their requests, loaded in one query as
+    ``find_thread`` reads them: a batch of replies is then threaded without a query each."""
+    ids = {named.participant_id for parsed, envelope_to in mails for token in parsed.tokens(envelope_to)
+           if (named := verify_reply_token(secret_key, token)) is not None}
+    if not ids:
+        return []
+    participants = session.scalars(select(Participant).where(Participant.id.in_(ids))
+                                   .options(*_WITH_ITS_REQUEST)).unique().all()
+    return list({participant.request_id: participant.request for participant in participants}.values())
+
+
 def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], secret_key: str) -> Thread:
     sender = parsed.sender.address if parsed.sender else ""
     found = _by_token(session, parsed, envelope_to, secret_key, sender)

@@ -64,32 +64,35 @@ class Mailer:
             query = query.where(Outbox.topic == topic)
         return self.session.scalar(query) or 0
 
-    def read_ahead(self, request: Request | None) -> None:
-        """Read what notifying reads, the coordinators and the last hour's mails to the request's people,
+    def read_ahead(self, *requests: Request | None) -> None:
+        """Read what notifying reads, the coordinators and the last hour's mails to the requests' people,
         before the caller changes anything: read afterwards, each query would flush the changes first."""
-        coordinators = self.coordinators()
-        if request is not None:
-            self._count_recent(request, {p.email for p in request.participants} | {p.email for p in coordinators})
+        emails = {p.email for p in self.coordinators()}
+        self._count_recent({request: {p.email for p in request.participants} | emails
+                            for request in requests if request is not None})
 
     def _recent_for_request(self, request: Request, recipient: str) -> int:
         """``recent`` about a request: read for all its participants with one query, then counted up by
         ``write`` as this transaction mails them."""
         if (request.id, recipient) not in self._recent_by_request:
-            self._count_recent(request, {p.email for p in request.participants} | {recipient})
+            self._count_recent({request: {p.email for p in request.participants} | {recipient}})
         return self._recent_by_request[request.id, recipient]
 
-    def _count_recent(self, request: Request, addresses: set[str]) -> None:
+    def _count_recent(self, wanted: dict[Request, set[str]]) -> None:
+        """Read the last hour's mails of each request to each address, unless known already."""
+        unknown = {(request.id, address) for request, addresses in wanted.items() for address in addresses
+                   if (request.id, address) not in self._recent_by_request}
+        if not unknown:
+            return
         with self.session.no_autoflush:  # what this transaction wrote is counted up by ``write``
-            stored = self._stored_recent(request, addresses)
-        for address in addresses:
-            self._recent_by_request.setdefault((request.id, address), stored.get(address, 0))
-
-    def _stored_recent(self, request: Request, addresses: set[str]) -> dict[str, int]:
-        return {address: count for address, count in self.session.execute(
-            select(Outbox.recipient, func.count(Outbox.id))
-            .where(Outbox.recipient.in_(addresses), Outbox.request_id == request.id,
-                   Outbox.created_at >= utcnow() - timedelta(hours=1))
-            .group_by(Outbox.recipient))}
+            stored = {(request_id, address): count for request_id, address, count in self.session.execute(
+                select(Outbox.request_id, Outbox.recipient, func.count(Outbox.id))
+                .where(Outbox.request_id.in_({request_id for request_id, _address in unknown}),
+                       Outbox.recipient.in_({address for _request_id, address in unknown}),
+                       Outbox.created_at >= utcnow() - timedelta(hours=1))
+                .group_by(Outbox.request_id, Outbox.recipient))}
+        for key in unknown:
+            self._recent_by_request[key] = stored.get(key, 0)
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated") -> None:
