@@ -7,7 +7,7 @@ enqueues ``send_mail`` for each once the transaction has committed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -31,6 +31,7 @@ class Mailer:
     _rows: list[Outbox] = field(default_factory=list)
     _coordinators: list[Person] | None = None
     _recent_by_request: dict[tuple[int, str], int] = field(default_factory=dict)
+    _started: datetime = field(default_factory=utcnow)
 
     @property
     def written(self) -> int:
@@ -80,8 +81,14 @@ class Mailer:
 
     def _count_recent(self, wanted: dict[Request, set[str]]) -> None:
         """Read the last hour's mails of each request to each address, unless known already."""
-        unknown = {(request.id, address) for request, addresses in wanted.items() for address in addresses
-                   if (request.id, address) not in self._recent_by_request}
+        unknown = set()
+        for request, addresses in wanted.items():
+            opened_since = request.created_at >= self._started  # no mail before it: ``write`` counts them all
+            for key in {(request.id, address) for address in addresses} - self._recent_by_request.keys():
+                if opened_since:
+                    self._recent_by_request[key] = 0
+                else:
+                    unknown.add(key)
         if not unknown:
             return
         with self.session.no_autoflush:  # what this transaction wrote is counted up by ``write``
