@@ -15,6 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
+from gateway.inbound.processor import NICENESS
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -23,16 +24,19 @@ log = logging.getLogger("gateway")
 class YieldToTheListener(Middleware):
     """In ``gateway serve``, worker threads run at a lower priority than the SMTP listener process
     and the web page: acknowledging mail and answering a click come first, processing can wait.
+    The threads of the ``inbound`` queue read and parse mail for the processor: they run as low as it.
 
     On Linux a priority belongs to a thread, so only the worker threads are lowered.
     """
 
     steps = 5  # of niceness below the thread that started the worker
+    inbound_steps = NICENESS
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
         me = threading.get_native_id()
+        steps = self.inbound_steps if "inbound" in getattr(thread, "consumers", {}) else self.steps
         try:
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + self.steps))
+            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
         except OSError as error:  # not allowed here: run at the same priority as the rest
             log.debug("could not lower the priority of %s: %s", thread.name, error)
 
