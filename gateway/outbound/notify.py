@@ -2,6 +2,11 @@
 
 Nothing is sent here: rows are added and their ids returned, and the caller
 enqueues ``send_mail`` for each once the transaction has committed.
+
+The mails of a transaction are inserted together just before it commits, as plain
+inserts rather than through the ORM's unit of work: with their Message-IDs they are half
+the rows that processing a message writes, and the unit of work costs more per row than
+the rest of the insert (a sixth of processing's Python calls, measured).
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from gateway.helpdesk import Author, coordinators, join, record_event
 from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request, utcnow
@@ -23,15 +28,61 @@ from gateway.tokens import mint_reply_token, reply_address
 
 
 @dataclass
+class _Mail:
+    """One outbox row of this transaction, inserted with the others when it commits."""
+
+    row: dict[str, Any]
+    id: int | None = None
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+
+@dataclass
 class Mailer:
     """Writes outbox rows for one transaction and remembers their ids for after the commit."""
 
     session: Session
     settings: Settings
-    _rows: list[Outbox] = field(default_factory=list)
+    _rows: list[_Mail] = field(default_factory=list)
+    _inserted: int = 0
     _coordinators: list[Person] | None = None
     _recent_by_request: dict[tuple[int, str], int] = field(default_factory=dict)
     _started: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        event.listen(self.session, "before_commit", self._insert)
+        event.listen(self.session, "do_orm_execute", self._before_query)
+        event.listen(self.session, "after_soft_rollback", self._forget)
+
+    def _before_query(self, state: ORMExecuteState) -> None:
+        """A query of the outbox sees this transaction's mails, as autoflush lets a query see the other
+        changes (and, as with autoflush, not inside ``no_autoflush``)."""
+        if (self._inserted < len(self._rows) and state.session.autoflush and state.is_select
+                and Outbox.__mapper__ in state.all_mappers):
+            self._insert(state.session)
+
+    def _insert(self, session: Session) -> None:
+        """The mails written since the last time, and the Message-IDs that thread replies to them."""
+        mails = self._rows[self._inserted:]
+        if not mails:
+            return
+        session.flush()  # what the mails are about exists first
+        connection = session.connection()
+        ids = connection.execute(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True),
+                                 [mail.row for mail in mails]).scalars().all()
+        for mail, outbox_id in zip(mails, ids, strict=True):
+            mail.id = outbox_id
+        refs = [{"message_id": mail.row["message_id"], "request_id": mail.row["request_id"], "outgoing": True}
+                for mail in mails if mail.row["request_id"] is not None]
+        if refs:
+            connection.execute(insert(MessageRef), refs)
+        self._inserted = len(self._rows)
+
+    def _forget(self, _session: Session, _transaction: SessionTransaction) -> None:
+        """Rolled back: the mails written so far are not to be sent, nor inserted."""
+        self._rows, self._inserted = [], 0
 
     @property
     def written(self) -> int:
@@ -44,8 +95,11 @@ class Mailer:
         return self.outbox_ids_between(0, len(self._rows))
 
     def outbox_ids_between(self, start: int, end: int) -> list[int]:
-        """``outbox_ids`` of the mails written between two marks of ``written``."""
-        return [row.id for row in self._rows[start:end] if row.status == "pending"]
+        """``outbox_ids`` of the mails written between two marks of ``written`` (inserted now if the
+        transaction has not committed yet)."""
+        if self._inserted < end:
+            self._insert(self.session)
+        return [mail.id for mail in self._rows[start:end] if mail.status == "pending" and mail.id is not None]
 
     def coordinators(self) -> list[Person]:
         """Every coordinator account, read once per transaction."""
@@ -120,20 +174,21 @@ class Mailer:
         token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
         return reply_address(request.mailbox.split("@")[0], self.settings.domain, token)
 
-    def _hold_if_leaking(self, request: Request, text: str, row: Outbox, context: dict[str, Any]) -> None:
+    def _hold_if_leaking(self, request: Request, text: str, mail: _Mail, context: dict[str, Any]) -> None:
         """Hold a customer mail that repeats a private comment, a note or an unverified comment."""
         with self.session.no_autoflush:  # comments not flushed yet are in the collection all the same
             secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
         leak = find_leak(text, secrets)
         if leak is None:
             return
-        row.status = "held"
-        record_event(request, "leak-held", f"mail to {row.recipient} held: it repeats “{leak}”")
+        mail.row["status"] = "held"
+        recipient = mail.row["recipient"]
+        record_event(request, "leak-held", f"mail to {recipient} held: it repeats “{leak}”")
         comment = context.get("comment")
         author = comment.author_email if isinstance(comment, Comment) else None
         participant = next((p for p in request.participants if p.email == author), None)
         if participant is not None:
-            self.write("leak_held", "sender", {"leak": leak, "recipient": row.recipient},
+            self.write("leak_held", "sender", {"leak": leak, "recipient": recipient},
                        mailbox=request.mailbox, recipient=participant.email,
                        reply_to=self.reply_to(request, participant), person=participant.person, request=request)
 
@@ -151,17 +206,15 @@ class Mailer:
                       message_id=message_id, number=request.id if request else None,
                       root_message_id=request.root_message_id if request else None,
                       auto_submitted=auto_submitted, original=original)
-        row = Outbox(request_id=request.id if request else None, sender=mailbox, recipient=recipient, status="pending",
-                     template=f"{event}.{audience}", topic=topic, message_id=message_id, raw=raw,
-                     created_at=utcnow())  # now, not at the flush: before the message is marked processed
-        self.session.add(row)
+        mail = _Mail({"request_id": request.id if request else None, "sender": mailbox, "recipient": recipient,
+                      "status": "pending", "template": f"{event}.{audience}", "topic": topic, "message_id": message_id,
+                      "raw": raw, "created_at": utcnow()})  # now: before the message is marked processed
+        self._rows.append(mail)
+        self.session.connection()  # the transaction has begun, so that rolling it back forgets the mail
         if audience == "customer" and request is not None:
-            self._hold_if_leaking(request, rendered.text, row, context)
-        if request is not None:
-            self.session.add(MessageRef(message_id=message_id, request_id=request.id, outgoing=True))
-            if (request.id, recipient) in self._recent_by_request:
-                self._recent_by_request[request.id, recipient] += 1
-        self._rows.append(row)
+            self._hold_if_leaking(request, rendered.text, mail, context)
+        if request is not None and (request.id, recipient) in self._recent_by_request:
+            self._recent_by_request[request.id, recipient] += 1
 
 
 def coordinators_to_tell(mailer: Mailer, request: Request) -> list[Person]:

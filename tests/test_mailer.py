@@ -1,0 +1,67 @@
+"""The mails of a transaction: inserted together when it commits, seen by its own queries of the outbox
+before that, and forgotten when it rolls back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from gateway.context import Context, open_context
+from gateway.models import MessageRef, Outbox
+from gateway.outbound.notify import Mailer
+from gateway.settings import Mailbox, Settings
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Context:
+    return open_context(Settings(home=tmp_path, data_dir=tmp_path / "var",
+                                 mailboxes=(Mailbox("support@shop.example"),)))
+
+
+def _write(mailer: Mailer, recipient: str, topic: str = "") -> None:
+    mailer.write("command_error", "sender", {"bad": [], "subject": "question"}, mailbox="support@shop.example",
+                 recipient=recipient, reply_to="support@shop.example", person=None, topic=topic)
+
+
+def test_the_mails_of_a_transaction_are_inserted_when_it_commits(context: Context) -> None:
+    inserts: list[str] = []
+
+    def count(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO outbox"):
+            inserts.append(statement)
+
+    event.listen(context.engine, "before_cursor_execute", count)
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        for n in range(3):
+            _write(mailer, f"c{n}@client.example")
+        assert not inserts, "nothing is inserted while the transaction writes"
+    assert inserts
+    with context.sessions() as session:
+        stored = session.execute(select(Outbox.id, Outbox.recipient).order_by(Outbox.id)).all()
+    assert [(row.id, row.recipient) for row in stored] == list(zip(
+        mailer.outbox_ids, [f"c{n}@client.example" for n in range(3)], strict=True))
+
+
+def test_a_query_of_the_outbox_sees_the_mails_written_before_it_in_the_transaction(context: Context) -> None:
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        _write(mailer, "a@client.example", topic="command-error:x")
+        assert mailer.recent("a@client.example", topic="command-error:x") == 1
+        assert session.scalar(select(func.count(Outbox.id))) == 1
+
+
+def test_a_rolled_back_transaction_sends_and_keeps_none_of_its_mails(context: Context) -> None:
+    with context.sessions() as session:
+        mailer = Mailer(session, context.settings)
+        _write(mailer, "a@client.example")
+        session.rollback()
+        _write(mailer, "b@client.example")
+        session.commit()
+        sent = session.scalars(select(Outbox.recipient).where(Outbox.id.in_(mailer.outbox_ids))).all()
+        assert sent == ["b@client.example"]
+        assert session.scalar(select(func.count(Outbox.id))) == 1
+        assert session.scalar(select(func.count(MessageRef.id))) == 0, "a mail about no request threads nothing"
