@@ -37,10 +37,12 @@ from gateway.settings import load  # noqa: E402
 KEPT_TABLES = {"alembic_version", "inbound", "people", "products", "imap_state"}
 
 
-def reset(database: Path) -> int:
+def reset(database: Path) -> list[int]:
     """Back to before processing: people made by processing (after the first message came) and every
-    row processing wrote go, every message is pending again. Returns the number of messages."""
+    row processing wrote go, every message is pending again. Returns the messages in the order they
+    were processed: replies name participants by id, and ids follow that order, not the messages' ids."""
     with sqlite3.connect(database) as db:
+        order = [row[0] for row in db.execute("SELECT id FROM inbound ORDER BY processed_at, id")]
         db.execute("PRAGMA foreign_keys=OFF")
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in KEPT_TABLES:
@@ -48,10 +50,14 @@ def reset(database: Path) -> int:
         db.execute("DELETE FROM people WHERE created_at >= (SELECT min(received_at) FROM inbound)")
         db.execute("UPDATE inbound SET status = 'pending', decision = '', message_id = NULL, request_id = NULL, "
                    "processed_at = NULL")
-        count = int(db.execute("SELECT count(*) FROM inbound").fetchone()[0])
     with sqlite3.connect(database) as db:
         db.execute("VACUUM")
-    return count
+    return order
+
+
+def _count(database: Path, query: str) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute(query).fetchone()[0])
 
 
 def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
@@ -60,9 +66,9 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
         shutil.copy(home / "data" / "gateway.db", data / "gateway.db")
         for kept in ("raw", "attachments"):
             (data / kept).symlink_to(home / "data" / kept)
-        count = reset(data / "gateway.db")
+        ids = reset(data / "gateway.db")
+        count = len(ids)
         context = open_context(load(str(home / "gateway.toml"), str(data)))
-        ids = list(range(1, count + 1))
         parse_cpu = apply_cpu = 0.0
         started = time.perf_counter()
         statuses: dict[str, int] = {}
@@ -82,6 +88,10 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
         context.engine.dispose()
         if statuses.get("processed") != count:
             raise SystemExit(f"not every message was processed: {statuses}")
+        unverified = _count(data / "gateway.db", "SELECT count(*) FROM inbound WHERE decision LIKE '%unverified%'")
+        if unverified > _count(home / "data" / "gateway.db", "SELECT count(*) FROM inbound WHERE decision LIKE "
+                                                              "'%unverified%'"):
+            raise SystemExit("replies took other participants' tokens: not the ingest run's processing")
         return {"mails": count, "read_ahead_ms_per_mail": 1000 * parse_cpu / count,
                 "apply_ms_per_mail": 1000 * apply_cpu / count, "wall_s": time.perf_counter() - started}
 
