@@ -34,10 +34,15 @@ _TRACE_HEADERS = re.compile(rb"^(received|return-path|delivered-to|x-original-to
 
 @dataclass(frozen=True)
 class Ahead:
-    """A stored message read and parsed ahead, by the process that hands it to the processor."""
+    """A stored message, read and parsed: ahead by the serving process, or by the processor itself."""
 
     raw: bytes
     parsed: ParsedMail
+
+    @classmethod
+    def read(cls, context: Context, raw_path: str) -> Ahead:
+        raw = read_raw(context, raw_path)
+        return cls(raw, parse(raw))
 
 
 def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
@@ -51,8 +56,7 @@ def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
     ahead = {}
     for inbound_id, raw_path in paths:
         try:
-            raw = read_raw(context, raw_path)
-            ahead[inbound_id] = Ahead(raw, parse(raw))
+            ahead[inbound_id] = Ahead.read(context, raw_path)
         except Exception as error:  # recorded when the processor meets it
             log.debug("message %s not read ahead: %s", inbound_id, error)
     return ahead
@@ -114,9 +118,7 @@ def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | Non
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
         return Outcome(row.status, row.decision, row.request_id, row.message_id)
-    if ahead is None:
-        raw = read_raw(context, row.raw_path)
-        ahead = Ahead(raw, parse(raw))
+    ahead = ahead or Ahead.read(context, row.raw_path)
     raw, parsed = ahead.raw, ahead.parsed
     settings = context.settings
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
