@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -55,15 +54,17 @@ def reset(database: Path) -> list[int]:
     return order
 
 
-def _count(database: Path, query: str) -> int:
+def _unverified(database: Path) -> int:
+    """Comments kept private because their sender was not the participant the reply address names."""
     with sqlite3.connect(database) as db:
-        return int(db.execute(query).fetchone()[0])
+        return int(db.execute("SELECT count(*) FROM inbound WHERE decision LIKE '%unverified%'").fetchone()[0])
 
 
 def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="gateway-apply-") as temp:
         data = Path(temp)
-        shutil.copy(home / "data" / "gateway.db", data / "gateway.db")
+        with sqlite3.connect(home / "data" / "gateway.db") as kept, sqlite3.connect(data / "gateway.db") as copy:
+            kept.backup(copy)  # with what is still in the write-ahead log, which a file copy would miss
         for kept in ("raw", "attachments"):
             (data / kept).symlink_to(home / "data" / kept)
         ids = reset(data / "gateway.db")
@@ -88,9 +89,7 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
         context.engine.dispose()
         if statuses.get("processed") != count:
             raise SystemExit(f"not every message was processed: {statuses}")
-        unverified = _count(data / "gateway.db", "SELECT count(*) FROM inbound WHERE decision LIKE '%unverified%'")
-        if unverified > _count(home / "data" / "gateway.db", "SELECT count(*) FROM inbound WHERE decision LIKE "
-                                                              "'%unverified%'"):
+        if _unverified(data / "gateway.db") > _unverified(home / "data" / "gateway.db"):
             raise SystemExit("replies took other participants' tokens: not the ingest run's processing")
         return {"mails": count, "read_ahead_ms_per_mail": 1000 * parse_cpu / count,
                 "apply_ms_per_mail": 1000 * apply_cpu / count, "wall_s": time.perf_counter() - started}
