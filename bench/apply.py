@@ -36,12 +36,14 @@ from gateway.settings import load  # noqa: E402
 KEPT_TABLES = {"alembic_version", "inbound", "people", "products", "imap_state"}
 
 
-def reset(database: Path) -> list[int]:
+def reset(database: Path) -> tuple[list[int], set[int]]:
     """Back to before processing: people made by processing (after the first message came) and every
     row processing wrote go, every message is pending again. Returns the messages in the order they
-    were processed: replies name participants by id, and ids follow that order, not the messages' ids."""
+    were processed (replies name participants by id, and ids follow that order, not the messages'
+    ids), and those that opened a request."""
     with sqlite3.connect(database) as db:
         order = [row[0] for row in db.execute("SELECT id FROM inbound ORDER BY processed_at, id")]
+        opened = {row[0] for row in db.execute("SELECT id FROM inbound WHERE decision LIKE 'new % request #%'")}
         db.execute("PRAGMA foreign_keys=OFF")
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in KEPT_TABLES:
@@ -51,7 +53,7 @@ def reset(database: Path) -> list[int]:
                    "processed_at = NULL")
     with sqlite3.connect(database) as db:
         db.execute("VACUUM")
-    return order
+    return order, opened
 
 
 def _unverified(database: Path) -> int:
@@ -67,10 +69,11 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
             kept.backup(copy)  # with what is still in the write-ahead log, which a file copy would miss
         for kept in ("raw", "attachments"):
             (data / kept).symlink_to(home / "data" / kept)
-        ids = reset(data / "gateway.db")
+        ids, opened = reset(data / "gateway.db")
         count = len(ids)
         context = open_context(load(str(home / "gateway.toml"), str(data)))
         parse_cpu = apply_cpu = 0.0
+        by_kind = {"new": [0.0, 0], "reply": [0.0, 0]}  # CPU and mails of the batches all of one kind
         started = time.perf_counter()
         statuses: dict[str, int] = {}
         for start in range(0, count, PROCESS_TOGETHER):
@@ -84,15 +87,23 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
                 statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
             if profile:
                 profile.disable()
+            spent = time.process_time() - between
             parse_cpu += between - before
-            apply_cpu += time.process_time() - between
+            apply_cpu += spent
+            kinds = {"new" if inbound_id in opened else "reply" for inbound_id in batch}
+            if len(kinds) == 1:
+                kind = by_kind[kinds.pop()]
+                kind[0] += spent
+                kind[1] += len(batch)
         context.engine.dispose()
         if statuses.get("processed") != count:
             raise SystemExit(f"not every message was processed: {statuses}")
         if _unverified(data / "gateway.db") > _unverified(home / "data" / "gateway.db"):
             raise SystemExit("replies took other participants' tokens: not the ingest run's processing")
         return {"mails": count, "read_ahead_ms_per_mail": 1000 * parse_cpu / count,
-                "apply_ms_per_mail": 1000 * apply_cpu / count, "wall_s": time.perf_counter() - started}
+                "apply_ms_per_mail": 1000 * apply_cpu / count,
+                **{f"apply_{kind}_ms_per_mail": 1000 * cpu / max(mails, 1) for kind, (cpu, mails) in by_kind.items()},
+                "wall_s": time.perf_counter() - started}
 
 
 def main() -> int:
@@ -108,13 +119,14 @@ def main() -> int:
     runs = [run(args.home, profile) for _ in range(args.runs)]
     if profile:
         profile.dump_stats(str(args.profile))
-    best = {key: min(r[key] for r in runs) for key in ("read_ahead_ms_per_mail", "apply_ms_per_mail")}
+    labels = {"read_ahead_ms_per_mail": "read ahead (serving process)", "apply_ms_per_mail": "apply (processor)",
+              "apply_new_ms_per_mail": "  a new request", "apply_reply_ms_per_mail": "  a reply"}
+    best = {key: min(r[key] for r in runs) for key in labels}
     if args.json:
         print(json.dumps({"runs": runs, "best": best}, indent=2))
         return 0
     print(f"{runs[0]['mails']:.0f} mails, {len(runs)} runs (best of them, CPU ms per mail):")
-    for label, key in (("read ahead (serving process)", "read_ahead_ms_per_mail"),
-                       ("apply (processor)", "apply_ms_per_mail")):
+    for key, label in labels.items():
         print(f"  {label:<29} {best[key]:.2f}   runs: {', '.join(f'{r[key]:.2f}' for r in runs)}")
     print(f"  one processor at 100 % of a core applies {1000 / best['apply_ms_per_mail']:.0f} mails/s")
     return 0
