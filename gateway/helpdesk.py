@@ -22,16 +22,19 @@ def find_person(session: Session, email: str) -> Person | None:
 
 
 def upsert_person(session: Session, email: str, *, role: str | None = None, name: str | None = None,
-                  locale: str | None = None, known: Person | None = None) -> Person:
-    """The account for an address, created as a customer unless a role is given.
+                  locale: str | None = None, people: dict[str, Person | None] | None = None) -> Person:
+    """The account for an address, created as a customer unless a role is given (and not flushed: the
+    rows that name it get its id in the same flush).
 
-    ``known``: an account the caller holds already, used without a query when it is this address's.
+    ``people``: accounts by address that the caller read ahead (None: no account), used without a
+    query; an account created here is added to it.
     """
-    person = known if known is not None and known.email == email.lower() else find_person(session, email)
+    email = email.lower()
+    people = {} if people is None else people
+    person = people[email] if email in people else find_person(session, email)
     if person is None:
-        person = Person(email=email.lower(), name=name or "", role=role or "customer", locale=locale)
+        person = people[email] = Person(email=email, name=name or "", role=role or "customer", locale=locale)
         session.add(person)
-        session.flush()
         return person
     if role and person.role != role:
         person.role = role
@@ -51,14 +54,16 @@ def coordinators(session: Session) -> list[Person]:
 
 def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Person,
                  root_message_id: str | None) -> tuple[Request, Participant]:
-    """A new request with its customer as requester; coordinators are expected to answer."""
+    """A new request with its customer as requester; coordinators are expected to answer.
+
+    Not flushed: the request gets its id with the first flush that needs one (its first mail).
+    """
     request = Request(kind=mailbox.request_kind, mailbox=mailbox.address,
                       status="pending" if mailbox.request_kind == "order" else "new",
                       subject=subject or "(no subject)", root_message_id=root_message_id,
                       expected_response="coordinator",
                       participants=[], comments=[], labels=[], events=[])  # none yet: nothing to load later
     session.add(request)
-    session.flush()
     requester = join(session, request, customer.email, role="requester", name=customer.name, person=customer)
     return request, requester
 

@@ -191,6 +191,8 @@ class MessageRef(Base):
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
     outgoing: Mapped[bool] = mapped_column(Boolean, default=False)
 
+    request: Mapped[Request] = relationship()
+
 
 class Outbox(Base):
     """One mail to one recipient, written in the transaction that caused it and sent after commit."""
@@ -237,3 +239,5 @@ class RuleMatch(Base):
     why: Mapped[str] = mapped_column(Text)
     did: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    request: Mapped[Request] = relationship()

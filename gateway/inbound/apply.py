@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
@@ -31,7 +31,7 @@ from gateway.helpdesk import (
     upsert_person,
 )
 from gateway.inbound.attachments import keep_attachments
-from gateway.inbound.incoming import Incoming
+from gateway.inbound.incoming import Incoming, Known
 from gateway.inbound.listing import answer_list, is_list_command
 from gateway.inbound.parse import ParsedMail
 from gateway.inbound.thread import find_thread
@@ -42,7 +42,6 @@ from gateway.outbound.notify import notify_comment, notify_new_request, tell_tea
 from gateway.rules.actions import RuleContext
 from gateway.rules.engine import run_rules
 
-_REF_BY_MESSAGE_ID = select(MessageRef).where(MessageRef.message_id == bindparam("message_id"))
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
 
 
@@ -56,9 +55,26 @@ class CommandsRefused(Exception):
         self.bad = bad
 
 
+def look_up(session: Session, batch: list[Incoming]) -> Known:
+    """The messages' senders' accounts and their own Message-IDs stored before, read with one query
+    each for the whole batch: looked up one message at a time, each query would first flush what
+    the messages before it changed. (A Message-ID that two messages of the batch share fails the
+    claim of the second one, so no message adds a reference that another one looks up.)"""
+    people: dict[str, Person | None] = dict.fromkeys(i.sender.lower() for i in batch if i.sender)
+    people.update((p.email, p) for p in session.scalars(select(Person).where(Person.email.in_(people))))
+    wanted = {i.parsed.message_id for i in batch if i.parsed.message_id}
+    refs = {ref.message_id: ref for ref in session.scalars(
+        select(MessageRef).where(MessageRef.message_id.in_(wanted)))} if wanted else {}
+    known = Known(people, refs)
+    for incoming in batch:
+        incoming.known = known
+    return known
+
+
 def apply_message(incoming: Incoming) -> str:
     parsed = incoming.parsed
-    seen = _stored_ref(incoming.session, parsed)
+    known = incoming.known or look_up(incoming.session, [incoming])
+    seen = known.refs.get(parsed.message_id) if parsed.message_id else None
     if seen is not None and seen.outgoing:
         return "our own message came back: ignored"
     if not incoming.sender:
@@ -74,8 +90,7 @@ def apply_message(incoming: Incoming) -> str:
         return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
     incoming.mailer.read_ahead(thread.request)
     person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None,
-                           known=thread.author.participant.person if thread.author and thread.author.participant
-                           else None)
+                           people=known.people)
     if person.failing_since is not None:
         person.failing_since = None
     if thread.request is None:
@@ -155,16 +170,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
 def _remember_message_id(session: Session, parsed: ParsedMail, request: Request, seen: MessageRef | None) -> None:
     """Later mails that name this one in References thread to the request; ``seen``: it is stored already."""
     if parsed.message_id and seen is None:
-        session.add(MessageRef(message_id=parsed.message_id, request_id=request.id))
-
-
-def _stored_ref(session: Session, parsed: ParsedMail) -> MessageRef | None:
-    """The stored reference of the mail's own Message-ID: one we sent coming back (a forwarding loop,
-    never processed again), or one received before."""
-    if not parsed.message_id:
-        return None
-    with session.no_autoflush:  # an earlier mail of the batch with this Message-ID would have failed its claim
-        return session.scalars(_REF_BY_MESSAGE_ID, {"message_id": parsed.message_id}).first()
+        session.add(MessageRef(message_id=parsed.message_id, request=request))
 
 
 def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | None:

@@ -8,9 +8,18 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gateway.inbound.parse import ParsedMail
-from gateway.models import Inbound
+from gateway.models import Inbound, MessageRef, Person
 from gateway.outbound.notify import Mailer
 from gateway.settings import Mailbox, Settings
+
+
+@dataclass
+class Known:
+    """What applying messages looks up before it changes anything, read for a whole batch at once
+    (``apply.look_up``): accounts by address (None: none yet) and stored references by Message-ID."""
+
+    people: dict[str, Person | None]
+    refs: dict[str, MessageRef]
 
 
 @dataclass
@@ -23,6 +32,7 @@ class Incoming:
     mailbox: Mailbox
     key: str  # what makes it apply once (see ``process.dedupe_key``)
     raw: bytes
+    known: Known | None = None
 
     @property
     def envelope_to(self) -> list[str]:

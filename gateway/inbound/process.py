@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
-from gateway.inbound.apply import CommandsRefused, apply_message
+from gateway.inbound.apply import CommandsRefused, apply_message, look_up
 from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, parse
 from gateway.inbound.refusal import refuse_commands
@@ -199,6 +199,7 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
             raise _NotTogether("a message of the batch was applied before") from error
         secret_key = context.settings.secret_key
         mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], secret_key))
+        look_up(session, batch)
         outcomes, marks = [], [0]
         for incoming in batch:
             try:

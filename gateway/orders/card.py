@@ -29,6 +29,8 @@ def ensure_order(session: Session, request: Request, settings: Settings | None =
     """
     if request.kind != "order":
         raise NotAnOrder(f"request #{request.id} is a {request.kind} request, not an order")
+    if request.id is None:  # opened in this transaction: its card is keyed by its id
+        session.flush()
     order = session.get(Order, request.id)
     if order is not None:
         return order

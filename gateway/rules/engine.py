@@ -59,7 +59,7 @@ def run_rules(context: RuleContext, event: str, *, inbound_id: int | None = None
         if rule.event != event or not matches(rule.condition, current):
             continue
         did = [ACTIONS[verb](context, argument) for verb, argument in rule.actions]
-        context.session.add(RuleMatch(request_id=context.request.id, inbound_id=inbound_id, rule=rule.name,
+        context.session.add(RuleMatch(request=context.request, inbound_id=inbound_id, rule=rule.name,
                                       event=event, why=rule.source, did="; ".join(did) or "nothing"))
         matched.append(rule.name)
         if rule.stop or context.stopped:
