@@ -1,0 +1,141 @@
+"""The DATA phase of the SMTP edge, read in blocks: what a client sends is what is kept, byte for byte."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.inbound import spool
+from gateway.inbound.smtp import start_smtp
+from gateway.settings import Mailbox, Settings
+
+
+class Client:
+    """A bare SMTP client on a socket, to send DATA in whatever pieces a test wants."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.pending = b""
+        assert self.reply().startswith("220")
+        self.command("EHLO client.example")
+
+    def reply(self) -> str:
+        """The next complete reply (its last line)."""
+        while True:
+            while b"\r\n" not in self.pending:
+                data = self.sock.recv(65536)
+                assert data, "the server closed the connection"
+                self.pending += data
+            line, self.pending = self.pending.split(b"\r\n", 1)
+            if line[3:4] != b"-":
+                return line.decode()
+
+    def command(self, line: str) -> str:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def start_data(self) -> None:
+        assert self.command("MAIL FROM:<a@client.example>").startswith("250")
+        assert self.command("RCPT TO:<support@shop.example>").startswith("250")
+        assert self.command("DATA").startswith("354")
+
+    def send_in_pieces(self, wire: bytes, cuts: list[int]) -> None:
+        for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+            self.sock.sendall(wire[start:end])
+            time.sleep(0.01)  # each piece reaches the server on its own
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=port, max_message_size=20_000,
+                        mailboxes=(Mailbox("support@shop.example"),))
+    stored: list[Path] = []
+    controller = start_smtp(settings, stored.extend)
+    yield port, stored
+    controller.stop()
+    controller.handler.writer.close()
+
+
+def kept(stored: list[Path]) -> list[bytes]:
+    return [spool.read_message(path)[1] for path in stored]
+
+
+HEAD = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: dots\r\n\r\n"
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"", b""),
+    (b"One line and no header\r\n", b"One line and no header\r\n"),
+    (HEAD + b"Sentence one.\r\nTwo.\r\n", HEAD + b"Sentence one.\r\nTwo.\r\n"),
+    (HEAD + b"..stuffed\r\n.leading dot\r\n...\r\n", HEAD + b".stuffed\r\nleading dot\r\n..\r\n"),
+    (b".first line stuffed\r\n", b"first line stuffed\r\n"),
+    (HEAD + (b"x" * 900 + b"\r\n") * 5 + b"end.\r\n", HEAD + (b"x" * 900 + b"\r\n") * 5 + b"end.\r\n"),
+], ids=["empty", "one line", "lines ending in a dot", "dot-stuffing", "first line stuffed", "long lines"])
+def test_what_is_kept_is_the_data_without_its_dot_stuffing(server: tuple[int, list[Path]], body: bytes,
+                                                           expected: bytes) -> None:
+    port, stored = server
+    client = Client(port)
+    client.start_data()
+    client.sock.sendall(body + b".\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    assert kept(stored) == [expected]
+
+
+def test_the_end_of_data_is_found_whichever_pieces_it_arrives_in(server: tuple[int, list[Path]]) -> None:
+    port, stored = server
+    body = HEAD + b"Fin.\r\n.\r\n"
+    end = len(body)
+    for cut in range(end - 7, end):
+        client = Client(port)
+        client.start_data()
+        client.send_in_pieces(body, [cut])
+        assert client.reply().startswith("250"), f"cut at {cut - end}"
+        client.close()
+    assert kept(stored) == [HEAD + b"Fin.\r\n"] * 7
+
+
+def test_commands_sent_right_after_the_data_are_answered_in_turn(server: tuple[int, list[Path]]) -> None:
+    port, stored = server
+    client = Client(port)
+    client.start_data()
+    client.sock.sendall(HEAD + b"Hello.\r\n.\r\nNOOP\r\nQUIT\r\n")  # a pipelining client does not wait
+    assert client.reply().startswith("250 OK queued")
+    assert client.reply().startswith("250")  # the NOOP, not swallowed with the data
+    assert client.reply().startswith("221")
+    client.close()
+    assert kept(stored) == [HEAD + b"Hello.\r\n"]
+
+
+def test_too_big_or_too_long_lines_are_refused_and_the_session_goes_on(server: tuple[int, list[Path]]) -> None:
+    port, stored = server
+    client = Client(port)
+    client.start_data()
+    client.sock.sendall(HEAD + (b"y" * 70 + b".\r\n") * 400 + b".\r\n")  # 29 KB over a limit of 20,000
+    assert client.reply() == "552 5.3.4 message exceeds the size limit of 20000 bytes"
+    client.start_data()
+    client.sock.sendall(HEAD + b"z" * 1200 + b"\r\n.\r\n")
+    assert client.reply().startswith("500 5.5.2")
+    client.start_data()
+    client.sock.sendall(HEAD + b"Small.\r\n.\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    assert kept(stored) == [HEAD + b"Small.\r\n"]
+
+
+def test_data_before_any_recipient_is_refused(server: tuple[int, list[Path]]) -> None:
+    port, _stored = server
+    client = Client(port)
+    assert client.command("MAIL FROM:<a@client.example>").startswith("250")
+    assert client.command("DATA").startswith("503")
+    client.close()
