@@ -520,13 +520,15 @@ def family(pid: int) -> list[int]:
     return [pid, *(member for child in children for member in family(child))]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process and its children."""
-    total = 0
+def cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU time of a live ``gateway serve`` and its children, by process: ``serve``, the
+    ``processor`` (the child at nice 19) and the SMTP ``listeners`` (the other children)."""
+    total = {"serve": 0, "listeners": 0, "processor": 0}
     for member in family(pid):
         fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        role = "serve" if member == pid else "processor" if int(fields[16]) == 19 else "listeners"
+        total[role] += int(fields[11]) + int(fields[12])
+    return {role: ticks / os.sysconf("SC_CLK_TCK") for role, ticks in total.items()}
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -636,7 +638,6 @@ include_supplier = false
             time.sleep(0.1)
 
     def close(self) -> tuple[int, float]:
-        self.cpu = cpu_seconds(self.process.pid)
         rss = peak_rss_mb(self.process.pid)
         if self.spy is not None:
             self.spy.send_signal(signal.SIGINT)
@@ -750,7 +751,8 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
         gateway.wait_processed(len(new_mails) + len(replies))
         done2 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
         phases.append((len(replies), second, done2))
-        cpu_used = cpu_seconds(gateway.process.pid) - cpu_start
+        cpu_by = {role: seconds - cpu_start[role] for role, seconds in cpu_seconds(gateway.process.pid).items()}
+        cpu_used = sum(cpu_by.values())
 
         failed = gateway.db.execute("SELECT id, decision FROM inbound WHERE status = 'failed'").fetchall()
         for inbound_id, decision in failed:
@@ -784,6 +786,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
             "processed_per_s": total / processed_seconds,
             "serve_cpu_ms_per_mail": 1000 * cpu_used / total,
             "serve_cpu_cores": cpu_used / processed_seconds,
+            "cpu_ms_per_mail_by_process": {role: 1000 * seconds / total for role, seconds in cpu_by.items()},
             "phases": [{"mails": n, "accepted_per_s": n / r.duration, "processed_per_s": n / (d - r.started),
                         "send_seconds": r.duration, "processed_seconds": d - r.started} for n, r, d in phases],
             "latency": lat_all, "latency_replies": lat_replies,
@@ -874,6 +877,9 @@ def report(results: dict[str, Any]) -> str:
                          f(rt["latency"][key][p]) if rt else "-", target, ok))
     rows.append(("serve CPU per mail, ms", f"{mx['serve_cpu_ms_per_mail']:.1f}" if mx else "-",
                  f"{rt['serve_cpu_ms_per_mail']:.1f}" if rt else "-", "", ""))
+    for role in ("serve", "listeners", "processor"):
+        rows.append((f"  of which {role}", f"{mx['cpu_ms_per_mail_by_process'][role]:.1f}" if mx else "-",
+                     f"{rt['cpu_ms_per_mail_by_process'][role]:.1f}" if rt else "-", "", ""))
     rows.append(("serve CPU, cores busy", f"{mx['serve_cpu_cores']:.2f}" if mx else "-",
                  f"{rt['serve_cpu_cores']:.2f}" if rt else "-", "", ""))
     rss = max((r["peak_rss_mb"] for r in (mx, rt) if r), default=None)
