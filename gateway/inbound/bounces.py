@@ -17,7 +17,6 @@ import binascii
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
 
@@ -65,18 +64,6 @@ _ORIGINAL_MARKER = re.compile(
     r"|^(?:Return-Path|Received|Message-ID|DKIM-Signature|X-Received):",
     re.I | re.M,
 )
-
-
-def decode_header_text(value: object) -> str:
-    """An RFC 2047 header as text on one line; undecodable words are kept as they came."""
-    if value is None:
-        return ""
-    text = str(value)
-    try:
-        text = str(make_header(decode_header(text)))
-    except (LookupError, UnicodeError, ValueError):
-        pass
-    return " ".join(text.split())
 
 
 def part_text(part: Message) -> str:

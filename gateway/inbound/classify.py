@@ -33,13 +33,13 @@ from email.utils import getaddresses
 
 from gateway.inbound.bounces import (
     FailedRecipient,
-    decode_header_text,
     delivery_report,
     plain_bounce_recipients,
     report_parts,
     report_text,
     ses_notification,
 )
+from gateway.inbound.headers import decode_header_value
 
 __all__ = ["Classification", "FailedRecipient", "classify", "suppresses_auto_response"]
 
@@ -55,6 +55,18 @@ class Classification:
     reason: str  # short human-readable why ("" when auto is None)
     failed_recipients: tuple[FailedRecipient, ...] = ()  # for bounces only
     feedback_report: bool = False  # an ARF complaint report (auto is then "auto-generated")
+
+
+@dataclass(frozen=True)
+class _Heads:
+    """The headers that several checks read, decoded once (parsing From is the costly part)."""
+
+    subject: str
+    senders: list[tuple[str, str]]  # From: (display name, address)
+
+    @classmethod
+    def of(cls, msg: Message) -> _Heads:
+        return cls(decode_header_value(msg.get("Subject")), getaddresses([str(v) for v in msg.get_all("From", [])]))
 
 
 _ANY = re.compile(r"\S")
@@ -140,13 +152,13 @@ def classify(msg: Message, sender: str | None) -> Classification:
     ``sender`` is the From address (lowercased) or the envelope sender, ``""``
     for a null envelope sender, or None when unknown.
     """
-    text = report_text(msg)
+    text, heads = report_text(msg), _Heads.of(msg)
     return (
         _feedback_report(msg)
         or _standard_bounce(msg, text)
         or _ses_notification(msg, text)
-        or _plain_bounce(msg, sender, text)
-        or _by_headers(msg, sender)
+        or _plain_bounce(msg, sender, text, heads)
+        or _by_headers(msg, sender, heads)
         or Classification(auto=None, reason="")
     )
 
@@ -206,11 +218,11 @@ def is_daemon(address: str, display_name: str = "") -> bool:
     return bool(_DAEMON_LOCAL.match(local)) or bool(display_name and _DAEMON_NAME.search(display_name))
 
 
-def _sender_is_daemon(msg: Message, sender: str | None) -> bool:
+def _sender_is_daemon(heads: _Heads, sender: str | None) -> bool:
     if sender and is_daemon(sender):
         return True
-    for name, address in getaddresses([str(v) for v in msg.get_all("From", [])]):
-        if is_daemon(address or name, decode_header_text(name)):
+    for name, address in heads.senders:
+        if is_daemon(address or name, decode_header_value(name)):
             return True
     return False
 
@@ -219,15 +231,15 @@ def _has_returned_message(msg: Message) -> bool:
     return any(p.get_content_type() in ("message/rfc822", "text/rfc822-headers") for p in report_parts(msg))
 
 
-def _sender_is_robot(msg: Message, sender: str | None) -> bool:
+def _sender_is_robot(msg: Message, heads: _Heads, sender: str | None) -> bool:
     """A no-reply address or a null Return-Path: a machine, though not necessarily a mail server."""
     if sender == "" or re.match(r"^\s*<\s*>\s*$", str(msg.get("Return-Path", "x"))):
         return True
-    addresses = [a for _, a in getaddresses([str(v) for v in msg.get_all("From", [])])] + [sender or ""]
+    addresses = [a for _, a in heads.senders] + [sender or ""]
     return any(re.match(r"^no[-_.]?reply\b", a, re.I) for a in addresses)
 
 
-def plain_bounce_reason(msg: Message, sender: str | None, *, text: str | None = None) -> str | None:
+def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _Heads) -> str | None:
     """Why a message without delivery-status fields is still a delivery report, or None.
 
     A mail server's address with a report-like subject or body is enough. Other
@@ -235,23 +247,23 @@ def plain_bounce_reason(msg: Message, sender: str | None, *, text: str | None = 
     something only mail servers write, and people need a report-like subject,
     body and such server words together: "my parcel could not be delivered" is
     a customer, and a forwarded report (``Fwd: Undelivered Mail``) is a person
-    asking about it. ``text``: the message's ``report_text``, when the caller has it already.
+    asking about it. ``text``: the message's ``report_text``.
     """
-    subject = decode_header_text(msg.get("Subject"))
-    if _sender_is_daemon(msg, sender):
+    subject = heads.subject
+    head = text[:4000]  # where a server says why it failed
+    if _sender_is_daemon(heads, sender):
         if _BOUNCE_SUBJECT.search(subject):
             return f"mail server sender, subject {subject[:60]!r}"
         returned = msg.get_content_type() != "text/plain" and _has_returned_message(msg)
-        if returned or _BOUNCE_BODY.search(_head(msg, text)):
+        if returned or _BOUNCE_BODY.search(head):
             return "mail server sender with a delivery failure text"
         return None
     if _FORWARD_SUBJECT.match(subject):
         return None
-    robot = _sender_is_robot(msg, sender)
+    robot = _sender_is_robot(msg, heads, sender)
     report_subject = bool(_BOUNCE_SUBJECT.search(subject))
     if not (robot or report_subject):
         return None  # most mail: its text is not even read
-    head = _head(msg, text)
     evidence = bool(_SMTP_EVIDENCE.search(head))
     if robot and _BOUNCE_BODY.search(head) and (evidence or _has_returned_message(msg)):
         return "automatic sender with a delivery failure text"
@@ -260,41 +272,32 @@ def plain_bounce_reason(msg: Message, sender: str | None, *, text: str | None = 
     return None
 
 
-def _head(msg: Message, text: str | None) -> str:
-    """The start of the report's text, where a server says why it failed."""
-    return (report_text(msg) if text is None else text)[:4000]
-
-
-def _plain_bounce(msg: Message, sender: str | None, text: str) -> Classification | None:
+def _plain_bounce(msg: Message, sender: str | None, text: str, heads: _Heads) -> Classification | None:
     """Delivery reports written as plain text (Exim, qmail, Gmail, old Exchange...)."""
-    reason = plain_bounce_reason(msg, sender, text=text)
+    reason = _plain_bounce_reason(msg, sender, text, heads)
     if reason is None:
         return None
     return Classification(BOUNCE, reason, plain_bounce_recipients(msg, sender))
 
 
-def _by_headers(msg: Message, sender: str | None) -> Classification | None:
+def _by_headers(msg: Message, sender: str | None, heads: _Heads) -> Classification | None:
     """Auto-replies, then other machine-made mail, then bulk: the first kind with a signal wins."""
     matches = {kind: reason for kind, reason in reversed(list(_header_matches(msg)))}
-    subject = decode_header_text(msg.get("Subject"))
+    subject = heads.subject
     if AUTO_REPLIED not in matches and _OUT_OF_OFFICE_SUBJECT.match(subject):
         matches[AUTO_REPLIED] = f"out-of-office subject {subject[:60]!r}"
     if AUTO_GENERATED not in matches:
         if sender == "" or (sender is not None and sender.strip() == "<>"):
             matches[AUTO_GENERATED] = "empty envelope sender"
         else:
-            daemon = next((a for a in (sender or "", *_from_addresses(msg)) if a and is_daemon(a)), None)
+            daemon = next((a for a in (sender or "", *(a.lower() for _, a in heads.senders)) if a and is_daemon(a)),
+                          None)
             if daemon:
                 matches[AUTO_GENERATED] = f"sender {daemon}"
     for kind in (AUTO_REPLIED, AUTO_GENERATED, BULK):
         if kind in matches:
             return Classification(kind, matches[kind])
     return None
-
-
-def _from_addresses(msg: Message) -> list[str]:
-    values = [str(v) for v in msg.get_all("From", [])]
-    return [address.lower() for _, address in getaddresses(values) if address]
 
 
 def _header_matches(msg: Message) -> list[tuple[str, str]]:

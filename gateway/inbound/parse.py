@@ -13,12 +13,12 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from gateway.inbound.classify import Classification, classify, suppresses_auto_response
+from gateway.inbound.headers import decode_header_value
 from gateway.inbound.html import html_to_text
 from gateway.inbound.replies import extract_reply
 
@@ -112,18 +112,6 @@ class ParsedMail:
             "commands": [{"name": c.name, "args": c.args} for c in commands],
             "defects": self.defects,
         }
-
-
-def decode_header_value(value: str | None) -> str:
-    """An RFC 2047 header as text; undecodable words are kept as they came."""
-    if value is None:
-        return ""
-    value = str(value)
-    try:
-        decoded = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        decoded = value
-    return " ".join(decoded.split())
 
 
 def _addresses(message: Message, name: str) -> list[Address]:
