@@ -16,6 +16,7 @@ more reliable than any textual rule when the HTML is available.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import unescape
 
 _SKIPPED = frozenset({"script", "style", "head", "title", "template", "noscript", "object", "svg"})
@@ -268,8 +269,13 @@ def _convert(html: str, stop_at_quote: bool) -> _TextWriter:
     return writer
 
 
+@lru_cache(maxsize=4)
 def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body: blocks on their own lines, quotes as ``>`` lines."""
+    """Readable plain text of an HTML body: blocks on their own lines, quotes as ``>`` lines.
+
+    Remembered for the last few bodies: the parser and the classification both read an
+    HTML-only mail's text.
+    """
     return _convert(html, stop_at_quote=False).text()
 
 
