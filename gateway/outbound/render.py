@@ -26,10 +26,12 @@ class RenderedMail:
 
 @lru_cache(maxsize=8)
 def environment(home: Path) -> Environment:
+    """A home's templates, each read once per process, as its rules are: Jinja's reload check cost a
+    ``stat`` of the file at every mail rendered."""
     loader = ChoiceLoader([FileSystemLoader(str(home / "templates")), FileSystemLoader(str(DEFAULTS))])
     return Environment(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-                       keep_trailing_newline=True)
+                       keep_trailing_newline=True, auto_reload=False)
 
 
 def render_mail(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> RenderedMail:
