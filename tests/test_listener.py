@@ -7,6 +7,7 @@ import shutil
 import smtplib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,9 @@ def test_a_batch_that_cannot_be_written_fails_each_of_its_sessions(tmp_path: Pat
 
     named: list[list[Path]] = []
     writer = smtp.GroupWriter(tmp_path, named.append)
+    deadline = time.monotonic() + 30
+    while len(writer.spares) < spool.Spares.COUNT and time.monotonic() < deadline:
+        time.sleep(0.01)  # the spares made first: removing the folder while they are made races their thread
     shutil.rmtree(spool.incoming_folder(tmp_path))  # the disk is gone, say (the spares in it with it)
 
     async def two_sessions() -> list[object]:

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from gateway.context import Context, open_context
-from gateway.models import MessageRef, Outbox
-from gateway.outbound.notify import Mailer
+from gateway.helpdesk import Author, add_comment, change_visibility, join, open_request, upsert_person
+from gateway.models import Comment, MessageRef, Outbox, Request
+from gateway.outbound.notify import Mailer, notify_comment
 from gateway.settings import Mailbox, Settings
 
 
@@ -65,3 +66,41 @@ def test_a_rolled_back_transaction_sends_and_keeps_none_of_its_mails(context: Co
         assert sent == ["b@client.example"]
         assert session.scalar(select(func.count(Outbox.id))) == 1
         assert session.scalar(select(func.count(MessageRef.id))) == 0, "a mail about no request threads nothing"
+
+
+SECRET = "le fournisseur accepte un rabais de quinze pour cent si le client insiste encore"
+
+
+@pytest.mark.parametrize("change, held", [
+    ("stored private", True),
+    ("made private in the transaction", True),
+    ("made public in the transaction", False),
+    ("note added in the transaction", True),
+], ids=lambda value: str(value))
+def test_a_customer_mail_repeating_what_is_secret_as_the_transaction_leaves_it_is_held(
+        context: Context, change: str, held: bool) -> None:
+    mailbox = context.settings.mailboxes[0]
+    with context.sessions.begin() as session:
+        customer = upsert_person(session, "client@example.org")
+        request, _requester = open_request(session, mailbox, "Question", customer, "<q1@example.org>")
+        alice = upsert_person(session, "alice@shop.example", role="coordinator")
+        join(session, request, alice.email, role="coordinator", person=alice)
+        stored = add_comment(session, request, Author(alice.email, "coordinator", None), SECRET,
+                             visibility="public" if change == "made private in the transaction" else "private")
+        session.flush()
+        request_id, stored_id = request.id, stored.id
+    with context.sessions.begin() as session, session.no_autoflush:  # as processing: nothing flushed till commit
+        mailer = Mailer(session, context.settings)
+        request = session.get_one(Request, request_id)  # its comments are not loaded
+        alice_author = Author("alice@shop.example", "coordinator", None)
+        if change.startswith("made"):
+            change_visibility(session, stored_id, change.split()[1])
+        if change.startswith("note"):
+            session.get_one(Comment, stored_id).visibility = "public"
+            add_comment(session, request, alice_author, f"Note : {SECRET}", visibility="note")
+        reply = add_comment(session, request, alice_author, f"Bonjour, voici notre offre. {SECRET}",
+                            visibility="public")
+        notify_comment(mailer, request, reply, alice_author, [])
+    with context.sessions() as session:
+        statuses = session.scalars(select(Outbox.status).where(Outbox.recipient == "client@example.org")).all()
+    assert statuses == ["held" if held else "pending"]
