@@ -32,7 +32,8 @@ FORGED_TOKEN = "550 5.7.1 this reply address is not valid (bad signature)"
 TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 LINE_TOO_LONG = "500 5.5.2 a line is longer than {limit} bytes (RFC 5321, 4.5.3.1.6)"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
-END_OF_DATA = b"\r\n.\r\n"
+DOT_LINE = b".\r\n"
+END_OF_DATA = b"\r\n" + DOT_LINE
 
 
 class GroupWriter:
@@ -164,18 +165,18 @@ class IngressSMTP(SMTP):
         size, last = 0, b"\r\n"
         while last != END_OF_DATA:
             try:
-                chunk = await self._reader.readuntil(b".\r\n")
+                chunk = await self._reader.readuntil(DOT_LINE)
             except asyncio.LimitOverrunError as error:  # no dot line within the reader's limit: take what it has
                 chunk = await self._reader.readexactly(error.consumed)
             size += len(chunk)
-            if not limit or size <= limit + len(".\r\n"):
+            if not limit or size <= limit + len(DOT_LINE):
                 chunks.append(chunk)
-            elif chunks:  # too big: what is left is only read through
-                chunks = []
+            else:  # too big: what is left is only read through
+                chunks.clear()
             last = (last + chunk[-len(END_OF_DATA):])[-len(END_OF_DATA):]
-        if not chunks:
+        if limit and size - len(DOT_LINE) > limit:
             return None
-        return b"".join(chunks)[:-len(".\r\n")]
+        return b"".join(chunks)[:-len(DOT_LINE)]
 
 
 class SharedPortController(Controller):
