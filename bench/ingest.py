@@ -605,8 +605,8 @@ include_supplier = false
             spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
             mode = {"idle": ["--idle"], "gil": ["--gil"], "active": []}[py_spy]
             self.spy = subprocess.Popen([spy, "record", "--pid", str(self.process.pid), "--rate", "100",
-                                         "--nonblocking", "--format", "raw", "--threads", *mode, "--output",
-                                         str(root / f"py-spy-{py_spy}.txt")],
+                                         "--nonblocking", "--format", "raw", "--threads", "--subprocesses", *mode,
+                                         "--output", str(root / f"py-spy-{py_spy}.txt")],
                                         stdout=(root / "py-spy.log").open("wb"), stderr=subprocess.STDOUT)
         self.db_path = self.data / "gateway.db"
         self._db: sqlite3.Connection | None = None
@@ -938,8 +938,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the temp homes (logs, database, outbox)")
     parser.add_argument("--py-spy", choices=["gil", "idle", "active"],
-                        help="record serve with py-spy during the max run (py-spy-MODE.txt in the kept home; "
-                             "gil: CPU holding the GIL, idle: wall time incl. waits)")
+                        help="record serve and its children with py-spy during the max run (py-spy-MODE.txt in the "
+                             "kept home; gil: CPU holding the GIL, idle: wall time incl. waits)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="gateway-bench-"))

@@ -1,12 +1,16 @@
 """One transaction that may write mail, its mails sent once it has committed.
 
 For changes made outside the processing of a message: a web request, a decision's follow-up.
+On SQLite, every writer of the gateway's processes takes its turn through ``writer``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from pathlib import Path
 from threading import Event, Lock
 
 from sqlalchemy.orm import Session
@@ -61,14 +65,43 @@ class WriterGate:
 _SQLITE_WRITER = WriterGate()
 
 
+_LOCK_FILES: dict[Path, int] = {}
+
+
+@contextmanager
+def _across_processes(lock_file: Path) -> Iterator[None]:
+    """The turn of this process among the gateway's processes that write (the serving process, the
+    processor): SQLite makes a writer that finds its lock taken sleep and retry, so the processor,
+    which takes the lock again right after each commit, kept the serving process's writers out for
+    seconds. A lock file queues them instead, and is let go if its holder dies."""
+    descriptor = _LOCK_FILES.get(lock_file)
+    if descriptor is None:
+        descriptor = _LOCK_FILES.setdefault(lock_file, os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600))
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+
+@contextmanager
+def writer(context: Context, *, background: bool = False) -> Iterator[None]:
+    """The turn at SQLite's one writer lock, in this process and among the gateway's processes (on
+    PostgreSQL, nothing to wait for)."""
+    if context.engine.dialect.name != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITER.held(urgent=not background), _across_processes(context.settings.data_dir / "writer.lock"):
+        yield
+
+
 @contextmanager
 def transaction(context: Context, *, background: bool = False) -> Iterator[tuple[Session, Mailer]]:
     """A session and its mailer; on commit the outbox rows go to ``send_mail``, on error nothing is sent.
 
     ``background``: work no one is waiting for (a follow-up), which lets web requests go first.
     """
-    writers = _SQLITE_WRITER.held(urgent=not background) if context.engine.dialect.name == "sqlite" else nullcontext()
-    with writers, context.sessions.begin() as session:
+    with writer(context, background=background), context.sessions.begin() as session:
         mailer = Mailer(session, context.settings)
         yield session, mailer
     from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured

@@ -1,11 +1,20 @@
-"""The writer gate of SQLite transactions: one writer at a time, and a click before background work."""
+"""The writer gate of SQLite transactions: one writer at a time, a click before background work, and
+the gateway's processes in turn."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import threading
 import time
+from multiprocessing.synchronize import Event
+from pathlib import Path
 
-from gateway.transaction import WriterGate
+from gateway.context import open_context
+from gateway.inbound.accept import store
+from gateway.settings import Mailbox, Settings
+from gateway.transaction import WriterGate, writer
 
 
 def test_a_click_goes_before_background_work_already_waiting() -> None:
@@ -52,3 +61,30 @@ def test_one_writer_at_a_time_and_background_work_runs_once_the_clicks_are_done(
     for thread in threads:
         thread.join(5)
     assert most == [1] and sorted(done) == sorted(f"w{n}" for n in range(12))
+
+
+def _hold_the_turn(settings: Settings, holding: Event) -> None:
+    """A processor in the middle of a batch, as far as the other writers can tell."""
+    with writer(open_context(settings), background=True):
+        holding.set()
+        time.sleep(60)
+
+
+def test_admission_waits_for_the_writer_of_another_process_and_a_dead_one_lets_go(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),))
+    context = open_context(settings)
+    spawn = multiprocessing.get_context("spawn")
+    holding = spawn.Event()
+    holder = spawn.Process(target=_hold_the_turn, args=(settings, holding), daemon=True)
+    holder.start()
+    assert holding.wait(60)
+    stored: list[int] = []
+    admission = threading.Thread(target=lambda: stored.append(store(
+        context, b"From: a@client.example\r\nSubject: x\r\n\r\nBonjour\r\n", source="smtp",
+        mailbox="support@shop.example")))
+    admission.start()
+    admission.join(1)
+    assert admission.is_alive() and not stored, "admission waits while another process writes"
+    os.kill(holder.pid, signal.SIGKILL)
+    admission.join(10)
+    assert stored, "a writer killed in its turn does not keep the others out"

@@ -27,6 +27,7 @@ from gateway.inbound.spool import (
     write_incoming,
 )
 from gateway.models import Inbound
+from gateway.transaction import writer
 
 log = logging.getLogger("gateway.smtp")
 
@@ -44,7 +45,7 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
     row exists is only moved (fresh files from a running listener cannot have one).
     """
     found = [_received(path) for path in paths]
-    with context.sessions.begin() as session:
+    with writer(context), context.sessions.begin() as session:
         known: dict[str, int] = {}
         if recovering and found:
             relatives = [relative for _path, _envelope, _raw, relative in found]

@@ -7,8 +7,9 @@ The dramatiq actors stay where they are, on the broker ``gateway serve`` configu
 ``process_inbound`` reads and parses its batch (``read_ahead``), hands it to the processor
 and waits for the outbox ids, which it enqueues for ``send_mail`` here. The processor holds
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
-takes a quarter of its work off it. ``gateway worker`` has no processor and applies
-messages in its own threads.
+takes a quarter of its work off it. It takes its turn at that lock with the serving
+process's writers (``transaction.writer``), batch by batch, so that admission is not kept
+waiting. ``gateway worker`` has no processor and applies messages in its own threads.
 
 The processor runs below the listener and the web page in priority, exits when the serving
 process is gone, and is started again if it dies. What it was given is then tried again in
@@ -29,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from gateway.context import current, open_context
 from gateway.inbound.process import Ahead, Outcome, mark, process_batch, read_ahead
 from gateway.settings import Settings
+from gateway.transaction import writer
 
 log = logging.getLogger("gateway.inbound")
 
@@ -102,7 +104,9 @@ def apply(inbound_ids: list[int]) -> list[int]:
 
 
 def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[int]:
-    return [outbox_id for outcome in process_batch(current(), inbound_ids, ahead) for outbox_id in outcome.outbox_ids]
+    with writer(current(), background=True):
+        outcomes = process_batch(current(), inbound_ids, ahead)
+    return [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
 
 
 def _boot(settings: Settings, parent: int) -> None:
