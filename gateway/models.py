@@ -170,6 +170,8 @@ class Inbound(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
+    request: Mapped[Request | None] = relationship()
+
 
 class AppliedMessage(Base):
     """The unique index that makes a message apply once per mailbox, whatever way it came in twice."""

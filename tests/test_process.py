@@ -3,19 +3,21 @@ applied together in one transaction end as if each came alone."""
 
 from __future__ import annotations
 
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import find_person, join, upsert_person
 from gateway.inbound.accept import store
 from gateway.inbound.process import process, process_batch, process_safely, read_ahead
 from gateway.inbound.spool import raw_folder
-from gateway.models import Comment, Inbound, Outbox, Request
+from gateway.models import Comment, Inbound, Outbox, Participant, Request
 from gateway.settings import Mailbox, Settings
-from gateway.tokens import mint_reply_token
+from gateway.tokens import mint_reply_token, verify_reply_token
 
 RAW = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <p1@c>\r\n\r\nBonjour\r\n"
 
@@ -170,3 +172,61 @@ def test_replies_by_token_in_one_batch_each_land_in_their_request_and_mail_their
             assert texts == ["Bonjour", f"Réponse {n}"]
             mailed = session.scalars(select(Outbox.recipient).where(Outbox.id.in_(outcome.outbox_ids))).all()
             assert mailed == [f"c{n}@client.example"]
+
+
+def test_new_requests_of_a_batch_flush_together_and_each_mail_names_its_own_participant(context: Context) -> None:
+    _coordinator(context)
+    ids = [_stored(context, n, sender=f"c{n}@client.example") for n in range(4)]
+    flushes = []
+
+    def count(_session: Session, _context: object) -> None:
+        flushes.append(1)
+
+    event.listen(Session, "after_flush", count)
+    try:
+        outcomes = process_batch(context, ids)
+    finally:
+        event.remove(Session, "after_flush", count)
+    assert len(flushes) < len(ids), "a new request is not flushed on its own"
+    assert [o.decision for o in outcomes] == [f"new helpdesk request #{o.request_id} from c{n}@client.example"
+                                              for n, o in enumerate(outcomes)]
+    with context.sessions() as session:
+        for outcome in outcomes:
+            for mail in session.scalars(select(Outbox).where(Outbox.id.in_(outcome.outbox_ids))):
+                token = verify_reply_token(context.settings.secret_key,
+                                           message_from_bytes(mail.raw)["Reply-To"].split("+")[1].split("@")[0])
+                assert token is not None and token.request_id == outcome.request_id == mail.request_id
+                participant = session.get(Participant, token.participant_id)
+                assert participant is not None and participant.email == mail.recipient
+
+
+def test_mails_waiting_for_ids_are_written_before_another_message_of_the_batch_changes_their_request(
+        context: Context) -> None:
+    _coordinator(context)
+    opened = process_batch(context, [_stored(context, 1, sender="c1@client.example")])[0]
+    with context.sessions.begin() as session:
+        upsert_person(session, "dominique@shop.example", role="coordinator")  # not a participant yet
+        request = session.get(Request, opened.request_id)
+        assert request is not None
+        tokens = {p.email: mint_reply_token(context.settings.secret_key, request.id, p.id)
+                  for p in request.participants}
+
+    def reply(sender: str, number: int, body: str) -> int:
+        to = f"support+{tokens[sender]}@shop.example"
+        return store(context, (f"From: {sender}\r\nTo: {to}\r\nSubject: Re: question 1\r\n"
+                               f"Message-ID: <r{number}@x>\r\n\r\n{body}\r\n").encode(),
+                     source="smtp", mailbox="support@shop.example", envelope_to=(to,))
+
+    outcomes = process_batch(context, [reply("c1@client.example", 1, "Any news?"),
+                                       reply("camille@shop.example", 2, "On it.")])
+    assert [o.decision.split(" by ")[0] for o in outcomes] == [f"public comment on #{opened.request_id}"] * 2
+
+    def told_dominique(outcome_ids: list[int]) -> str:
+        with context.sessions() as session:
+            mail = session.scalars(select(Outbox).where(Outbox.id.in_(outcome_ids),
+                                                        Outbox.recipient == "dominique@shop.example")).one()
+        part = message_from_bytes(mail.raw).get_payload(0)
+        return part.get_payload(decode=True).decode()
+
+    assert "statut new" in told_dominique(outcomes[0].outbox_ids), "written before the reply that changed it"
+    assert "statut in-progress" in told_dominique(outcomes[1].outbox_ids)

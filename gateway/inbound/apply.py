@@ -7,6 +7,7 @@ Runs inside the processing transaction; returns the decision for the log line.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -45,6 +46,18 @@ from gateway.rules.engine import run_rules
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
 
 
+@dataclass(frozen=True)
+class Opened:
+    """The decision on a message that opened a request, told once the transaction has flushed: the
+    request gets its number then (see ``notify``: nothing flushes a new request before)."""
+
+    request: Request
+    sender: str
+
+    def __str__(self) -> str:
+        return f"new {self.request.kind} request #{self.request.id} from {self.sender}"
+
+
 class CommandsRefused(Exception):
     """Some command lines of the mail are bad: nothing of the mail may apply."""
 
@@ -71,7 +84,7 @@ def look_up(session: Session, batch: list[Incoming]) -> Known:
     return known
 
 
-def apply_message(incoming: Incoming) -> str:
+def apply_message(incoming: Incoming) -> str | Opened:
     parsed = incoming.parsed
     known = incoming.known or look_up(incoming.session, [incoming])
     seen = known.refs.get(parsed.message_id) if parsed.message_id else None
@@ -80,6 +93,8 @@ def apply_message(incoming: Incoming) -> str:
     if not incoming.sender:
         raise ValueError("the message has no sender address")
     thread = find_thread(incoming.session, parsed, incoming.envelope_to, incoming.settings.secret_key)
+    if thread.request is not None:
+        incoming.mailer.write_waiting(thread.request)
     if parsed.auto == "bounce":
         return _apply_bounce(incoming)
     if parsed.auto is not None:
@@ -105,7 +120,7 @@ def apply_message(incoming: Incoming) -> str:
     return _comment(incoming, thread.request, author, thread.via, seen)
 
 
-def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> str:
+def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened:
     parsed, session = incoming.parsed, incoming.session
     request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
@@ -120,8 +135,8 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> str:
               inbound_id=incoming.row.id)
     notify_new_request(incoming.mailer, request, comment, requester,
                        acknowledge=not parsed.suppresses_auto_response, defects=parsed.defects)
-    incoming.row.request_id = request.id
-    return f"new {request.kind} request #{request.id} from {incoming.sender}"
+    incoming.row.request = request
+    return Opened(request, incoming.sender)
 
 
 def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
-from gateway.inbound.apply import CommandsRefused, apply_message, look_up
+from gateway.inbound.apply import CommandsRefused, Opened, apply_message, look_up
 from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, parse
 from gateway.inbound.refusal import refuse_commands
@@ -135,24 +135,27 @@ def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Ou
     incoming = started
     with incoming.session as session:
         try:
-            decision = apply_message(incoming)
+            decision: str | Opened = apply_message(incoming)
         except CommandsRefused as refused:
             session.rollback()
             decision = refuse_commands(incoming, refused)
+        session.flush()
         outcome = _processed(incoming, decision)
         session.commit()
         outcome.outbox_ids = incoming.mailer.outbox_ids
         return outcome
 
 
-def _processed(incoming: Incoming, decision: str) -> Outcome:
-    """Mark the row processed; the outbox ids are the caller's to add once the transaction has committed."""
+def _processed(incoming: Incoming, decision: str | Opened) -> Outcome:
+    """Mark the row processed, once what it did has been flushed (a request it opened has its number);
+    the outbox ids are the caller's to add once the transaction has committed."""
+    told = str(decision)
     if incoming.parsed.defects:
-        decision += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
+        told += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
     row = incoming.row
-    row.status, row.decision, row.processed_at = "processed", decision, utcnow()
+    row.status, row.decision, row.processed_at = "processed", told, utcnow()
     row.message_id = incoming.parsed.message_id
-    return Outcome("processed", decision, row.request_id, row.message_id)
+    return Outcome("processed", told, row.request_id, row.message_id)
 
 
 class _NotTogether(Exception):
@@ -200,14 +203,15 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
         secret_key = context.settings.secret_key
         mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], secret_key))
         look_up(session, batch)
-        outcomes, marks = [], [0]
+        decisions, marks = [], [0]
         for incoming in batch:
             try:
-                decision = apply_message(incoming)
+                decisions.append(apply_message(incoming))
             except CommandsRefused as refused:
                 raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
-            outcomes.append(_processed(incoming, decision))
             marks.append(mailer.written)
+        session.flush()
+        outcomes = [_processed(incoming, decision) for incoming, decision in zip(batch, decisions, strict=True)]
         session.commit()
     for outcome, start, end in zip(outcomes, marks, marks[1:], strict=False):
         outcome.outbox_ids = mailer.outbox_ids_between(start, end)
