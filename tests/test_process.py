@@ -15,7 +15,7 @@ from gateway.helpdesk import find_person, join, upsert_person
 from gateway.inbound.accept import store
 from gateway.inbound.process import process, process_batch, process_safely, read_ahead
 from gateway.inbound.spool import raw_folder
-from gateway.models import Comment, Inbound, Outbox, Participant, Request
+from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token, verify_reply_token
 
@@ -230,3 +230,21 @@ def test_mails_waiting_for_ids_are_written_before_another_message_of_the_batch_c
 
     assert "statut new" in told_dominique(outcomes[0].outbox_ids), "written before the reply that changed it"
     assert "statut in-progress" in told_dominique(outcomes[1].outbox_ids)
+
+
+def test_what_a_batch_only_appends_is_there_for_the_next_message_and_after_the_commit(context: Context) -> None:
+    _coordinator(context)
+    opening = _stored(context, 1, sender="c1@client.example")
+    follow_up = store(context, (b"From: c1@client.example\r\nTo: support@shop.example\r\nSubject: Re: question 1\r\n"
+                                b"Message-ID: <again1@c>\r\nIn-Reply-To: <batch1@c>\r\n\r\nAlso the lid.\r\n"),
+                      source="smtp", mailbox="support@shop.example")
+    opened, followed = process_batch(context, [opening, follow_up])
+    assert followed.request_id == opened.request_id and "(via references)" in followed.decision, \
+        "the Message-ID the first message left is found by the second"
+    with context.sessions() as session:
+        refs = dict(session.execute(select(MessageRef.message_id, MessageRef.request_id)
+                                    .where(MessageRef.outgoing.is_(False))).all())
+        matched = session.execute(select(RuleMatch.inbound_id, RuleMatch.request_id)).all()
+    assert refs == {"<batch1@c>": opened.request_id, "<again1@c>": opened.request_id}
+    assert (follow_up, opened.request_id) in matched, "the customer's comment matched a built-in rule"
+    assert {request_id for _inbound_id, request_id in matched} == {opened.request_id}

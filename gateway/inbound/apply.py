@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.appends import append
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
 from gateway.commands.registry import (
     CommandContext,
@@ -185,7 +186,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
 def _remember_message_id(session: Session, parsed: ParsedMail, request: Request, seen: MessageRef | None) -> None:
     """Later mails that name this one in References thread to the request; ``seen``: it is stored already."""
     if parsed.message_id and seen is None:
-        session.add(MessageRef(message_id=parsed.message_id, request=request))
+        append(session, MessageRef, request, message_id=parsed.message_id)
 
 
 def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.models import RuleMatch
+from gateway.appends import append
+from gateway.models import RuleMatch, utcnow
 from gateway.rules.actions import ACTIONS, RuleContext, mentioned_products
 from gateway.rules.conditions import matches
 from gateway.rules.loader import Rule, load_rules
@@ -59,8 +60,8 @@ def run_rules(context: RuleContext, event: str, *, inbound_id: int | None = None
         if rule.event != event or not matches(rule.condition, current):
             continue
         did = [ACTIONS[verb](context, argument) for verb, argument in rule.actions]
-        context.session.add(RuleMatch(request=context.request, inbound_id=inbound_id, rule=rule.name,
-                                      event=event, why=rule.source, did="; ".join(did) or "nothing"))
+        append(context.session, RuleMatch, context.request, inbound_id=inbound_id, rule=rule.name, event=event,
+               why=rule.source, did="; ".join(did) or "nothing", created_at=utcnow())
         matched.append(rule.name)
         if rule.stop or context.stopped:
             break
