@@ -57,8 +57,7 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
                 for _path, envelope, raw, relative in found if relative not in known]
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission
-            ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id,
-                                                                  sort_by_parameter_order=True), rows).all())
+            ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id), rows).all())
     folder = raw_folder(context.settings.data_dir)
     for day in {relative.split("/")[0] for _path, _envelope, _raw, relative in found}:
         (folder / day).mkdir(parents=True, exist_ok=True)
