@@ -1,16 +1,19 @@
-"""The DATA phase of the SMTP edge, read in blocks: what a client sends is what is kept, byte for byte."""
+"""The SMTP edge's own protocol: the DATA phase read in blocks (what a client sends is what is kept,
+byte for byte), and addresses read the short way."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from gateway.inbound import spool
-from gateway.inbound.smtp import start_smtp
+from gateway.inbound.smtp import IngressSMTP, start_smtp
 from gateway.settings import Mailbox, Settings
 
 
@@ -139,3 +142,20 @@ def test_data_before_any_recipient_is_refused(server: tuple[int, list[Path]]) ->
     assert client.command("MAIL FROM:<a@client.example>").startswith("250")
     assert client.command("DATA").startswith("503")
     client.close()
+
+
+@pytest.mark.parametrize("limit", [0, 64])
+def test_addresses_are_read_as_aiosmtpd_reads_them(limit: int) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = IngressSMTP(object(), loop=loop)
+        protocol.local_part_limit = limit
+        for arg in ["<a@b.example>", "<a@b.example> SIZE=1234 BODY=8BITMIME", "<a@b.example>\t SIZE=1",
+                    "<a@b.example> (comment) SIZE=1", "<a@b.example>(comment)", "<First.Last+tag@Mail.Example>",
+                    "<\"quoted local\"@b.example>", "<a@[192.0.2.1]>", "<>", "a@b.example", " <a@b.example>",
+                    "<a@b.example>x", "<a@b.example", "<@relay.example:a@b.example>", "<a.@b.example>",
+                    "<.a@b.example>", "<a..b@c.example>", "<a@b.example.>", "<jérôme@b.example>",
+                    f"<{'x' * 65}@b.example>", f"<{'x' * 64}@b.example>", "<a@b c>", ""]:
+            assert protocol._getaddr(arg) == SMTP._getaddr(protocol, arg), arg
+    finally:
+        loop.close()

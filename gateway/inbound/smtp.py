@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -34,6 +35,9 @@ LINE_TOO_LONG = "500 5.5.2 a line is longer than {limit} bytes (RFC 5321, 4.5.3.
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
 DOT_LINE = b".\r\n"
 END_OF_DATA = b"\r\n" + DOT_LINE
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# <dot-atom@domain> and the blanks after it, not followed by a comment: what nearly every client sends
+_PLAIN_PATH = re.compile(rf"<((?:{_ATOM}\.)*{_ATOM}@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>[ \t]*+(?!\()")
 
 
 class GroupWriter:
@@ -125,6 +129,14 @@ class IngressSMTP(SMTP):
     before DATA, 552 past the size limit, 500 for a line over ``line_length_limit``, and
     dot-stuffing is undone. Bytes only (``decode_data=False``).
     """
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's, with a short way for a plain ``<local@domain>``: its parser of RFC 5322
+        addresses, for MAIL FROM and each RCPT TO, took a twelfth of a listener's CPU."""
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None or (self.local_part_limit and len(plain.group(1).rpartition("@")[0]) > self.local_part_limit):
+            return super()._getaddr(arg)
+        return plain.group(1), arg[plain.end():]
 
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
