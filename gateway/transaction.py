@@ -76,7 +76,7 @@ def _across_processes(lock_file: Path) -> Iterator[None]:
     seconds. A lock file queues them instead, and is let go if its holder dies."""
     descriptor = _LOCK_FILES.get(lock_file)
     if descriptor is None:
-        descriptor = _LOCK_FILES.setdefault(lock_file, os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600))
+        descriptor = _LOCK_FILES[lock_file] = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(descriptor, fcntl.LOCK_EX)
     try:
         yield
