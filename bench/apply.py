@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.context import open_context  # noqa: E402
+from gateway.context import open_context, settle  # noqa: E402
 from gateway.inbound.accept import PROCESS_TOGETHER  # noqa: E402
 from gateway.inbound.process import process_batch, read_ahead  # noqa: E402
 from gateway.models import Base  # noqa: E402
@@ -72,6 +72,7 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
         ids, opened = reset(data / "gateway.db")
         count = len(ids)
         context = open_context(load(str(home / "gateway.toml"), str(data)))
+        settle()  # as the processor does
         parse_cpu = apply_cpu = 0.0
         by_kind = {"new": [0.0, 0], "reply": [0.0, 0]}  # CPU and mails of the batches all of one kind
         started = time.perf_counter()

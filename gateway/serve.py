@@ -17,7 +17,7 @@ import uvicorn
 from sqlalchemy import select
 
 from gateway.broker import YieldToTheListener, configure, start_workers
-from gateway.context import Context, open_context
+from gateway.context import Context, open_context, settle
 from gateway.inbound import processor
 from gateway.inbound.accept import admit_waiting, enqueue
 from gateway.inbound.imap import start_pollers
@@ -95,6 +95,7 @@ def serve(settings: Settings) -> int:
     pollers = start_pollers(context)
     sweeper = Sweeper(context)
     sweeper.start()
+    settle()
     print(f"gateway: SMTP on {settings.smtp_host}:{settings.smtp_port}, web on http://{settings.http_host}:"
           f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
@@ -120,6 +121,7 @@ def run_worker(settings: Settings, threads: int) -> int:
     broker = configure(settings)
     open_context(settings)
     workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
+    settle()
     stop = threading.Event()
     _stop_on_signals(stop)
     print(f"gateway worker: {threads} threads per queue on {settings.broker_url}", flush=True)

@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from gateway.context import current, open_context
+from gateway.context import current, open_context, settle
 from gateway.inbound.process import Ahead, Outcome, mark, process_batch, read_ahead
 from gateway.settings import Settings
 from gateway.transaction import writer
@@ -118,7 +118,8 @@ def _boot(settings: Settings, parent: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, parent) + NICENESS))
     except OSError as error:  # not allowed here: run at the same priority
         log.debug("could not lower the processor's priority: %s", error)
-    open_context(settings)
+    open_context(settings, migrated=True)
+    settle()
     threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
 
 
