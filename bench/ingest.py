@@ -541,6 +541,23 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, all cores together (``steal`` in /proc/stat)."""
+    return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def file_creation_us(folder: Path, count: int = 200) -> float:
+    """CPU of creating one empty file in ``folder``. On ext4 without a journal, as on this VM, a file
+    created within minutes of many deletions nearby (a bench run's cleanup, a test suite) costs up to
+    900 µs instead of about 25: the inode allocator steps over every recently deleted inode. The
+    gateway creates three or four files a mail, so that swings a run by a third."""
+    folder.mkdir(parents=True)
+    started = time.process_time()
+    for number in range(count):
+        os.close(os.open(folder / str(number), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return (time.process_time() - started) / count * 1e6
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 90) -> int:
     process.send_signal(signal.SIGTERM)
     try:
@@ -738,8 +755,10 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
             f"requests" + (f" at {rate}/s" if rate else ""))
         phases = []
         cpu_start = cpu_seconds(gateway.process.pid)
+        stolen = -stolen_seconds()
         first = send_all(gateway.smtp_port, new_mails, args.connections, rate)
         gateway.wait_processed(len(new_mails))
+        stolen += stolen_seconds()
         done1 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
         phases.append((len(new_mails), first, done1))
         seen = read_outbox(gateway.data / "outbox", set())
@@ -747,8 +766,10 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
         log(f"[{label}] {len(seen)} mails in the outbox; phase 2: {len(replies)} replies "
             f"({sum(m.kind == 'coordinator-reply' for m in replies)} from coordinators)")
         first_reply_id = gateway.count("SELECT coalesce(max(id), 0) FROM inbound") + 1
+        stolen -= stolen_seconds()
         second = send_all(gateway.smtp_port, replies, args.connections, rate)
         gateway.wait_processed(len(new_mails) + len(replies))
+        stolen += stolen_seconds()
         done2 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
         phases.append((len(replies), second, done2))
         cpu_by = {role: seconds - cpu_start[role] for role, seconds in cpu_seconds(gateway.process.pid).items()}
@@ -786,6 +807,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
             "processed_per_s": total / processed_seconds,
             "serve_cpu_ms_per_mail": 1000 * cpu_used / total,
             "serve_cpu_cores": cpu_used / processed_seconds,
+            "stolen_share": stolen / (processed_seconds * (os.cpu_count() or 1)),
             "cpu_ms_per_mail_by_process": {role: 1000 * seconds / total for role, seconds in cpu_by.items()},
             "phases": [{"mails": n, "accepted_per_s": n / r.duration, "processed_per_s": n / (d - r.started),
                         "send_seconds": r.duration, "processed_seconds": d - r.started} for n, r, d in phases],
@@ -904,6 +926,12 @@ def report(results: dict[str, Any]) -> str:
                       ("gateway_parse", "gateway.inbound.parse.parse")):
         ceilings.append((name, results.get("parse", {}).get(key)))
     lines.append("ceilings, mails/s: " + "; ".join(f"{n} {f(v)}" for n, v in ceilings))
+    lines.append("this machine: CPU taken by other guests " + ", ".join(
+        f"{share * 100:.0f} % during the {name}" for name, share in (
+            ("max run", mx and mx["stolen_share"]), ("rate run", rt and rt["stolen_share"]),
+            ("do-nothing runs", results.get("null_stolen_share"))) if share is not None)
+        + f"; creating a file in the bench's home {results['file_creation_us']:,.0f} µs of CPU (about 25 when no"
+          " mass deletion came shortly before)")
     for run in (mx, rt):
         if run:
             lines.append(f"{'max' if run is mx else 'rate'} run: inbound {run['inbound_status']}, outbox "
@@ -949,6 +977,7 @@ def main() -> int:
     failures: list[str] = []
     corpus_mails: list[Mail] = []
     try:
+        results["file_creation_us"] = file_creation_us(root / "probe")
         if args.only != "rate":
             results["max"], corpus_mails = gateway_run(root / "max", args, rate=None, seed=args.seed, label="max",
                                                        keep_corpus=True)
@@ -973,8 +1002,11 @@ def main() -> int:
         null = null_server(port, root / "null")
         try:
             log(f"[ceiling] do-nothing aiosmtpd: {len(corpus_mails)} mails")
+            stolen, started = stolen_seconds(), time.monotonic()
             results["null_smtp_per_s"] = max(len(corpus_mails) / send_all(port, corpus_mails, args.connections).duration
                                              for _ in range(2))
+            results["null_stolen_share"] = ((stolen_seconds() - stolen)
+                                            / ((time.monotonic() - started) * (os.cpu_count() or 1)))
         finally:
             stop(null, 10)
         log("[ceiling] parse rates")
