@@ -21,7 +21,7 @@ from gateway.context import Context, open_context, settle
 from gateway.inbound import processor
 from gateway.inbound.accept import admit_waiting, enqueue
 from gateway.inbound.imap import start_pollers
-from gateway.inbound.listener import LISTENERS, SmtpListener, check_port
+from gateway.inbound.listener import Intake, check_port
 from gateway.models import Inbound, Outbox
 from gateway.orders.quote_page import unfollowed
 from gateway.rules.loader import load_rules
@@ -87,7 +87,7 @@ def serve(settings: Settings) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     check_port(settings)
-    listeners = [SmtpListener(context, on_lost=stop.set) for _ in range(LISTENERS)]
+    intake = Intake(context, on_lost=stop.set)
     web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
                                         log_level="warning", lifespan="off"))
     web_thread = threading.Thread(target=web.run, name="web", daemon=True)
@@ -101,8 +101,7 @@ def serve(settings: Settings) -> int:
           + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
              else str(settings.data_dir / "outbox")), flush=True)
     stop.wait()
-    for listener in listeners:
-        listener.stop()
+    intake.stop()
     for poller in pollers:
         poller.stop()
     sweeper.stop()
@@ -111,7 +110,7 @@ def serve(settings: Settings) -> int:
     applying.stop()
     web_thread.join(timeout=10)
     log.info("stopped")
-    return 1 if any(listener.lost for listener in listeners) else 0
+    return 1 if intake.lost else 0
 
 
 def run_worker(settings: Settings, threads: int) -> int:

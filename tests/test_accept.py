@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,18 @@ def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
     assert ids == sorted(ids) and len(set(ids)) == 5
     with context.sessions() as session:
         assert session.scalar(select(func.count(Inbound.id))) == 5
+    assert [read_raw(context, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
+        f"Subject: {n}".encode() for n in range(5)]
+
+
+def test_admission_numbers_messages_in_the_order_received_whatever_the_order_they_are_named_in(
+        context: Context) -> None:
+    received = datetime(2026, 12, 3, 20, 0)
+    paths = write_incoming(context.settings.data_dir, [
+        (RAW.replace(b"Subject: x", f"Subject: {n}".encode()),
+         Envelope("smtp", "support@shop.example", received_at=received + timedelta(milliseconds=n))) for n in range(5)])
+    ids = admit(context, paths[::-1])  # named by two listeners, the later one read first
+    assert ids == sorted(ids, reverse=True), "the ids follow the paths given"
     assert [read_raw(context, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
 

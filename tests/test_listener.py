@@ -18,7 +18,7 @@ from sqlalchemy import select
 from gateway.broker import configure
 from gateway.context import Context, open_context
 from gateway.inbound import listener
-from gateway.inbound.listener import SmtpListener
+from gateway.inbound.listener import Intake
 from gateway.inbound.spool import incoming_folder
 from gateway.models import Inbound
 from gateway.settings import Mailbox, Settings
@@ -49,7 +49,7 @@ def rows(context: Context) -> list[Inbound]:
 
 def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(context: Context) -> None:
     lost = threading.Event()
-    smtp = SmtpListener(context, on_lost=lost.set)
+    smtp = Intake(context, on_lost=lost.set)
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             refused = client.sendmail("a@client.example", ["support@shop.example"], MAIL)
@@ -60,14 +60,15 @@ def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(cont
         smtp.stop()
     [row] = rows(context)
     assert (row.source, row.envelope_from, row.size) == ("smtp", "a@client.example", len(MAIL))
-    assert not smtp.process.is_alive() and not list(incoming_folder(context.settings.data_dir).iterdir())
+    assert not any(one.process.is_alive() for one in smtp.listeners)
+    assert not list(incoming_folder(context.settings.data_dir).iterdir())
     assert not lost.is_set() and not smtp.lost, "asked to stop: not lost"
 
 
 def test_a_listener_that_ends_by_itself_is_reported_lost(context: Context) -> None:
     lost = threading.Event()
-    smtp = SmtpListener(context, on_lost=lost.set)
-    smtp.process.kill()
+    smtp = Intake(context, on_lost=lost.set)
+    smtp.listeners[-1].process.kill()
     assert lost.wait(10) and smtp.lost
     smtp.stop()
 
@@ -85,7 +86,7 @@ def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
     lost = threading.Event()
     monkeypatch.setattr(listener, "admit", admit_after_a_failure)
     monkeypatch.setattr(listener, "RETRY_SECONDS", 0.2)
-    smtp = SmtpListener(context, on_lost=lost.set)
+    smtp = Intake(context, on_lost=lost.set)
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             client.sendmail("a@client.example", ["support@shop.example"], MAIL)
@@ -107,7 +108,7 @@ def test_names_arriving_close_together_are_admitted_in_one_transaction(
 
     monkeypatch.setattr(listener, "admit", counted)
     monkeypatch.setattr(listener, "GATHER_SECONDS", 3.0)  # wide enough for three mails, one after the other
-    smtp = SmtpListener(context, on_lost=threading.Event().set)
+    smtp = Intake(context, on_lost=threading.Event().set)
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             for n in range(3):

@@ -41,6 +41,8 @@ def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
 def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> list[int]:
     """Give each file of ``incoming/`` its row (one transaction), then move it under ``raw/``.
 
+    The rows are numbered in the order the messages were received, whatever the order of
+    ``paths``: messages are applied in that order. The ids returned follow ``paths``.
     ``recovering``: a crash may have come between the commit and the move, so a file whose
     row exists is only moved (fresh files from a running listener cannot have one).
     """
@@ -54,7 +56,8 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
         rows = [{"source": envelope.source, "mailbox": envelope.mailbox, "envelope_from": envelope.mail_from,
                  "envelope_to": json.dumps(list(envelope.rcpt_tos)), "raw_path": relative, "size": len(raw),
                  "received_at": envelope.received_at}
-                for _path, envelope, raw, relative in found if relative not in known]
+                for _path, envelope, raw, relative in sorted(found, key=lambda one: one[1].received_at)
+                if relative not in known]
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission
             ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id), rows).all())

@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from gateway.context import Context
@@ -58,55 +59,79 @@ def check_port(settings: Settings) -> None:
 
 
 class SmtpListener:
-    """Starts the listener process and admits the files it names, until ``stop``."""
+    """One listener process, and the pipe on which it names the files it kept."""
 
-    def __init__(self, context: Context, on_lost: Callable[[], None]) -> None:
-        self.context = context
-        self.on_lost = on_lost  # called if the listener process ends without being asked to
-        self.lost = False
-        self._stopping = False
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stopping = False
         spawn = multiprocessing.get_context("spawn")  # no fork of a process running threads
-        self._names, names = spawn.Pipe(duplex=False)
+        self.names, names = spawn.Pipe(duplex=False)
         control, self._control = spawn.Pipe(duplex=False)
-        self.process = spawn.Process(target=listen, args=(context.settings, names, control), name="smtp",
-                                     daemon=True)
+        self.process = spawn.Process(target=listen, args=(settings, names, control), name="smtp", daemon=True)
         self.process.start()
         names.close()  # only the child writes: its death reads as EOF here
         control.close()
         self._ready()
-        self.admitter = threading.Thread(target=self._admit_forever, name="admitter", daemon=True)
-        self.admitter.start()
 
     def _ready(self) -> None:
-        if not self._names.poll(STARTUP_SECONDS):
+        if not self.names.poll(STARTUP_SECONDS):
             self.process.kill()
             raise ListenerError(f"the SMTP listener did not start within {STARTUP_SECONDS} s")
         try:
-            first = self._names.recv()
+            first = self.names.recv()
         except EOFError:
             raise ListenerError(f"the SMTP listener exited with {self.process.exitcode}") from None
         if first:
-            raise ListenerError(f"SMTP on {self.context.settings.smtp_host}:{self.context.settings.smtp_port}: "
-                                f"{first[1:]}")
+            raise ListenerError(f"SMTP on {self.settings.smtp_host}:{self.settings.smtp_port}: {first[1:]}")
+
+    def stop(self) -> None:
+        """Stop accepting; what it named until then is still admitted."""
+        self.stopping = True
+        if self.process.is_alive():
+            self._control.send("stop")
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class Intake:
+    """The listener processes, and the one ``admitter`` thread that admits what they all kept.
+
+    One thread, so that mail is numbered, and so applied, in the order it was received: a
+    client that sends a second mail once the first is acknowledged, to the other listener,
+    must not see the second one applied first. A listener names a file before it answers
+    250, so a name is never read before the names of the mails acknowledged before it, as
+    long as every pipe is read dry before admitting (``_gather``); ``admit`` then numbers a
+    batch in the order its messages were received.
+    """
+
+    def __init__(self, context: Context, on_lost: Callable[[], None], count: int = LISTENERS) -> None:
+        self.context = context
+        self.on_lost = on_lost  # called if a listener process ends without being asked to
+        self.lost = False
+        self.listeners: list[SmtpListener] = []
+        try:
+            for _ in range(count):
+                self.listeners.append(SmtpListener(context.settings))
+        except BaseException:
+            for started in self.listeners:
+                started.stop()
+            raise
+        self.admitter = threading.Thread(target=self._admit_forever, name="admitter", daemon=True)
+        self.admitter.start()
 
     def _admit_forever(self) -> None:
         folder = incoming_folder(self.context.settings.data_dir)
         left: list[Path] = []  # named, not admitted yet (the database was unavailable)
-        while True:
-            batch: list[str] = []
-            try:
-                if self._names.poll(RETRY_SECONDS if left else None):
-                    batch.extend(self._names.recv())
-                    until = time.monotonic() + GATHER_SECONDS
-                    while len(batch) < BATCH and self._names.poll(max(0.0, until - time.monotonic())):
-                        batch.extend(self._names.recv())
-            except EOFError:  # the listener is gone: what it named until then is admitted all the same
-                self._admit(left, recovering=True)
-                self._admit([folder / name for name in batch])
-                if not self._stopping:
-                    self._lose()
-                return
-            left = self._admit(left, recovering=True) + self._admit([folder / name for name in batch])
+        reading = {listener.names: listener for listener in self.listeners}
+        while reading:
+            names, ended = _gather(list(reading), RETRY_SECONDS if left else None)
+            left = self._admit(left, recovering=True) + self._admit([folder / name for name in names])
+            for pipe in ended:  # what it named until then is admitted all the same
+                listener = reading.pop(pipe)
+                if not listener.stopping:
+                    self._lose(listener)
+        self._admit(left, recovering=True)
 
     def _admit(self, paths: list[Path], *, recovering: bool = False) -> list[Path]:
         """Admit and enqueue ``paths``; those that could not be admitted, to try again.
@@ -125,22 +150,38 @@ class SmtpListener:
             return paths
         for path, inbound_id in zip(paths, ids, strict=True):
             log.info("received %s stored as message %s", path.stem, inbound_id)
-        enqueue(ids)
+        enqueue(sorted(ids))
         return []
 
-    def _lose(self) -> None:
-        self.process.join(5)
+    def _lose(self, listener: SmtpListener) -> None:
+        listener.process.join(5)
         log.error("the SMTP listener process ended by itself (exit code %s): no mail can come in; stopping",
-                  self.process.exitcode)
+                  listener.process.exitcode)
         self.lost = True
         self.on_lost()
 
     def stop(self) -> None:
         """Stop accepting, then admit what was accepted until then."""
-        self._stopping = True
-        if self.process.is_alive():
-            self._control.send("stop")
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
+        for listener in self.listeners:
+            listener.stop()
         self.admitter.join(30)
+
+
+def _gather(pipes: list[Connection], timeout: float | None) -> tuple[list[str], list[Connection]]:
+    """The names that arrive within ``GATHER_SECONDS`` of the first (about ``BATCH`` at most), then
+    every name already waiting in any pipe; and the pipes that ended (their listener is gone)."""
+    names: list[str] = []
+    ended: list[Connection] = []
+    live = pipes
+    ready = set(wait(live, timeout))
+    until = time.monotonic() + GATHER_SECONDS
+    while ready:
+        for pipe in [pipe for pipe in live if pipe in ready]:
+            try:
+                names.extend(pipe.recv())
+            except EOFError:
+                ended.append(pipe)
+        live = [pipe for pipe in live if pipe not in ended]
+        gathering = len(names) < BATCH and time.monotonic() < until
+        ready = set(wait(live, max(0.0, until - time.monotonic()) if gathering else 0)) if live else set()
+    return names, ended

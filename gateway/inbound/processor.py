@@ -24,7 +24,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from gateway.context import current, open_context, settle
@@ -37,6 +37,39 @@ log = logging.getLogger("gateway.inbound")
 NICENESS = 19  # steps below the serving process: it runs on what the listener and the web page leave
 
 
+class HandOver:
+    """Batches go to the processor in the order they reach ``Processor.apply``, which is the order
+    they were admitted in: a thread whose batch was quicker to read ahead waits for the threads
+    that came before it, so that a reply is not applied before the mail it follows. (Two threads
+    can still swap between taking their batches from the queue and reaching ``apply``: a few
+    microseconds, against the milliseconds of reading ahead.)"""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._taken = 0
+        self._next = 0  # the first turn not done yet
+        self._done: set[int] = set()
+
+    def take(self) -> int:
+        with self._changed:
+            self._taken += 1
+            return self._taken - 1
+
+    def wait(self, turn: int) -> None:
+        """Until every turn taken before this one is done."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next == turn)
+
+    def done(self, turn: int) -> None:
+        """Handed over, or given up: the turns after it may go."""
+        with self._changed:
+            self._done.add(turn)
+            while self._next in self._done:
+                self._done.remove(self._next)
+                self._next += 1
+            self._changed.notify_all()
+
+
 class Processor:
     """One process (SQLite has one writer: more would only wait for it) or a few (PostgreSQL)."""
 
@@ -44,6 +77,7 @@ class Processor:
         self._settings = settings
         self._processes = processes
         self._restarting = threading.Lock()
+        self._hand_over = HandOver()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -61,11 +95,20 @@ class Processor:
         A processor found dead may have died of anything: the messages are tried once more in a
         new one, a batch one message at a time; a message that kills that one too is marked failed.
         """
-        ahead = read_ahead(current(), inbound_ids)
-        for _attempt in range(2):
+        turn = self._hand_over.take()
+        try:
+            ahead = read_ahead(current(), inbound_ids)
+            self._hand_over.wait(turn)
             pool = self._pool
+            applied = _submit(pool, inbound_ids, ahead)
+        finally:
+            self._hand_over.done(turn)
+        for attempt in range(2):
+            if attempt:
+                pool = self._pool
+                applied = _submit(pool, inbound_ids, ahead)
             try:
-                return pool.submit(_apply, inbound_ids, ahead).result()
+                return applied.result()
             except BrokenProcessPool:
                 self._restart(pool)
             if len(inbound_ids) > 1:
@@ -101,6 +144,16 @@ def apply(inbound_ids: list[int]) -> list[int]:
     if _running is not None:
         return _running.apply(inbound_ids)
     return _apply(inbound_ids)
+
+
+def _submit(pool: ProcessPoolExecutor, inbound_ids: list[int], ahead: dict[int, Ahead]) -> Future[list[int]]:
+    """``pool.submit``; a pool found broken gives a future that fails as the work would have in it."""
+    try:
+        return pool.submit(_apply, inbound_ids, ahead)
+    except BrokenProcessPool as broken:
+        failed: Future[list[int]] = Future()
+        failed.set_exception(broken)
+        return failed
 
 
 def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[int]:

@@ -29,6 +29,24 @@ def test_a_reply_to_the_bare_address_threads_by_references(gateway: Gateway) -> 
     assert [c["text"] for c in gateway.show(1)["comments"]] == ["Bonjour", "Une précision", "Et encore"]
 
 
+def test_replies_sent_one_after_the_other_are_applied_in_the_order_sent(gateway: Gateway) -> None:
+    """Each mail goes on a new connection, so to either listener: the second must not overtake the first."""
+    customers = [f"client{n}@client.example" for n in range(20)]
+    for n, customer in enumerate(customers):
+        gateway.send(mail(customer, "support@shop.example", f"Commande {n}", "Bonjour",
+                          message_id=f"<o{n}@client.example>"))
+    gateway.wait_idle()
+    for n, customer in enumerate(customers):
+        for text in ("Premier", "Second"):
+            gateway.send(mail(customer, "support@shop.example", "Re: Commande", text,
+                              References=f"<o{n}@client.example>"))
+    gateway.wait_idle()
+    assert gateway.count("SELECT count(*) FROM comments WHERE text IN ('Premier', 'Second')") == 40
+    assert gateway.count("SELECT count(*) FROM comments first JOIN comments second ON first.request_id = "
+                         "second.request_id WHERE first.text = 'Premier' AND second.text = 'Second' "
+                         "AND second.id < first.id") == 0
+
+
 def test_a_subject_tag_threads_only_for_a_participant(gateway: Gateway) -> None:
     opened(gateway)
     gateway.send(mail(CUSTOMER, "support@shop.example", "Re: [#1] Commande 77", "Par le sujet"))
