@@ -62,11 +62,12 @@ def _second_worker_is_intended(record: logging.LogRecord) -> bool:
     return "same type twice" not in record.getMessage()
 
 
-def start_workers(broker: dramatiq.Broker, inbound_threads: int, outbox_threads: int) -> list[dramatiq.Worker]:
-    """One worker per queue, so sending mail never waits behind processing, nor the reverse."""
+def start_workers(broker: dramatiq.Broker, threads: dict[str, int]) -> list[dramatiq.Worker]:
+    """One worker per queue (``threads``: queue name, its threads), so sending mail never waits
+    behind processing, nor the reverse."""
     broker.logger.addFilter(_second_worker_is_intended)
-    workers = [dramatiq.Worker(broker, queues={"inbound"}, worker_threads=inbound_threads, worker_timeout=100),
-               dramatiq.Worker(broker, queues={"outbox"}, worker_threads=outbox_threads, worker_timeout=100)]
+    workers = [dramatiq.Worker(broker, queues={queue}, worker_threads=count, worker_timeout=100)
+               for queue, count in threads.items()]
     for worker in workers:
         worker.start()
     return workers

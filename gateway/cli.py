@@ -202,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data", help="data folder (raw mail, attachments, outbox, SQLite database)")
     serve.add_argument("--smtp-port", type=int, help="SMTP port (default 2525)")
     serve.add_argument("--http-port", type=int, help="web port (default 8000)")
-    worker = add("worker", cmd_worker, "run the background workers alone (with a Redis broker)")
-    worker.add_argument("--threads", type=int, default=4, help="worker threads (default 4)")
+    worker = add("worker", cmd_worker, "send mail beside gateway serve, on the Redis broker (serve applies the "
+                 "messages, in order)")
+    worker.add_argument("--threads", type=int, default=4, help="threads sending mail (default 4)")
     worker.add_argument("--data", help="data folder")
     parse = add("parse", cmd_parse, "parse one message and print what the pipeline sees (no database)")
     parse.add_argument("file", metavar="FILE|-")

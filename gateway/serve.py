@@ -3,6 +3,8 @@
 Start order matters: the schema is migrated, the worker runs, whatever was stored
 but not processed (a crash, a ``kill -9``) is enqueued again, and only then does
 SMTP accept new mail. Stop order is the reverse: stop accepting, finish, exit 0.
+``gateway worker`` only adds threads that send mail, on the Redis broker: the messages are
+applied by ``gateway serve``'s processor alone, in the order they were received.
 """
 
 from __future__ import annotations
@@ -77,9 +79,9 @@ def serve(settings: Settings) -> int:
     context = open_context(settings)
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
-    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more processes only wait
-    applying = processor.start(settings, processes=1 if sqlite else 2)
-    workers = start_workers(broker, inbound_threads=2 if sqlite else 4, outbox_threads=2 if sqlite else 4)
+    applying = processor.start(settings)
+    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
+    workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
     inbound, decisions, outbox = resume_unfinished(context)
     if inbound or decisions or outbox:
         log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
@@ -119,11 +121,11 @@ def run_worker(settings: Settings, threads: int) -> int:
                           "gateway serve runs the workers itself")
     broker = configure(settings)
     open_context(settings)
-    workers = start_workers(broker, inbound_threads=threads, outbox_threads=threads)
+    workers = start_workers(broker, {"outbox": threads})
     settle()
     stop = threading.Event()
     _stop_on_signals(stop)
-    print(f"gateway worker: {threads} threads per queue on {settings.broker_url}", flush=True)
+    print(f"gateway worker: {threads} threads sending mail on {settings.broker_url}", flush=True)
     stop.wait()
     for worker in workers:
         worker.stop(timeout=30_000)

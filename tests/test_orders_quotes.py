@@ -220,7 +220,7 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
         assert isinstance(decide(session, context.settings, Mailer(session, context.settings), token, True),
                           QuoteDecision)
     broker = configure(context.settings)  # the next start
-    workers = start_workers(broker, inbound_threads=1, outbox_threads=1)
+    workers = start_workers(broker, {"inbound": 1, "outbox": 1})
     try:
         assert resume_unfinished(context)[1] == 1
         broker.join("inbound", timeout=10_000)

@@ -42,7 +42,7 @@ def _processors() -> list[int]:
 
 
 def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(context: Context) -> None:
-    processor = Processor(context.settings, processes=1)
+    processor = Processor(context.settings)
     try:
         outbox_ids = processor.apply([_stored(context, 1)])
         [first] = _processors()

@@ -9,7 +9,8 @@ and waits for the outbox ids, which it enqueues for ``send_mail`` here. The proc
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
 takes a quarter of its work off it. It takes its turn at that lock with the serving
 process's writers (``transaction.writer``), batch by batch, so that admission is not kept
-waiting. ``gateway worker`` has no processor and applies messages in its own threads.
+waiting. One process applies messages, in the order they were received (``HandOver``): the
+inbound queue is ``gateway serve``'s alone, and ``gateway worker`` only sends mail.
 
 The processor runs below the listener and the web page in priority, exits when the serving
 process is gone, and is started again if it dies. What it was given is then tried again in
@@ -71,11 +72,12 @@ class HandOver:
 
 
 class Processor:
-    """One process (SQLite has one writer: more would only wait for it) or a few (PostgreSQL)."""
+    """One process: on SQLite, which has one writer, more would only wait for it; on PostgreSQL
+    too, since two processes could apply a reply and the mail it follows at the same time, and
+    commit the reply first."""
 
-    def __init__(self, settings: Settings, processes: int) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._processes = processes
         self._restarting = threading.Lock()
         self._hand_over = HandOver()
         self._pool = self._start()
@@ -83,10 +85,9 @@ class Processor:
     def _start(self) -> ProcessPoolExecutor:
         """Started now, not at the first message: starting takes a second of CPU, which the first mails
         would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
-        pool = ProcessPoolExecutor(self._processes, mp_context=multiprocessing.get_context("spawn"),
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_boot, initargs=(self._settings, os.getpid()))
-        for started in [pool.submit(os.getpid) for _ in range(self._processes)]:
-            started.result()
+        pool.submit(os.getpid).result()
         return pool
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
@@ -132,10 +133,10 @@ class Processor:
 _running: Processor | None = None
 
 
-def start(settings: Settings, processes: int) -> Processor:
+def start(settings: Settings) -> Processor:
     """From now on, ``apply`` in this process runs in the processor."""
     global _running
-    _running = Processor(settings, processes)
+    _running = Processor(settings)
     return _running
 
 

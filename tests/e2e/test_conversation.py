@@ -158,7 +158,8 @@ def test_the_same_message_twice_is_applied_once(gateway: Gateway) -> None:
 
 
 @pytest.mark.redis
-def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis_url: str) -> None:
+def test_gateway_worker_sends_mail_beside_serve_on_redis_and_serve_alone_applies_messages(
+        tmp_path: Path, redis_url: str) -> None:
     import signal
     import subprocess
 
@@ -172,7 +173,7 @@ def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis
         while not started.startswith("gateway worker:"):  # running, its signals handled, before any mail
             started = worker.stdout.readline()
             assert started, "gateway worker exited before it started"
-        assert "gateway worker: 2 threads" in started, started
+        assert "gateway worker: 2 threads sending mail" in started, started
         for number in range(10):
             gw.send(mail(f"c{number}@client.example", "support@shop.example", f"Demande {number}", "Bonjour"))
         gw.wait_idle()
@@ -182,3 +183,8 @@ def test_gateway_worker_processes_alongside_serve_on_redis(tmp_path: Path, redis
         output, _ = worker.communicate(timeout=60)
         assert gw.stop() == 0
     assert worker.returncode == 0, output
+    served = gw.log.read_text()
+    assert served.count(": processed: new helpdesk request") == 10, "applied by serve, in order"
+    assert ": processed:" not in output, "the worker applies no message"
+    sent = served.count("INFO gateway.outbound: sent ") + output.count("INFO gateway.outbound: sent ")
+    assert sent == gw.count("SELECT count(*) FROM outbox WHERE status = 'sent'") > 0, "each mail sent once"

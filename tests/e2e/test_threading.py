@@ -6,7 +6,8 @@ import email.policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from conftest import Gateway, mail
+import pytest
+from conftest import Gateway, mail, write_home
 
 CUSTOMER = "ines@client.example"
 
@@ -29,7 +30,7 @@ def test_a_reply_to_the_bare_address_threads_by_references(gateway: Gateway) -> 
     assert [c["text"] for c in gateway.show(1)["comments"]] == ["Bonjour", "Une précision", "Et encore"]
 
 
-def test_replies_sent_one_after_the_other_are_applied_in_the_order_sent(gateway: Gateway) -> None:
+def send_replies_one_after_the_other(gateway: Gateway) -> None:
     """Each mail goes on a new connection, so to either listener: the second must not overtake the first."""
     customers = [f"client{n}@client.example" for n in range(20)]
     for n, customer in enumerate(customers):
@@ -45,6 +46,20 @@ def test_replies_sent_one_after_the_other_are_applied_in_the_order_sent(gateway:
     assert gateway.count("SELECT count(*) FROM comments first JOIN comments second ON first.request_id = "
                          "second.request_id WHERE first.text = 'Premier' AND second.text = 'Second' "
                          "AND second.id < first.id") == 0
+
+
+def test_replies_sent_one_after_the_other_are_applied_in_the_order_sent(gateway: Gateway) -> None:
+    send_replies_one_after_the_other(gateway)
+
+
+@pytest.mark.postgres
+def test_replies_sent_one_after_the_other_are_applied_in_the_order_sent_on_postgresql(
+        tmp_path: Path, postgres_url: str) -> None:
+    gateway = Gateway(write_home(tmp_path / "home", database_url=postgres_url), database_url=postgres_url).start()
+    try:
+        send_replies_one_after_the_other(gateway)
+    finally:
+        assert gateway.stop() == 0
 
 
 def test_a_subject_tag_threads_only_for_a_participant(gateway: Gateway) -> None:
