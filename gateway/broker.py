@@ -33,12 +33,16 @@ class YieldToTheListener(Middleware):
     inbound_steps = NICENESS
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
-        me = threading.get_native_id()
-        steps = self.inbound_steps if "inbound" in getattr(thread, "consumers", {}) else self.steps
-        try:
-            os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
-        except OSError as error:  # not allowed here: run at the same priority as the rest
-            log.debug("could not lower the priority of %s: %s", thread.name, error)
+        lower_priority(self.inbound_steps if "inbound" in getattr(thread, "consumers", {}) else self.steps)
+
+
+def lower_priority(steps: int) -> None:
+    """Lower the calling thread's priority by ``steps`` of niceness (on Linux, a priority is a thread's)."""
+    me = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
+    except OSError as error:  # not allowed here: run at the same priority as the rest
+        log.debug("could not lower the priority of %s: %s", threading.current_thread().name, error)
 
 
 def configure(settings: Settings) -> dramatiq.Broker:
