@@ -7,7 +7,6 @@ since dramatiq binds actors to the broker current when they are declared.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import dramatiq
@@ -16,9 +15,8 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
 from gateway.inbound.processor import NICENESS
+from gateway.priority import lower_priority
 from gateway.settings import Settings
-
-log = logging.getLogger("gateway")
 
 
 class YieldToTheListener(Middleware):
@@ -34,15 +32,6 @@ class YieldToTheListener(Middleware):
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
         lower_priority(self.inbound_steps if "inbound" in getattr(thread, "consumers", {}) else self.steps)
-
-
-def lower_priority(steps: int) -> None:
-    """Lower the calling thread's priority by ``steps`` of niceness (on Linux, a priority is a thread's)."""
-    me = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
-    except OSError as error:  # not allowed here: run at the same priority as the rest
-        log.debug("could not lower the priority of %s: %s", threading.current_thread().name, error)
 
 
 def configure(settings: Settings) -> dramatiq.Broker:

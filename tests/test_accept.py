@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -100,6 +101,9 @@ def test_messages_overwrite_spares_made_ahead_and_keep_their_exact_bytes(context
     while len(spares) < Spares.COUNT and time.monotonic() < deadline:
         time.sleep(0.01)
     made = {path.with_suffix(".eml") for path in incoming_folder(data).iterdir()}
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, spares._maker.native_id or 0) == min(19, here + Spares.STEPS), \
+        "made below the priority of the loop that answers the clients"
     large = RAW + b"x" * (2 * Spares.BYTES)  # longer than a spare: the spare grows
     paths = write_incoming(data, [(RAW, Envelope("smtp", "support@shop.example")),
                                   (large, Envelope("smtp", "support@shop.example"))], spares)

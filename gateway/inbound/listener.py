@@ -26,11 +26,11 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from gateway.broker import lower_priority
 from gateway.context import Context
 from gateway.inbound.accept import admit, enqueue
 from gateway.inbound.smtp import listen
 from gateway.inbound.spool import incoming_folder
+from gateway.priority import lower_priority
 from gateway.settings import ConfigError, Settings
 
 log = logging.getLogger("gateway.smtp")
