@@ -14,24 +14,17 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
-from gateway.inbound.processor import NICENESS
-from gateway.priority import lower_priority
+from gateway.priority import run_when_idle
 from gateway.settings import Settings
 
 
 class YieldToTheListener(Middleware):
-    """In ``gateway serve``, worker threads run at a lower priority than the SMTP listener process
-    and the web page: acknowledging mail and answering a click come first, processing can wait.
-    The threads of the ``inbound`` queue read and parse mail for the processor: they run as low as it.
-
-    On Linux a priority belongs to a thread, so only the worker threads are lowered.
-    """
-
-    steps = 5  # of niceness below the thread that started the worker
-    inbound_steps = NICENESS
+    """In ``gateway serve``, worker threads run only when the SMTP listeners and the web page
+    leave a CPU idle, as the processor does: acknowledging mail and answering a click come first;
+    reading mail ahead for the processor and sending mail can wait."""
 
     def after_worker_thread_boot(self, broker: dramatiq.Broker, thread: threading.Thread) -> None:
-        lower_priority(self.inbound_steps if "inbound" in getattr(thread, "consumers", {}) else self.steps)
+        run_when_idle()
 
 
 def configure(settings: Settings) -> dramatiq.Broker:

@@ -1,5 +1,5 @@
-"""The in-process broker of ``gateway serve``: its worker threads yield the CPU to the SMTP listener,
-those that read mail ahead for the processor as far as the processor does."""
+"""The in-process broker of ``gateway serve``: its worker threads run only on a CPU that the SMTP
+listeners and the web page leave idle, as the processor does."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from gateway.broker import YieldToTheListener
-from gateway.inbound.processor import NICENESS
 
 
-def _priority_of_a_worker_thread_of(queue: str) -> int:
+def _priority_of_a_worker_thread_of(queue: str) -> tuple[int, int]:
+    """The scheduling policy and the niceness of a worker thread of ``queue``."""
     broker = StubBroker()
     broker.add_middleware(YieldToTheListener())
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
 
     @dramatiq.actor(broker=broker, queue_name=queue)
     def probe() -> None:
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
 
     worker = dramatiq.Worker(broker, queues={queue}, worker_threads=1, worker_timeout=100)
     worker.start()
@@ -33,8 +33,9 @@ def _priority_of_a_worker_thread_of(queue: str) -> int:
     return priority
 
 
-def test_worker_threads_run_below_the_process_and_those_reading_mail_ahead_as_low_as_the_processor() -> None:
-    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    assert _priority_of_a_worker_thread_of("outbox") == min(19, here + 5)
-    assert _priority_of_a_worker_thread_of("inbound") == min(19, here + NICENESS)
-    assert here == os.getpriority(os.PRIO_PROCESS, 0), "this thread is untouched"
+def test_worker_threads_run_only_when_a_cpu_is_idle() -> None:
+    here = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert _priority_of_a_worker_thread_of("outbox") == (os.SCHED_IDLE, 19)
+    assert _priority_of_a_worker_thread_of("inbound") == (os.SCHED_IDLE, 19)
+    assert here == (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) != (os.SCHED_IDLE, 19), \
+        "this thread is untouched"

@@ -57,7 +57,7 @@ def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(cont
             assert refused == {}
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 client.sendmail("a@client.example", ["someone@elsewhere.example"], MAIL)
-        priority = os.getpriority(os.PRIO_PROCESS, smtp.admitter.native_id or 0)  # it has been running since
+        policy = os.sched_getscheduler(smtp.admitter.native_id or 0)  # it has been running since
     finally:
         smtp.stop()
     [row] = rows(context)
@@ -65,8 +65,7 @@ def test_the_listener_answers_250_once_the_file_is_kept_and_serve_admits_it(cont
     assert not any(one.process.is_alive() for one in smtp.listeners)
     assert not list(incoming_folder(context.settings.data_dir).iterdir())
     assert not lost.is_set() and not smtp.lost, "asked to stop: not lost"
-    here = os.getpriority(os.PRIO_PROCESS, 0)
-    assert priority == min(19, here + listener.ADMITTER_STEPS), "the admitter gives way to the listeners"
+    assert policy == os.SCHED_IDLE, "the admitter gives way to the listeners"
 
 
 def test_a_listener_that_ends_by_itself_is_reported_lost(context: Context) -> None:

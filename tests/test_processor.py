@@ -47,6 +47,7 @@ def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(c
         outbox_ids = processor.apply([_stored(context, 1)])
         [first] = _processors()
         assert first != os.getpid()
+        assert os.sched_getscheduler(first) == os.SCHED_IDLE, "it runs on what the listeners leave"
         with context.sessions() as session:
             assert {row.recipient for row in session.scalars(select(Outbox).where(Outbox.id.in_(outbox_ids)))} \
                 == {"camille@shop.example", "c1@client.example"}

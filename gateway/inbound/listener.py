@@ -30,7 +30,7 @@ from gateway.context import Context
 from gateway.inbound.accept import admit, enqueue
 from gateway.inbound.smtp import listen
 from gateway.inbound.spool import incoming_folder
-from gateway.priority import lower_priority
+from gateway.priority import run_when_idle
 from gateway.settings import ConfigError, Settings
 
 log = logging.getLogger("gateway.smtp")
@@ -38,10 +38,6 @@ log = logging.getLogger("gateway.smtp")
 BATCH = 200  # files admitted in one transaction, at most
 GATHER_SECONDS = 0.02  # names awaited for one transaction: one admission costs 0.5 ms alone, 0.15 ms each in 20
 RETRY_SECONDS = 5
-# Niceness steps of the admitter below the serving process: it gives way to the listeners, since
-# answering 250 comes first, and the names it leaves waiting only make its next batch larger and
-# cheaper (bench/ingest.py: 5 % more mail taken in). It still goes before processing (nice 19).
-ADMITTER_STEPS = 10
 STARTUP_SECONDS = 60
 
 
@@ -126,7 +122,7 @@ class Intake:
         self.admitter.start()
 
     def _admit_forever(self) -> None:
-        lower_priority(ADMITTER_STEPS)
+        run_when_idle()  # answering 250 comes first; names left waiting make a larger, cheaper batch
         folder = incoming_folder(self.context.settings.data_dir)
         left: list[Path] = []  # named, not admitted yet (the database was unavailable)
         reading = {listener.names: listener for listener in self.listeners}

@@ -30,13 +30,11 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gateway.context import current, open_context, settle
 from gateway.inbound.process import Ahead, Outcome, mark, process_batch, read_ahead
+from gateway.priority import run_when_idle
 from gateway.settings import Settings
 from gateway.transaction import writer
 
 log = logging.getLogger("gateway.inbound")
-
-NICENESS = 19  # steps below the serving process: it runs on what the listener and the web page leave
-
 
 class HandOver:
     """Batches go to the processor in the order they reach ``Processor.apply``, which is the order
@@ -168,10 +166,7 @@ def _boot(settings: Settings, parent: int) -> None:
     from gateway.cli import configure_logging
 
     configure_logging()
-    try:  # below the serving process, not below the worker thread that happened to start this one
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, parent) + NICENESS))
-    except OSError as error:  # not allowed here: run at the same priority
-        log.debug("could not lower the processor's priority: %s", error)
+    run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)
     settle()
     threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
