@@ -36,6 +36,7 @@ from gateway.transaction import writer
 
 log = logging.getLogger("gateway.inbound")
 
+
 class HandOver:
     """Batches go to the processor in the order they reach ``Processor.apply``, which is the order
     they were admitted in: a thread whose batch was quicker to read ahead waits for the threads
