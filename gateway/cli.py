@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -272,10 +274,14 @@ def configure_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging()
     try:
-        return int(args.handler(args))
+        args = parser.parse_args(argv)
+        configure_logging()
+        status = int(args.handler(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return status
+    except BrokenPipeError:
+        return _reader_went_away()
     except UsageError as error:
         parser.print_usage(sys.stderr)
         print(f"gateway: error: {error}", file=sys.stderr)
@@ -285,6 +291,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """``gateway requests show 1 --json | head``: the reader has what it wanted; exit quietly, with the
+    status of a command stopped by SIGPIPE, as ``cat`` or ``git`` would. (Python ignores SIGPIPE so
+    that a server's write to a closed socket is an error, not death: it cannot simply be restored.)"""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, quietly, at exit
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

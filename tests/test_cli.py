@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,14 @@ def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.
 def test_a_worker_without_a_broker_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["worker", "--config", str(write_home(tmp_path))]) == 1
     assert "gateway worker needs broker_url" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``gateway ... --json | head``: no traceback, no "Exception ignored", the status of SIGPIPE."""
+    message = tmp_path / "long.eml"
+    message.write_bytes(b"From: a@client.example\nSubject: long\n\n" + b"a line of text\n" * 20_000)
+    pipeline = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m gateway parse {message} --json | head -c 10 >/dev/null; "
+                       "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=60)
+    assert pipeline.stderr == ""
+    assert pipeline.stdout.strip() == "141"

@@ -29,13 +29,17 @@ class Client:
     def reply(self) -> str:
         """The next complete reply (its last line)."""
         while True:
-            while b"\r\n" not in self.pending:
-                data = self.sock.recv(65536)
-                assert data, "the server closed the connection"
-                self.pending += data
-            line, self.pending = self.pending.split(b"\r\n", 1)
-            if line[3:4] != b"-":
-                return line.decode()
+            line = self.reply_line()
+            if line[3:4] != "-":
+                return line
+
+    def reply_line(self) -> str:
+        while b"\r\n" not in self.pending:
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            self.pending += data
+        line, self.pending = self.pending.split(b"\r\n", 1)
+        return line.decode()
 
     def command(self, line: str) -> str:
         self.sock.sendall(line.encode() + b"\r\n")
@@ -83,7 +87,15 @@ HEAD = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: dots\r\n
     (HEAD + b"..stuffed\r\n.leading dot\r\n...\r\n", HEAD + b".stuffed\r\nleading dot\r\n..\r\n"),
     (b".first line stuffed\r\n", b"first line stuffed\r\n"),
     (HEAD + (b"x" * 900 + b"\r\n") * 5 + b"end.\r\n", HEAD + (b"x" * 900 + b"\r\n") * 5 + b"end.\r\n"),
-], ids=["empty", "one line", "lines ending in a dot", "dot-stuffing", "first line stuffed", "long lines"])
+    (HEAD.replace(b"\r\n", b"\n") + b"Bare.\nLF.\n\r\n", HEAD + b"Bare.\r\nLF.\r\n\r\n"),
+    (HEAD + b"Mixed\nline\r\nends\n\r\n", HEAD + b"Mixed\r\nline\r\nends\r\n\r\n"),
+    (HEAD + b"..stuffed\n.leading\n...\r\n", HEAD + b".stuffed\r\nleading\r\n..\r\n"),
+    (HEAD + b"a bare\rCR\r\r\n", HEAD + b"a bare\rCR\r\r\n"),
+    (HEAD + b"z" * 5000 + b"\r\n", HEAD + b"z" * 5000 + b"\r\n"),
+    (HEAD + b"z" * 5000 + b"\n" + b"w" * 14_000 + b"\r\n", HEAD + b"z" * 5000 + b"\r\n" + b"w" * 14_000 + b"\r\n"),
+], ids=["empty", "one line", "lines ending in a dot", "dot-stuffing", "first line stuffed", "long lines",
+        "bare LF", "mixed line ends", "dot-stuffing after LF", "bare CR is content", "a line over 1,000 bytes",
+        "a line longer than the reader's limit"])
 def test_what_is_kept_is_the_data_without_its_dot_stuffing(server: tuple[int, list[Path]], body: bytes,
                                                            expected: bytes) -> None:
     port, stored = server
@@ -120,20 +132,64 @@ def test_commands_sent_right_after_the_data_are_answered_in_turn(server: tuple[i
     assert kept(stored) == [HEAD + b"Hello.\r\n"]
 
 
-def test_too_big_or_too_long_lines_are_refused_and_the_session_goes_on(server: tuple[int, list[Path]]) -> None:
+def test_too_big_is_refused_and_the_session_goes_on(server: tuple[int, list[Path]]) -> None:
     port, stored = server
     client = Client(port)
     client.start_data()
     client.sock.sendall(HEAD + (b"y" * 70 + b".\r\n") * 400 + b".\r\n")  # 29 KB over a limit of 20,000
     assert client.reply() == "552 5.3.4 message exceeds the size limit of 20000 bytes"
     client.start_data()
-    client.sock.sendall(HEAD + b"z" * 1200 + b"\r\n.\r\n")
-    assert client.reply().startswith("500 5.5.2")
+    client.sock.sendall(HEAD + (b"y" * 70 + b".\n") * 400 + b"\r\n.\r\n")  # the same with bare LF line ends
+    assert client.reply() == "552 5.3.4 message exceeds the size limit of 20000 bytes"
     client.start_data()
     client.sock.sendall(HEAD + b"Small.\r\n.\r\n")
     assert client.reply().startswith("250")
     client.close()
     assert kept(stored) == [HEAD + b"Small.\r\n"]
+
+
+# each variant, and how it is kept: line ends as CRLF, a lone dot line as content, a stuffed dot removed
+SMUGGLING = {b"\n.\n": b"\r\n.\r\n", b"\r.\r\n": b"\r.\r\n", b"\n.\r\n": b"\r\n.\r\n", b"\r\n.\n": b"\r\n.\r\n",
+             b"\r.\r": b"\r.\r", b"\r\n.\r": b"\r\n\r"}
+
+
+@pytest.mark.parametrize("variant, as_kept", SMUGGLING.items(), ids=[repr(v) for v in SMUGGLING])
+def test_no_end_of_data_but_the_standard_one_ends_a_message(server: tuple[int, list[Path]], variant: bytes,
+                                                            as_kept: bytes) -> None:
+    """The SMTP smuggling variants of SEC Consult's 2023 report: the bytes after a non-standard end
+    of data stay in the first message, they never become a second one."""
+    port, stored = server
+    smuggled = (b"MAIL FROM:<admin@shop.example>\r\nRCPT TO:<support@shop.example>\r\nDATA\r\n"
+                b"From: admin@shop.example\r\nSubject: smuggled\r\n\r\n#status resolved\r\n")
+    client = Client(port)
+    client.start_data()
+    client.sock.sendall(HEAD + b"Before." + variant + smuggled + b".\r\nQUIT\r\n")
+    assert client.reply().startswith("250 OK queued")
+    assert client.reply().startswith("221")  # the QUIT: nothing in between was taken as a command
+    client.close()
+    assert kept(stored) == [HEAD + b"Before." + as_kept + smuggled]
+
+
+def test_the_server_advertises_8bitmime_and_smtputf8_and_takes_a_utf8_address(
+        server: tuple[int, list[Path]]) -> None:
+    port, stored = server
+    client = Client(port)
+    client.sock.sendall(b"EHLO client.example\r\n")
+    lines = [client.reply_line()]
+    while lines[-1][3:4] == "-":
+        lines.append(client.reply_line())
+    assert "250-8BITMIME" in lines and "250-SMTPUTF8" in lines
+    assert client.command("MAIL FROM:<j\u00e9r\u00f4me@client.example> SMTPUTF8 BODY=8BITMIME").startswith("250")
+    assert client.command("RCPT TO:<support@shop.example>").startswith("250")
+    assert client.command("DATA").startswith("354")
+    client.sock.sendall("From: J\u00e9r\u00f4me <j\u00e9r\u00f4me@client.example>\r\n\r\n\u00e9t\u00e9\r\n.\r\n"
+                        .encode())
+    assert client.reply().startswith("250")
+    client.close()
+    [path] = stored
+    envelope, message = spool.read_message(path)
+    assert envelope.mail_from == "j\u00e9r\u00f4me@client.example"
+    assert message == "From: J\u00e9r\u00f4me <j\u00e9r\u00f4me@client.example>\r\n\r\n\u00e9t\u00e9\r\n".encode()
 
 
 def test_data_before_any_recipient_is_refused(server: tuple[int, list[Path]]) -> None:

@@ -23,7 +23,6 @@ import ssl
 import threading
 import time
 from email.parser import BytesHeaderParser
-from email.policy import compat32
 from email.utils import parseaddr
 from typing import Any
 
@@ -32,6 +31,7 @@ from sqlalchemy import select
 
 from gateway.context import Context
 from gateway.inbound.accept import accept
+from gateway.inbound.headers import POLICY
 from gateway.models import ImapState
 from gateway.settings import ImapSettings, Mailbox
 
@@ -309,7 +309,7 @@ def _close(client: IMAPClient) -> None:
 
 def _return_path(raw: bytes) -> str:
     """The envelope sender the delivering server recorded: IMAP's equivalent of SMTP's MAIL FROM."""
-    header = BytesHeaderParser(policy=compat32).parsebytes(raw).get("Return-Path", "")
+    header = BytesHeaderParser(policy=POLICY).parsebytes(raw).get("Return-Path", "")
     return parseaddr(str(header))[1]
 
 
