@@ -121,6 +121,7 @@ class Comment(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(10), default="email")
     unverified_sender: Mapped[bool] = mapped_column(Boolean, default=False)
+    degraded: Mapped[str | None] = mapped_column(Text, default=None)  # why the pipeline could not apply it
     inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -39,6 +39,7 @@ def _comment(comment: Comment) -> dict[str, Any]:
         "text": comment.text,
         "source": comment.source,
         "unverified_sender": comment.unverified_sender,
+        "degraded": comment.degraded,
         "created_at": _time(comment.created_at),
         "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
                          "sha256": a.sha256} for a in comment.attachments],

@@ -248,3 +248,101 @@ def test_what_a_batch_only_appends_is_there_for_the_next_message_and_after_the_c
     assert refs == {"<batch1@c>": opened.request_id, "<again1@c>": opened.request_id}
     assert (follow_up, opened.request_id) in matched, "the customer's comment matched a built-in rule"
     assert {request_id for _inbound_id, request_id in matched} == {opened.request_id}
+
+
+class _Broken(RuntimeError):
+    """What a bug in a step of the pipeline raises."""
+
+
+def _break_applying(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object) -> None:
+        raise _Broken("a step of the pipeline broke")
+
+    monkeypatch.setattr("gateway.inbound.process.apply_message", broken)
+
+
+def test_a_message_the_pipeline_breaks_on_becomes_a_degraded_request_the_coordinators_are_told_of(
+        context: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    _coordinator(context)
+    raw = ("From: Jérôme <jerome@client.example>\r\nTo: support@shop.example\r\nSubject: Colis abîmé\r\n"
+           "Message-ID: <broken1@client.example>\r\n\r\nMon colis est arrivé abîmé.\r\n").encode()
+    inbound_id = store(context, raw, source="smtp", mailbox="support@shop.example")
+    _break_applying(monkeypatch)
+    outcome = process_safely(context, inbound_id)
+    assert outcome.status == "degraded"
+    assert f"message {inbound_id} could not be applied: _Broken: a step of the pipeline broke" in caplog.text
+    with context.sessions() as session:
+        row = session.get(Inbound, inbound_id)
+        assert row is not None and row.status == "degraded" and row.request_id == outcome.request_id
+        request = session.get(Request, outcome.request_id)
+        assert request is not None and request.subject == "Colis abîmé" and request.status == "new"
+        [comment] = request.comments
+        assert comment.text == "Mon colis est arrivé abîmé."
+        assert comment.visibility == "private" and comment.author_email == "jerome@client.example"
+        assert comment.degraded == "_Broken: a step of the pipeline broke"
+        [attached] = comment.attachments
+        assert attached.filename == f"message-{inbound_id}.eml" and attached.size == len(raw)
+        assert (context.settings.data_dir / "attachments" / attached.sha256[:2] / attached.sha256).read_bytes() == raw
+        mails = session.scalars(select(Outbox).where(Outbox.id.in_(outcome.outbox_ids))).all()
+        assert [(m.recipient, m.template) for m in mails] == [("camille@shop.example", "degraded.coordinator")]
+        assert b"_Broken: a step of the pipeline broke" in mails[0].raw
+    again = process_safely(context, inbound_id)
+    assert again.status == "duplicate"
+    with context.sessions() as session:
+        assert session.scalar(select(func.count(Request.id))) == 1, "kept once, whatever replays it"
+
+
+def test_a_reply_the_pipeline_breaks_on_is_kept_on_the_request_its_token_names(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    _coordinator(context)
+    [opened] = process_batch(context, [_stored(context, 1, sender="jerome@client.example")])
+    with context.sessions() as session:
+        request = session.get(Request, opened.request_id)
+        assert request is not None
+        requester = next(p for p in request.participants if p.role == "requester")
+        token = mint_reply_token(context.settings.secret_key, request.id, requester.id)
+    reply = store(context, (f"From: jerome@client.example\r\nTo: support+{token}@shop.example\r\n"
+                            "Subject: Re: question 1\r\nMessage-ID: <broken2@client.example>\r\n\r\n"
+                            "#status resolved\r\nMerci, toujours rien.\r\n").encode(),
+                  source="smtp", mailbox="support@shop.example", envelope_to=(f"support+{token}@shop.example",))
+    _break_applying(monkeypatch)
+    outcome = process_safely(context, reply)
+    assert (outcome.status, outcome.request_id) == ("degraded", opened.request_id)
+    with context.sessions() as session:
+        request = session.get(Request, opened.request_id)
+        assert request is not None and request.status == "new", "no command of a degraded message applies"
+        degraded = request.comments[-1]
+        assert (degraded.author_email, degraded.author_role, degraded.visibility) == (
+            "jerome@client.example", "requester", "private")
+        assert degraded.text == "#status resolved\nMerci, toujours rien."
+
+
+def test_a_message_the_parser_itself_breaks_on_is_kept_with_what_its_lines_say(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    def parse(_raw: bytes) -> None:
+        raise _Broken("the parser broke")
+
+    monkeypatch.setattr("gateway.inbound.process.parse", parse)
+    monkeypatch.setattr("gateway.inbound.degrade.parse", parse)
+    raw = b"From: Zo\xc3\xa9 <zoe@client.example>\r\nSubject: Facture\r\n\tde juin\r\n\r\nCi-joint.\x00\r\n"
+    outcome = process_safely(context, store(context, raw, source="smtp", mailbox="support@shop.example"))
+    assert outcome.status == "degraded"
+    with context.sessions() as session:
+        request = session.get(Request, outcome.request_id)
+        assert request is not None and request.subject == "Facture de juin"
+        [comment] = request.comments
+        assert (comment.author_email, comment.text) == ("zoe@client.example", "Ci-joint.")
+
+
+def test_a_fault_of_the_gateway_itself_leaves_the_message_failed_for_replay(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def database_gone(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr("gateway.inbound.process.apply_message", database_gone)
+    outcome = process_safely(context, _stored(context, 1))
+    assert outcome.status == "failed" and "OperationalError" in outcome.decision
+    with context.sessions() as session:
+        assert session.scalar(select(func.count(Request.id))) == 0

@@ -14,8 +14,8 @@ from typing import Any
 
 # windows-1252 is a superset of ISO-8859-1 for every printable character, and
 # mail labelled ISO-8859-1 that holds 0x80-0x9F bytes is windows-1252 in practice.
-CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
-                   "ascii": "cp1252", "unknown-8bit": "cp1252", "x-unknown": "cp1252"}
+CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "unknown-8bit": "cp1252",
+                   "x-unknown": "cp1252"}
 
 
 def _raw_8bit_as_text(value: str) -> str:
@@ -69,16 +69,22 @@ def decode_header_value(value: object) -> str:
     return " ".join("".join(parts).split())
 
 
-def decode_text(data: bytes, charset: str, defects: list[str]) -> str:
-    """Bytes in a declared charset; UTF-8 (then windows-1252) when it is unknown or wrong, which
-    ``defects`` is told."""
-    charset = CHARSET_ALIASES.get(charset.lower(), charset.lower())
-    try:
-        return data.decode(charset)
-    except LookupError:
-        defects.append(f"unknown charset {charset!r}")
-    except UnicodeDecodeError:
-        defects.append(f"body is not valid {charset}")
+def decode_text(data: bytes, charset: str | None, defects: list[str]) -> str:
+    """Bytes in their declared charset, which ``defects`` is told when it is unknown or wrong. With
+    none declared (or ASCII, which 8-bit bytes belie), UTF-8 first: RFC 6532 mail and scripts send it
+    undeclared. What is not UTF-8 is read as windows-1252."""
+    declared = (charset or "us-ascii").lower()
+    if declared in ("us-ascii", "ascii"):
+        if data.isascii():
+            return data.decode("ascii")
+    else:
+        declared = CHARSET_ALIASES.get(declared, declared)
+        try:
+            return data.decode(declared)
+        except LookupError:
+            defects.append(f"unknown charset {declared!r}")
+        except UnicodeDecodeError:
+            defects.append(f"body is not valid {declared}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

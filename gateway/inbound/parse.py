@@ -22,6 +22,8 @@ from gateway.inbound.headers import POLICY, decode_header_value, decode_text
 from gateway.inbound.html import html_to_text
 from gateway.inbound.replies import extract_reply
 
+_TRACE_HEADERS = re.compile(rb"^(received|return-path|delivered-to|x-original-to)\s*:.*?(?=^\S|\Z)",
+                            re.I | re.M | re.S)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _TOKEN_LOCAL = re.compile(r"^[^+@]+\+([a-z0-9]{1,40})@", re.I)
 
@@ -127,7 +129,7 @@ def _decode_part(part: Message, defects: list[str]) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    return decode_text(payload, part.get_content_charset() or "us-ascii", defects)
+    return decode_text(payload, part.get_content_charset(), defects)
 
 
 def _filename(part: Message) -> str | None:
@@ -208,3 +210,12 @@ def parse(raw: bytes) -> ParsedMail:
         suppresses_auto_response=suppresses_auto_response(message),
         defects=defects,
     )
+
+
+def dedupe_key(parsed: ParsedMail, raw: bytes) -> str:
+    """The Message-ID, or the SHA-256 of the message without the trace headers relays add."""
+    if parsed.message_id:
+        return parsed.message_id
+    header_end = raw.find(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.find(b"\n\n")
+    head, body = (raw[:header_end], raw[header_end:]) if header_end >= 0 else (raw, b"")
+    return "sha256:" + hashlib.sha256(_TRACE_HEADERS.sub(b"", head) + body).hexdigest()

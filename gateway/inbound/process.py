@@ -7,9 +7,7 @@ Mail goes out only after the commit (the caller enqueues the returned outbox ids
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select
@@ -19,18 +17,15 @@ from sqlalchemy.orm import Session
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
 from gateway.inbound.apply import CommandsRefused, Opened, apply_message, look_up
+from gateway.inbound.degrade import GATEWAY_FAULTS, keep_degraded
 from gateway.inbound.incoming import Incoming
-from gateway.inbound.parse import ParsedMail, parse
+from gateway.inbound.parse import ParsedMail, dedupe_key, parse
 from gateway.inbound.refusal import refuse_commands
 from gateway.inbound.thread import read_ahead_tokens
 from gateway.models import AppliedMessage, Inbound, utcnow
 from gateway.outbound.notify import Mailer
 
 log = logging.getLogger("gateway.inbound")
-
-_TRACE_HEADERS = re.compile(rb"^(received|return-path|delivered-to|x-original-to)\s*:.*?(?=^\S|\Z)",
-                            re.I | re.M | re.S)
-
 
 @dataclass(frozen=True)
 class Ahead:
@@ -66,20 +61,11 @@ def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
 class Outcome:
     """What processing decided, for the log line and ``inbound.decision``."""
 
-    status: str  # processed, duplicate, failed
+    status: str  # processed, duplicate, degraded, failed
     decision: str
     request_id: int | None = None
     message_id: str | None = None
     outbox_ids: list[int] = field(default_factory=list)
-
-
-def dedupe_key(parsed: ParsedMail, raw: bytes) -> str:
-    """The Message-ID, or the SHA-256 of the message without the trace headers relays add."""
-    if parsed.message_id:
-        return parsed.message_id
-    header_end = raw.find(b"\r\n\r\n") if b"\r\n\r\n" in raw else raw.find(b"\n\n")
-    head, body = (raw[:header_end], raw[header_end:]) if header_end >= 0 else (raw, b"")
-    return "sha256:" + hashlib.sha256(_TRACE_HEADERS.sub(b"", head) + body).hexdigest()
 
 
 def _start(context: Context, inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
@@ -228,14 +214,44 @@ def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
 
 
 def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
-    """``process``, but a message that breaks the pipeline is marked failed and kept for ``gateway replay``."""
+    """``process``, but one message never stops the others, and never goes without an owner: a message
+    that breaks the pipeline is kept degraded (``degrade``); one that meets a fault of the gateway
+    itself, or that cannot even be kept degraded, is marked failed for ``gateway replay --failed``."""
     try:
         outcome = process(context, inbound_id, ahead)
-    except Exception as error:  # one message must never stop the others
-        log.exception("message %s failed: %s (kept; run `gateway replay %s`)", inbound_id, error, inbound_id)
-        return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+    except GATEWAY_FAULTS as error:
+        return _failed(context, inbound_id, error)
+    except Exception as error:
+        outcome = _degrade(context, inbound_id, ahead, error)
     _log(inbound_id, outcome)
     return outcome
+
+
+def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exception) -> Outcome:
+    log.exception("message %s could not be applied: %s: %s; keeping it degraded", inbound_id,
+                  type(error).__name__, error)
+    try:
+        with context.sessions() as session:
+            row = session.get(Inbound, inbound_id)
+            raw_path = row.raw_path if row is not None else None
+        if raw_path is None:
+            return _failed(context, inbound_id, LookupError(f"no stored message {inbound_id}"))
+        raw = ahead.raw if ahead is not None else read_raw(context, raw_path)
+        kept = keep_degraded(context, inbound_id, raw, f"{type(error).__name__}: {error}")
+    except Exception as second:  # the last resort: the raw message stays where it is
+        return _failed(context, inbound_id, second)
+    if kept is None:
+        return mark(context, inbound_id, Outcome("duplicate", "already applied (kept degraded before)"))
+    return Outcome("degraded", kept.decision, kept.request_id, kept.message_id, kept.outbox_ids)
+
+
+def _failed(context: Context, inbound_id: int, error: BaseException) -> Outcome:
+    log.error("message %s failed: %s: %s (kept; run `gateway replay %s`)", inbound_id, type(error).__name__,
+              error, inbound_id, exc_info=error)
+    try:
+        return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+    except GATEWAY_FAULTS:  # the database is gone: the row stays pending, taken again at the next start
+        return Outcome("failed", f"{type(error).__name__}: {error}")
 
 
 def _log(inbound_id: int, outcome: Outcome) -> None:
