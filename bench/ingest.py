@@ -5,6 +5,7 @@ Run by hand, not by pytest::
 
     .venv/bin/python bench/ingest.py --mails 2000            # table
     .venv/bin/python bench/ingest.py --mails 2000 --json     # JSON on stdout
+    .venv/bin/python bench/ingest.py --only lf               # the bare-LF run alone
 
 What it does, each run in a throwaway home under a temp dir (SQLite, in-process
 worker, outgoing mail to the outbox Maildir, two coordinators: one fr, one en):
@@ -15,10 +16,19 @@ worker, outgoing mail to the outbox Maildir, two coordinators: one fr, one en):
    then (tokens read from the Reply-To of the mails in ``<data>/outbox/new/``, not
    timed) the replies of customers and coordinators. Rates are mails over the sum
    of the two phases' durations.
-2. ``rate`` run: the same kind of corpus on a fresh home, offered at ``--rate``
+2. ``lf`` run (``max_lf`` in the results): the ``max`` run again on a fresh home
+   (the same new requests; replies built from its own outbox, so they differ as in
+   any two runs), every mail sent with bare LF line ends, as ``smtplib``'s
+   ``sendmail`` sends the bytes of ``EmailMessage.as_bytes()`` (it dot-stuffs and
+   ends the data with CRLF.CRLF but converts no line end). The listener makes the
+   lines CRLF before the file is written; this run shows what that costs. The same
+   targets apply.
+3. ``rate`` run: the same kind of corpus on a fresh home, offered at ``--rate``
    mails/s (paced over the same 4 connections); its p99 latency is the target.
-3. Ceilings on the same corpus: an aiosmtpd server whose handler does nothing
-   (separate process, same sender), and the parse rate of the standard library
+4. Ceilings on the same corpus, with CRLF line ends: an aiosmtpd server whose
+   handler does nothing (separate process, same sender; stock aiosmtpd reads DATA
+   up to each CRLF and refuses bare-LF mail as too long lines, so the ``lf`` run is
+   held to the same ceiling), and the parse rate of the standard library
    (``policy.default`` and ``compat32``) and of ``gateway.inbound.parse.parse``.
 
 Latency is server-side, from the database: ``inbound.received_at`` (stamped by the
@@ -39,8 +49,10 @@ import argparse
 import base64
 import email
 import email.policy
+import functools
 import itertools
 import json
+import operator
 import os
 import random
 import re
@@ -54,7 +66,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -436,6 +449,14 @@ class SendResult:
         return self.finished - self.started
 
 
+def bare_lf(mails: list[Mail]) -> list[Mail]:
+    """The same mails with every CRLF made a bare LF: what ``smtplib``'s ``sendmail`` puts on the wire
+    for the bytes of ``EmailMessage.as_bytes()`` under the default policy. Given bytes, it converts no
+    line end; it still dot-stuffs and ends the data with CRLF.CRLF. The corpus has no other CR (its
+    binary parts are base64), so nothing else changes."""
+    return [replace(mail, raw=mail.raw.replace(b"\r\n", b"\n")) for mail in mails]
+
+
 def send_all(port: int, mails: list[Mail], connections: int, rate: float | None = None) -> SendResult:
     """Send over ``connections`` reused SMTP connections; paced at ``rate`` mails/s when given."""
     counter = itertools.count()
@@ -740,8 +761,12 @@ def latencies(gateway: Gateway, first_id: int) -> dict[str, Any]:
 
 
 def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, seed: int, label: str,
-                keep_corpus: bool) -> tuple[dict[str, Any], list[Mail]]:
-    """One home, two timed phases (new requests, then replies by token), measured from the database."""
+                keep_corpus: bool, lf: bool = False) -> tuple[dict[str, Any], list[Mail]]:
+    """One home, two timed phases (new requests, then replies by token), measured from the database.
+
+    ``lf`` sends every mail with bare LF line ends (``bare_lf``), converted before the clock starts.
+    The corpus returned keeps its CRLF: the do-nothing ceiling and the parse rates read it, and stock
+    aiosmtpd refuses bare-LF lines longer than 1,001 bytes ("500 Line too long")."""
     gateway = Gateway(root, py_spy=args.py_spy if rate is None else None, rules=args.rules)
     failures: list[str] = []
     try:
@@ -756,7 +781,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
         phases = []
         cpu_start = cpu_seconds(gateway.process.pid)
         stolen = -stolen_seconds()
-        first = send_all(gateway.smtp_port, new_mails, args.connections, rate)
+        first = send_all(gateway.smtp_port, bare_lf(new_mails) if lf else new_mails, args.connections, rate)
         gateway.wait_processed(len(new_mails))
         stolen += stolen_seconds()
         done1 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
@@ -767,7 +792,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
             f"({sum(m.kind == 'coordinator-reply' for m in replies)} from coordinators)")
         first_reply_id = gateway.count("SELECT coalesce(max(id), 0) FROM inbound") + 1
         stolen -= stolen_seconds()
-        second = send_all(gateway.smtp_port, replies, args.connections, rate)
+        second = send_all(gateway.smtp_port, bare_lf(replies) if lf else replies, args.connections, rate)
         gateway.wait_processed(len(new_mails) + len(replies))
         stolen += stolen_seconds()
         done2 = when(gateway.db.execute("SELECT max(processed_at) FROM inbound").fetchone()[0])
@@ -824,7 +849,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
     result["serve_exit"] = code
     if code != 0:
         failures.append(f"serve exited {code} on SIGTERM (want 0); see {gateway.stderr}")
-    result["failures"] = failures
+    result["failures"] = [f"[{label}] {line}" for line in failures]
     return result, (mails if keep_corpus else [])
 
 
@@ -874,20 +899,29 @@ def report(results: dict[str, Any]) -> str:
                  f"{c['megabytes']:.1f} MB, median {c['median_kb']:.1f} KB, "
                  f"{c['with_attachment']} with attachments, {results['connections']} SMTP connections")
     null = results.get("null_smtp_per_s")
-    mx, rt = results.get("max"), results.get("rate")
+    mx, lf, rt = results.get("max"), results.get("max_lf"), results.get("rate")
+    columns = [("max run", mx), ("max LF run", lf), (f"{results['offered_rate']:g}/s run", rt)]
+    unpaced = [run for run in (mx, lf) if run]  # the runs the throughput targets apply to
 
     def f(value: float | None, unit: str = "") -> str:
         return "-" if value is None or value != value else f"{value:,.0f}{unit}"
 
-    rows = [("", "max run", f"{results['offered_rate']:g}/s run", "target", "")]
+    def cells(*path: str, show: Callable[[Any], str] = f) -> tuple[str, ...]:
+        """One cell per run: its figure at ``path`` (keys into its results), or "-" for a run not made."""
+        return tuple(show(functools.reduce(operator.getitem, path, run)) if run else "-" for _name, run in columns)
+
+    def passes(ok: Callable[[dict[str, Any]], bool], runs: list[dict[str, Any]]) -> str:
+        """Pass when every run given meets the target; n/a when none was made."""
+        return verdict(all(ok(run) for run in runs) if runs else None)
+
+    rows = [("", *(name for name, _run in columns), "target", "")]
     acc_target = null * TARGETS["accepted_vs_null"] if null else None
-    acc = mx["accepted_per_s"] if mx else None
-    rows.append(("SMTP accepted, mails/s", f(acc), f(rt["accepted_per_s"]) if rt else "-",
+    rows.append(("SMTP accepted, mails/s", *cells("accepted_per_s"),
                  f">= {f(acc_target)} (50% of do-nothing)",
-                 verdict(acc >= acc_target if acc is not None and acc_target else None)))
-    proc = mx["processed_per_s"] if mx else None
-    rows.append(("fully processed, mails/s", f(proc), f(rt["processed_per_s"]) if rt else "-",
-                 f">= {TARGETS['processed']:.0f}", verdict(proc >= TARGETS["processed"] if proc else None)))
+                 passes(lambda r: r["accepted_per_s"] >= acc_target, unpaced if acc_target else [])))
+    rows.append(("fully processed, mails/s", *cells("processed_per_s"),
+                 f">= {TARGETS['processed']:.0f}", passes(lambda r: r["processed_per_s"] >= TARGETS["processed"],
+                                                          unpaced)))
     for key, name in (("processed_ms", "250 -> processed"), ("offered_to_processed_ms", "offered -> processed"),
                       ("sent_ms", "250 -> in outbox/new")):
         for p in ("p50", "p99"):
@@ -895,30 +929,30 @@ def report(results: dict[str, Any]) -> str:
             if key == "processed_ms" and p == "p99":
                 target = f"< {TARGETS['p99_ms_at_rate']:.0f} ms at {results['offered_rate']:g}/s"
                 ok = verdict(rt["latency"][key][p] < TARGETS["p99_ms_at_rate"] if rt else None)
-            rows.append((f"{name} {p}, ms", f(mx["latency"][key][p]) if mx else "-",
-                         f(rt["latency"][key][p]) if rt else "-", target, ok))
-    rows.append(("serve CPU per mail, ms", f"{mx['serve_cpu_ms_per_mail']:.1f}" if mx else "-",
-                 f"{rt['serve_cpu_ms_per_mail']:.1f}" if rt else "-", "", ""))
+            rows.append((f"{name} {p}, ms", *cells("latency", key, p), target, ok))
+    rows.append(("serve CPU per mail, ms", *cells("serve_cpu_ms_per_mail", show="{:.1f}".format), "", ""))
     for role in ("serve", "listeners", "processor"):
-        rows.append((f"  of which {role}", f"{mx['cpu_ms_per_mail_by_process'][role]:.1f}" if mx else "-",
-                     f"{rt['cpu_ms_per_mail_by_process'][role]:.1f}" if rt else "-", "", ""))
-    rows.append(("serve CPU, cores busy", f"{mx['serve_cpu_cores']:.2f}" if mx else "-",
-                 f"{rt['serve_cpu_cores']:.2f}" if rt else "-", "", ""))
-    rss = max((r["peak_rss_mb"] for r in (mx, rt) if r), default=None)
-    rows.append(("serve peak RSS, MB", f(mx["peak_rss_mb"]) if mx else "-", f(rt["peak_rss_mb"]) if rt else "-",
-                 f"< {TARGETS['rss_mb']:.0f}", verdict(rss < TARGETS["rss_mb"] if rss else None)))
-    rows.append(("serve exit on SIGTERM", str(mx["serve_exit"]) if mx else "-", str(rt["serve_exit"]) if rt else "-",
-                 "0", verdict(all(r["serve_exit"] == 0 for r in (mx, rt) if r))))
+        rows.append((f"  of which {role}", *cells("cpu_ms_per_mail_by_process", role, show="{:.1f}".format),
+                     "", ""))
+    rows.append(("serve CPU, cores busy", *cells("serve_cpu_cores", show="{:.2f}".format), "", ""))
+    made = [run for _name, run in columns if run]
+    rows.append(("serve peak RSS, MB", *cells("peak_rss_mb"), f"< {TARGETS['rss_mb']:.0f}",
+                 passes(lambda r: r["peak_rss_mb"] < TARGETS["rss_mb"], made)))
+    rows.append(("serve exit on SIGTERM", *cells("serve_exit", show=str), "0",
+                 passes(lambda r: r["serve_exit"] == 0, made)))
     if rt:
-        rows.append(("worst pacing lag, s", "", f"{rt['worst_lag_s']:.2f}", "", ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        rows.append(("worst pacing lag, s", *(f"{rt['worst_lag_s']:.2f}" if run is rt else "" for _n, run in columns),
+                     "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 or i >= 3 else cell.rjust(widths[i])
+        lines.append("  ".join(cell.ljust(widths[i]) if i == 0 or i > len(columns) else cell.rjust(widths[i])
                                for i, cell in enumerate(row)).rstrip())
-    if mx:
-        lines.append("max run phases: " + "; ".join(
-            f"{'new requests' if i == 0 else 'replies'}: {p['mails']} mails, accepted {p['accepted_per_s']:,.0f}/s, "
-            f"processed {p['processed_per_s']:,.0f}/s" for i, p in enumerate(mx["phases"])))
+    for name, run in columns[:2]:
+        if run:
+            lines.append(f"{name} phases: " + "; ".join(
+                f"{'new requests' if i == 0 else 'replies'}: {p['mails']} mails, accepted "
+                f"{p['accepted_per_s']:,.0f}/s, processed {p['processed_per_s']:,.0f}/s"
+                for i, p in enumerate(run["phases"])))
     ceilings = [("do-nothing aiosmtpd, 4 clients", null)]
     for key, name in (("stdlib_default", "stdlib parse, policy=default"),
                       ("stdlib_default_fields", "stdlib policy=default + headers + body"),
@@ -928,14 +962,14 @@ def report(results: dict[str, Any]) -> str:
     lines.append("ceilings, mails/s: " + "; ".join(f"{n} {f(v)}" for n, v in ceilings))
     lines.append("this machine: CPU taken by other guests " + ", ".join(
         f"{share * 100:.0f} % during the {name}" for name, share in (
-            ("max run", mx and mx["stolen_share"]), ("rate run", rt and rt["stolen_share"]),
+            *((name, run["stolen_share"]) for name, run in columns if run),
             ("do-nothing runs", results.get("null_stolen_share"))) if share is not None)
         + f"; creating a file in the bench's home {results['file_creation_us']:,.0f} µs of CPU (about 25 when no"
           " mass deletion came shortly before)")
-    for run in (mx, rt):
+    for name, run in columns:
         if run:
-            lines.append(f"{'max' if run is mx else 'rate'} run: inbound {run['inbound_status']}, outbox "
-                         f"{run['outbox_status']}, decisions {run['decisions']}")
+            lines.append(f"{name}: inbound {run['inbound_status']}, outbox {run['outbox_status']}, "
+                         f"decisions {run['decisions']}")
     return "\n".join(lines)
 
 
@@ -959,15 +993,18 @@ def main() -> int:
     parser.add_argument("--mails", type=int, default=2000, help="mails per run (default 2000)")
     parser.add_argument("--rate", type=float, default=50.0, help="offered mails/s of the latency run (default 50)")
     parser.add_argument("--rate-mails", type=int, help="mails of the latency run (default: --mails)")
-    parser.add_argument("--only", choices=["max", "rate"], help="one run only (ceilings are always measured)")
+    parser.add_argument("--only", choices=["max", "lf", "rate"],
+                        help="one run only: max, lf (max with bare-LF line ends) or rate (ceilings are always "
+                             "measured)")
     parser.add_argument("--connections", type=int, default=4, help="concurrent SMTP connections (default 4)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed")
     parser.add_argument("--rules", type=int, default=0, help="site rules loaded in the gateway (bench/rules.py)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     parser.add_argument("--keep", action="store_true", help="keep the temp homes (logs, database, outbox)")
     parser.add_argument("--py-spy", choices=["gil", "idle", "active"],
-                        help="record serve and its children with py-spy during the max run (py-spy-MODE.txt in the "
-                             "kept home; gil: CPU holding the GIL, idle: wall time incl. waits)")
+                        help="record serve and its children with py-spy during the max and lf runs "
+                             "(py-spy-MODE.txt in their kept homes; gil: CPU holding the GIL, idle: wall time "
+                             "incl. waits)")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -978,11 +1015,16 @@ def main() -> int:
     corpus_mails: list[Mail] = []
     try:
         results["file_creation_us"] = file_creation_us(root / "probe")
-        if args.only != "rate":
+        if args.only in (None, "max"):
             results["max"], corpus_mails = gateway_run(root / "max", args, rate=None, seed=args.seed, label="max",
                                                        keep_corpus=True)
             failures += results["max"]["failures"]
-        if args.only != "max":
+        if args.only in (None, "lf"):
+            results["max_lf"], mails = gateway_run(root / "lf", args, rate=None, seed=args.seed, label="lf",
+                                                   keep_corpus=not corpus_mails, lf=True)
+            corpus_mails = corpus_mails or mails
+            failures += results["max_lf"]["failures"]
+        if args.only in (None, "rate"):
             rate_args = argparse.Namespace(**{**vars(args), "mails": args.rate_mails or args.mails})
             results["rate"], mails = gateway_run(root / "rate", rate_args, rate=args.rate, seed=args.seed,
                                                  label="rate", keep_corpus=not corpus_mails)

@@ -31,6 +31,12 @@ def _header(name: str, value: str) -> bytes:
     return _encoded_header(name, value)
 
 
+def _address_header(name: str, address: str) -> bytes:
+    """A bare address as it is: an internationalised one (``jérôme@…``) in raw UTF-8, as RFC 6532
+    writes it (an RFC 2047 word is not allowed in an address, and no client would read it back)."""
+    return f"{name}: {address}\r\n".encode()
+
+
 WORD_BYTES = 39  # of UTF-8 in one RFC 2047 word: 52 characters of base64, a line under 78 with its header name
 
 
@@ -76,8 +82,8 @@ def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, 
     subject = f"[#{number}] {rendered.subject}" if number is not None else rendered.subject
     head = [
         _header("From", formataddr((settings.site_name, mailbox), charset="utf-8")),
-        _header("To", recipient),
-        _header("Reply-To", reply_to),
+        _address_header("To", recipient),
+        _address_header("Reply-To", reply_to),
         _header("Subject", subject),
         _header("Message-ID", message_id),
         _header("Date", format_datetime(utcnow().replace(tzinfo=UTC))),

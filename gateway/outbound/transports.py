@@ -84,7 +84,8 @@ class RelayTransport:
                     client.starttls()
                 if self.relay.user:
                     client.login(self.relay.user, self.relay.password)
-                client.sendmail(sender, [recipient], raw)
+                # an internationalised address, in the envelope and in To, needs the relay's SMTPUTF8
+                client.sendmail(sender, [recipient], raw, mail_options=[] if recipient.isascii() else ["SMTPUTF8"])
         except smtplib.SMTPResponseException as error:
             if 500 <= error.smtp_code < 600:
                 raise PermanentError(f"{error.smtp_code} {error.smtp_error!r}") from error

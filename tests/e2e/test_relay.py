@@ -37,7 +37,7 @@ class Relay:
 @pytest.fixture
 def relay() -> Iterator[tuple[Relay, int]]:
     handler, port = Relay(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
     controller.start()
     yield handler, port
     controller.stop()
@@ -60,6 +60,23 @@ def test_mail_goes_through_the_relay_and_a_refusal_is_recorded(tmp_path: Path, r
         assert not (gw.data / "outbox").exists(), "with a relay nothing is written to the Maildir"
         assert gw.count("SELECT count(*) FROM outbox WHERE status = 'failed' AND recipient = 'refused@client.example'"
                         " AND last_error LIKE '550%'") == 1
+    finally:
+        assert gw.stop() == 0
+
+
+def test_an_internationalised_address_is_relayed_with_smtputf8_and_written_as_it_is(
+        tmp_path: Path, relay: tuple[Relay, int]) -> None:
+    handler, port = relay
+    gw = Gateway(write_home(tmp_path / "home", sections=f"[relay]\nhost = \"127.0.0.1\"\nport = {port}\n")).start()
+    try:
+        gw.send(mail("Jérôme <jérôme@client.example>", "support@shop.example", "Été", "Bonjour"))
+        deadline = time.monotonic() + 30
+        while not handler.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gw.wait_idle()
+        [(_sender, recipients, raw)] = handler.received
+        assert recipients == ["jérôme@client.example"]
+        assert "\r\nTo: jérôme@client.example\r\n".encode() in raw
     finally:
         assert gw.stop() == 0
 
