@@ -68,6 +68,7 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     max_message_size: int = 26_214_400
+    trusted_authserv_id: str = ""  # the MTA in front whose Authentication-Results are believed (CONTRACT §4)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     relay: Relay | None = None
@@ -219,6 +220,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         smtp_host=str(smtp.get("host", "127.0.0.1")),
         smtp_port=int(smtp.get("port", 2525)),
         max_message_size=int(smtp.get("max_message_size", 26_214_400)),
+        trusted_authserv_id=str(smtp.get("trusted_authserv_id", "")),
         http_host=str(http.get("host", "127.0.0.1")),
         http_port=int(http.get("port", 8000)),
         relay=relay,

@@ -93,7 +93,7 @@ def apply_message(incoming: Incoming) -> str | Opened:
         return "our own message came back: ignored"
     if not incoming.sender:
         raise ValueError("the message has no sender address")
-    thread = find_thread(incoming.session, parsed, incoming.envelope_to, incoming.settings.secret_key)
+    thread = find_thread(incoming.session, parsed, incoming.envelope_to, incoming.settings)
     if thread.request is not None:
         incoming.mailer.write_waiting(thread.request)
     if parsed.auto == "bounce":

@@ -138,7 +138,7 @@ def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged) -
     if mail.parsed is not None:
         try:
             with session.begin_nested():
-                thread = find_thread(session, mail.parsed, _envelope_to(row), settings.secret_key)
+                thread = find_thread(session, mail.parsed, _envelope_to(row), settings)
         except Exception:  # threading is what failed: a request of its own
             thread = None
         if thread is not None and thread.request is not None and thread.author is not None:

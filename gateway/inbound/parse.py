@@ -13,6 +13,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import errors
+from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
@@ -68,6 +70,8 @@ class ParsedMail:
     attachments: list[Attachment]
     classification: Classification
     embeds_message: bool = False  # a ``message/rfc822`` part: a forward with the original inside
+    sender_unambiguous: bool = True  # From is one address that a strict parser reads the same (``_unambiguous``)
+    authentication_results: tuple[str, ...] = ()  # every Authentication-Results header, as received
     suppresses_auto_response: bool = False  # the sender asked for no automatic answer
     defects: list[str] = field(default_factory=list)
 
@@ -119,6 +123,27 @@ def _addresses(message: Message, name: str) -> list[Address]:
         if "@" in address:
             result.append(Address(address=address.strip().lower(), name=decode_header_value(display)))
     return result
+
+
+_STRICT_ADDRESSES = HeaderRegistry()
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_TOLERATED = (errors.NonASCIILocalPartDefect,)  # RFC 6532 mail: a UTF-8 local part is allowed
+
+
+def _unambiguous(message: Message, sender: Address | None) -> bool:
+    """Whether From names exactly one address that the RFC 5322 parser of ``policy.default`` reads the
+    same, without repair. The lax one (``getaddresses``) read ``<alice@shop.example>@attacker.example``
+    as Alice; a From that two parsers read differently names no one."""
+    values = message.get_all("From", [])
+    if sender is None or len(values) != 1:
+        return False
+    try:
+        strict = _STRICT_ADDRESSES("From", _FOLD.sub("", str(values[0])))
+    except (errors.HeaderParseError, ValueError, IndexError, TypeError):
+        return False
+    addresses = strict.addresses  # type: ignore[attr-defined]
+    return (len(addresses) == 1 and addresses[0].addr_spec.lower() == sender.address
+            and all(isinstance(defect, _TOLERATED) for defect in strict.defects))
 
 
 def _message_ids(value: str | None) -> list[str]:
@@ -207,6 +232,8 @@ def parse(raw: bytes) -> ParsedMail:
         attachments=attachments,
         classification=classify(message, sender.address if sender else None),
         embeds_message=embeds_message,
+        sender_unambiguous=_unambiguous(message, sender),
+        authentication_results=tuple(message.get_all("Authentication-Results", [])),
         suppresses_auto_response=suppresses_auto_response(message),
         defects=defects,
     )

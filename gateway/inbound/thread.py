@@ -16,8 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from gateway.helpdesk import Author, find_person
+from gateway.inbound.authentication import authenticated_by
 from gateway.inbound.parse import ParsedMail
 from gateway.models import MessageRef, Participant, Request
+from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
@@ -49,14 +51,25 @@ def _request(session: Session, request_id: int) -> Request | None:
     return session.get(Request, request_id, options=_WITH_WHAT_PROCESSING_READS)
 
 
-def _author(session: Session, request: Request, sender: str, participant: Participant | None) -> Author:
-    """The token's participant or a coordinator may write; anyone else is an unverified sender."""
-    if participant is not None and participant.email == sender and participant.active:
-        return Author(sender, participant.role, participant)
+def _author(session: Session, request: Request, sender: str, token_of: Participant | None,
+            authenticated: bool) -> Author:
+    """Who wrote, and with what rights: they come from a secret or from authentication, never from
+    From alone (CONTRACT §4).
+
+    With a token (``token_of``, its participant): its own participant, or a coordinator answering
+    with a fellow coordinator's. Without one: a participant or a coordinator whose mail the site's
+    MTA authenticated, or the customer (who has no rights to gain). Anyone else is unverified.
+    """
     known = next((p for p in request.participants if p.email == sender and p.active), None)
-    if known is not None and participant is None:
-        return Author(sender, known.role, known)
-    person = find_person(session, sender)
+    if token_of is not None:
+        if token_of.email == sender and token_of.active:
+            return Author(sender, token_of.role, token_of)
+        vouched = token_of.role == "coordinator" and token_of.active
+    else:
+        if known is not None and (known.role == "requester" or authenticated):
+            return Author(sender, known.role, known)
+        vouched = authenticated
+    person = find_person(session, sender) if vouched else None
     if person is not None and person.role == "coordinator":
         return Author(sender, "coordinator", known)
     return Author(sender, known.role if known else "unknown", known, unverified=True)
@@ -72,11 +85,12 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], secr
             participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
         if participant is None or participant.request_id != named.request_id:
             continue
-        return Thread(participant.request, _author(session, participant.request, sender, participant), "token")
+        return Thread(participant.request, _author(session, participant.request, sender, participant, False),
+                      "token")
     return None
 
 
-def _by_references(session: Session, parsed: ParsedMail, sender: str) -> Thread | None:
+def _by_references(session: Session, parsed: ParsedMail, sender: str, authenticated: bool) -> Thread | None:
     wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references)] if m]
     if not wanted:
         return None
@@ -86,21 +100,20 @@ def _by_references(session: Session, parsed: ParsedMail, sender: str) -> Thread 
         if message_id in by_id:
             request = _request(session, by_id[message_id].request_id)
             if request is not None:
-                return Thread(request, _author(session, request, sender, None), "references")
+                return Thread(request, _author(session, request, sender, None, authenticated), "references")
     return None
 
 
-def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str) -> Thread | None:
+def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str, authenticated: bool) -> Thread | None:
     match = _SUBJECT_TAG.search(parsed.subject)
     if not match:
         return None
     request = _request(session, int(match.group(1)))
     if request is None:
         return None
-    known = next((p for p in request.participants if p.email == sender and p.active), None)
-    if known is None:
+    if not any(p.email == sender and p.active for p in request.participants):
         return None
-    return Thread(request, Author(sender, known.role, known), "subject-tag")
+    return Thread(request, _author(session, request, sender, None, authenticated), "subject-tag")
 
 
 def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]], secret_key: str) -> list[Request]:
@@ -115,9 +128,20 @@ def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]
     return list({participant.request_id: participant.request for participant in participants}.values())
 
 
-def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], secret_key: str) -> Thread:
+def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], settings: Settings) -> Thread:
+    """The request a message belongs to and its author. A From that names no one for certain
+    (``ParsedMail.sender_unambiguous``) makes its author unverified whatever else it has."""
     sender = parsed.sender.address if parsed.sender else ""
-    found = _by_token(session, parsed, envelope_to, secret_key, sender)
+    found = _by_token(session, parsed, envelope_to, settings.secret_key, sender)
     if found is None and not is_forward(parsed):
-        found = _by_references(session, parsed, sender) or _by_subject_tag(session, parsed, sender)
-    return found or Thread(None, None, "new")
+        authenticated = authenticated_by(parsed.authentication_results, sender,
+                                         settings.trusted_authserv_id) is not None
+        found = (_by_references(session, parsed, sender, authenticated)
+                 or _by_subject_tag(session, parsed, sender, authenticated))
+    if found is None:
+        return Thread(None, None, "new")
+    if not parsed.sender_unambiguous and found.author is not None and not found.author.unverified:
+        author = found.author
+        found = Thread(found.request, Author(author.email, author.role, author.participant, unverified=True),
+                       found.via)
+    return found

@@ -1,0 +1,49 @@
+"""Whether a message really comes from the domain its From names (CONTRACT §4).
+
+A mail without the sender's own reply token gains a coordinator's, supplier's or observer's
+rights only when it is *authenticated*: DKIM or DMARC pass, aligned with the From domain, as
+recorded by the site's own MTA in an ``Authentication-Results`` header (RFC 8601) whose
+authserv-id is ``[smtp] trusted_authserv_id``. Every other header of that name is ignored: any
+sender can write one, and an MTA that does not strip them passes them on. The headers are read
+with ``authres``, the parser the Python mail-filter projects maintain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import authres
+
+_DKIM_OR_DMARC = ("dkim", "dmarc")
+
+
+def _aligned(signing_domain: str, from_domain: str) -> bool:
+    """Relaxed alignment (RFC 7489 3.1.1): the same domain, or the From domain below the signing one,
+    which is at least a registered name (``client.example``), never a top-level domain."""
+    signing_domain = signing_domain.lower().rstrip(".")
+    return "." in signing_domain and (from_domain == signing_domain or from_domain.endswith("." + signing_domain))
+
+
+def authenticated_by(results: Sequence[str], from_address: str, trusted_authserv_id: str) -> str | None:
+    """How the message was authenticated (``"dkim=pass header.d=client.example"``), or None.
+
+    ``results``: the values of every ``Authentication-Results`` header, as received.
+    """
+    if not trusted_authserv_id or "@" not in from_address:
+        return None
+    from_domain = from_address.rpartition("@")[2].lower().rstrip(".")
+    for value in results:
+        try:
+            header = authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
+        except (authres.AuthResError, ValueError, IndexError):
+            continue
+        if (header.authserv_id or "").lower() != trusted_authserv_id.lower():
+            continue
+        for result in header.results:
+            if result.method not in _DKIM_OR_DMARC or (result.result or "").lower() != "pass":
+                continue
+            wanted = "d" if result.method == "dkim" else "from"
+            for prop in result.properties:
+                if prop.type == "header" and prop.name == wanted and _aligned(str(prop.value), from_domain):
+                    return f"{result.method}=pass header.{wanted}={prop.value} ({header.authserv_id})"
+    return None

@@ -1,0 +1,113 @@
+"""Rights come from a secret or from authentication, never from a From header (CONTRACT §4).
+
+Each test replays a way in that a security review found on a live gateway: a customer writing
+as a coordinator to her own reply address, a stranger threading by subject tag or In-Reply-To,
+Python's lax address parsing. A coordinator keeps every right with their own token, with a
+fellow coordinator's, and without a token when the site's own MTA vouches for the mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Gateway, body_text, mail, reply_address, write_home
+
+CUSTOMER = "jean@client.example"
+ALICE = "alice@shop.example"
+BOB = "bob@shop.example"
+TRUSTED = "mx.shop.example"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Gateway]:
+    running = Gateway(write_home(tmp_path / "home", sections=f'[smtp]\ntrusted_authserv_id = "{TRUSTED}"\n')).start()
+    running.add_person(ALICE, "coordinator", "en")
+    running.add_person(BOB, "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def open_request(gw: Gateway, mailbox: str = "support@shop.example") -> None:
+    gw.send(mail(f"Jean <{CUSTOMER}>", mailbox, "Question", "Bonjour, une question."))
+    gw.wait_idle()
+
+
+def last_comment(gw: Gateway) -> dict[str, object]:
+    return dict(gw.show(1)["comments"][-1])
+
+
+def test_a_customer_writing_as_a_coordinator_to_her_own_address_is_an_unverified_private_comment(
+        shop: Gateway) -> None:
+    shop.send(mail(f"Jean <{CUSTOMER}>", "orders@shop.example", "Devis", "Combien ?"))
+    shop.wait_idle()
+    [acknowledgment] = shop.mails_to(CUSTOMER)
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(acknowledgment), "Re: Devis",
+                   "#quote 1.00 EUR\n#paid 1.00 FAKE\n#confirm\nOK pour 1 euro."))
+    shop.wait_idle()
+    request = shop.show(1)
+    assert request["status"] == "pending" and request["quotes"] == []
+    assert request["order"]["payment_status"] != "paid"
+    comment = request["comments"][-1]
+    assert comment["unverified_sender"] is True and comment["visibility"] == "private"
+    assert comment["text"].startswith("#quote 1.00 EUR"), "the # lines are plain text"
+    assert len(shop.mails_to(CUSTOMER)) == 1, "the customer is never told of an unverified comment"
+
+
+@pytest.mark.parametrize("threading", ["subject tag", "In-Reply-To"])
+def test_a_stranger_threading_without_a_token_cannot_add_an_observer(shop: Gateway, threading: str) -> None:
+    open_request(shop)
+    [acknowledgment] = shop.mails_to(CUSTOMER)
+    headers = {"In_Reply_To": str(acknowledgment["Message-ID"])} if threading == "In-Reply-To" else {}
+    shop.send(mail(f"Alice <{ALICE}>", "support@shop.example", "Re: [#1] Question",
+                   "#observer add spy@evil.example\nJe suis Alice.", **headers))
+    shop.wait_idle()
+    request = shop.show(1)
+    assert "spy@evil.example" not in [p["email"] for p in request["participants"]]
+    comment = request["comments"][-1]
+    assert comment["unverified_sender"] is True and comment["visibility"] == "private"
+    shop.send(mail(f"Jean <{CUSTOMER}>", reply_address(acknowledgment), "Re: Question", "Encore moi."))
+    shop.wait_idle()
+    assert shop.mails_to("spy@evil.example") == []
+
+
+def test_a_from_that_python_would_read_as_a_coordinator_is_unverified(shop: Gateway) -> None:
+    open_request(shop)
+    [alert] = shop.mails_to(ALICE)
+    raw = (f"From: <{ALICE}>@attacker.example\r\nTo: {reply_address(alert)}\r\nSubject: Re: [#1] Question\r\n"
+           f"Authentication-Results: {TRUSTED}; dkim=pass header.d=shop.example\r\n"
+           "Message-ID: <lax@attacker.example>\r\n\r\n#status resolved\r\nFermé.\r\n").encode()
+    shop.send(raw, recipients=[reply_address(alert)], sender="x@attacker.example")
+    shop.wait_idle()
+    assert shop.show(1)["status"] == "new"
+    assert last_comment(shop)["unverified_sender"] is True
+
+
+def test_coordinators_answer_with_their_own_token_or_a_fellow_coordinators(shop: Gateway) -> None:
+    open_request(shop)
+    [to_alice] = shop.mails_to(ALICE)
+    [to_bob] = shop.mails_to(BOB)
+    shop.send(mail(f"Bob <{BOB}>", reply_address(to_alice), "Re: Question", "#label urgent\nJe regarde."))
+    shop.wait_idle()
+    assert shop.show(1)["labels"] == ["urgent"]
+    assert last_comment(shop)["unverified_sender"] is False
+    shop.send(mail(f"Bob <{BOB}>", reply_address(to_bob), "Re: Question", "#status resolved\nC'est fait."))
+    shop.wait_idle()
+    assert shop.show(1)["status"] == "resolved"
+    assert "C'est fait." in body_text(shop.mails_to(CUSTOMER)[-1])
+
+
+@pytest.mark.parametrize("authserv_id, applies", [(TRUSTED, True), ("mx.attacker.example", False)])
+def test_without_a_token_a_coordinator_needs_the_trusted_mtas_dkim_pass(shop: Gateway, authserv_id: str,
+                                                                         applies: bool) -> None:
+    open_request(shop)
+    raw = (f"Authentication-Results: {authserv_id}; dkim=pass header.d=shop.example header.s=s1;\r\n"
+           "  spf=pass smtp.mailfrom=shop.example\r\n"
+           f"From: Alice <{ALICE}>\r\nTo: support@shop.example\r\nSubject: Re: [#1] Question\r\n"
+           "Message-ID: <authenticated@shop.example>\r\n\r\n#label urgent\r\nJe m'en occupe.\r\n").encode()
+    shop.send(raw, recipients=["support@shop.example"], sender=ALICE)
+    shop.wait_idle()
+    assert (shop.show(1)["labels"] == ["urgent"]) is applies
+    assert last_comment(shop)["unverified_sender"] is not applies
