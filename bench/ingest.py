@@ -606,7 +606,7 @@ class Gateway:
         self.config.write_text(f"""[gateway]
 domain = "{DOMAIN}"
 base_url = "http://127.0.0.1:{self.http_port}"
-secret_key = "bench-{os.urandom(8).hex()}"
+secret_key = "bench-{os.urandom(16).hex()}"
 data_dir = "{self.data}"
 locale = "fr"
 site_name = "Boutique Exemple"

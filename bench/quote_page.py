@@ -69,7 +69,7 @@ def write_home(home: Path, http_port: int) -> Path:
     config.write_text(f"""
 [gateway]
 domain = "shop.example"
-secret_key = "bench-{os.urandom(8).hex()}"
+secret_key = "bench-{os.urandom(16).hex()}"
 data_dir = "var"
 site_name = "Boutique Bench"
 base_url = "http://127.0.0.1:{http_port}"

@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.settings import ConfigError, Settings, load  # light: the SMTP listener process imports this module
+from gateway.addresses import email_argument
+from gateway.settings import (  # light: the SMTP listener process imports this module
+    ConfigError,
+    Settings,
+    check_secret,
+    load,
+)
 
 
 class UserError(Exception):
@@ -37,16 +43,23 @@ def _print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _signing_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a command that signs reply addresses and links: refused with a weak secret."""
+    settings = _settings(args)
+    check_secret(settings.secret_key)
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serve import serve
 
-    return serve(_settings(args))
+    return serve(_signing_settings(args))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from gateway.serve import run_worker
 
-    return run_worker(_settings(args), threads=args.threads)
+    return run_worker(_signing_settings(args), threads=args.threads)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -128,7 +141,7 @@ def _print_request(detail: dict[str, Any]) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from gateway.check import check_home
 
-    report = check_home(_settings(args))
+    report = check_home(_signing_settings(args))
     if args.json:
         _print_json(report)
     else:
@@ -242,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--data", help="data folder")
     people_actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
     person = people_actions.add_parser("add", help="create or update an account")
-    person.add_argument("email", metavar="EMAIL")
+    person.add_argument("email", metavar="EMAIL", type=email_argument)
     person.add_argument("--role", required=True, choices=["coordinator", "supplier", "observer", "customer"])
     person.add_argument("--name")
     person.add_argument("--locale", choices=["fr", "en"])
@@ -252,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     product = product_actions.add_parser("add", help="a product with its main supplier")
     product.add_argument("sku", metavar="SKU")
     product.add_argument("--name", required=True)
-    product.add_argument("--supplier", metavar="EMAIL")
+    product.add_argument("--supplier", metavar="EMAIL", type=email_argument)
     replay = add("replay", cmd_replay, "re-run stored raw messages through the pipeline (idempotent)")
     replay.add_argument("number", type=int, nargs="?", metavar="NUMBER", help="a stored message's number")
     replay.add_argument("--failed", action="store_true", help="every message whose processing failed")

@@ -7,8 +7,9 @@ notifications are written to the outbox by ``gateway.outbound.notify``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Comment, Event, Participant, Person, Request, utcnow
@@ -85,6 +86,21 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
                               role=role, person=person, mail_only=mail_only)
     session.add(participant)
     return participant
+
+
+def requests_opened_by(session: Session, email: str, since: datetime) -> int:
+    """How many requests ``email`` opened since then, those of this transaction included: a flood of
+    new requests is not announced. Read without flushing what the transaction changed (a batch's
+    other messages): their requests are counted from the session itself."""
+    email = email.lower()
+    with session.no_autoflush:
+        stored = session.scalar(select(func.count(Participant.id))
+                                .join(Request, Participant.request_id == Request.id)
+                                .where(Participant.email == email, Participant.role == "requester",
+                                       Request.created_at >= since)) or 0
+    pending = sum(1 for new in session.new if isinstance(new, Participant) and new.email == email
+                  and new.role == "requester")
+    return stored + pending
 
 
 def record_event(request: Request, kind: str, detail: str) -> None:

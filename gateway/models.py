@@ -95,7 +95,7 @@ class Participant(Base):
     """One person's place in one request; the reply token names this row."""
 
     __tablename__ = "participants"
-    __table_args__ = (UniqueConstraint("request_id", "email"),)
+    __table_args__ = (UniqueConstraint("request_id", "email"), Index("ix_participants_email", "email"))
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)

@@ -57,7 +57,7 @@ class Settings:
     home: Path
     domain: str = "shop.example"
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = "change-me"
+    secret_key: str = "change-me"  # EXAMPLE_SECRET; check_secret refuses it
     data_dir: Path = Path("var")
     database_url: str = ""
     broker_url: str = ""
@@ -73,6 +73,7 @@ class Settings:
     http_port: int = 8000
     relay: Relay | None = None
     mails_per_hour: int = 20
+    requests_per_sender_hour: int = 5  # acknowledged and announced; past it, one digest, then silence
     mailboxes: tuple[Mailbox, ...] = field(default_factory=tuple)
     quote_validity_days: int = 30
     api_key: str = ""
@@ -98,11 +99,46 @@ class Settings:
             return self.first_helpdesk()
         return None
 
+    def is_own_address(self, address: str) -> bool:
+        """One of the gateway's own addresses (a mailbox, a reply address, postmaster, abuse): mail to it
+        would come straight back in, and two gateways would answer each other for ever."""
+        return self.mailbox_for(address) is not None
+
     def first_helpdesk(self) -> Mailbox | None:
         return next((m for m in self.mailboxes if m.kind == "helpdesk"), None)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+MIN_SECRET_LENGTH = 32
+EXAMPLE_SECRET = "change-me"
+
+
+def check_secret(secret_key: str) -> None:
+    """Refuse a key anyone could know or guess: it signs every reply address and quote link, so
+    with it a stranger mints a coordinator's token. ``serve``, ``worker`` and ``check`` call it."""
+    how = ("set [gateway] secret_key (or GATEWAY_SECRET_KEY) to a random string of at least "
+           f"{MIN_SECRET_LENGTH} characters: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if not secret_key:
+        raise ConfigError(f"secret_key is empty: {how}")
+    if secret_key == EXAMPLE_SECRET:
+        raise ConfigError(f"secret_key is the example's {EXAMPLE_SECRET!r}: {how}")
+    if len(secret_key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"secret_key has {len(secret_key)} characters: {how}")
+
+
+def _secret(section: dict[str, Any], home: Path) -> str:
+    """``secret_key``, else the content of ``secret_key_file`` (a path from the home), else the example's."""
+    if section.get("secret_key") or not section.get("secret_key_file"):
+        return str(section.get("secret_key", EXAMPLE_SECRET))
+    path = home / str(section["secret_key_file"])
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except OSError as error:
+        raise ConfigError(f"secret_key_file {path}: {error.strerror}") from error
 
 
 _ENVIRONMENT = {
@@ -209,7 +245,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         home=home,
         domain=domain,
         base_url=str(section.get("base_url", "http://127.0.0.1:8000")).rstrip("/"),
-        secret_key=str(section.get("secret_key", "change-me")),
+        secret_key=_secret(section, home),
         data_dir=data if data.is_absolute() else (home / data),
         database_url=str(section.get("database_url", "")),
         broker_url=str(section.get("broker_url", "")),
@@ -225,6 +261,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         http_port=int(http.get("port", 8000)),
         relay=relay,
         mails_per_hour=int(section.get("mails_per_hour", 20)),
+        requests_per_sender_hour=int(section.get("requests_per_sender_hour", 5)),
         mailboxes=mailboxes,
         quote_validity_days=int(orders.get("quote_validity_days", 30)),
         api_key=str(orders.get("api_key", section.get("api_key", ""))),

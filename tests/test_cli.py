@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,29 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> N
                        "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=60)
     assert pipeline.stderr == ""
     assert pipeline.stdout.strip() == "141"
+
+
+@pytest.mark.parametrize("key, says", [('""', "secret_key is empty"), ('"change-me"', "the example's 'change-me'"),
+                                       ('"short-but-not-empty"', "secret_key has 19 characters")])
+@pytest.mark.parametrize("command", [["check"], ["serve", "--smtp-port", "0"], ["worker"]])
+def test_serve_worker_and_check_refuse_a_secret_anyone_could_know(tmp_path: Path, key: str, says: str,
+                                                                 command: list[str]) -> None:
+    config = write_home(tmp_path)
+    config.write_text(re.sub(r'secret_key = ".*"', f"secret_key = {key}", config.read_text()))
+    done = subprocess.run([sys.executable, "-m", "gateway", *command, "--config", str(config)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert says in line and "at least 32 characters" in line and "token_urlsafe" in line
+
+
+def test_the_key_may_live_in_a_file_of_its_own(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_home(tmp_path)
+    config.write_text(re.sub(r'secret_key = ".*"', 'secret_key_file = "var/secret_key"', config.read_text()))
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    assert main(["check"]) == 1
+    assert "secret_key is empty" in capsys.readouterr().err
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret_key").write_text("k" * 43 + "\n")
+    assert main(["check"]) == 0

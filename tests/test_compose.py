@@ -6,7 +6,11 @@ import email
 import email.policy
 from pathlib import Path
 
-from gateway.outbound.compose import compose
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.outbound.compose import UnsafeHeader, compose
 from gateway.outbound.render import RenderedMail
 from gateway.settings import Settings
 
@@ -24,3 +28,39 @@ def test_non_ascii_subjects_and_names_come_back_exactly_in_lines_under_78_charac
     subject_lines = head[head.index(b"Subject: "):head.index(b"\r\nMessage-ID:")].split(b"\r\n")
     assert head.isascii() and len(subject_lines) > 3 and max(len(line) for line in subject_lines) < 78
     assert not message.defects and all(not part.defects for part in message.walk())
+
+
+@pytest.mark.parametrize("field, value", [
+    ("recipient", "jean@client.example\r\nBcc: evil@attacker.example"), ("reply_to", "support+abc@shop.example\n"),
+    ("subject", "Votre commande\r\nContent-Type: text/html"), ("recipient", "jean@client.example\x00")])
+def test_a_header_value_that_would_end_its_line_is_never_written(tmp_path: Path, field: str, value: str) -> None:
+    values = {"recipient": "jean@client.example", "reply_to": "support+abc@shop.example", "subject": "Commande"}
+    values[field] = value
+    with pytest.raises(UnsafeHeader, match="line break or a NUL"):
+        compose(Settings(home=tmp_path), mailbox="support@shop.example", recipient=values["recipient"],
+                reply_to=values["reply_to"], rendered=RenderedMail(values["subject"], "Bonjour", "<p>Bonjour</p>"),
+                message_id="<m1@shop.example>", number=12)
+
+
+_ADDRESS = st.from_regex(r"\A[a-z0-9éü._+-]{1,20}@[a-z0-9é-]{1,20}\.(example|fr)\Z").filter(
+    lambda a: ".." not in a and not a.startswith(".") and ".@" not in a)
+_LINE = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=120)
+
+
+@settings(max_examples=300, deadline=None)
+@given(recipient=_ADDRESS, subject=_LINE, site_name=_LINE.map(lambda name: " ".join(name.split())),
+       number=st.integers(1, 10**9))
+def test_every_composed_mail_reads_back_to_exactly_its_headers_with_one_to(
+        recipient: str, subject: str, site_name: str, number: int) -> None:
+    settings_ = Settings(home=Path("."), site_name=site_name)
+    raw = compose(settings_, mailbox="support@shop.example", recipient=recipient,
+                  reply_to="support+abc@shop.example", rendered=RenderedMail(subject, "Bonjour", "<p>Bonjour</p>"),
+                  message_id="<m1@shop.example>", number=number)
+    message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)  # as RFC 6532 reads it
+    assert [str(a.addr_spec) for a in message["To"].addresses] == [recipient]
+    assert len(message.get_all("To")) == 1 and message.get_all("Cc") is None and message.get_all("Bcc") is None
+    assert message["Subject"] == f"[#{number}] {subject}"
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (site_name, "support@shop.example")
+    assert message["Reply-To"] == "support+abc@shop.example" and message["Message-ID"] == "<m1@shop.example>"
+    assert message.get_content_type() == "multipart/alternative"

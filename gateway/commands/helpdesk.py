@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.addresses import BadAddress, addr_spec
 from gateway.commands.grammar import Command
 from gateway.commands.registry import CommandContext, CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
@@ -57,10 +58,19 @@ def unlabel(context: CommandContext, command: Command) -> None:
     context.request.labels[:] = [existing for existing in context.request.labels if existing.name != command.args]
 
 
+@validates("observer")
+def one_address(session: Session, command: Command) -> str | None:
+    try:
+        addr_spec(command.args.split(None, 1)[1].strip())
+    except BadAddress as error:
+        return str(error)
+    return None
+
+
 @handles("observer")
 def observer(context: CommandContext, command: Command) -> None:
     action, email = command.args.split(None, 1)
-    email = email.strip().lower()
+    email = addr_spec(email.strip())
     request = context.request
     if action.lower() == "remove":
         found = next((p for p in request.participants if p.email == email and p.role == "observer"), None)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.addresses import takes_no_reply
 from gateway.appends import append
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
 from gateway.commands.registry import (
@@ -30,6 +32,7 @@ from gateway.helpdesk import (
     open_request,
     record_event,
     remember_visibility,
+    requests_opened_by,
     upsert_person,
 )
 from gateway.inbound.attachments import keep_attachments
@@ -122,7 +125,8 @@ def apply_message(incoming: Incoming) -> str | Opened:
 
 
 def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened:
-    parsed, session = incoming.parsed, incoming.session
+    parsed, session, sender, settings = incoming.parsed, incoming.session, incoming.sender, incoming.settings
+    opened_before = requests_opened_by(session, sender, utcnow() - timedelta(hours=1))
     request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     if request.kind == "order":
@@ -134,8 +138,9 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
     _remember_message_id(session, parsed, request, seen)
     run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
               inbound_id=incoming.row.id)
-    notify_new_request(incoming.mailer, request, comment, requester,
-                       acknowledge=not parsed.suppresses_auto_response, defects=parsed.defects)
+    acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
+    notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
+                       opened_before=opened_before)
     incoming.row.request = request
     return Opened(request, incoming.sender)
 

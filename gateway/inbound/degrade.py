@@ -16,11 +16,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from email.utils import getaddresses
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from gateway.addresses import is_addr_spec
 from gateway.context import Context
 from gateway.helpdesk import Author, add_comment, join, open_request, upsert_person
 from gateway.inbound.attachments import keep_attachments
@@ -34,7 +36,6 @@ from gateway.settings import Settings
 # The gateway's own faults: the message is not to blame, and is applied again once they are mended.
 GATEWAY_FAULTS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, OSError)
 NO_SENDER = "unknown-sender@invalid"  # RFC 2606: an address no mail is ever delivered to
-_ADDRESS = re.compile(r"[^\s@<>\"\x00-\x1f\x7f]{1,64}@[^\s@<>\"\x00-\x1f\x7f]{1,189}")
 _HEADER_LINE = re.compile(rb"^(from|subject):[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _REASON_LENGTH = 500
 _ID_LENGTH = 998  # the columns of Message-IDs and keys (RFC 5322's line)
@@ -69,8 +70,7 @@ def _clean(text: str) -> str:
 
 
 def _usable(address: str) -> str | None:
-    address = address.strip().lower()
-    return address if _ADDRESS.fullmatch(address) else None
+    return address.strip().lower() if is_addr_spec(address.strip()) else None
 
 
 def salvage(raw: bytes, envelope_from: str) -> Salvaged:
@@ -87,8 +87,8 @@ def salvage(raw: bytes, envelope_from: str) -> Salvaged:
     else:
         head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
         lines = {m.group(1).lower(): m.group(2).decode("utf-8", "replace") for m in _HEADER_LINE.finditer(head)}
-        found = _ADDRESS.search(lines.get(b"from", ""))
-        sender, name = (found.group(0) if found else ""), ""
+        sender = next((a for _name, a in getaddresses([lines.get(b"from", "")]) if is_addr_spec(a.strip())), "")
+        name = ""
         subject, text, message_id = " ".join(lines.get(b"subject", "").split()), body.decode("utf-8", "replace"), None
         key = "sha256:" + hashlib.sha256(raw).hexdigest()
     address = _usable(sender) or _usable(envelope_from) or NO_SENDER

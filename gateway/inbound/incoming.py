@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from gateway.addresses import is_addr_spec
 from gateway.inbound.parse import ParsedMail
 from gateway.models import Inbound, MessageRef, Person
 from gateway.outbound.notify import Mailer
@@ -40,4 +41,6 @@ class Incoming:
 
     @property
     def sender(self) -> str:
-        return self.parsed.sender.address if self.parsed.sender else self.row.envelope_from.lower()
+        if self.parsed.sender:
+            return self.parsed.sender.address
+        return self.row.envelope_from.lower() if is_addr_spec(self.row.envelope_from) else ""

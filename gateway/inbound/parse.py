@@ -19,6 +19,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
+from gateway.addresses import is_addr_spec
 from gateway.inbound.classify import Classification, classify, suppresses_auto_response
 from gateway.inbound.headers import POLICY, decode_header_value, decode_text
 from gateway.inbound.html import html_to_text
@@ -117,14 +118,17 @@ class ParsedMail:
 
 
 def _addresses(message: Message, name: str) -> list[Address]:
+    """The header's addresses that are exactly one address each (``addresses.addr_spec``): anything else
+    (a control character, a display name inside the address, 300 characters) names no one."""
     values = [str(v) for v in message.get_all(name, [])]
     result = []
     for display, address in getaddresses(values):
-        if "@" in address:
-            result.append(Address(address=address.strip().lower(), name=decode_header_value(display)))
+        if is_addr_spec(address.strip()):
+            result.append(Address(address=address.strip().lower(), name=decode_header_value(display)[:_NAME_LENGTH]))
     return result
 
 
+_NAME_LENGTH = 200  # people.name and participants.name
 _STRICT_ADDRESSES = HeaderRegistry()
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _TOLERATED = (errors.NonASCIILocalPartDefect,)  # RFC 6532 mail: a UTF-8 local part is allowed

@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.addresses import email_argument
+
 if TYPE_CHECKING:
     from gateway.cli import AddCommand
     from gateway.context import Context
@@ -151,7 +153,7 @@ def register_order_commands(add: AddCommand,
     ship.add_argument("--tracking", help="the tracking reference, given to the customers")
     ship.set_defaults(handler=cmd_orders_ship)
     person = people.add_parser("set", help="change an account's options")
-    person.add_argument("email", metavar="EMAIL")
+    person.add_argument("email", metavar="EMAIL", type=email_argument)
     person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
     person.set_defaults(handler=cmd_people_set)
     stats = add("stats", cmd_stats, "order statistics")

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.addresses import BadAddress, addr_spec
 from gateway.helpdesk import Author, add_comment, find_person, join, record_event, upsert_person
 from gateway.models import Product, Request
 from gateway.orders.card import OrderError, recompute_total
@@ -103,9 +104,11 @@ def _customer(session: Session, value: object, draft: OrderDraft, errors: list[F
         errors.append(FieldError("customer", "required: an object with at least an email"))
         return
     errors.extend(FieldError(f"customer.{key}", "unknown field") for key in value if key not in _CUSTOMER_FIELDS)
-    draft.email = _text(value, "email", "customer.email", errors).lower()
-    if "@" not in draft.email or " " in draft.email or draft.email.startswith("@") or draft.email.endswith("@"):
-        errors.append(FieldError("customer.email", "required: an email address like jean@example.com"))
+    email = value.get("email")
+    try:
+        draft.email = addr_spec(email if isinstance(email, str) else "")
+    except BadAddress as error:
+        errors.append(FieldError("customer.email", f"required: {error}"))
     draft.name = _text(value, "name", "customer.name", errors)
     locale = value.get("locale")
     if locale is not None and locale not in ("fr", "en"):

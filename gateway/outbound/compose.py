@@ -25,7 +25,19 @@ def new_message_id(settings: Settings) -> str:
     return make_msgid(domain=settings.domain)
 
 
+class UnsafeHeader(ValueError):
+    """A header value that would end its line (CR, LF) or hold a NUL: written, it would start headers
+    or a body of its own (a Bcc, a Subject, the HTML of a phishing mail). Never written."""
+
+
+def _safe(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise UnsafeHeader(f"the {name} header would hold a line break or a NUL: {value[:80]!r}")
+    return value
+
+
 def _header(name: str, value: str) -> bytes:
+    value = _safe(name, value)
     if value.isascii() and len(value) < 900:
         return f"{name}: {value}\r\n".encode()
     return _encoded_header(name, value)
@@ -34,7 +46,7 @@ def _header(name: str, value: str) -> bytes:
 def _address_header(name: str, address: str) -> bytes:
     """A bare address as it is: an internationalised one (``jérôme@…``) in raw UTF-8, as RFC 6532
     writes it (an RFC 2047 word is not allowed in an address, and no client would read it back)."""
-    return f"{name}: {address}\r\n".encode()
+    return f"{name}: {_safe(name, address)}\r\n".encode()
 
 
 WORD_BYTES = 39  # of UTF-8 in one RFC 2047 word: 52 characters of base64, a line under 78 with its header name

@@ -27,7 +27,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from gateway.helpdesk import Author, coordinators, join, record_event
 from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request, utcnow
-from gateway.outbound.compose import compose, new_message_id
+from gateway.outbound.compose import UnsafeHeader, compose, new_message_id
 from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail
 from gateway.settings import Settings
@@ -204,6 +204,9 @@ class Mailer:
         """One mail about a request to one participant, Reply-To their own token, within the hourly limit."""
         if participant.person is not None and participant.person.failing_since is not None:
             return
+        if self.settings.is_own_address(participant.email):
+            record_event(request, "not-sent", f"{event} to {participant.email}: one of the gateway's own addresses")
+            return
         if self.recent(participant.email, request=request) >= self.settings.mails_per_hour:
             record_event(request, "rate-limited",
                          f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
@@ -245,7 +248,10 @@ class Mailer:
     def write(self, event: str, audience: str, context: dict[str, Any], *, mailbox: str, recipient: str,
               reply_to: str, person: Person | None, request: Request | None = None,
               auto_submitted: str = "auto-generated", original: bytes | None = None, topic: str = "") -> None:
-        """Render, compose and queue one mail; the lower-level door for mails outside a request too."""
+        """Render, compose and queue one mail; the lower-level door for mails outside a request too. Never
+        to one of the gateway's own addresses."""
+        if self.settings.is_own_address(recipient):
+            return
         self._write(self._mail(request, recipient), event, audience, context, mailbox=mailbox, recipient=recipient,
                     reply_to=reply_to, person=person, request=request, auto_submitted=auto_submitted,
                     original=original, topic=topic)
@@ -259,10 +265,14 @@ class Mailer:
             "base_url": self.settings.base_url, "recipient_email": recipient,
             "recipient_name": person.name if person else ""})
         message_id = new_message_id(self.settings)
-        raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
-                      message_id=message_id, number=request.id if request else None,
-                      root_message_id=request.root_message_id if request else None,
-                      auto_submitted=auto_submitted, original=original)
+        try:
+            raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
+                          message_id=message_id, number=request.id if request else None,
+                          root_message_id=request.root_message_id if request else None,
+                          auto_submitted=auto_submitted, original=original)
+        except UnsafeHeader as error:  # no mail: the error names what would have made it
+            where = f"request #{request.id}" if request else "no request"
+            raise UnsafeHeader(f"{error} (mail {event}.{audience} to {recipient!r}, {where})") from error
         mail.row = {"request_id": request.id if request else None, "sender": mailbox, "recipient": recipient,
                     "status": "pending", "template": f"{event}.{audience}", "topic": topic, "message_id": message_id,
                     "raw": raw, "created_at": mail.created_at}
@@ -307,8 +317,22 @@ def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, A
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
-                       *, acknowledge: bool, defects: list[str]) -> None:
-    """Coordinators are alerted; the customer gets one acknowledgment, never an automatic sender."""
+                       *, acknowledge: bool, defects: list[str], opened_before: int) -> None:
+    """Coordinators are alerted; the customer gets one acknowledgment, never an automatic sender.
+
+    ``opened_before``: the requests the same sender opened in the last hour. Past
+    ``requests_per_sender_hour`` of them, a flood (a mail bomb, a forged sender, two robots) would turn
+    into as many acknowledgments and alerts: the coordinators get one digest, then nothing more for
+    the hour, and nobody is acknowledged. Every request is still there, in the inbox.
+    """
+    limit = mailer.settings.requests_per_sender_hour
+    if opened_before >= limit:
+        record_event(request, "rate-limited", f"{requester.email} opened {opened_before + 1} requests within an "
+                                              "hour: no acknowledgment, no alert")
+        if opened_before == limit:
+            tell_team(mailer, request, "flood", {"comment": comment, "sender": requester.email,
+                                                 "limit": limit}, exclude=comment.author_email)
+        return
     context = {"comment": comment, "defects": defects}
     tell_team(mailer, request, "new_request", context, exclude=comment.author_email)
     if acknowledge:

@@ -137,3 +137,18 @@ def test_schemathesis_finds_no_server_error_in_the_order_api(shop: Gateway, api:
     assert 201 in statuses and 422 in statuses and all(status < 500 for status in statuses)
     shop.wait_idle()
     assert shop.count("SELECT count(*) FROM outbox WHERE status = 'failed'") == 0
+
+
+@pytest.mark.parametrize("email", [
+    f"{CUSTOMER}\r\nBcc: evil@attacker.example", f"{CUSTOMER}\r\nBcc:evil@attacker.example",
+    f"{CUSTOMER}\r\nSubject:Urgent\r\nContent-Type:text/html\r\n\r\n<a href=http://evil.example>pay</a>",
+    f"{CUSTOMER}\nX-Injected:1", f"{CUSTOMER}, evil@attacker.example", f"Jean <{CUSTOMER}>", f"{CUSTOMER}\x00",
+    "x" * 300 + "@client.example"])
+def test_a_customer_address_that_is_not_one_address_is_refused_and_nothing_is_mailed(
+        shop: Gateway, api: httpx.Client, email: str) -> None:
+    """Header injection through the API: the CRLF payloads once added a Bcc and replaced the whole mail."""
+    answer = api.post("/api/orders", json={**ORDER, "customer": {**ORDER["customer"], "email": email}})
+    assert fields(answer) == {"customer.email"}
+    assert "is not one address" in answer.text or "at most 254 characters" in answer.text
+    shop.wait_idle()
+    assert stored(shop) == 0 and shop.outbox() == []
