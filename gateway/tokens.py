@@ -2,7 +2,9 @@
 
 A token is lowercase base32 of (request id, participant id, truncated HMAC-SHA256),
 the design Gitea uses for its incoming mail: it survives mail servers that lowercase
-local parts, cannot be guessed or edited, and needs no table to look up.
+local parts, cannot be guessed or edited, and needs no table to look up. The HMAC also
+covers the mailbox (``support``): a token is valid only at the address it was given
+with, never at another mailbox of the site.
 """
 
 from __future__ import annotations
@@ -23,19 +25,22 @@ class ReplyToken:
     participant_id: int
 
 
-def _mac(secret_key: str, payload: bytes) -> bytes:
-    return hmac.new(secret_key.encode(), b"reply:" + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+def _mac(secret_key: str, mailbox: str, payload: bytes) -> bytes:
+    signed = b"reply:" + mailbox.lower().encode() + b":" + payload
+    return hmac.new(secret_key.encode(), signed, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
-def mint_reply_token(secret_key: str, request_id: int, participant_id: int) -> str:
-    """A token of at most 32 characters, ``[a-z2-7]`` only."""
+def mint_reply_token(secret_key: str, mailbox: str, request_id: int, participant_id: int) -> str:
+    """A token of at most 32 characters, ``[a-z2-7]`` only, for ``mailbox+TOKEN@`` (``mailbox``: the
+    local part of the request's mailbox address)."""
     payload = request_id.to_bytes(_ID_BYTES, "big") + participant_id.to_bytes(_ID_BYTES, "big")
-    raw = payload + _mac(secret_key, payload)
+    raw = payload + _mac(secret_key, mailbox, payload)
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
-def verify_reply_token(secret_key: str, token: str) -> ReplyToken | None:
-    """The request and participant a token names, or None when it is malformed or forged."""
+def verify_reply_token(secret_key: str, token: str, mailbox: str) -> ReplyToken | None:
+    """The request and participant a token names, or None when it is malformed, forged, or was given
+    with another mailbox's address."""
     if not token or len(token) > 40:
         return None
     padded = token.upper() + "=" * (-len(token) % 8)
@@ -46,7 +51,7 @@ def verify_reply_token(secret_key: str, token: str) -> ReplyToken | None:
     if len(raw) != 2 * _ID_BYTES + _MAC_BYTES:
         return None
     payload, mac = raw[: 2 * _ID_BYTES], raw[2 * _ID_BYTES :]
-    if not hmac.compare_digest(mac, _mac(secret_key, payload)):
+    if not hmac.compare_digest(mac, _mac(secret_key, mailbox, payload)):
         return None
     return ReplyToken(int.from_bytes(payload[:_ID_BYTES], "big"), int.from_bytes(payload[_ID_BYTES:], "big"))
 

@@ -43,7 +43,7 @@ def _token_for(context_sessions: object, request_id: int, email_address: str, se
     with context_sessions() as session:  # type: ignore[operator]
         participant = session.scalars(select(Participant).where(
             Participant.request_id == request_id, Participant.email == email_address)).one()
-        return mint_reply_token(secret, request_id, participant.id)
+        return mint_reply_token(secret, "support", request_id, participant.id)
 
 
 def _mail(sender: str, to: str, body: str, number: int) -> bytes:

@@ -132,7 +132,7 @@ def test_refused_commands_in_a_batch_are_refused_alone(context: Context) -> None
         coordinator = join(session, request, "camille@shop.example", role="coordinator",
                            person=find_person(session, "camille@shop.example"))
         session.flush()
-        token = mint_reply_token(context.settings.secret_key, request.id, coordinator.id)
+        token = mint_reply_token(context.settings.secret_key, "support", request.id, coordinator.id)
 
     def reply(number: int, body: str) -> int:
         raw = (f"From: camille@shop.example\r\nTo: support+{token}@shop.example\r\nSubject: Re: question\r\n"
@@ -157,7 +157,7 @@ def test_replies_by_token_in_one_batch_each_land_in_their_request_and_mail_their
             request = session.get(Request, outcome.request_id)
             assert request is not None
             coordinator = next(p for p in request.participants if p.email == "camille@shop.example")
-            tokens.append(mint_reply_token(context.settings.secret_key, request.id, coordinator.id))
+            tokens.append(mint_reply_token(context.settings.secret_key, "support", request.id, coordinator.id))
     replies = [store(context, (f"From: camille@shop.example\r\nTo: support+{token}@shop.example\r\n"
                                f"Subject: Re: question\r\nMessage-ID: <answer{n}@shop>\r\n"
                                "Content-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -194,7 +194,8 @@ def test_new_requests_of_a_batch_flush_together_and_each_mail_names_its_own_part
         for outcome in outcomes:
             for mail in session.scalars(select(Outbox).where(Outbox.id.in_(outcome.outbox_ids))):
                 token = verify_reply_token(context.settings.secret_key,
-                                           message_from_bytes(mail.raw)["Reply-To"].split("+")[1].split("@")[0])
+                                           message_from_bytes(mail.raw)["Reply-To"].split("+")[1].split("@")[0],
+                                           "support")
                 assert token is not None and token.request_id == outcome.request_id == mail.request_id
                 participant = session.get(Participant, token.participant_id)
                 assert participant is not None and participant.email == mail.recipient
@@ -208,7 +209,7 @@ def test_mails_waiting_for_ids_are_written_before_another_message_of_the_batch_c
         upsert_person(session, "dominique@shop.example", role="coordinator")  # not a participant yet
         request = session.get(Request, opened.request_id)
         assert request is not None
-        tokens = {p.email: mint_reply_token(context.settings.secret_key, request.id, p.id)
+        tokens = {p.email: mint_reply_token(context.settings.secret_key, "support", request.id, p.id)
                   for p in request.participants}
 
     def reply(sender: str, number: int, body: str) -> int:
@@ -300,7 +301,7 @@ def test_a_reply_the_pipeline_breaks_on_is_kept_on_the_request_its_token_names(
         request = session.get(Request, opened.request_id)
         assert request is not None
         requester = next(p for p in request.participants if p.role == "requester")
-        token = mint_reply_token(context.settings.secret_key, request.id, requester.id)
+        token = mint_reply_token(context.settings.secret_key, "support", request.id, requester.id)
     reply = store(context, (f"From: jerome@client.example\r\nTo: support+{token}@shop.example\r\n"
                             "Subject: Re: question 1\r\nMessage-ID: <broken2@client.example>\r\n\r\n"
                             "#status resolved\r\nMerci, toujours rien.\r\n").encode(),

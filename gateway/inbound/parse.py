@@ -85,11 +85,16 @@ class ParsedMail:
 
     def tokens(self, extra_recipients: list[str] | tuple[str, ...] = ()) -> list[str]:
         """Reply tokens (``local+TOKEN@``) in the envelope and header recipients, in order, once each."""
-        found: list[str] = []
+        return list(dict.fromkeys(token for _address, token in self.reply_addresses(extra_recipients)))
+
+    def reply_addresses(self, extra_recipients: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
+        """``(address, token)`` of each reply address (``mailbox+TOKEN@domain``) among the envelope and
+        header recipients, in order: a token is checked against the mailbox it came with."""
+        found = []
         for address in [*extra_recipients, *(a.address for a in self.recipients())]:
             match = _TOKEN_LOCAL.match(address)
-            if match and match.group(1).lower() not in found:
-                found.append(match.group(1).lower())
+            if match:
+                found.append((address.lower(), match.group(1).lower()))
         return found
 
     def as_json(self) -> dict[str, Any]:

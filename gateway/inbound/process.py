@@ -186,8 +186,7 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
                 for incoming in batch])
         except IntegrityError as error:
             raise _NotTogether("a message of the batch was applied before") from error
-        secret_key = context.settings.secret_key
-        mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], secret_key))
+        mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], context.settings))
         look_up(session, batch)
         decisions, marks = [], [0]
         for incoming in batch:

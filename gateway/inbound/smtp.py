@@ -105,8 +105,8 @@ class IngressHandler:
         if mailbox is None:
             log.info("RCPT %s refused: not a mailbox of %s", address, settings.domain)
             return UNKNOWN_RECIPIENT
-        local = address.split("@", 1)[0]
-        if "+" in local and verify_reply_token(settings.secret_key, local.split("+", 1)[1].lower()) is None:
+        local, plus, token = address.split("@", 1)[0].partition("+")
+        if plus and verify_reply_token(settings.secret_key, token.lower(), local) is None:
             log.info("RCPT %s refused: token signature does not verify", address)
             return FORGED_TOKEN
         envelope.rcpt_tos.append(address)

@@ -20,7 +20,7 @@ from gateway.inbound.authentication import authenticated_by
 from gateway.inbound.parse import ParsedMail
 from gateway.models import MessageRef, Participant, Request
 from gateway.settings import Settings
-from gateway.tokens import verify_reply_token
+from gateway.tokens import ReplyToken, verify_reply_token
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|wg|rv|enc|i)\s*:", re.I)
@@ -75,12 +75,20 @@ def _author(session: Session, request: Request, sender: str, token_of: Participa
     return Author(sender, known.role if known else "unknown", known, unverified=True)
 
 
-def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], secret_key: str,
+def _named(parsed: ParsedMail, envelope_to: list[str], settings: Settings) -> list[ReplyToken]:
+    """What the message's reply tokens name, each checked at the mailbox address it came with."""
+    named = []
+    for address, token in parsed.reply_addresses(envelope_to):
+        if settings.mailbox_for(address) is not None:
+            found = verify_reply_token(settings.secret_key, token, address.split("+", 1)[0])
+            if found is not None:
+                named.append(found)
+    return named
+
+
+def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], settings: Settings,
               sender: str) -> Thread | None:
-    for token in parsed.tokens(envelope_to):
-        named = verify_reply_token(secret_key, token)
-        if named is None:
-            continue
+    for named in _named(parsed, envelope_to, settings):
         with session.no_autoflush:  # a token names a participant committed before this transaction
             participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
         if participant is None or participant.request_id != named.request_id:
@@ -116,11 +124,10 @@ def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str, authentic
     return Thread(request, _author(session, request, sender, None, authenticated), "subject-tag")
 
 
-def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]], secret_key: str) -> list[Request]:
+def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]], settings: Settings) -> list[Request]:
     """The participants the mails' reply tokens name, with their requests, loaded in one query as
     ``find_thread`` reads them: a batch of replies is then threaded without a query each."""
-    ids = {named.participant_id for parsed, envelope_to in mails for token in parsed.tokens(envelope_to)
-           if (named := verify_reply_token(secret_key, token)) is not None}
+    ids = {named.participant_id for parsed, envelope_to in mails for named in _named(parsed, envelope_to, settings)}
     if not ids:
         return []
     participants = session.scalars(select(Participant).where(Participant.id.in_(ids))
@@ -132,7 +139,7 @@ def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], se
     """The request a message belongs to and its author. A From that names no one for certain
     (``ParsedMail.sender_unambiguous``) makes its author unverified whatever else it has."""
     sender = parsed.sender.address if parsed.sender else ""
-    found = _by_token(session, parsed, envelope_to, settings.secret_key, sender)
+    found = _by_token(session, parsed, envelope_to, settings, sender)
     if found is None and not is_forward(parsed):
         authenticated = authenticated_by(parsed.authentication_results, sender,
                                          settings.trusted_authserv_id) is not None

@@ -224,8 +224,9 @@ class Mailer:
             write()
 
     def reply_to(self, request: Request, participant: Participant) -> str:
-        token = mint_reply_token(self.settings.secret_key, request.id, participant.id)
-        return reply_address(request.mailbox.split("@")[0], self.settings.domain, token)
+        local_part = request.mailbox.split("@")[0]
+        token = mint_reply_token(self.settings.secret_key, local_part, request.id, participant.id)
+        return reply_address(local_part, self.settings.domain, token)
 
     def _hold_if_leaking(self, request: Request, text: str, mail: _Mail, context: dict[str, Any]) -> None:
         """Hold a customer mail that repeats a private comment, a note or an unverified comment."""

@@ -8,11 +8,15 @@ fellow coordinator's, and without a token when the site's own MTA vouches for th
 
 from __future__ import annotations
 
+import base64
+import smtplib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Gateway, body_text, mail, reply_address, write_home
+
+from gateway.tokens import mint_reply_token
 
 CUSTOMER = "jean@client.example"
 ALICE = "alice@shop.example"
@@ -111,3 +115,29 @@ def test_without_a_token_a_coordinator_needs_the_trusted_mtas_dkim_pass(shop: Ga
     shop.wait_idle()
     assert (shop.show(1)["labels"] == ["urgent"]) is applies
     assert last_comment(shop)["unverified_sender"] is not applies
+
+
+def test_forged_reply_addresses_are_refused_at_rcpt_and_never_threaded(shop: Gateway) -> None:
+    open_request(shop)
+    [acknowledgment] = shop.mails_to(CUSTOMER)
+    token = reply_address(acknowledgment).split("+", 1)[1].split("@", 1)[0]
+    raw = bytearray(base64.b32decode(token.upper() + "=" * (-len(token) % 8)))
+    raw[9] ^= 1  # the participant named, its signature kept
+    edited = base64.b32encode(bytes(raw)).decode().rstrip("=").lower()
+    forged = [mint_reply_token("another-secret-key-of-forty-characters!!", "support", 1, 1), edited, token[:-2],
+              token + "aa", token.upper()[:-1] + "7"]
+    addresses = [f"support+{f}@shop.example" for f in forged] + [f"orders+{token}@shop.example"]
+    with smtplib.SMTP("127.0.0.1", shop.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail(CUSTOMER)
+        for address in addresses:
+            code, answer = client.rcpt(address)
+            assert code == 550, (address, answer)
+        assert client.rcpt(reply_address(acknowledgment))[0] == 250
+        client.rset()
+    for address in addresses:  # in the headers only, to the bare address: a request of its own
+        shop.send(mail(f"Jean <{CUSTOMER}>", address, "Re: Question", "#public\nSuite."),
+                  recipients=["support@shop.example"])
+    shop.wait_idle()
+    assert len(shop.requests()) == 1 + len(addresses)
+    assert len(shop.show(1)["comments"]) == 1
