@@ -42,6 +42,14 @@ def need_server(port: int, what: str) -> None:
         pytest.skip(message)
 
 
+def answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -125,7 +133,7 @@ class Gateway:
             cwd=self.home, env=self.env, stdout=handle, stderr=subprocess.STDOUT, text=True)
         handle.close()
         deadline = time.monotonic() + 30
-        while "SMTP on" not in self.log.read_text():
+        while "SMTP on" not in self.log.read_text() or not answers(self.http_port):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("gateway serve did not start:\n" + self.log.read_text())
             time.sleep(0.05)

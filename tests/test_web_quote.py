@@ -149,7 +149,24 @@ def test_a_site_restyles_the_page_from_its_home(context: Context, client: TestCl
 def test_an_oversized_decline_form_is_refused(context: Context, client: TestClient) -> None:
     path = quote(context)
     assert client.post(f"{path}/decline", data={"reason": "x" * 70_000}).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: refused once past the limit, as it streams
+        yield b"reason="
+        for _ in range(100):
+            yield b"y" * 1024
+
+    streamed = client.post(f"{path}/decline", content=chunks(),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert streamed.status_code == 413 and streamed.headers["cache-control"] == "no-store"
     assert "Accepter le devis" in client.get(path).text
+
+
+def test_the_redirect_after_a_decision_carries_the_pages_security_headers(context: Context,
+                                                                           client: TestClient) -> None:
+    answer = client.post(f"{quote(context)}/accept")
+    assert answer.status_code == 303
+    assert answer.headers["referrer-policy"] == "no-referrer" and answer.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
 
 
 def test_dates_read_naturally_in_each_language() -> None:

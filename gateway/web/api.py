@@ -22,6 +22,7 @@ from gateway.orders.card import OrderError
 from gateway.orders.intake import FieldError, create_order, validate_order
 from gateway.orders.views import order_summary
 from gateway.transaction import transaction
+from gateway.web.bodies import TooLarge, read_body
 from gateway.web.state import context_of
 
 BODY_LIMIT = 1024 * 1024
@@ -87,8 +88,9 @@ async def post_order(request: Request) -> JSONResponse:
     if not _authorized(request, api_key):
         return _error(401, "missing or wrong API key: send the header `Authorization: Bearer <api_key>`",
                       {"WWW-Authenticate": 'Bearer realm="orders"'})
-    body = await request.body()
-    if len(body) > BODY_LIMIT:
+    try:
+        body = await read_body(request, BODY_LIMIT)
+    except TooLarge:
         return _error(413, f"the order is larger than {BODY_LIMIT} bytes")
     payload = _parse(body)
     if isinstance(payload, FieldError):

@@ -14,8 +14,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from gateway.context import Context
 from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
 from gateway.transaction import transaction
+from gateway.web.bodies import TooLarge, read_body
 from gateway.web.i18n import browser_locale
-from gateway.web.pages import render_page
+from gateway.web.pages import PAGE_HEADERS, render_page
 from gateway.web.state import context_of
 
 FORM_LIMIT = 64 * 1024  # a reason is at most REASON_LIMIT characters; anything much larger is not our form
@@ -29,12 +30,15 @@ def _page(request: Request, context: Context, found: QuoteView | QuoteProblem) -
     return render_page(settings, "quote", found.locale, view=found, reason_limit=REASON_LIMIT)
 
 
+def _look_up(context: Context, token: str) -> QuoteView | QuoteProblem:
+    with context.sessions() as session:  # closed without a commit: looking never changes anything
+        return quote_for_token(session, context.settings, token)
+
+
 def show(request: Request) -> HTMLResponse:
     """``GET /quote/{token}`` (and HEAD): the quote with its buttons, its outcome, or why there is none."""
     context = context_of(request)
-    with context.sessions() as session:  # closed without a commit: a GET never changes anything
-        found = quote_for_token(session, context.settings, request.path_params["token"])
-    return _page(request, context, found)
+    return _page(request, context, _look_up(context, request.path_params["token"]))
 
 
 def _decide(context: Context, token: str, accept: bool, reason: str) -> QuoteDecision | QuoteProblem:
@@ -53,7 +57,7 @@ async def _answer(request: Request, accept: bool, reason: str = "") -> Response:
     outcome = await run_in_threadpool(_decide, context, token, accept, reason)
     if isinstance(outcome, QuoteProblem):
         return _page(request, context, outcome)
-    return RedirectResponse(request.url_for("quote", token=token).path, status_code=303)
+    return RedirectResponse(request.url_for("quote", token=token).path, status_code=303, headers=PAGE_HEADERS)
 
 
 async def accept(request: Request) -> Response:
@@ -62,8 +66,15 @@ async def accept(request: Request) -> Response:
 
 
 async def decline(request: Request) -> Response:
-    """``POST /quote/{token}/decline`` with an optional form field ``reason``."""
-    if len(await request.body()) > FORM_LIMIT:
-        return PlainTextResponse("413 the form is too large", status_code=413)
+    """``POST /quote/{token}/decline`` with an optional form field ``reason``, read only once the token
+    names a quote (a forged link is answered without reading what was posted to it)."""
+    context = context_of(request)
+    found = await run_in_threadpool(_look_up, context, request.path_params["token"])
+    if isinstance(found, QuoteProblem):
+        return _page(request, context, found)
+    try:
+        await read_body(request, FORM_LIMIT)
+    except TooLarge:
+        return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
     reason = (await request.form()).get("reason", "")
     return await _answer(request, accept=False, reason=reason if isinstance(reason, str) else "")
