@@ -287,6 +287,9 @@ def configure_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    # What the gateway writes (the database, raw messages, attachments, the outbox) is the site's alone:
+    # files 0600, folders 0700, in this process and in those it starts, whatever umask it was given.
+    os.umask(0o077)
     try:
         args = parser.parse_args(argv)
         configure_logging()

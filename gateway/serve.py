@@ -76,6 +76,8 @@ def serve(settings: Settings) -> int:
     from gateway.web.app import create_app
 
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # a folder made by an earlier version, or by hand, is closed to others too
     context = open_context(settings)
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())

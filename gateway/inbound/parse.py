@@ -16,6 +16,7 @@ from datetime import datetime
 from email import errors
 from email.headerregistry import HeaderRegistry
 from email.message import Message
+from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -27,7 +28,11 @@ from gateway.inbound.replies import extract_reply
 
 _TRACE_HEADERS = re.compile(rb"^(received|return-path|delivered-to|x-original-to)\s*:.*?(?=^\S|\Z)",
                             re.I | re.M | re.S)
-_MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_MESSAGE_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]{1,996}>")  # a column holds 998 characters
+MAX_MULTIPARTS = 100
+MAX_PARTS = 1000
+_MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/", re.I | re.M)
+_CONTENT_TYPE = re.compile(rb"^content-type:", re.I | re.M)
 _TOKEN_LOCAL = re.compile(r"^[^+@]+\+([a-z0-9]{1,40})@", re.I)
 
 
@@ -129,11 +134,14 @@ def _addresses(message: Message, name: str) -> list[Address]:
     result = []
     for display, address in getaddresses(values):
         if is_addr_spec(address.strip()):
-            result.append(Address(address=address.strip().lower(), name=decode_header_value(display)[:_NAME_LENGTH]))
+            result.append(Address(address=address.strip().lower(),
+                                  name=_clean(decode_header_value(display))[:_NAME_LENGTH]))
     return result
 
 
 _NAME_LENGTH = 200  # people.name and participants.name
+_FILENAME_LENGTH = 255  # of comment_attachments.filename's 500, what a file system takes
+_CONTENT_TYPE_LENGTH = 200
 _STRICT_ADDRESSES = HeaderRegistry()
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _TOLERATED = (errors.NonASCIILocalPartDefect,)  # RFC 6532 mail: a UTF-8 local part is allowed
@@ -167,8 +175,13 @@ def _decode_part(part: Message, defects: list[str]) -> str:
 
 
 def _filename(part: Message) -> str | None:
-    name = part.get_filename()
-    return decode_header_value(name) if name else None
+    """The attachment's name as text, cut to what the column holds (keeping its extension)."""
+    name = _clean(decode_header_value(part.get_filename() or ""))
+    if len(name) > _FILENAME_LENGTH:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[:_FILENAME_LENGTH - 1 - len(extension)] + dot + extension if dot and len(extension) < 20 \
+            else name[:_FILENAME_LENGTH]
+    return name or None
 
 
 def _walk_bodies(message: Message, defects: list[str]) -> tuple[list[str], list[str], list[Attachment]]:
@@ -194,7 +207,7 @@ def _walk_bodies(message: Message, defects: list[str]) -> tuple[list[str], list[
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             attachments.append(Attachment(
-                filename=filename or "attachment", content_type=content_type, payload=data,
+                filename=filename or "attachment", content_type=content_type[:_CONTENT_TYPE_LENGTH], payload=data,
                 sha256=hashlib.sha256(data).hexdigest()))
     return texts, htmls, attachments
 
@@ -210,10 +223,36 @@ def _date(message: Message, defects: list[str]) -> datetime | None:
         return None
 
 
+def _structure_problem(raw: bytes) -> str | None:
+    """Why the MIME structure is not walked at all: nested or split past what any mailer sends. The
+    stdlib parser recurses once per level (a thousand levels raised RecursionError) and keeps every part."""
+    multiparts = len(_MULTIPART.findall(raw))
+    if multiparts > MAX_MULTIPARTS:
+        return f"{multiparts} multipart parts (at most {MAX_MULTIPARTS} are read): the body is kept as it came"
+    parts = len(_CONTENT_TYPE.findall(raw))
+    if parts > MAX_PARTS:
+        return f"{parts} MIME parts (at most {MAX_PARTS} are read): the body is kept as it came"
+    return None
+
+
+def _clean(text: str) -> str:
+    """NUL is the one character a PostgreSQL text column refuses; it carries nothing a person reads."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def parse(raw: bytes) -> ParsedMail:
     """Parse one message; never raises on malformed input (what was wrong is in ``defects``)."""
-    message = email.message_from_bytes(raw, policy=POLICY)
     defects: list[str] = []
+    problem = _structure_problem(raw)
+    if problem is None:
+        message = email.message_from_bytes(raw, policy=POLICY)
+        texts, htmls, attachments = _walk_bodies(message, defects)
+    else:  # the headers, and the body as one text
+        message = BytesParser(policy=POLICY).parsebytes(raw, headersonly=True)
+        defects.append(problem)
+        body = message.get_payload()
+        texts, htmls, attachments = [body.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+                                     if isinstance(body, str) else ""], [], []
     embeds_message = False
     for part in message.walk():
         defects.extend(type(d).__name__ for d in part.defects)
@@ -221,16 +260,15 @@ def parse(raw: bytes) -> ParsedMail:
     senders = _addresses(message, "From")
     if not senders:
         defects.append("no From address")
-    texts, htmls, attachments = _walk_bodies(message, defects)
-    html = "\n".join(htmls) if htmls else None
-    text = "\n".join(texts) if texts else (html_to_text(html) if html else "")
+    html = _clean("\n".join(htmls)) if htmls else None
+    text = _clean("\n".join(texts) if texts else (html_to_text(html) if html else ""))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     sender = senders[0] if senders else None
     return ParsedMail(
         sender=sender,
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
-        subject=decode_header_value(message.get("Subject")),
+        subject=_clean(decode_header_value(message.get("Subject"))),
         message_id=next(iter(_message_ids(message.get("Message-ID"))), None),
         in_reply_to=next(iter(_message_ids(message.get("In-Reply-To"))), None),
         references=_message_ids(message.get("References")),

@@ -150,3 +150,16 @@ def test_a_message_the_pipeline_breaks_on_is_kept_degraded_and_the_coordinators_
     log = gateway.log.read_text()
     assert f"message {shown['messages'][0]['id']} could not be applied: ZeroDivisionError" in log
     assert "degraded: private comment on #" in log
+
+
+def test_what_the_gateway_keeps_is_readable_by_its_own_user_alone(gateway: Gateway) -> None:
+    message = mail(f"Jérôme <{CUSTOMER}>", "support@shop.example", "Facture", "Ci-joint.")
+    message.add_attachment(b"%PDF-1.4\n", maintype="application", subtype="pdf", filename="facture.pdf")
+    gateway.send(message)
+    gateway.wait_idle()
+    kept = [gateway.data, *gateway.data.rglob("*")]
+    assert any(p.name == "gateway.db" for p in kept) and any("attachments" in p.parts for p in kept)
+    assert any("raw" in p.parts for p in kept) and any("outbox" in p.parts for p in kept)
+    opened = [f"{p.relative_to(gateway.home)} {oct(p.stat().st_mode & 0o777)}" for p in kept
+              if p.stat().st_mode & 0o077]
+    assert opened == []
