@@ -27,7 +27,8 @@ HEAD = b"To: support@shop.example\r\nMIME-Version: 1.0\r\n"
 CORPUS = {
     "NUL bytes": b"From: Jean\x00 <jean@client.example>\r\nSubject: Colis\x00 perdu\r\n" + HEAD
                  + b"\r\nBonjour\x00, mon colis.\r\n",
-    "a long display name": b"From: " + b"Jean " * 60 + b"<jean@client.example>\r\nSubject: Nom\r\n" + HEAD + b"\r\nx\r\n",
+    "a long display name": b"From: " + b"Jean " * 60 + b"<jean@client.example>\r\nSubject: Nom\r\n" + HEAD
+                           + b"\r\nx\r\n",
     "a 330-character address": b"From: " + b"j" * 300 + b"@client.example\r\nSubject: Adresse\r\n" + HEAD
                                + b"\r\nx\r\n",
     "a 2,000-character Message-ID": b"From: jean@client.example\r\nSubject: Id\r\nMessage-ID: <" + b"m" * 2000
