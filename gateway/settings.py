@@ -68,6 +68,10 @@ class Settings:
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     max_message_size: int = 26_214_400
+    smtp_max_sessions: int = 400  # per listener process; past it, 421
+    smtp_max_sessions_per_address: int = 50  # the MTA in front may keep 20 or so open
+    smtp_idle_seconds: float = 120.0  # a session silent this long is closed
+    smtp_data_seconds: float = 600.0  # the whole of one message's DATA
     trusted_authserv_id: str = ""  # the MTA in front whose Authentication-Results are believed (CONTRACT §4)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -257,6 +261,10 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         smtp_port=int(smtp.get("port", 2525)),
         max_message_size=int(smtp.get("max_message_size", 26_214_400)),
         trusted_authserv_id=str(smtp.get("trusted_authserv_id", "")),
+        smtp_max_sessions=int(smtp.get("max_sessions", 400)),
+        smtp_max_sessions_per_address=int(smtp.get("max_sessions_per_address", 50)),
+        smtp_idle_seconds=float(smtp.get("idle_seconds", 120)),
+        smtp_data_seconds=float(smtp.get("data_seconds", 600)),
         http_host=str(http.get("host", "127.0.0.1")),
         http_port=int(http.get("port", 8000)),
         relay=relay,

@@ -236,3 +236,91 @@ def test_a_read_takes_at_most_what_malloc_serves_from_its_heap(tmp_path: Path) -
         return size
 
     assert asyncio.run(accepted()) == READ_BYTES <= 128 * 1024
+
+
+@pytest.fixture
+def capped(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
+    """A listener with small caps, to reach them with a few sockets."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=port, smtp_max_sessions=5,
+                        smtp_max_sessions_per_address=3, smtp_idle_seconds=2, smtp_data_seconds=1,
+                        mailboxes=(Mailbox("support@shop.example"),))
+    stored: list[Path] = []
+    controller = start_smtp(settings, stored.extend)
+    yield port, stored
+    controller.stop()
+    controller.handler.writer.close()
+
+
+def greeting(port: int) -> tuple[socket.socket, str]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock, sock.recv(1024).decode()
+
+
+def test_past_the_sessions_from_one_address_a_new_one_gets_421_and_a_freed_one_is_taken_again(
+        capped: tuple[int, list[Path]]) -> None:
+    port, _stored = capped
+    held = [greeting(port) for _ in range(3)]
+    assert all(answer.startswith("220") for _sock, answer in held)
+    extra, answer = greeting(port)
+    assert answer.startswith("421 4.7.0 too many connections from your address")
+    assert extra.recv(1024) == b"", "and closed"
+    extra.close()
+    held.pop()[0].close()
+    time.sleep(0.2)
+    again, answer = greeting(port)
+    assert answer.startswith("220")
+    for sock in [again, *(sock for sock, _answer in held)]:
+        sock.close()
+
+
+def test_past_the_sessions_in_all_a_new_one_gets_421(capped: tuple[int, list[Path]]) -> None:
+    port, _stored = capped
+    held = [greeting(port)[0] for _ in range(3)]
+    for other in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):  # other client addresses, on loopback
+        sock = socket.socket()
+        sock.bind((other, 0))
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        answer = sock.recv(1024).decode()
+        held.append(sock)
+    assert answer.startswith("421 4.7.0 too many connections, try again later")
+    for sock in held:
+        sock.close()
+
+
+def test_more_than_100_recipients_get_452_and_the_first_100_are_kept(server: tuple[int, list[Path]]) -> None:
+    port, _stored = server
+    client = Client(port)
+    assert client.command("MAIL FROM:<a@client.example>").startswith("250")
+    answers = [client.command("RCPT TO:<support@shop.example>") for _ in range(101)]
+    assert all(a.startswith("250") for a in answers[:100])
+    assert answers[100] == "452 4.5.3 too many recipients: at most 100 a message"
+    client.close()
+
+
+def test_a_session_that_only_sends_noop_is_closed_after_100(server: tuple[int, list[Path]]) -> None:
+    port, _stored = server
+    client = Client(port)
+    answers = [client.command("NOOP") for _ in range(101)]
+    assert all(a.startswith("250") for a in answers[:100]) and answers[100].startswith("421 4.7.0 NOOP")
+    client.close()
+
+
+def test_a_trickled_message_is_cut_at_the_data_deadline_and_an_idle_session_closed(
+        capped: tuple[int, list[Path]]) -> None:
+    port, stored = capped
+    client = Client(port)
+    client.start_data()
+    started = time.monotonic()
+    client.sock.sendall(HEAD + b"one line, then nothing")
+    assert client.reply().startswith("421 4.4.2 the message took longer than 1 s")
+    assert time.monotonic() - started < 5 and stored == []
+    client.close()
+    idle, answer = greeting(port)
+    started = time.monotonic()
+    assert answer.startswith("220") and idle.recv(1024) == b"", "closed once silent past the idle timeout"
+    assert 1.5 < time.monotonic() - started < 5
+    idle.close()

@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import signal
+import time
+from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -32,6 +34,14 @@ UNKNOWN_RECIPIENT = "550 5.1.1 no such mailbox here"
 FORGED_TOKEN = "550 5.7.1 this reply address is not valid (bad signature)"
 TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
+TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients: at most {limit} a message"
+TOO_MANY_SESSIONS = "421 4.7.0 too many connections, try again later"
+TOO_MANY_FROM_YOU = "421 4.7.0 too many connections from your address, try again later"
+DATA_TOO_SLOW = "421 4.4.2 the message took longer than {seconds:.0f} s to arrive, closing"
+MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8: a server must take at least 100
+# Commands that carry no mail: a session may send this many of each (Postfix's smtpd_junk_command_limit).
+# Mail itself (MAIL, RCPT, DATA) is not counted down: a relay sends thousands over one connection.
+COMMAND_CALL_LIMIT = {"NOOP": 100, "RSET": 100, "VRFY": 20, "EXPN": 20, "HELP": 20, "ETRN": 20, "*": 10**9}
 DOT_LINE = b".\r\n"
 # What one read of a socket may take. asyncio's default, 256 KiB, is over malloc's threshold for
 # memory of its own: every read of a few KB mapped 256 KiB and unmapped it (three system calls
@@ -44,6 +54,27 @@ _STUFFED_DOT = re.compile(rb"\n\.(?!\n)")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # <dot-atom@domain> and the blanks after it, not followed by a comment: what nearly every client sends
 _PLAIN_PATH = re.compile(rf"<((?:{_ATOM}\.)*{_ATOM}@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>[ \t]*+(?!\()")
+
+
+class OncePerMinute(logging.Filter):
+    """Lets one record of a kind through a minute, then says how many it held back. Under a flood of
+    connections asyncio logs each failed accept (7.5 MB/s of log was seen): one line a minute says
+    as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now, kind = time.monotonic(), str(record.msg)
+        last, held = self._last.get(kind, (-60.0, 0))
+        if now - last < 60:
+            self._last[kind] = (last, held + 1)
+            return False
+        self._last[kind] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it in the last minute)"
+        return True
 
 
 class GroupWriter:
@@ -91,16 +122,43 @@ class GroupWriter:
             future.set_result(path)
 
 
+class Sessions:
+    """The SMTP sessions this listener holds, in all and by client address: past a cap, a new one is
+    answered 421 and closed at once, before it can hold a file descriptor for long (1,500 idle
+    connections once starved real mail under a limit of 1,024)."""
+
+    def __init__(self, most: int, most_per_address: int) -> None:
+        self.most, self.most_per_address = most, most_per_address
+        self.by_address: Counter[str] = Counter()
+
+    def open(self, address: str) -> str | None:
+        """Count a new session in; the 421 to answer when it is one too many (it is not counted then)."""
+        if sum(self.by_address.values()) >= self.most:
+            return TOO_MANY_SESSIONS
+        if self.by_address[address] >= self.most_per_address:
+            return TOO_MANY_FROM_YOU
+        self.by_address[address] += 1
+        return None
+
+    def close(self, address: str) -> None:
+        self.by_address[address] -= 1
+        if self.by_address[address] <= 0:
+            del self.by_address[address]
+
+
 class IngressHandler:
     """aiosmtpd handler: ``handle_RCPT`` routes or refuses, ``handle_DATA`` keeps the message."""
 
     def __init__(self, settings: Settings, on_stored: Callable[[list[Path]], None]) -> None:
         self.settings = settings
         self.writer = GroupWriter(settings.data_dir, on_stored)
+        self.sessions = Sessions(settings.smtp_max_sessions, settings.smtp_max_sessions_per_address)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         settings = self.settings
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RECIPIENTS.format(limit=MAX_RECIPIENTS)
         mailbox = settings.mailbox_for(address)
         if mailbox is None:
             log.info("RCPT %s refused: not a mailbox of %s", address, settings.domain)
@@ -154,10 +212,33 @@ class IngressSMTP(SMTP):
     (``decode_data=False``).
     """
 
+    _refused: str | None = None
+    _counted: str | None = None  # the client address this session is counted under
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if hasattr(transport, "max_size"):  # asyncio's socket transport: each read allocates this much
             transport.max_size = READ_BYTES
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        self._refused = self.event_handler.sessions.open(address)
+        if self._refused is None:
+            self._counted = address
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted is not None:
+            self.event_handler.sessions.close(self._counted)
+            self._counted = None
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        """aiosmtpd's, but a session over the caps is told so instead of greeted."""
+        if self._refused is not None:
+            await self.push(self._refused)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's, with a short way for a plain ``<local@domain>``: its parser of RFC 5322
@@ -178,8 +259,13 @@ class IngressSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        deadline = self.event_handler.settings.smtp_data_seconds
         try:
-            data = await self._read_data()
+            data = await asyncio.wait_for(self._read_data(), deadline)
+        except TimeoutError:  # a client that trickles its data holds a session for ever
+            await self.push(DATA_TOO_SLOW.format(seconds=deadline))
+            self._writer.close()
+            return
         except asyncio.CancelledError:
             log.info("connection lost during DATA")
             self._writer.close()
@@ -240,7 +326,8 @@ def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None]) -> C
     limit = settings.max_message_size
     controller = SharedPortController(IngressHandler(settings, on_stored), hostname=settings.smtp_host,
                                       port=settings.smtp_port, data_size_limit=limit, enable_SMTPUTF8=True,
-                                      decode_data=False)
+                                      decode_data=False, timeout=settings.smtp_idle_seconds,
+                                      command_call_limit=COMMAND_CALL_LIMIT)
     controller.start()
     return controller
 
@@ -253,6 +340,7 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
     from gateway.cli import configure_logging
 
     configure_logging()
+    logging.getLogger("asyncio").addFilter(OncePerMinute())  # failed accepts, under a flood
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     try:
         controller = start_smtp(settings, lambda paths: names.send([path.name for path in paths]))
