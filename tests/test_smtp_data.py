@@ -4,6 +4,7 @@ byte for byte), and addresses read the short way."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Iterator
@@ -324,3 +325,23 @@ def test_a_trickled_message_is_cut_at_the_data_deadline_and_an_idle_session_clos
     assert answer.startswith("220") and idle.recv(1024) == b"", "closed once silent past the idle timeout"
     assert 1.5 < time.monotonic() - started < 5
     idle.close()
+
+
+def test_a_full_disk_answers_452_and_the_next_message_is_taken_once_there_is_room(
+        server: tuple[int, list[Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    port, stored = server
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spool, "write_incoming", full)
+        client = Client(port)
+        client.start_data()
+        client.sock.sendall(HEAD + b"First.\r\n.\r\n")
+        assert client.reply() == "452 4.3.1 insufficient system storage, try again later"
+    client.start_data()
+    client.sock.sendall(HEAD + b"Again.\r\n.\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    assert kept(stored) == [HEAD + b"Again.\r\n"]

@@ -9,6 +9,7 @@ and named together.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import re
@@ -34,6 +35,8 @@ UNKNOWN_RECIPIENT = "550 5.1.1 no such mailbox here"
 FORGED_TOKEN = "550 5.7.1 this reply address is not valid (bad signature)"
 TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
+DISK_FULL = "452 4.3.1 insufficient system storage, try again later"
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients: at most {limit} a message"
 TOO_MANY_SESSIONS = "421 4.7.0 too many connections, try again later"
 TOO_MANY_FROM_YOU = "421 4.7.0 too many connections from your address, try again later"
@@ -178,9 +181,9 @@ class IngressHandler:
         kept = spool.Envelope("smtp", mailbox.address, envelope.mail_from or "", tuple(envelope.rcpt_tos))
         try:
             path = await self.writer.write(raw, kept)
-        except Exception:
+        except Exception as error:  # the client keeps the message and tries again: nothing is lost
             log.exception("could not store a message from %s", envelope.mail_from)
-            return STORAGE_FAILED
+            return DISK_FULL if isinstance(error, OSError) and error.errno in _NO_ROOM else STORAGE_FAILED
         return f"250 OK queued as {path.stem}"
 
 
