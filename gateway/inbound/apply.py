@@ -168,7 +168,8 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
         run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)
-        remember_visibility(request, comment)
+        if not author.unverified:  # a stranger posing as the team changes nothing of how the team writes
+            remember_visibility(request, comment)
     status, assignee = request.status, request.assignee
     try:
         apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest),
