@@ -11,9 +11,11 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.inbound.parse import parse
+from gateway.inbound.parse import parse, strictly_one
 
 STDLIB_EMAIL_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 FIELDS = ("from to cc subject message_id in_reply_to references date text reply_text html attachments auto "
@@ -119,3 +121,28 @@ def test_a_parsed_mail_is_plain_data_another_process_can_take() -> None:
     assert pickle.loads(pickle.dumps(parsed)) == parsed
     plain = parse(b"From: a@b.example\r\nSubject: question\r\n\r\nBonjour\r\n")
     assert not plain.embeds_message and not plain.suppresses_auto_response
+
+
+_FROMS = ["Alice <alice@shop.example>", "<alice@shop.example>@attacker.example", "alice@shop.example",
+          "<alice@shop.example>", "Alice <alice@shop.example", "alice@shop.example>", "J. Doe <j.doe@client.example>",
+          "a@b.example, c@d.example", "Bob <bob@x.example> <alice@shop.example>", "alice@shop.example <bob@x.example>",
+          '"Alice, Shop" <alice@shop.example>', "=?utf-8?q?Z=C3=A9?= <z@c.example>", "Jean (work) <j@c.example>",
+          "a.@b.example", ".a@b.example", "a..b@c.example", "a@b..example", "a@b.example.", "a@-b.example",
+          "Alice\t<alice@shop.example>  ", " alice@shop.example", "Ali ce <alice@shop.example>",
+          "<alice@shop.example> Alice", "alice@shop", "Alice <alice@shop.example> (comment)"]
+
+
+@pytest.mark.parametrize("value", _FROMS)
+def test_the_short_way_reads_a_from_as_the_strict_parser_does(value: str) -> None:
+    parsed = parse(f"From: {value}\r\n\r\nx\r\n".encode())
+    if parsed.sender is None:
+        return
+    assert parsed.sender_unambiguous == strictly_one(value, parsed.sender.address), value
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"\A[ \t]?([A-Za-z.\"(), ]{0,12}[ \t]?<)?[a-z.]{1,6}@[a-z.-]{1,8}(>[ \t]?)?\Z"))
+def test_the_short_way_agrees_with_the_strict_parser_on_any_from(value: str) -> None:
+    parsed = parse(f"From: {value}\r\n\r\nx\r\n".encode())
+    if parsed.sender is not None:
+        assert parsed.sender_unambiguous == strictly_one(value, parsed.sender.address), value

@@ -144,7 +144,14 @@ _FILENAME_LENGTH = 255  # of comment_attachments.filename's 500, what a file sys
 _CONTENT_TYPE_LENGTH = 200
 _STRICT_ADDRESSES = HeaderRegistry()
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
-_TOLERATED = (errors.NonASCIILocalPartDefect,)  # RFC 6532 mail: a UTF-8 local part is allowed
+# A UTF-8 local part (RFC 6532), and RFC 5322's obsolete syntax that real names use ("J. Doe <…>").
+_TOLERATED = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
+# What nearly every From is, read the same by any parser: an address, alone or in angle brackets
+# after a display name with nothing in it that separates, quotes or comments.
+_ATOMS = r"[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*"
+_PLAIN_ADDRESS = rf"{_ATOMS}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_PLAIN_FROM = re.compile(rf"[ \t]*(?:[^\"<>,;:@\\()\[\]\s][^\"<>,;:@\\()\[\]\r\n]*[ \t]*<(?P<named>{_PLAIN_ADDRESS})>"
+                         rf"|<(?P<angled>{_PLAIN_ADDRESS})>|(?P<bare>{_PLAIN_ADDRESS}))[ \t]*")
 
 
 def _unambiguous(message: Message, sender: Address | None) -> bool:
@@ -154,12 +161,20 @@ def _unambiguous(message: Message, sender: Address | None) -> bool:
     values = message.get_all("From", [])
     if sender is None or len(values) != 1:
         return False
+    plain = _PLAIN_FROM.fullmatch(str(values[0]))
+    if plain is not None:  # the strict parser, a fifth of parsing's time, would only agree
+        return (plain.group("named") or plain.group("angled") or plain.group("bare")).lower() == sender.address
+    return strictly_one(str(values[0]), sender.address)
+
+
+def strictly_one(value: str, address: str) -> bool:
+    """Whether the strict parser reads ``value`` as the one ``address``, repairing nothing that matters."""
     try:
-        strict = _STRICT_ADDRESSES("From", _FOLD.sub("", str(values[0])))
+        strict = _STRICT_ADDRESSES("From", _FOLD.sub("", value))
     except (errors.HeaderParseError, ValueError, IndexError, TypeError):
         return False
     addresses = strict.addresses  # type: ignore[attr-defined]
-    return (len(addresses) == 1 and addresses[0].addr_spec.lower() == sender.address
+    return (len(addresses) == 1 and addresses[0].addr_spec.lower() == address
             and all(isinstance(defect, _TOLERATED) for defect in strict.defects))
 
 
