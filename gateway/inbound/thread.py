@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -52,7 +54,7 @@ def _request(session: Session, request_id: int) -> Request | None:
 
 
 def _author(session: Session, request: Request, sender: str, token_of: Participant | None,
-            authenticated: bool) -> Author:
+            authenticated: Callable[[], bool]) -> Author:
     """Who wrote, and with what rights: they come from a secret or from authentication, never from
     From alone (CONTRACT §4).
 
@@ -66,9 +68,9 @@ def _author(session: Session, request: Request, sender: str, token_of: Participa
             return Author(sender, token_of.role, token_of)
         vouched = token_of.role == "coordinator" and token_of.active
     else:
-        if known is not None and (known.role == "requester" or authenticated):
+        if known is not None and (known.role == "requester" or authenticated()):
             return Author(sender, known.role, known)
-        vouched = authenticated
+        vouched = authenticated()
     person = find_person(session, sender) if vouched else None
     if person is not None and person.role == "coordinator":
         return Author(sender, "coordinator", known)
@@ -93,12 +95,13 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], sett
             participant = session.get(Participant, named.participant_id, options=_WITH_ITS_REQUEST)
         if participant is None or participant.request_id != named.request_id:
             continue
-        return Thread(participant.request, _author(session, participant.request, sender, participant, False),
-                      "token")
+        author = _author(session, participant.request, sender, participant, lambda: False)  # the token's rights
+        return Thread(participant.request, author, "token")
     return None
 
 
-def _by_references(session: Session, parsed: ParsedMail, sender: str, authenticated: bool) -> Thread | None:
+def _by_references(session: Session, parsed: ParsedMail, sender: str,
+                   authenticated: Callable[[], bool]) -> Thread | None:
     wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references)] if m]
     if not wanted:
         return None
@@ -112,7 +115,8 @@ def _by_references(session: Session, parsed: ParsedMail, sender: str, authentica
     return None
 
 
-def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str, authenticated: bool) -> Thread | None:
+def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str,
+                    authenticated: Callable[[], bool]) -> Thread | None:
     match = _SUBJECT_TAG.search(parsed.subject)
     if not match:
         return None
@@ -141,8 +145,10 @@ def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], se
     sender = parsed.sender.address if parsed.sender else ""
     found = _by_token(session, parsed, envelope_to, settings, sender)
     if found is None and not is_forward(parsed):
-        authenticated = authenticated_by(parsed.authentication_results, sender,
-                                         settings.trusted_authserv_id) is not None
+        @cache
+        def authenticated() -> bool:  # asked only where a team role's rights are at stake
+            return authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
+
         found = (_by_references(session, parsed, sender, authenticated)
                  or _by_subject_tag(session, parsed, sender, authenticated))
     if found is None:
