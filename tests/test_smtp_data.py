@@ -8,10 +8,13 @@ import errno
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP
+from conftest import free_port
 
 from gateway.inbound import spool
 from gateway.inbound.smtp import IngressSMTP, start_smtp
@@ -60,18 +63,24 @@ class Client:
         self.sock.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=port, max_message_size=20_000,
-                        mailboxes=(Mailbox("support@shop.example"),))
+@contextmanager
+def listening(tmp_path: Path, **limits: Any) -> Iterator[tuple[int, list[Path]]]:
+    """A listener on a free port with these settings, and the files of the messages it stored."""
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=free_port(),
+                        mailboxes=(Mailbox("support@shop.example"),), **limits)
     stored: list[Path] = []
     controller = start_smtp(settings, stored.extend)
-    yield port, stored
-    controller.stop()
-    controller.handler.writer.close()
+    try:
+        yield settings.smtp_port, stored
+    finally:
+        controller.stop()
+        controller.handler.writer.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
+    with listening(tmp_path, max_message_size=20_000) as running:
+        yield running
 
 
 def kept(stored: list[Path]) -> list[bytes]:
@@ -242,17 +251,9 @@ def test_a_read_takes_at_most_what_malloc_serves_from_its_heap(tmp_path: Path) -
 @pytest.fixture
 def capped(tmp_path: Path) -> Iterator[tuple[int, list[Path]]]:
     """A listener with small caps, to reach them with a few sockets."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", smtp_port=port, smtp_max_sessions=5,
-                        smtp_max_sessions_per_address=3, smtp_idle_seconds=2, smtp_data_seconds=1,
-                        mailboxes=(Mailbox("support@shop.example"),))
-    stored: list[Path] = []
-    controller = start_smtp(settings, stored.extend)
-    yield port, stored
-    controller.stop()
-    controller.handler.writer.close()
+    with listening(tmp_path, smtp_max_sessions=5, smtp_max_sessions_per_address=3, smtp_idle_seconds=2,
+                   smtp_data_seconds=1) as running:
+        yield running
 
 
 def greeting(port: int) -> tuple[socket.socket, str]:
