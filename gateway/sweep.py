@@ -9,12 +9,23 @@ from __future__ import annotations
 import logging
 import threading
 
+from sqlalchemy import select
+
+from gateway import revoked
 from gateway.context import Context
+from gateway.models import Participant
 from gateway.orders.quotes import expire_quotes
 from gateway.outbound.notify import Mailer
 
 log = logging.getLogger("gateway.sweep")
-INTERVAL_SECONDS = 60.0
+
+
+def publish_revoked(context: Context) -> None:
+    """The participants removed from their requests, for the SMTP listeners to refuse (``revoked``)."""
+    with context.sessions() as session:
+        ids = session.scalars(select(Participant.id).where(Participant.active.is_(False))).all()
+    if revoked.publish(context.settings.data_dir, ids):
+        log.info("reply addresses no longer taken: %s", len(ids))
 
 
 def sweep(context: Context) -> list[int]:
@@ -28,11 +39,11 @@ def sweep(context: Context) -> list[int]:
 
 
 class Sweeper:
-    """Runs ``sweep`` every ``interval`` seconds in a daemon thread until stopped."""
+    """Runs ``sweep`` every ``[gateway] sweep_seconds`` in a daemon thread until stopped."""
 
-    def __init__(self, context: Context, interval: float = INTERVAL_SECONDS) -> None:
+    def __init__(self, context: Context) -> None:
         self.context = context
-        self.interval = interval
+        self.interval = context.settings.sweep_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
 
@@ -48,6 +59,7 @@ class Sweeper:
 
         while not self._stop.is_set():
             try:
+                publish_revoked(self.context)
                 outbox_ids = sweep(self.context)
                 if outbox_ids:
                     send_mail.send(outbox_ids)

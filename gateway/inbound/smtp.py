@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.inbound import spool
+from gateway.revoked import Revoked
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
 
@@ -33,6 +34,7 @@ log = logging.getLogger("gateway.smtp")
 OK = "250 OK"
 UNKNOWN_RECIPIENT = "550 5.1.1 no such mailbox here"
 FORGED_TOKEN = "550 5.7.1 this reply address is not valid (bad signature)"
+VOID_TOKEN = "550 5.7.1 this reply address is no longer valid: you were removed from this request"
 TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
 DISK_FULL = "452 4.3.1 insufficient system storage, try again later"
@@ -156,6 +158,7 @@ class IngressHandler:
         self.settings = settings
         self.writer = GroupWriter(settings.data_dir, on_stored)
         self.sessions = Sessions(settings.smtp_max_sessions, settings.smtp_max_sessions_per_address)
+        self.revoked = Revoked(settings.data_dir)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
@@ -167,9 +170,13 @@ class IngressHandler:
             log.info("RCPT %s refused: not a mailbox of %s", address, settings.domain)
             return UNKNOWN_RECIPIENT
         local, plus, token = address.split("@", 1)[0].partition("+")
-        if plus and verify_reply_token(settings.secret_key, token.lower(), local) is None:
+        named = verify_reply_token(settings.secret_key, token.lower(), local) if plus else None
+        if plus and named is None:
             log.info("RCPT %s refused: token signature does not verify", address)
             return FORGED_TOKEN
+        if named is not None and named.participant_id in self.revoked:
+            log.info("RCPT %s refused: its participant was removed from request #%s", address, named.request_id)
+            return VOID_TOKEN
         envelope.rcpt_tos.append(address)
         return OK
 

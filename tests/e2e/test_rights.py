@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,42 @@ def test_forged_reply_addresses_are_refused_at_rcpt_and_never_threaded(shop: Gat
     shop.wait_idle()
     assert len(shop.requests()) == 1 + len(addresses)
     assert len(shop.show(1)["comments"]) == 1
+
+
+def test_a_participant_removed_from_a_request_gets_550_at_rcpt(tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home", extra="sweep_seconds = 1")).start()
+    try:
+        gw.add_person(ALICE, "coordinator", "en")
+        open_request(gw)
+        [alert] = gw.mails_to(ALICE)
+        gw.reply(ALICE, alert, "#observer add watcher@partner.example\n#private\nJe mets Paul en copie.")
+        gw.send(mail(f"Jean <{CUSTOMER}>", reply_address(gw.mails_to(CUSTOMER)[0]), "Re: Question", "Merci."))
+        gw.wait_idle()
+        to_watcher = gw.mails_to("watcher@partner.example")[-1]
+        watcher_address = reply_address(to_watcher)
+        with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30) as client:
+            client.ehlo()
+            client.mail("watcher@partner.example")
+            assert client.rcpt(watcher_address)[0] == 250
+        gw.reply(ALICE, alert, "#observer remove watcher@partner.example")
+        deadline = time.monotonic() + 10
+        while True:
+            with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30) as client:
+                client.ehlo()
+                client.mail("watcher@partner.example")
+                code, answer = client.rcpt(watcher_address)
+            if code == 550 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (code, answer) == (550, b"5.7.1 this reply address is no longer valid: you were removed from "
+                                       b"this request")
+        assert client_can_still_reach(gw, reply_address(gw.mails_to(CUSTOMER)[0]))
+    finally:
+        assert gw.stop() == 0
+
+
+def client_can_still_reach(gw: Gateway, address: str) -> bool:
+    with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30) as client:
+        client.ehlo()
+        client.mail(CUSTOMER)
+        return client.rcpt(address)[0] == 250
