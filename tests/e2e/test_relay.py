@@ -96,3 +96,31 @@ def test_a_relay_that_does_not_answer_is_retried_later(tmp_path: Path) -> None:
         assert (stored.status, stored.attempts) == ("pending", 1)
         assert stored.next_attempt_at is not None and stored.last_error
     context.engine.dispose()
+
+
+def test_a_relay_down_for_a_while_gets_every_mail_once_when_it_is_back(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there yet
+    gw = Gateway(write_home(tmp_path / "home", sections=f"[relay]\nhost = \"127.0.0.1\"\nport = {port}\n")).start()
+    controller = None
+    try:
+        gw.add_person("alice@shop.example", "coordinator")
+        gw.send(mail("client@client.example", "support@shop.example", "Pendant la panne", "Bonjour"))
+        deadline = time.monotonic() + 30
+        while gw.count("SELECT count(*) FROM outbox WHERE attempts >= 1 AND status = 'pending'") < 2:
+            assert time.monotonic() < deadline, "the mails were never tried"
+            time.sleep(0.2)
+        handler = Relay()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        deadline = time.monotonic() + 90  # the first retry comes 15 s after the first try, give or take
+        while gw.count("SELECT count(*) FROM outbox WHERE status = 'sent'") < 2:
+            assert time.monotonic() < deadline, "the mails were not sent once the relay was back"
+            time.sleep(0.2)
+        time.sleep(1)
+        received = sorted(rcpt for _sender, rcpts, _raw in handler.received for rcpt in rcpts)
+        assert received == ["alice@shop.example", "client@client.example"], "each mail once"
+        assert gw.count("SELECT count(*) FROM outbox WHERE status != 'sent'") == 0
+    finally:
+        if controller is not None:
+            controller.stop()
+        assert gw.stop() == 0
