@@ -289,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # What the gateway writes (the database, raw messages, attachments, the outbox) is the site's alone:
     # files 0600, folders 0700, in this process and in those it starts, whatever umask it was given.
-    os.umask(0o077)
+    # The caller's umask is given back at the end (main may be called from Python, as the tests do).
+    caller_umask = os.umask(0o077)
     try:
         args = parser.parse_args(argv)
         configure_logging()
@@ -307,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        os.umask(caller_umask)
 
 
 def _reader_went_away() -> int:

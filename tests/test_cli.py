@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -100,3 +101,16 @@ def test_the_key_may_live_in_a_file_of_its_own(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "secret_key").write_text("k" * 43 + "\n")
     assert main(["check"]) == 0
+
+
+def test_the_callers_umask_is_given_back(capsys: pytest.CaptureFixture[str]) -> None:
+    """main sets 0077 for what the gateway writes; a Python caller (a test, a script) keeps its own."""
+    before = os.umask(0o022)
+    try:
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert main(["replay"]) == 2
+        assert os.umask(0o022) == 0o022
+    finally:
+        os.umask(before)
+    capsys.readouterr()

@@ -86,7 +86,11 @@ class Dovecot:
 
     def client(self) -> IMAPClient:
         client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=10)
-        client.login(USER, PASSWORD)
+        try:
+            client.login(USER, PASSWORD)
+        except Exception:  # its socket closed now, not by the collector in some later test
+            client.shutdown()
+            raise
         return client
 
     def cut_connections(self) -> None:
