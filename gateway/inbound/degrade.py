@@ -26,7 +26,7 @@ from gateway.addresses import is_addr_spec
 from gateway.context import Context
 from gateway.helpdesk import Author, add_comment, join, open_request, upsert_person
 from gateway.inbound.attachments import keep_attachments
-from gateway.inbound.parse import Attachment, ParsedMail, dedupe_key, parse
+from gateway.inbound.parse import Attachment, ParsedMail, dedupe_key, parse, without_nul
 from gateway.inbound.thread import find_thread
 from gateway.models import AppliedMessage, Inbound, MessageRef, Request, utcnow
 from gateway.orders.card import ensure_order
@@ -64,11 +64,6 @@ class Degraded:
     outbox_ids: list[int]
 
 
-def _clean(text: str) -> str:
-    """NUL is the one character PostgreSQL's text refuses."""
-    return text.replace("\x00", "")
-
-
 def _usable(address: str) -> str | None:
     return address.strip().lower() if is_addr_spec(address.strip()) else None
 
@@ -96,7 +91,7 @@ def salvage(raw: bytes, envelope_from: str) -> Salvaged:
         message_id = None
     if len(key) > _ID_LENGTH or "\x00" in key:
         key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-    return Salvaged(address, _clean(name)[:200], _clean(subject), _clean(text), message_id, key, parsed)
+    return Salvaged(address, without_nul(name)[:200], without_nul(subject), without_nul(text), message_id, key, parsed)
 
 
 def keep_degraded(context: Context, inbound_id: int, raw: bytes, reason: str) -> Degraded | None:

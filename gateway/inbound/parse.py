@@ -135,7 +135,7 @@ def _addresses(message: Message, name: str) -> list[Address]:
     for display, address in getaddresses(values):
         if is_addr_spec(address.strip()):
             result.append(Address(address=address.strip().lower(),
-                                  name=_clean(decode_header_value(display))[:_NAME_LENGTH]))
+                                  name=without_nul(decode_header_value(display))[:_NAME_LENGTH]))
     return result
 
 
@@ -150,7 +150,9 @@ _TOLERATED = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
 # after a display name with nothing in it that separates, quotes or comments.
 _ATOMS = r"[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*"
 _PLAIN_ADDRESS = rf"{_ATOMS}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-_PLAIN_FROM = re.compile(rf"[ \t]*(?:[^\"<>,;:@\\()\[\]\s][^\"<>,;:@\\()\[\]\r\n]*[ \t]*<(?P<named>{_PLAIN_ADDRESS})>"
+_NAME_END = r"[^\".<>,;:@\\()\[\]\s]"  # a display name neither starts nor ends with a dot or a space
+_PLAIN_FROM = re.compile(rf"[ \t]*(?:{_NAME_END}(?:[^\"<>,;:@\\()\[\]\r\n]*{_NAME_END})?[ \t]*"
+                         rf"<(?P<named>{_PLAIN_ADDRESS})>"
                          rf"|<(?P<angled>{_PLAIN_ADDRESS})>|(?P<bare>{_PLAIN_ADDRESS}))[ \t]*")
 
 
@@ -171,7 +173,7 @@ def strictly_one(value: str, address: str) -> bool:
     """Whether the strict parser reads ``value`` as the one ``address``, repairing nothing that matters."""
     try:
         strict = _STRICT_ADDRESSES("From", _FOLD.sub("", value))
-    except (errors.HeaderParseError, ValueError, IndexError, TypeError):
+    except Exception:  # the stdlib's parser has raised AttributeError on some From lines: ambiguous, then
         return False
     addresses = strict.addresses  # type: ignore[attr-defined]
     return (len(addresses) == 1 and addresses[0].addr_spec.lower() == address
@@ -191,7 +193,7 @@ def _decode_part(part: Message, defects: list[str]) -> str:
 
 def _filename(part: Message) -> str | None:
     """The attachment's name as text, cut to what the column holds (keeping its extension)."""
-    name = _clean(decode_header_value(part.get_filename() or ""))
+    name = without_nul(decode_header_value(part.get_filename() or ""))
     if len(name) > _FILENAME_LENGTH:
         stem, dot, extension = name.rpartition(".")
         name = stem[:_FILENAME_LENGTH - 1 - len(extension)] + dot + extension if dot and len(extension) < 20 \
@@ -250,7 +252,7 @@ def _structure_problem(raw: bytes) -> str | None:
     return None
 
 
-def _clean(text: str) -> str:
+def without_nul(text: str) -> str:
     """NUL is the one character a PostgreSQL text column refuses; it carries nothing a person reads."""
     return text.replace("\x00", "") if "\x00" in text else text
 
@@ -275,15 +277,15 @@ def parse(raw: bytes) -> ParsedMail:
     senders = _addresses(message, "From")
     if not senders:
         defects.append("no From address")
-    html = _clean("\n".join(htmls)) if htmls else None
-    text = _clean("\n".join(texts) if texts else (html_to_text(html) if html else ""))
+    html = without_nul("\n".join(htmls)) if htmls else None
+    text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     sender = senders[0] if senders else None
     return ParsedMail(
         sender=sender,
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
-        subject=_clean(decode_header_value(message.get("Subject"))),
+        subject=without_nul(decode_header_value(message.get("Subject"))),
         message_id=next(iter(_message_ids(message.get("Message-ID"))), None),
         in_reply_to=next(iter(_message_ids(message.get("In-Reply-To"))), None),
         references=_message_ids(message.get("References")),
