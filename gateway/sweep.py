@@ -24,8 +24,8 @@ def publish_revoked(context: Context) -> None:
     """The participants removed from their requests, for the SMTP listeners to refuse (``revoked``)."""
     with context.sessions() as session:
         ids = session.scalars(select(Participant.id).where(Participant.active.is_(False))).all()
-    if revoked.publish(context.settings.data_dir, ids):
-        log.info("reply addresses no longer taken: %s", len(ids))
+    if revoked.publish(context.settings.data_dir, ids) and ids:
+        log.info("reply addresses no longer taken (their participants were removed): %s", len(ids))
 
 
 def sweep(context: Context) -> list[int]:
