@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import unicodedata
 
+_INVISIBLE = ("Cf", "Zs", "Zl", "Zp", "Mn")  # zero-width and format characters, spaces, lone combining marks
 MAX_LENGTH = 254  # RFC 5321's path of 256 octets, less its angle brackets
 # Neither part holds a control character, a space, or what separates or quotes addresses; UTF-8 is fine (RFC 6531).
 _LOCAL = r"[^\s\x00-\x1f\x7f@,;:<>()\[\]\"\\]{1,64}"
@@ -36,6 +38,9 @@ def addr_spec(value: str) -> str:
         raise BadAddress(f"an address has at most {MAX_LENGTH} characters, not {len(value)}")
     if not _ADDR_SPEC.fullmatch(value) or value.startswith(".") or ".@" in value or ".." in value:
         raise BadAddress(f"{value!r} is not one address like jean@client.example")
+    if any(not c.isascii() and (c.lower().isascii() or unicodedata.category(c) in _INVISIBLE) for c in value):
+        # the Kelvin sign lowercases to k: "\u212aate@…" would be kate's address in the database
+        raise BadAddress(f"{value!r} is not an address to trust: it holds a character that stands for another, or none")
     return value.lower()
 
 

@@ -26,6 +26,7 @@ def test_real_addresses_are_taken_lowercased(value: str, expected: str) -> None:
     "jean@client..example", ".jean@client.example", "jean.@client.example", "jean@-",
     "x" * 65 + "@client.example", "x@" + "d" * 64 + ".example", "x@" + ("d" * 60 + ".") * 5 + "example",
     "", " ", "jean@client.example\t", "(comment)jean@client.example",
+    "\u212aate@shop.example", "kate@\u212ashop.example", "jean\u200b@client.example", "jean@client\u00a0.example",
 ])
 def test_anything_else_is_refused_with_a_reason(value: str) -> None:
     with pytest.raises(BadAddress, match=r"address"):

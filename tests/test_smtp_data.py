@@ -346,3 +346,29 @@ def test_a_full_disk_answers_452_and_the_next_message_is_taken_once_there_is_roo
     assert client.reply().startswith("250")
     client.close()
     assert kept(stored) == [HEAD + b"Again.\r\n"]
+
+
+@pytest.mark.parametrize("sender, expected", [
+    ("<a@client.example>", "250"), ("<>", "250"), ("<a\x00b@client.example>", "553 5.1.7"),
+    (f"<{'x' * 400}@client.example>", "553 5.1.7"), ("<a@client.example,b@client.example>", "501")])
+def test_the_sender_is_nobody_or_exactly_one_address(server: tuple[int, list[Path]], sender: str,
+                                                     expected: str) -> None:
+    """A NUL or 1,000 characters in MAIL FROM once stopped admission on PostgreSQL, restart included."""
+    port, _stored = server
+    client = Client(port)
+    assert client.command(f"MAIL FROM:{sender}").startswith(expected)
+    client.close()
+
+
+def test_a_slow_message_is_not_cut_by_the_idle_timeout_only_by_the_data_deadline(tmp_path: Path) -> None:
+    with listening(tmp_path, smtp_idle_seconds=1, smtp_data_seconds=10) as (port, stored):
+        client = Client(port)
+        client.start_data()
+        client.sock.sendall(HEAD)
+        for n in range(5):  # 2.5 s in all, each line within the idle timeout of the one before
+            time.sleep(0.5)
+            client.sock.sendall(b"line %d\r\n" % n)
+        client.sock.sendall(b".\r\n")
+        assert client.reply().startswith("250")
+        client.close()
+        assert kept(stored) == [HEAD + b"".join(b"line %d\r\n" % n for n in range(5))]

@@ -38,6 +38,9 @@ def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
     return path, envelope, raw, f"{envelope.received_at:%Y-%m-%d}/{path.name}"
 
 
+_ENVELOPE_FROM_LENGTH = 998  # the column; the SMTP edge refuses worse, an IMAP Return-Path may hold anything
+
+
 def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> list[int]:
     """Give each file of ``incoming/`` its row (one transaction), then move it under ``raw/``.
 
@@ -53,7 +56,8 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> l
             relatives = [relative for _path, _envelope, _raw, relative in found]
             known = {raw_path: inbound_id for raw_path, inbound_id in session.execute(
                 select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(relatives)))}
-        rows = [{"source": envelope.source, "mailbox": envelope.mailbox, "envelope_from": envelope.mail_from,
+        rows = [{"source": envelope.source, "mailbox": envelope.mailbox,
+                 "envelope_from": envelope.mail_from.replace("\x00", "")[:_ENVELOPE_FROM_LENGTH],
                  "envelope_to": json.dumps(list(envelope.rcpt_tos)), "raw_path": relative, "size": len(raw),
                  "received_at": envelope.received_at}
                 for _path, envelope, raw, relative in sorted(found, key=lambda one: one[1].received_at)

@@ -2,7 +2,7 @@
 
 A mail without the sender's own reply token gains a coordinator's, supplier's or observer's
 rights only when it is *authenticated*: DKIM or DMARC pass, aligned with the From domain, as
-recorded by the site's own MTA in an ``Authentication-Results`` header (RFC 8601) whose
+recorded by the site's own MTA in the topmost ``Authentication-Results`` header (RFC 8601) whose
 authserv-id is ``[smtp] trusted_authserv_id``. Every other header of that name is ignored: any
 sender can write one, and an MTA that does not strip them passes them on. The headers are read
 with ``authres``, the parser the Python mail-filter projects maintain.
@@ -27,25 +27,33 @@ def _aligned(signing_domain: str, from_domain: str) -> bool:
 def authenticated_by(results: Sequence[str], from_address: str, trusted_authserv_id: str) -> str | None:
     """How the message was authenticated (``"dkim=pass header.d=client.example"``), or None.
 
-    ``results``: the values of every ``Authentication-Results`` header, as received.
+    ``results``: the values of every ``Authentication-Results`` header, top first, as received. Only
+    the topmost one of the trusted MTA counts: it adds its own above those the mail came with, and a
+    sender can write one with any authserv-id below it (an MTA should remove those; if it does not,
+    they are still ignored). DMARC's ``header.from`` is the From domain itself; DKIM's ``header.d``
+    may be a parent of it (relaxed alignment).
     """
     if not trusted_authserv_id or "@" not in from_address:
         return None
     from_domain = from_address.rpartition("@")[2].lower().rstrip(".")
-    for value in results:
-        if value.split(";", 1)[0].strip().lower() != trusted_authserv_id.lower():
-            continue  # not the trusted MTA's: not worth authres's parse (about 1 ms a header)
-        try:
-            header = authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
-        except (authres.AuthResError, ValueError, IndexError):
+    ours = next((value for value in results
+                 if value.split(";", 1)[0].strip().lower() == trusted_authserv_id.lower()), None)
+    if ours is None:
+        return None
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(" ".join(ours.split()))
+    except (authres.AuthResError, ValueError, IndexError):
+        return None
+    if (header.authserv_id or "").lower() != trusted_authserv_id.lower():
+        return None
+    for result in header.results:
+        if result.method not in _DKIM_OR_DMARC or (result.result or "").lower() != "pass":
             continue
-        if (header.authserv_id or "").lower() != trusted_authserv_id.lower():
-            continue
-        for result in header.results:
-            if result.method not in _DKIM_OR_DMARC or (result.result or "").lower() != "pass":
+        wanted = "d" if result.method == "dkim" else "from"
+        for prop in result.properties:
+            if prop.type != "header" or prop.name != wanted:
                 continue
-            wanted = "d" if result.method == "dkim" else "from"
-            for prop in result.properties:
-                if prop.type == "header" and prop.name == wanted and _aligned(str(prop.value), from_domain):
-                    return f"{result.method}=pass header.{wanted}={prop.value} ({header.authserv_id})"
+            domain = str(prop.value).lower().rstrip(".")
+            if domain == from_domain if result.method == "dmarc" else _aligned(domain, from_domain):
+                return f"{result.method}=pass header.{wanted}={prop.value} ({header.authserv_id})"
     return None

@@ -150,8 +150,10 @@ _TOLERATED = (errors.NonASCIILocalPartDefect, errors.ObsoleteHeaderDefect)
 # after a display name with nothing in it that separates, quotes or comments.
 _ATOMS = r"[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*"
 _PLAIN_ADDRESS = rf"{_ATOMS}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-_NAME_END = r"[^\".<>,;:@\\()\[\]\s]"  # a display name neither starts nor ends with a dot or a space
-_PLAIN_FROM = re.compile(rf"[ \t]*(?:{_NAME_END}(?:[^\"<>,;:@\\()\[\]\r\n]*{_NAME_END})?[ \t]*"
+# A display name neither starts nor ends with a dot or a space, and holds no control character nor
+# encoded word (the strict parser reads those with defects): those go the strict way.
+_NAME_END = r"[^\".<>,;:@\\()\[\]\s\x00-\x1f\x7f-\x9f=]"
+_PLAIN_FROM = re.compile(rf"[ \t]*(?:{_NAME_END}(?:[^\"<>,;:@\\()\[\]\x00-\x1f\x7f-\x9f=]*{_NAME_END})?[ \t]*"
                          rf"<(?P<named>{_PLAIN_ADDRESS})>"
                          rf"|<(?P<angled>{_PLAIN_ADDRESS})>|(?P<bare>{_PLAIN_ADDRESS}))[ \t]*")
 
@@ -176,7 +178,8 @@ def strictly_one(value: str, address: str) -> bool:
     except Exception:  # the stdlib's parser has raised AttributeError on some From lines: ambiguous, then
         return False
     addresses = strict.addresses  # type: ignore[attr-defined]
-    return (len(addresses) == 1 and addresses[0].addr_spec.lower() == address
+    in_groups = any(group.display_name is not None for group in strict.groups)  # type: ignore[attr-defined]
+    return (len(addresses) == 1 and addresses[0].addr_spec.lower() == address and not in_groups
             and all(isinstance(defect, _TOLERATED) for defect in strict.defects))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.addresses import is_addr_spec
 from gateway.inbound import spool
 from gateway.revoked import Revoked
 from gateway.settings import Settings
@@ -39,6 +40,7 @@ TOO_BIG = "552 5.3.4 message exceeds the size limit of {limit} bytes"
 STORAGE_FAILED = "451 4.3.0 could not store the message, try again later"
 DISK_FULL = "452 4.3.1 insufficient system storage, try again later"
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+BAD_SENDER = "553 5.1.7 the sender address is not one valid address"
 TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients: at most {limit} a message"
 TOO_MANY_SESSIONS = "421 4.7.0 too many connections, try again later"
 TOO_MANY_FROM_YOU = "421 4.7.0 too many connections from your address, try again later"
@@ -160,6 +162,17 @@ class IngressHandler:
         self.sessions = Sessions(settings.smtp_max_sessions, settings.smtp_max_sessions_per_address)
         self.revoked = Revoked(settings.data_dir)
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        """The sender is ``<>`` or exactly one address: it is stored, and it is who a message without
+        From is from (a NUL or 1,000 characters once stopped admission on PostgreSQL)."""
+        if address not in ("", "<>") and not is_addr_spec(address):
+            log.info("MAIL FROM %r refused: not one address", address[:100])
+            return BAD_SENDER
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return OK
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         settings = self.settings
@@ -270,6 +283,7 @@ class IngressSMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         deadline = self.event_handler.settings.smtp_data_seconds
+        self._reset_timeout(deadline + 1)  # aiosmtpd's idle timer, reset per command, must not cut DATA
         try:
             data = await asyncio.wait_for(self._read_data(), deadline)
         except TimeoutError:  # a client that trickles its data holds a session for ever
@@ -286,6 +300,7 @@ class IngressSMTP(SMTP):
             self.envelope.content = self.envelope.original_content = normalise_data(data)
             status = await self._call_handler_hook("DATA")
         self.envelope = self._create_envelope()  # ready for the next mail, as aiosmtpd leaves it
+        self._reset_timeout()
         await self.push(status)
 
     async def _read_data(self) -> bytes | None:
