@@ -372,3 +372,14 @@ def test_a_slow_message_is_not_cut_by_the_idle_timeout_only_by_the_data_deadline
         assert client.reply().startswith("250")
         client.close()
         assert kept(stored) == [HEAD + b"".join(b"line %d\r\n" % n for n in range(5))]
+
+
+def test_past_20_refused_recipients_the_session_is_closed(server: tuple[int, list[Path]]) -> None:
+    port, _stored = server
+    client = Client(port)
+    assert client.command("MAIL FROM:<a@client.example>").startswith("250")
+    answers = [client.command(f"RCPT TO:<guess{n}@shop.example>") for n in range(21)]
+    assert all(a.startswith("550") for a in answers[:20])
+    assert answers[20] == "421 4.7.0 too many refused recipients, closing"
+    assert client.sock.recv(1024) == b"", "and closed"
+    client.close()

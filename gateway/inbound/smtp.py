@@ -46,6 +46,8 @@ TOO_MANY_SESSIONS = "421 4.7.0 too many connections, try again later"
 TOO_MANY_FROM_YOU = "421 4.7.0 too many connections from your address, try again later"
 DATA_TOO_SLOW = "421 4.4.2 the message took longer than {seconds:.0f} s to arrive, closing"
 MAX_RECIPIENTS = 100  # RFC 5321 4.5.3.1.8: a server must take at least 100
+MAX_REFUSED = 20
+TOO_MANY_REFUSED = "421 4.7.0 too many refused recipients, closing"
 # Commands that carry no mail: a session may send this many of each (Postfix's smtpd_junk_command_limit).
 # Mail itself (MAIL, RCPT, DATA) is not counted down: a relay sends thousands over one connection.
 COMMAND_CALL_LIMIT = {"NOOP": 100, "RSET": 100, "VRFY": 20, "EXPN": 20, "HELP": 20, "ETRN": 20, "*": 10**9}
@@ -181,15 +183,15 @@ class IngressHandler:
         mailbox = settings.mailbox_for(address)
         if mailbox is None:
             log.info("RCPT %s refused: not a mailbox of %s", address, settings.domain)
-            return UNKNOWN_RECIPIENT
+            return _refused(server, session, UNKNOWN_RECIPIENT)
         local, plus, token = address.split("@", 1)[0].partition("+")
         named = verify_reply_token(settings.secret_key, token.lower(), local) if plus else None
         if plus and named is None:
             log.info("RCPT %s refused: token signature does not verify", address)
-            return FORGED_TOKEN
+            return _refused(server, session, FORGED_TOKEN)
         if named is not None and named.participant_id in self.revoked:
             log.info("RCPT %s refused: its participant was removed from request #%s", address, named.request_id)
-            return VOID_TOKEN
+            return _refused(server, session, VOID_TOKEN)
         envelope.rcpt_tos.append(address)
         return OK
 
@@ -224,6 +226,18 @@ def normalise_data(data: bytes) -> bytes:
     """
     lines = b"\n" + data.replace(b"\r\n", b"\n")
     return _STUFFED_DOT.sub(b"\n", lines)[1:].replace(b"\n", b"\r\n")
+
+
+def _refused(server: SMTP, session: Session, answer: str) -> str:
+    """A refused recipient, counted: past ``MAX_REFUSED`` in a session (a harvest of addresses, a flood
+    of log lines), 421 and the session is closed, as Postfix's ``smtpd_hard_error_limit`` does."""
+    refused = getattr(session, "refused_recipients", 0) + 1
+    session.refused_recipients = refused  # type: ignore[attr-defined]
+    if refused <= MAX_REFUSED:
+        return answer
+    if server.transport is not None:  # closed once the 421 is written: a closing transport sends what it has
+        asyncio.get_running_loop().call_soon(server.transport.close)
+    return TOO_MANY_REFUSED
 
 
 class IngressSMTP(SMTP):
