@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import hashlib
 import io
 import json
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.cli import main
+from gateway.inbound.headers import POLICY
 from gateway.inbound.parse import parse, strictly_one
 
 STDLIB_EMAIL_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
@@ -134,18 +136,22 @@ _FROMS = ["Alice <alice@shop.example>", "<alice@shop.example>@attacker.example",
           "A\x85B <a@b.example>"]
 
 
+def _short_way_agrees(value: str) -> None:
+    """The From as the message's parser hands it over (a line break such as \\x0b may cut it), read the
+    short way and the strict way: the same answer."""
+    raw = f"From: {value}\r\n\r\nx\r\n".encode()
+    parsed, header = parse(raw), email.message_from_bytes(raw, policy=POLICY).get("From")
+    if parsed.sender is not None and header is not None:
+        assert parsed.sender_unambiguous == strictly_one(str(header), parsed.sender.address), value
+
+
 @pytest.mark.parametrize("value", _FROMS)
 def test_the_short_way_reads_a_from_as_the_strict_parser_does(value: str) -> None:
-    parsed = parse(f"From: {value}\r\n\r\nx\r\n".encode())
-    if parsed.sender is None:
-        return
-    assert parsed.sender_unambiguous == strictly_one(value, parsed.sender.address), value
+    _short_way_agrees(value)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.from_regex(r"\A[ \t]?([A-Za-zé0-9.\"(),'=?_:;\x01\x0b\x7f\x85 -]{0,12}[ \t]?<)?"
                      r"[a-z0-9.'+-]{1,6}@[a-z.-]{1,8}(>[ \t]?)?\Z"))
 def test_the_short_way_agrees_with_the_strict_parser_on_any_from(value: str) -> None:
-    parsed = parse(f"From: {value}\r\n\r\nx\r\n".encode())
-    if parsed.sender is not None:
-        assert parsed.sender_unambiguous == strictly_one(value, parsed.sender.address), value
+    _short_way_agrees(value)
