@@ -38,7 +38,6 @@ GATEWAY_FAULTS: tuple[type[BaseException], ...] = (OperationalError, InterfaceEr
 NO_SENDER = "unknown-sender@invalid"  # RFC 2606: an address no mail is ever delivered to
 _HEADER_LINE = re.compile(rb"^(from|subject):[ \t]*(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
 _REASON_LENGTH = 500
-_ID_LENGTH = 998  # the columns of Message-IDs and keys (RFC 5322's line)
 
 
 @dataclass(frozen=True)
@@ -64,12 +63,9 @@ class Degraded:
     outbox_ids: list[int]
 
 
-def _usable(address: str) -> str | None:
-    return address.strip().lower() if is_addr_spec(address.strip()) else None
-
-
 def salvage(raw: bytes, envelope_from: str) -> Salvaged:
-    """The parsed message when parsing works; else the From and Subject lines and the rest as text."""
+    """The parsed message when parsing works (``parse`` already cuts what it reads to fit the columns);
+    else the From and Subject lines and the rest as text."""
     try:
         parsed: ParsedMail | None = parse(raw)
     except Exception:  # what broke the pipeline may be the parser itself
@@ -82,16 +78,13 @@ def salvage(raw: bytes, envelope_from: str) -> Salvaged:
     else:
         head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
         lines = {m.group(1).lower(): m.group(2).decode("utf-8", "replace") for m in _HEADER_LINE.finditer(head)}
-        sender = next((a for _name, a in getaddresses([lines.get(b"from", "")]) if is_addr_spec(a.strip())), "")
-        name = ""
-        subject, text, message_id = " ".join(lines.get(b"subject", "").split()), body.decode("utf-8", "replace"), None
-        key = "sha256:" + hashlib.sha256(raw).hexdigest()
-    address = _usable(sender) or _usable(envelope_from) or NO_SENDER
-    if message_id is not None and (len(message_id) > _ID_LENGTH or "\x00" in message_id):
-        message_id = None
-    if len(key) > _ID_LENGTH or "\x00" in key:
-        key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
-    return Salvaged(address, without_nul(name)[:200], without_nul(subject), without_nul(text), message_id, key, parsed)
+        sender = next((a.strip().lower() for _name, a in getaddresses([lines.get(b"from", "")])
+                       if is_addr_spec(a.strip())), "")
+        name, message_id, key = "", None, "sha256:" + hashlib.sha256(raw).hexdigest()
+        subject = without_nul(" ".join(lines.get(b"subject", "").split()))
+        text = without_nul(body.decode("utf-8", "replace"))
+    envelope_sender = envelope_from.strip().lower() if is_addr_spec(envelope_from.strip()) else ""
+    return Salvaged(sender or envelope_sender or NO_SENDER, name, subject, text, message_id, key, parsed)
 
 
 def keep_degraded(context: Context, inbound_id: int, raw: bytes, reason: str) -> Degraded | None:
