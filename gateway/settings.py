@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ class Settings:
     smtp_idle_seconds: float = 120.0  # a session silent this long is closed
     smtp_data_seconds: float = 600.0  # the whole of one message's DATA
     trusted_authserv_id: str = ""  # the MTA in front whose Authentication-Results are believed (CONTRACT §4)
+    check_dkim: bool = False  # the gateway is the MX: it checks DKIM signatures itself (CONTRACT §4)
+    # Where DKIM keys are looked up, as dkimpy's dnsfunc: None is the DNS; tests give a table.
+    dkim_txt: Callable[..., bytes | None] | None = field(default=None, compare=False, repr=False)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     relay: Relay | None = None
@@ -262,6 +266,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         smtp_port=int(smtp.get("port", 2525)),
         max_message_size=int(smtp.get("max_message_size", 26_214_400)),
         trusted_authserv_id=str(smtp.get("trusted_authserv_id", "")),
+        check_dkim=bool(smtp.get("check_dkim", False)),
         smtp_max_sessions=int(smtp.get("max_sessions", 400)),
         smtp_max_sessions_per_address=int(smtp.get("max_sessions_per_address", 50)),
         smtp_idle_seconds=float(smtp.get("idle_seconds", 120)),

@@ -96,7 +96,7 @@ def apply_message(incoming: Incoming) -> str | Opened:
         return "our own message came back: ignored"
     if not incoming.sender:
         raise ValueError("the message has no sender address")
-    thread = find_thread(incoming.session, parsed, incoming.envelope_to, incoming.settings)
+    thread = find_thread(incoming.session, parsed, incoming.raw, incoming.envelope_to, incoming.settings)
     if thread.request is not None:
         incoming.mailer.write_waiting(thread.request)
     if parsed.auto == "bounce":

@@ -100,7 +100,7 @@ def keep_degraded(context: Context, inbound_id: int, raw: bytes, reason: str) ->
         except IntegrityError:
             return None
         mailer = Mailer(session, settings)
-        request, author = _where(session, settings, row, mail)
+        request, author = _where(session, settings, row, mail, raw)
         reason = reason[:_REASON_LENGTH]
         comment = add_comment(session, request, author, mail.text.strip(), visibility="private",
                               inbound_id=inbound_id)
@@ -121,12 +121,12 @@ def keep_degraded(context: Context, inbound_id: int, raw: bytes, reason: str) ->
         return Degraded(decision, request.id, mail.message_id, mailer.outbox_ids)
 
 
-def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged) -> tuple[Request, Author]:
+def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged, raw: bytes) -> tuple[Request, Author]:
     """The request the message is threaded to, as the pipeline threads it, else a new one."""
     if mail.parsed is not None:
         try:
             with session.begin_nested():
-                thread = find_thread(session, mail.parsed, _envelope_to(row), settings)
+                thread = find_thread(session, mail.parsed, raw, _envelope_to(row), settings)
         except Exception:  # threading is what failed: a request of its own
             thread = None
         if thread is not None and thread.request is not None and thread.author is not None:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from gateway.helpdesk import Author, find_person
-from gateway.inbound.authentication import authenticated_by
+from gateway.inbound.authentication import authenticated_by, dkim_verified
 from gateway.inbound.parse import ParsedMail
 from gateway.models import MessageRef, Participant, Request
 from gateway.settings import Settings
@@ -139,15 +139,17 @@ def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]
     return list({participant.request_id: participant.request for participant in participants}.values())
 
 
-def find_thread(session: Session, parsed: ParsedMail, envelope_to: list[str], settings: Settings) -> Thread:
+def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: list[str], settings: Settings) -> Thread:
     """The request a message belongs to and its author. A From that names no one for certain
-    (``ParsedMail.sender_unambiguous``) makes its author unverified whatever else it has."""
+    (``ParsedMail.sender_unambiguous``) makes its author unverified whatever else it has; ``raw`` is
+    read only for the gateway's own DKIM check."""
     sender = parsed.sender.address if parsed.sender else ""
     found = _by_token(session, parsed, envelope_to, settings, sender)
     if found is None and not is_forward(parsed):
         @cache
         def authenticated() -> bool:  # asked only where a team role's rights are at stake
-            return authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
+            return (authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
+                    or settings.check_dkim and dkim_verified(raw, sender, settings.dkim_txt) is not None)
 
         found = (_by_references(session, parsed, sender, authenticated)
                  or _by_subject_tag(session, parsed, sender, authenticated))
