@@ -30,6 +30,22 @@ def test_non_ascii_subjects_and_names_come_back_exactly_in_lines_under_78_charac
     assert not message.defects and all(not part.defects for part in message.walk())
 
 
+@pytest.mark.parametrize("subject", [
+    "=?utf-8?q?Remboursement_accept=C3=A9?= : votre commande", " un espace devant", "x" * 200,
+    "mot " * 60, "a\u2028b\x85c\x0bd", "Très\tlong " * 30])
+def test_subjects_a_reader_would_misread_come_back_exactly(tmp_path: Path, subject: str) -> None:
+    """Text that reads as an encoded word, a leading space, a word longer than a line, Unicode line
+    separators (written as spaces): the library folds and encodes them so they come back as they were."""
+    raw = compose(Settings(home=tmp_path), mailbox="support@shop.example", recipient="jean@client.example",
+                  reply_to="support+abc@shop.example", rendered=RenderedMail(subject, "Bonjour", "<p>Bonjour</p>"),
+                  message_id="<m1@shop.example>")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Subject"] == subject.translate(LINE_BREAKS_AS_SPACES)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    subject_lines = head[head.index(b"Subject: "):head.index(b"\r\nMessage-ID:")].split(b"\r\n")
+    assert all(len(line) <= 78 for line in subject_lines), "RFC 5322 2.1.1"
+
+
 @pytest.mark.parametrize("field, value", [
     ("recipient", "jean@client.example\r\nBcc: evil@attacker.example"), ("reply_to", "support+abc@shop.example\n"),
     ("subject", "Votre commande\r\nContent-Type: text/html"), ("recipient", "jean@client.example\x00")])
@@ -42,6 +58,8 @@ def test_a_header_value_that_would_end_its_line_is_never_written(tmp_path: Path,
                 message_id="<m1@shop.example>", number=12)
 
 
+# Line ends to str.splitlines other than CR and LF: written as spaces (the library's folder cuts there).
+LINE_BREAKS_AS_SPACES = str.maketrans(dict.fromkeys("\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029", " "))
 _ADDRESS = st.from_regex(r"\A[a-z0-9éü._+-]{1,20}@[a-z0-9é-]{1,20}\.(example|fr)\Z").filter(
     lambda a: ".." not in a and not a.startswith(".") and ".@" not in a)
 _LINE = st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=120)
@@ -59,8 +77,10 @@ def test_every_composed_mail_reads_back_to_exactly_its_headers_with_one_to(
     message = email.message_from_string(raw.decode("utf-8"), policy=email.policy.default)  # as RFC 6532 reads it
     assert [str(a.addr_spec) for a in message["To"].addresses] == [recipient]
     assert len(message.get_all("To")) == 1 and message.get_all("Cc") is None and message.get_all("Bcc") is None
-    assert message["Subject"] == f"[#{number}] {subject}"
+    assert message["Subject"] == f"[#{number}] {subject}".translate(LINE_BREAKS_AS_SPACES)
     [sender] = message["From"].addresses
-    assert (sender.display_name, sender.addr_spec) == (site_name, "support@shop.example")
+    assert (sender.display_name, sender.addr_spec) == (site_name.translate(LINE_BREAKS_AS_SPACES),
+                                                       "support@shop.example")
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     assert message["Reply-To"] == "support+abc@shop.example" and message["Message-ID"] == "<m1@shop.example>"
     assert message.get_content_type() == "multipart/alternative"
