@@ -16,39 +16,25 @@ from types import FrameType
 
 import dramatiq
 import uvicorn
-from sqlalchemy import select
 
 from gateway.broker import YieldToTheListener, configure, start_workers
 from gateway.context import Context, open_context, settle
 from gateway.inbound import processor
-from gateway.inbound.accept import admit_waiting, enqueue
+from gateway.inbound.accept import admit_waiting
 from gateway.inbound.imap import start_pollers
 from gateway.inbound.listener import Intake, check_port
-from gateway.models import Inbound, Outbox
-from gateway.orders.quote_page import unfollowed
 from gateway.rules.loader import load_rules
 from gateway.settings import ConfigError, Settings
-from gateway.sweep import Sweeper
+from gateway.sweep import Requeued, Sweeper, requeue
 
 log = logging.getLogger("gateway")
 
 
-def resume_unfinished(context: Context) -> tuple[int, int, int]:
+def resume_unfinished(context: Context) -> Requeued:
     """Admit received messages left in ``incoming/``, then enqueue stored messages not yet
     processed, quote decisions not yet followed up and outbox rows not yet sent."""
-    from gateway.tasks import follow_up_quote, send_mail
-
     admit_waiting(context)
-    with context.sessions() as session:
-        inbound = session.scalars(select(Inbound.id).where(Inbound.status == "pending").order_by(Inbound.id)).all()
-        decisions = unfollowed(session)
-        outbox = session.scalars(select(Outbox.id).where(Outbox.status == "pending").order_by(Outbox.id)).all()
-    enqueue(list(inbound))
-    for quote_id in decisions:
-        follow_up_quote.send(quote_id)
-    for start in range(0, len(outbox), 50):
-        send_mail.send(list(outbox[start:start + 50]))
-    return len(inbound), len(decisions), len(outbox)
+    return requeue(context)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -84,10 +70,10 @@ def serve(settings: Settings) -> int:
     applying = processor.start(settings)
     sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
     workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
-    inbound, decisions, outbox = resume_unfinished(context)
-    if inbound or decisions or outbox:
+    left = resume_unfinished(context)
+    if left:
         log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
-                 inbound, decisions, outbox)
+                 left.inbound, left.decisions, left.outbox)
     stop = threading.Event()
     _stop_on_signals(stop)
     check_port(settings)

@@ -2,18 +2,27 @@
 
 Each step is idempotent (an expired quote is no longer open), so a sweep that runs
 twice, or again after a restart, changes nothing more.
+
+The database, not the broker, says what is left to do: a Redis that restarts loses its queue,
+and an enqueue can fail while the broker is away. So the sweep also queues again the work that
+has waited past ``[gateway] requeue_seconds`` (``requeue``); doing it twice is harmless, since
+each task claims its rows (a processed message, a sent mail, a followed-up quote is skipped).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from gateway import revoked
 from gateway.context import Context
-from gateway.models import Participant
+from gateway.inbound.accept import enqueue
+from gateway.models import Inbound, Outbox, Participant, utcnow
+from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import expire_quotes
 from gateway.outbound.notify import Mailer
 
@@ -38,6 +47,52 @@ def sweep(context: Context) -> list[int]:
     return mailer.outbox_ids
 
 
+@dataclass(frozen=True)
+class Requeued:
+    inbound: int
+    decisions: int
+    outbox: int
+
+    def __bool__(self) -> bool:
+        return bool(self.inbound or self.decisions or self.outbox)
+
+
+SEND_TOGETHER = 50
+
+
+def requeue(context: Context, waited_since: datetime | None = None) -> Requeued:
+    """Queue again the stored messages not processed, the quote decisions not followed up and the mails
+    not sent: all of them (at start), or those waiting since before ``waited_since`` (a mail to retry,
+    since its next attempt was due)."""
+    from gateway.tasks import follow_up_quote, send_mail  # declared once the broker is configured
+
+    inbound_query = select(Inbound.id).where(Inbound.status == "pending")
+    outbox_query = select(Outbox.id).where(Outbox.status == "pending")
+    if waited_since is not None:
+        inbound_query = inbound_query.where(Inbound.received_at < waited_since)
+        outbox_query = outbox_query.where(or_(Outbox.next_attempt_at < waited_since, Outbox.next_attempt_at.is_(None)
+                                              & (Outbox.created_at < waited_since)))
+    with context.sessions() as session:
+        inbound = list(session.scalars(inbound_query.order_by(Inbound.id)))
+        decisions = unfollowed(session, waited_since)
+        outbox = list(session.scalars(outbox_query.order_by(Outbox.id)))
+    enqueue(inbound)
+    for quote_id in decisions:
+        follow_up_quote.send(quote_id)
+    for start in range(0, len(outbox), SEND_TOGETHER):
+        send_mail.send(outbox[start:start + SEND_TOGETHER])
+    return Requeued(len(inbound), len(decisions), len(outbox))
+
+
+def requeue_stalled(context: Context) -> None:
+    """``requeue`` what has waited longer than ``[gateway] requeue_seconds``: its broker message was lost."""
+    stalled = requeue(context, utcnow() - timedelta(seconds=context.settings.requeue_seconds))
+    if stalled:
+        log.warning("queued again, after waiting over %s s (the broker lost them, or was away): %s stored "
+                    "messages, %s quote decisions, %s outgoing mails", context.settings.requeue_seconds,
+                    stalled.inbound, stalled.decisions, stalled.outbox)
+
+
 class Sweeper:
     """Runs ``sweep`` every ``[gateway] sweep_seconds`` in a daemon thread until stopped."""
 
@@ -60,6 +115,7 @@ class Sweeper:
         while not self._stop.is_set():
             try:
                 publish_revoked(self.context)
+                requeue_stalled(self.context)
                 outbox_ids = sweep(self.context)
                 if outbox_ids:
                     send_mail.send(outbox_ids)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, mail
+from conftest import Gateway, free_port, mail, write_home
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
@@ -405,3 +405,80 @@ def _state(context: Context) -> tuple[int, int] | None:
     with context.sessions() as session:
         row = session.scalars(select(ImapState)).first()
         return (row.uidvalidity, row.last_uid) if row else None
+
+
+class CuttingProxy:
+    """A TCP relay in front of Dovecot that, once armed, cuts the link in the middle of the first
+    message body it carries (``BODY[] {size}`` and ``after`` bytes of it), as a dropped line would."""
+
+    def __init__(self, upstream: int, after: int) -> None:
+        self.upstream, self.after = upstream, after
+        self.armed, self.cuts = True, 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        seen, body_at = b"", -1
+        try:
+            while data := source.recv(16384):
+                if from_server and self.armed:
+                    seen += data
+                    body_at = seen.find(b"BODY[] {") if body_at < 0 else body_at
+                    if body_at >= 0 and len(seen) - body_at > self.after:
+                        sink.sendall(data[:max(0, len(data) - (len(seen) - body_at - self.after))])
+                        self.armed, self.cuts = False, self.cuts + 1
+                        break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_gateway_serve_cut_from_imap_mid_fetch_loses_nothing_and_applies_each_once(
+        tmp_path: Path, dovecot: Dovecot, folder: str) -> None:
+    """End to end: ``gateway serve`` polls through a link that drops 50 KB into a 300 KB message;
+    it reconnects by itself, and each message becomes one request, flagged once on the server."""
+    proxy = CuttingProxy(dovecot.port, after=50_000)
+    big = mail("marie@client.example", "imap@shop.example", "Gros devis", "ligne de devis\n" * 20_000).as_bytes()
+    with dovecot.client() as client:
+        client.append(folder, mail("paul@client.example", "imap@shop.example", "Avant", "Bonjour").as_bytes())
+        client.append(folder, big)
+        client.append(folder, mail("lea@client.example", "imap@shop.example", "Après", "Bonjour").as_bytes())
+    imap = (f'imap = {{ host = "127.0.0.1", port = {proxy.port}, user = "{USER}", password = "{PASSWORD}", '
+            f'folder = "{folder}", tls = false, poll_seconds = 1 }}')
+    gw = Gateway(write_home(tmp_path / "home", sections=f'[[mailboxes]]\naddress = "imap@shop.example"\n'
+                            f'kind = "helpdesk"\n{imap}\n')).start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(gw.requests()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        gw.wait_idle()
+        assert proxy.cuts == 1, "the link was cut in the middle of the big message"
+        assert sorted(r["subject"] for r in gw.requests()) == ["Après", "Avant", "Gros devis"]
+        assert "reconnecting" in gw.log.read_text()
+        assert all(flags == {b"\\Seen", b"$Gateway"} for flags in server_flags(dovecot, folder).values())
+        assert gw.count("SELECT count(*) FROM inbound") == 3, "the cut message was stored once"
+        whole = len(big.replace(b"\n", b"\r\n"))  # as IMAP serves it
+        assert gw.count(f"SELECT count(*) FROM inbound WHERE size = {whole}") == 1, "and whole"
+    finally:
+        assert gw.stop() == 0
+        proxy.close()

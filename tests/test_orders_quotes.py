@@ -222,7 +222,7 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
     broker = configure(context.settings)  # the next start
     workers = start_workers(broker, {"inbound": 1, "outbox": 1})
     try:
-        assert resume_unfinished(context)[1] == 1
+        assert resume_unfinished(context).decisions == 1
         broker.join("inbound", timeout=10_000)
     finally:
         for worker in workers:

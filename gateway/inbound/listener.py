@@ -28,12 +28,15 @@ from pathlib import Path
 
 from gateway.context import Context
 from gateway.inbound.accept import admit, enqueue
-from gateway.inbound.smtp import listen
+from gateway.inbound.smtp import OncePerMinute, listen
 from gateway.inbound.spool import incoming_folder
 from gateway.priority import run_when_idle
 from gateway.settings import ConfigError, Settings
 
 log = logging.getLogger("gateway.smtp")
+# While the database or the broker is away, each arrival fails the same way: one line a minute says so.
+outage_log = logging.getLogger("gateway.smtp.outage")
+outage_log.addFilter(OncePerMinute())
 
 BATCH = 200  # files admitted in one transaction, at most
 GATHER_SECONDS = 0.02  # names awaited for one transaction: one admission costs 0.5 ms alone, 0.15 ms each in 20
@@ -147,12 +150,16 @@ class Intake:
         try:
             ids = admit(self.context, paths, recovering=recovering)
         except Exception:  # kept in incoming/: tried again in a few seconds, and at every start
-            log.exception("could not admit %s received messages (kept in %s); trying again in %s s",
-                          len(paths), paths[0].parent, RETRY_SECONDS)
+            outage_log.exception("could not admit received messages (kept in %s); trying again every %s s",
+                                 paths[0].parent, RETRY_SECONDS)
             return paths
         for path, inbound_id in zip(paths, ids, strict=True):
             log.info("received %s stored as message %s", path.stem, inbound_id)
-        enqueue(sorted(ids))
+        try:
+            enqueue(sorted(ids))
+        except Exception:  # stored and pending: the sweep queues them again (``sweep.requeue_stalled``)
+            outage_log.exception("could not queue stored messages for processing (the broker is away); the "
+                                 "sweep queues them again after %s s", self.context.settings.requeue_seconds)
         return []
 
     def _lose(self, listener: SmtpListener) -> None:

@@ -186,10 +186,13 @@ def follow_up(session: Session, settings: Settings, mailer: Mailer, quote_id: in
     return True
 
 
-def unfollowed(session: Session) -> list[int]:
-    """Decided quotes whose consequences are not applied yet (a stop or a crash came between)."""
-    return list(session.scalars(select(Quote.id).where(Quote.status.in_(DECIDED), Quote.followed_up_at.is_(None))
-                                .order_by(Quote.id)))
+def unfollowed(session: Session, decided_before: datetime | None = None) -> list[int]:
+    """Decided quotes whose consequences are not applied yet (a stop or a crash came between), those
+    decided before ``decided_before`` when it is given."""
+    query = select(Quote.id).where(Quote.status.in_(DECIDED), Quote.followed_up_at.is_(None))
+    if decided_before is not None:
+        query = query.where(Quote.decided_at < decided_before)
+    return list(session.scalars(query.order_by(Quote.id)))
 
 
 def _decided(settings: Settings, mailer: Mailer, quote: Quote) -> None:

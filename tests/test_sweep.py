@@ -1,0 +1,52 @@
+"""The sweep queues again what the broker lost, from what the database says is left, and nothing
+that is in hand or not due yet (a second send of a mail the relay will retry is a duplicate)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from gateway.broker import configure
+from gateway.context import Context, open_context
+from gateway.models import Inbound, Outbox, utcnow
+from gateway.settings import Mailbox, Settings
+from gateway.sweep import requeue_stalled
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> Context:
+    return open_context(Settings(home=tmp_path, data_dir=tmp_path / "var", requeue_seconds=300,
+                                 mailboxes=(Mailbox("support@shop.example"),)))
+
+
+def _queued(broker: StubBroker, queue: str) -> list[list[int]]:
+    return [dramatiq.Message.decode(raw).args[0] for raw in list(broker.queues[queue].queue)]
+
+
+def test_only_work_waiting_past_requeue_seconds_is_queued_again(context: Context) -> None:
+    broker = configure(context.settings)
+    assert isinstance(broker, StubBroker)
+    now = utcnow()
+    with context.sessions.begin() as session:
+        def inbound(minutes_ago: int, status: str = "pending") -> Inbound:
+            return Inbound(source="smtp", mailbox="support@shop.example", raw_path="x", size=1, status=status,
+                           received_at=now - timedelta(minutes=minutes_ago))
+
+        def outbox(created_minutes_ago: int, next_attempt_in: int | None = None, status: str = "pending") -> Outbox:
+            return Outbox(sender="support@shop.example", recipient="jean@client.example", template="t",
+                          message_id="<m>", raw=b"", status=status,
+                          created_at=now - timedelta(minutes=created_minutes_ago),
+                          next_attempt_at=None if next_attempt_in is None else now + timedelta(minutes=next_attempt_in))
+
+        rows = {"stalled message": inbound(10), "new message": inbound(1), "processed": inbound(60, "processed"),
+                "lost mail": outbox(10), "new mail": outbox(1), "sent": outbox(60, status="sent"),
+                "retry due long ago": outbox(90, next_attempt_in=-10),
+                "retry due soon": outbox(90, next_attempt_in=5), "retry just due": outbox(90, next_attempt_in=-1)}
+        session.add_all(rows.values())
+    requeue_stalled(context)
+    assert _queued(broker, "inbound") == [[rows["stalled message"].id]]
+    assert _queued(broker, "outbox") == [[rows["lost mail"].id, rows["retry due long ago"].id]]
