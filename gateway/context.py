@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.clock import use_offset_file
 from gateway.db import make_engine, migrate, session_factory
 from gateway.settings import Settings
 
@@ -32,6 +33,7 @@ def open_context(settings: Settings, *, migrated: bool = False) -> Context:
     ``migrated``: the process that started this one has migrated already.
     """
     global _current
+    use_offset_file(settings.clock_file)
     engine = make_engine(settings)
     if not migrated:
         migrate(engine)

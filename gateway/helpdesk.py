@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Comment, Event, Participant, Person, Request, utcnow
+from gateway.clock import utcnow
+from gateway.models import Comment, Event, Participant, Person, Request
 from gateway.settings import Mailbox
 
 TEAM_ROLES = ("coordinator", "supplier", "observer")

@@ -18,6 +18,7 @@ import dramatiq
 import uvicorn
 
 from gateway.broker import YieldToTheListener, configure, start_workers
+from gateway.clock import utcnow
 from gateway.context import Context, open_context, settle
 from gateway.inbound import processor
 from gateway.inbound.accept import admit_waiting
@@ -65,6 +66,9 @@ def serve(settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)  # a folder made by an earlier version, or by hand, is closed to others too
     context = open_context(settings)
+    if settings.clock_file is not None:
+        log.warning("the clock is moved by %s (clock_file, for tests only): now is %s UTC", settings.clock_file,
+                    utcnow().isoformat(timespec="seconds"))
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
     applying = processor.start(settings)

@@ -82,6 +82,7 @@ class Settings:
     relay: Relay | None = None
     mails_per_hour: int = 20
     requeue_seconds: float = 300.0  # work waiting this long past its time is queued again (the broker lost it)
+    clock_file: Path | None = None  # tests only: "now" is the real time plus the seconds in it (CONTRACT §10)
     sweep_seconds: float = 60.0  # how often deadlines are swept and removed participants published (CONTRACT §10)
     requests_per_sender_hour: int = 5  # acknowledged and announced; past it, one digest, then silence
     mailboxes: tuple[Mailbox, ...] = field(default_factory=tuple)
@@ -279,6 +280,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         requests_per_sender_hour=int(section.get("requests_per_sender_hour", 5)),
         sweep_seconds=float(section.get("sweep_seconds", 60)),
         requeue_seconds=float(section.get("requeue_seconds", 300)),
+        clock_file=home / str(section["clock_file"]) if section.get("clock_file") else None,
         mailboxes=mailboxes,
         quote_validity_days=int(orders.get("quote_validity_days", 30)),
         api_key=str(orders.get("api_key", section.get("api_key", ""))),

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from gateway import revoked
+from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.inbound.accept import enqueue
-from gateway.models import Inbound, Outbox, Participant, utcnow
+from gateway.models import Inbound, Outbox, Participant
 from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import expire_quotes
 from gateway.outbound.notify import Mailer

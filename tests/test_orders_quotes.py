@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
-from gateway.models import Outbox, utcnow
+from gateway.models import Outbox
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.models import Order, Quote
 from gateway.orders.quote_page import (

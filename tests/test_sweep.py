@@ -11,8 +11,9 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from gateway.broker import configure
+from gateway.clock import utcnow
 from gateway.context import Context, open_context
-from gateway.models import Inbound, Outbox, utcnow
+from gateway.models import Inbound, Outbox
 from gateway.settings import Mailbox, Settings
 from gateway.sweep import requeue_stalled
 

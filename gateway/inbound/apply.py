@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.addresses import takes_no_reply
 from gateway.appends import append
+from gateway.clock import utcnow
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
 from gateway.commands.registry import (
     CommandContext,
@@ -40,7 +41,7 @@ from gateway.inbound.incoming import Incoming, Known
 from gateway.inbound.listing import answer_list, is_list_command
 from gateway.inbound.parse import ParsedMail
 from gateway.inbound.thread import find_thread
-from gateway.models import MessageRef, Person, Request, utcnow
+from gateway.models import MessageRef, Person, Request
 from gateway.orders.card import ensure_order
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import notify_comment, notify_new_request, tell_team

@@ -23,12 +23,13 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.addresses import is_addr_spec
+from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.helpdesk import Author, add_comment, join, open_request, upsert_person
 from gateway.inbound.attachments import keep_attachments
 from gateway.inbound.parse import Attachment, ParsedMail, dedupe_key, parse, without_nul
 from gateway.inbound.thread import find_thread
-from gateway.models import AppliedMessage, Inbound, MessageRef, Request, utcnow
+from gateway.models import AppliedMessage, Inbound, MessageRef, Request
 from gateway.orders.card import ensure_order
 from gateway.outbound.notify import Mailer, tell_team
 from gateway.settings import Settings

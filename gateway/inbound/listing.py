@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from gateway.clock import utcnow
 from gateway.commands.grammar import split_commands
 from gateway.inbound.incoming import Incoming
-from gateway.models import Person, Request, utcnow
+from gateway.models import Person, Request
 
 CLOSED = ("resolved", "declined", "completed", "cancelled")
 

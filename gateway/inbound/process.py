@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.inbound.accept import read_raw
 from gateway.inbound.apply import CommandsRefused, Opened, apply_message, look_up
@@ -22,7 +23,7 @@ from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, dedupe_key, parse
 from gateway.inbound.refusal import refuse_commands
 from gateway.inbound.thread import read_ahead_tokens
-from gateway.models import AppliedMessage, Inbound, utcnow
+from gateway.models import AppliedMessage, Inbound
 from gateway.outbound.notify import Mailer
 
 log = logging.getLogger("gateway.inbound")

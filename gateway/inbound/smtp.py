@@ -25,6 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.addresses import is_addr_spec
+from gateway.clock import use_offset_file
 from gateway.inbound import spool
 from gateway.revoked import Revoked
 from gateway.settings import Settings
@@ -379,6 +380,7 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
     from gateway.cli import configure_logging
 
     configure_logging()
+    use_offset_file(settings.clock_file)  # the received time written with each message
     logging.getLogger("asyncio").addFilter(OncePerMinute())  # failed accepts, under a flood
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     try:

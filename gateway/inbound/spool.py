@@ -29,9 +29,10 @@ import uuid
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from gateway.clock import utcnow
 from gateway.durable import create_files, fill_files
 from gateway.priority import lower_priority
 
@@ -52,8 +53,7 @@ class Envelope:
     mailbox: str
     mail_from: str = ""
     rcpt_tos: tuple[str, ...] = ()
-    # naive UTC as the database keeps it (``models.utcnow``, which the listener, with no database, does not import)
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    received_at: datetime = field(default_factory=utcnow)  # naive UTC, as the database keeps it
 
     def stored(self, raw: bytes) -> bytes:
         """The file's content: the envelope line, with the message's length and CRC-32, then the message."""

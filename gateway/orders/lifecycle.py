@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from gateway.clock import utcnow
 from gateway.helpdesk import record_event
-from gateway.models import utcnow
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment

@@ -13,7 +13,8 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gateway.models import Base, Person, Product, Request, utcnow
+from gateway.clock import utcnow
+from gateway.models import Base, Person, Product, Request
 
 ORDER_STATUSES = ("pending", "in-progress", "confirmed", "declined", "shipped", "completed", "cancelled")
 PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")

@@ -16,8 +16,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.helpdesk import record_event
-from gateway.models import utcnow
 from gateway.orders.card import replace_items, set_label
 from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Quote

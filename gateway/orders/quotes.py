@@ -14,8 +14,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.helpdesk import record_event
-from gateway.models import utcnow
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import order_context, tell_coordinators, tell_customer
 from gateway.orders.models import ZERO, Order, Quote, QuoteItem

@@ -16,7 +16,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
 
-from gateway.models import utcnow
+from gateway.clock import utcnow
 from gateway.outbound.render import RenderedMail
 from gateway.settings import Settings
 

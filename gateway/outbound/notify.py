@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
+from gateway.clock import utcnow
 from gateway.helpdesk import Author, coordinators, join, record_event
-from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request, utcnow
+from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request
 from gateway.outbound.compose import UnsafeHeader, compose, new_message_id
 from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail

@@ -7,8 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from gateway.clock import utcnow
 from gateway.context import Context
-from gateway.models import Outbox, utcnow
+from gateway.models import Outbox
 from gateway.outbound.transports import PermanentError, TransientError, transport_for
 
 log = logging.getLogger("gateway.outbound")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.appends import append
-from gateway.models import RuleMatch, utcnow
+from gateway.clock import utcnow
+from gateway.models import RuleMatch
 from gateway.rules.actions import ACTIONS, RuleContext, mentioned_products
 from gateway.rules.conditions import matches
 from gateway.rules.loader import Rule, load_rules
