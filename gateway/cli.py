@@ -202,6 +202,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay(_settings(args), args.number, failed=args.failed, as_json=args.json)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """One sweep now, as ``gateway serve`` runs every ``sweep_seconds``: for cron, or to catch up by hand."""
+    from gateway.context import open_context
+    from gateway.outbound.outbox import deliver_all
+    from gateway.sweep import publish_revoked, sweep
+
+    context = open_context(_signing_settings(args))
+    publish_revoked(context)
+    swept = sweep(context)
+    deliver_all(context, swept.outbox_ids)  # a command has no worker: the mails go now
+    if args.json:
+        _print_json({"quotes_expired": swept.expired_quotes, "deadlines": swept.deadlines,
+                     "failed": swept.failed, "mails": len(swept.outbox_ids)})
+    else:
+        for line in swept.deadlines:
+            print(line)
+        if swept.expired_quotes:
+            print(f"quotes expired: {', '.join(map(str, swept.expired_quotes))}")
+        if swept.failed:
+            print(f"deadlines that failed (kept, tried again at the next sweep): {', '.join(map(str, swept.failed))}")
+        if not (swept.deadlines or swept.expired_quotes or swept.failed):
+            print("nothing was due")
+        else:
+            print(f"{len(swept.outbox_ids)} mails sent")
+    return 1 if swept.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="An email-first helpdesk and order gateway.")
     common = argparse.ArgumentParser(add_help=False)
@@ -271,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--failed", action="store_true", help="every message whose processing failed")
     replay.add_argument("--data", help="data folder")
     replay.add_argument("--json", action="store_true")
+    sweep = add("sweep", cmd_sweep, "do now what is due (deadlines, quote expiry), as gateway serve does every "
+                "sweep_seconds; for cron, or to catch up by hand")
+    sweep.add_argument("--data", help="data folder")
+    sweep.add_argument("--json", action="store_true", help="print what was done as JSON")
     from gateway.orders.cli import register_order_commands
 
     register_order_commands(add, people_actions)

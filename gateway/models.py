@@ -150,6 +150,26 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Deadline(Base):
+    """Something the gateway must do at a time if nothing happens before (CONTRACT §10): cancel an order
+    not accepted, complete one not reviewed, remind, bill a period. Written in the transaction of the
+    change that starts it, voided in the transaction of the change that makes it moot, and done by
+    the sweep, once, in the transaction that acts (``gateway.deadlines``)."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (Index("ix_deadlines_state_due_at", "state", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending, done, void
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # done or voided
+    outcome: Mapped[str] = mapped_column(Text, default="")  # what the sweep did, or what voided it
+
+    request: Mapped[Request] = relationship()
+
+
 class Inbound(Base):
     """One raw message as received, before and after processing; ``replay`` starts from here."""
 

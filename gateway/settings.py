@@ -29,11 +29,25 @@ class ImapSettings:
 
 
 @dataclass(frozen=True)
+class OrderTimes:
+    """An orders mailbox's deadlines (CONTRACT §10); 0 turns one off."""
+
+    acceptance_hours: float = 0
+    delivery_days: float = 0
+    delivery_reminder_hours: float = 24
+    review_days: float = 0
+    revision_answer_hours: float = 48
+    prepayment_reminder_days: float = 0
+    prepayment_cancel_days: float = 0
+
+
+@dataclass(frozen=True)
 class Mailbox:
     address: str
     kind: str = "helpdesk"
     include_supplier: bool = False
     imap: ImapSettings | None = None
+    times: OrderTimes = OrderTimes()
 
     @property
     def local_part(self) -> str:
@@ -205,7 +219,16 @@ def _mailbox(raw: dict[str, Any], where: str) -> Mailbox:
     if kind not in ("helpdesk", "orders"):
         raise ConfigError(f"{where}: mailbox {address} has kind {kind!r}; use helpdesk or orders")
     imap = _imap(raw["imap"], where) if raw.get("imap") else None
-    return Mailbox(address=address, kind=kind, include_supplier=bool(raw.get("include_supplier", False)), imap=imap)
+    times = {}
+    for name in OrderTimes.__dataclass_fields__:
+        if name in raw:
+            value = raw[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{where}: mailbox {address} has {name} = {value!r}; use a number of "
+                                  f"{name.rpartition('_')[2]}, 0 to turn it off")
+            times[name] = float(value)
+    return Mailbox(address=address, kind=kind, include_supplier=bool(raw.get("include_supplier", False)), imap=imap,
+                   times=OrderTimes(**times))
 
 
 def _mailboxes(config: dict[str, Any], home: Path, config_path: Path | None) -> tuple[Mailbox, ...]:

@@ -21,8 +21,10 @@ from sqlalchemy import or_, select
 from gateway import revoked
 from gateway.clock import utcnow
 from gateway.context import Context
+from gateway.deadlines import run_due
 from gateway.inbound.accept import enqueue
 from gateway.models import Inbound, Outbox, Participant
+from gateway.orders.due import HANDLERS
 from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import expire_quotes
 from gateway.outbound.notify import Mailer
@@ -38,14 +40,25 @@ def publish_revoked(context: Context) -> None:
         log.info("reply addresses no longer taken (their participants were removed): %s", len(ids))
 
 
-def sweep(context: Context) -> list[int]:
-    """Run every due deadline; returns the outbox ids to send after the commit."""
+@dataclass(frozen=True)
+class Sweep:
+    """What one sweep did: quotes expired, deadlines done (a line each) or failed, mails to send."""
+
+    expired_quotes: list[int]
+    deadlines: list[str]
+    failed: list[int]
+    outbox_ids: list[int]
+
+
+def sweep(context: Context) -> Sweep:
+    """Expire quotes past their validity, then do every due deadline, oldest first."""
     with context.sessions.begin() as session:
         mailer = Mailer(session, context.settings)
         expired = expire_quotes(session, context.settings, mailer)
     if expired:
         log.info("quotes expired: %s", ", ".join(str(q) for q in expired))
-    return mailer.outbox_ids
+    due = run_due(context, HANDLERS)
+    return Sweep(expired, due.done, due.failed, mailer.outbox_ids + due.outbox_ids)
 
 
 @dataclass(frozen=True)
@@ -117,9 +130,9 @@ class Sweeper:
             try:
                 publish_revoked(self.context)
                 requeue_stalled(self.context)
-                outbox_ids = sweep(self.context)
-                if outbox_ids:
-                    send_mail.send(outbox_ids)
+                swept = sweep(self.context)
+                if swept.outbox_ids:
+                    send_mail.send(swept.outbox_ids)
             except Exception:  # the next sweep tries again; a deadline is never lost, only late
                 log.exception("deadline sweep failed")
             self._stop.wait(self.interval)

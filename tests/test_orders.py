@@ -171,12 +171,12 @@ def test_completing_is_refused_while_unpaid_unless_forced(context: Context, sess
     ship_order(mailer, order, "alice@shop.example", "COLIS123")
     assert "COLIS123" in mails(session, "order_shipped.customer")[0].raw.decode()
     with pytest.raises(OrderError, match="not paid"):
-        complete_order(order, "alice@shop.example")
+        complete_order(session, order, "alice@shop.example")
     record_paid(order, Decimal("400"), "VIR-1", "alice@shop.example")
     assert order.payment_status == "partial"
     record_paid(order, Decimal("50"), "VIR-2", "alice@shop.example")
     assert order.payment_status == "paid"
-    complete_order(order, "alice@shop.example")
+    complete_order(session, order, "alice@shop.example")
     assert order.request.status == "completed"
 
 
@@ -184,7 +184,7 @@ def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Se
     order = new_order(context, session, payment_method="cash")
     mailer = Mailer(session, context.settings)
     confirm_order(context.settings, mailer, order, "alice@shop.example")
-    complete_order(order, "alice@shop.example", force=True)
+    complete_order(session, order, "alice@shop.example", force=True)
     assert order.request.status == "completed" and order.payment_status == "unpaid"
 
 

@@ -1,4 +1,5 @@
-"""Order commands (CONTRACT §5): #confirm, #decline, #quote, #withdraw, #payment, #paid, #remind, #ship, #complete.
+"""Order commands (CONTRACT §5, §10): #confirm, #decline, #quote, #withdraw, #payment, #paid, #remind, #ship,
+#complete, #cancel.
 
 Each handler finds the order card of the request and calls one step of
 ``gateway.orders``; an ``OrderError`` becomes a ``CommandError``, so nothing of the
@@ -13,6 +14,7 @@ from gateway.commands.grammar import Command
 from gateway.commands.registry import CommandContext, CommandError, handles, takes_text
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
+    cancel_order,
     change_payment_method,
     complete_order,
     confirm_order,
@@ -94,6 +96,11 @@ def remind(context: CommandContext, command: Command, order: Order) -> None:
     remind_payment(context.settings, context.mailer, order, context.author.email)
 
 
+@order_command("cancel")
+def cancel(context: CommandContext, command: Command, order: Order) -> None:
+    cancel_order(context.settings, context.mailer, order, context.author.email, command.args)
+
+
 @order_command("ship")
 def ship(context: CommandContext, command: Command, order: Order) -> None:
     ship_order(context.mailer, order, context.author.email, command.args)
@@ -101,4 +108,4 @@ def ship(context: CommandContext, command: Command, order: Order) -> None:
 
 @order_command("complete")
 def complete(context: CommandContext, command: Command, order: Order) -> None:
-    complete_order(order, context.author.email, force=command.args.lower() == "force")
+    complete_order(context.session, order, context.author.email, force=command.args.lower() == "force")

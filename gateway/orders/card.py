@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from gateway.helpdesk import record_event
 from gateway.models import Label, Person, Request
 from gateway.orders.models import ZERO, Order, OrderItem
+from gateway.orders.timeline import placed
 from gateway.settings import Settings
 
 
@@ -47,6 +48,8 @@ def ensure_order(session: Session, request: Request, settings: Settings | None =
                   payment_status="unpaid", tags=[], created_at=request.created_at)
     session.add(order)
     session.flush()
+    if settings is not None:
+        placed(session, settings, order)
     return order
 
 

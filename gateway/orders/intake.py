@@ -21,6 +21,7 @@ from gateway.orders.card import OrderError, recompute_total
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, SOURCES, ZERO, Order, OrderItem
 from gateway.orders.money import LARGEST, amount_of, format_amount, is_currency
+from gateway.orders.timeline import placed
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
@@ -234,6 +235,7 @@ def create_order(session: Session, settings: Settings, mailer: Mailer, draft: Or
                 source="web" if source == "api" else "system")
     record_event(request, "order", f"order #{request.id} created ({source})")
     session.flush()
+    placed(session, settings, order)
     tell_customer(mailer, order, "order_received", {})
     tell_coordinators(mailer, order, "order_new", {"source": source})
     return order

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy.orm import Session
+
 from gateway.clock import utcnow
 from gateway.helpdesk import record_event
 from gateway.orders.card import OrderError, set_label, set_status
@@ -18,9 +20,10 @@ from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
+from gateway.orders.timeline import decided, ended
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
-from gateway.payments.ledger import charge_order, charge_request, record_payment
+from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
 from gateway.settings import Settings
 
 OPEN = ("pending", "in-progress")
@@ -63,6 +66,7 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
                      f"{provider.name} ({payment.transaction_id})")
     set_status(order, "confirmed", author)
     order.decided_at = utcnow()
+    decided(mailer.session, order, f"confirmed by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     tell_customer(mailer, order, "order_confirmed", {"charged": payment is not None,
                                                      "payment_link": _payment_link(settings, order)})
@@ -80,6 +84,7 @@ def decline_order(mailer: Mailer, order: Order, author: str, reason: str) -> Non
         record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
     set_status(order, "declined", author)
     order.decided_at = utcnow()
+    decided(mailer.session, order, f"declined by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = None
     tell_customer(mailer, order, "order_declined", {"reason": reason})
@@ -134,7 +139,7 @@ def ship_order(mailer: Mailer, order: Order, author: str, tracking: str = "") ->
     tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""})
 
 
-def complete_order(order: Order, author: str, force: bool = False) -> None:
+def complete_order(session: Session, order: Order, author: str, force: bool = False) -> None:
     """A confirmed or shipped order is completed once paid (``force`` completes it unpaid)."""
     if order.request.status not in ("confirmed", "shipped"):
         raise OrderError(f"order #{order.number} is {order.request.status}: only a confirmed or shipped order "
@@ -144,4 +149,47 @@ def complete_order(order: Order, author: str, force: bool = False) -> None:
                          f"{format_amount(order.total)} {order.currency}): record the payment with "
                          "#paid AMOUNT, or write #complete force")
     order.completed_at = utcnow()
+    ended(session, order, "order completed")
     set_status(order, "completed", author + (" (forced, unpaid)" if order.payment_status != "paid" else ""))
+
+
+CANCELLABLE = ("pending", "in-progress", "confirmed", "shipped", "delivered")
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What cancelling did with the money: refunded through the provider, or to refund by hand."""
+
+    refunded: list[Payment]
+    by_hand: list[Payment]
+
+
+def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, reason: str) -> Cancellation:
+    """Cancel an order at any stage before completion (CONTRACT §10): the open quote is withdrawn, every
+    captured payment refunded, every pending deadline voided; the customer is told why, the
+    coordinators what became of the money."""
+    if order.request.status not in CANCELLABLE:
+        raise OrderError(f"order #{order.number} is {order.request.status}: only an order not yet completed, "
+                         "declined or cancelled can be cancelled")
+    quote = order.open_quote
+    if quote is not None:
+        quote.status, quote.decided_at = "withdrawn", utcnow()
+        record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
+    refunded, by_hand = refund_payments(settings, order)
+    for refund in refunded:
+        record_event(order.request, "refund", f"{format_amount(-refund.amount)} {refund.currency} refunded by "
+                     f"{refund.provider} ({refund.transaction_id})")
+    for payment in by_hand:
+        record_event(order.request, "refund-by-hand", f"{format_amount(payment.amount)} {payment.currency} "
+                     f"({payment.method}{', ' + payment.transaction_id if payment.transaction_id else ''}) "
+                     "to refund by hand")
+    set_status(order, "cancelled", author)
+    record_event(order.request, "cancelled", f"by {author}" + (f": {reason}" if reason else ""))
+    ended(mailer.session, order, "order cancelled")
+    set_label(order.request, AWAITING_RESPONSE, False)
+    order.request.expected_response = None
+    money = {"reason": reason, "refunded": format_amount(-sum((r.amount for r in refunded), ZERO)),
+             "by_hand": [f"{format_amount(p.amount)} {p.currency} ({p.method})" for p in by_hand]}
+    tell_customer(mailer, order, "order_cancelled", money)
+    tell_coordinators(mailer, order, "order_cancelled", {**money, "by": author}, author=author)
+    return Cancellation(refunded, by_hand)

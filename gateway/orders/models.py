@@ -146,6 +146,6 @@ class Payment(Base):
     provider: Mapped[str] = mapped_column(String(20))
     amount: Mapped[Decimal] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(10))  # succeeded, declined, failed, refunded
+    status: Mapped[str] = mapped_column(String(10))  # succeeded, declined, failed (a refund: a negative amount)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     comment: Mapped[str] = mapped_column(Text, default="")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.models import Request
+from gateway.models import Deadline, Request
 from gateway.orders.card import ensure_order
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
@@ -50,8 +51,12 @@ def order_detail(session: Session, request: Request) -> dict[str, Any] | None:
     if request.kind != "order":
         return None
     order = ensure_order(session, request)
+    summary = order_summary(order)
+    summary["deadlines"] = [{"kind": d.kind, "due_at": _time(d.due_at), "state": d.state}
+                            for d in session.scalars(select(Deadline).where(Deadline.request_id == request.id)
+                                                     .order_by(Deadline.due_at, Deadline.id))]
     return {
-        "order": order_summary(order),
+        "order": summary,
         "quotes": [{"version": q.version, "amount": format_amount(q.amount), "currency": q.currency,
                     "status": q.status, "reason": q.reason or None, "created_at": _time(q.created_at),
                     "decided_at": _time(q.decided_at), "valid_until": _time(q.valid_until)} for q in order.quotes],

@@ -43,10 +43,31 @@ def record_payment(order: Order, amount: Decimal, reference: str, author: str) -
     return payment
 
 
+def refund_payments(settings: Settings, order: Order) -> tuple[list[Payment], list[Payment]]:
+    """Give back every captured payment through the provider that took it: a refund is a payment row
+    with a negative amount (CONTRACT §10). Returns (the refunds made, the payments to refund by hand:
+    cash, transfers, and any refund a provider refused)."""
+    refunds: list[Payment] = []
+    by_hand: list[Payment] = []
+    for payment in [p for p in order.payments if p.status == "succeeded" and p.amount > ZERO]:
+        provider = provider_for(settings, payment.method) if payment.provider != "manual" else None
+        result = provider.refund(payment.transaction_id, payment.amount, payment.currency) if provider else None
+        if result is None or not result.succeeded:
+            by_hand.append(payment)
+            continue
+        refund = Payment(method=payment.method, provider=payment.provider, amount=-payment.amount,
+                         currency=payment.currency, status="succeeded", transaction_id=result.transaction_id,
+                         comment=f"refund of {payment.transaction_id}")
+        order.payments.append(refund)
+        refunds.append(refund)
+    update_payment_status(order)
+    return refunds, by_hand
+
+
 def update_payment_status(order: Order) -> None:
-    paid = sum((p.amount for p in order.payments if p.status == "succeeded"), ZERO)
-    refunded = sum((p.amount for p in order.payments if p.status == "refunded"), ZERO)
-    order.amount_paid = paid - refunded
+    """Paid is what succeeded, refunds (negative rows) deducted; ``refunded`` once they gave it all back."""
+    order.amount_paid = sum((p.amount for p in order.payments if p.status == "succeeded"), ZERO)
+    refunded = any(p.amount < ZERO and p.status == "succeeded" for p in order.payments)
     if refunded and order.amount_paid <= ZERO:
         order.payment_status = "refunded"
     elif order.amount_paid <= ZERO:
