@@ -57,8 +57,9 @@ def free_port() -> int:
 
 
 def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "",
-               sections: str = "", include_supplier: bool = False) -> Path:
-    """A site home with a helpdesk and an orders mailbox; ``extra`` goes into [gateway], ``sections`` after."""
+               sections: str = "", include_supplier: bool = False, orders_mailbox: str = "") -> Path:
+    """A site home with a helpdesk and an orders mailbox; ``extra`` goes into [gateway], ``orders_mailbox``
+    into the orders mailbox's table, ``sections`` after."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "gateway.toml"
     config.write_text(f"""
@@ -80,6 +81,7 @@ include_supplier = {"true" if include_supplier else "false"}
 [[mailboxes]]
 address = "orders@shop.example"
 kind = "orders"
+{orders_mailbox}
 
 {sections}
 """)

@@ -36,6 +36,7 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "remind": (_COORDINATOR, re.compile(r"^$")),
     "ship": (_COORDINATOR, re.compile(r"^\S*$")),
     "complete": (_COORDINATOR, re.compile(r"^(force)?$", re.I)),
+    "cancel": (_COORDINATOR, re.compile(r"^\S.*$")),  # the reason, which the customer is told
     "product": (_COORDINATOR, re.compile(r"^\S+$")),
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
