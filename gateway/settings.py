@@ -106,6 +106,7 @@ class Settings:
     default_payment_method: str = "transfer"  # card | transfer | cash | invoice, for orders that name none
     stripe_api_key: str = ""
     stripe_api_base: str = ""  # "" = Stripe's own; tests point it at recorded responses
+    bank_details: str = ""  # [payments] bank_details: told to customers who pay by transfer (CONTRACT §10)
 
     @property
     def db_url(self) -> str:
@@ -311,4 +312,5 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         default_payment_method=method,
         stripe_api_key=str(payments.get("stripe_api_key", "")),
         stripe_api_base=str(payments.get("stripe_api_base", "")),
+        bank_details=str(payments.get("bank_details", "")),
     )

@@ -97,3 +97,33 @@ def verify_quote_token(secret_key: str, token: str) -> QuoteToken | None:
         return None
     quote_id, version = payload[:_QUOTE_ID_BYTES], payload[_QUOTE_ID_BYTES:]
     return QuoteToken(int.from_bytes(quote_id, "big"), int.from_bytes(version, "big"))
+
+
+_ORDER_ID_BYTES = 5
+_ORDER_MAC_BYTES = 13  # 5 + 13 = 18 bytes: 24 characters
+
+
+def _order_mac(secret_key: str, payload: bytes) -> bytes:
+    return hmac.new(secret_key.encode(), b"order:" + payload, hashlib.sha256).digest()[:_ORDER_MAC_BYTES]
+
+
+def mint_order_token(secret_key: str, order_number: int) -> str:
+    """The token of an order page link (CONTRACT §10): base64url of the order number and an HMAC."""
+    payload = order_number.to_bytes(_ORDER_ID_BYTES, "big")
+    return base64.urlsafe_b64encode(payload + _order_mac(secret_key, payload)).decode().rstrip("=")
+
+
+def verify_order_token(secret_key: str, token: str) -> int | None:
+    """The order number a link names, or None when it is malformed or its signature is wrong."""
+    if not token or len(token) > 40 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _ORDER_ID_BYTES + _ORDER_MAC_BYTES:
+        return None
+    payload, mac = raw[:_ORDER_ID_BYTES], raw[_ORDER_ID_BYTES:]
+    if not hmac.compare_digest(mac, _order_mac(secret_key, payload)):
+        return None
+    return int.from_bytes(payload, "big")

@@ -168,13 +168,13 @@ def test_completing_is_refused_while_unpaid_unless_forced(context: Context, sess
     mailer = Mailer(session, context.settings)
     confirm_order(context.settings, mailer, order, "alice@shop.example")
     assert order.payments == [], "a transfer is not charged"
-    ship_order(mailer, order, "alice@shop.example", "COLIS123")
+    ship_order(context.settings, mailer, order, "alice@shop.example", "COLIS123")
     assert "COLIS123" in mails(session, "order_shipped.customer")[0].raw.decode()
     with pytest.raises(OrderError, match="not paid"):
         complete_order(session, order, "alice@shop.example")
-    record_paid(order, Decimal("400"), "VIR-1", "alice@shop.example")
+    record_paid(session, order, Decimal("400"), "VIR-1", "alice@shop.example")
     assert order.payment_status == "partial"
-    record_paid(order, Decimal("50"), "VIR-2", "alice@shop.example")
+    record_paid(session, order, Decimal("50"), "VIR-2", "alice@shop.example")
     assert order.payment_status == "paid"
     complete_order(session, order, "alice@shop.example")
     assert order.request.status == "completed"
@@ -192,7 +192,7 @@ def test_only_confirmed_orders_ship_and_only_open_orders_are_declined(context: C
     order = new_order(context, session)
     mailer = Mailer(session, context.settings)
     with pytest.raises(OrderError, match="only a confirmed order"):
-        ship_order(mailer, order, "alice@shop.example")
+        ship_order(context.settings, mailer, order, "alice@shop.example")
     decline_order(mailer, order, "alice@shop.example", "Rupture de stock")
     assert order.request.status == "declined"
     assert "Rupture de stock" in mails(session, "order_declined.customer")[0].raw.decode()

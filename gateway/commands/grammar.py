@@ -34,9 +34,13 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "payment": (_COORDINATOR, re.compile(r"^(card|transfer|cash|invoice)$", re.I)),
     "paid": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+\S+)?$")),
     "remind": (_COORDINATOR, re.compile(r"^$")),
-    "ship": (_COORDINATOR, re.compile(r"^\S*$")),
+    "ship": (_COORDINATOR, re.compile(r"^(?:force\b\s*)?\S*$", re.I)),  # force: a prepayment order not paid yet
     "complete": (_COORDINATOR, re.compile(r"^(force)?$", re.I)),
     "cancel": (_COORDINATOR, re.compile(r"^\S.*$")),  # the reason, which the customer is told
+    "due": (_COORDINATOR, re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2})?|\d{1,4}[dh])$", re.I)),
+    "deliver": (_COORDINATOR, re.compile(r"^$")),
+    "revision": (_COORDINATOR, re.compile(r"^(accept|refuse)\b.*$", re.I)),
+    "cancellation": (_COORDINATOR, re.compile(r"^(accept|refuse)\b.*$", re.I)),
     "product": (_COORDINATOR, re.compile(r"^\S+$")),
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),

@@ -9,18 +9,26 @@ mail applies and its sender is told why.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from gateway.clock import utcnow
 from gateway.commands.grammar import Command
 from gateway.commands.registry import CommandContext, CommandError, handles, takes_text
+from gateway.helpdesk import add_comment
+from gateway.inbound.attachments import keep_attachments
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
+    answer_cancellation,
+    answer_revision,
     cancel_order,
     change_payment_method,
     complete_order,
     confirm_order,
     decline_order,
+    deliver_order,
     record_paid,
     remind_payment,
+    set_due_date,
     ship_order,
 )
 from gateway.orders.models import Order
@@ -88,7 +96,7 @@ def paid(context: CommandContext, command: Command, order: Order) -> None:
     amount = parse_amount(amount_text)
     if amount is None:
         raise OrderError(f"{amount_text!r} is not an amount such as 450 or 450.00")
-    record_paid(order, amount, reference.strip(), context.author.email)
+    record_paid(context.session, order, amount, reference.strip(), context.author.email)
 
 
 @order_command("remind")
@@ -101,9 +109,58 @@ def cancel(context: CommandContext, command: Command, order: Order) -> None:
     cancel_order(context.settings, context.mailer, order, context.author.email, command.args)
 
 
+@order_command("due")
+def due(context: CommandContext, command: Command, order: Order) -> None:
+    set_due_date(context.settings, context.mailer, order, read_due(command.args), context.author.email)
+
+
+def read_due(text: str) -> datetime:
+    """``2027-01-15`` (the end of that day, UTC), ``2027-01-15 14:00``, ``3d`` or ``12h`` from now."""
+    text = text.strip().lower()
+    if text[-1] in "dh":
+        amount = int(text[:-1])
+        return utcnow() + (timedelta(days=amount) if text[-1] == "d" else timedelta(hours=amount))
+    try:
+        when = datetime.fromisoformat(text.replace(" ", "T"))
+    except ValueError as error:
+        raise OrderError(f"{text!r} is not a date such as 2027-01-15, nor 3d or 12h") from error
+    return when + timedelta(days=1, seconds=-1) if len(text) == 10 else when
+
+
+@order_command("deliver")
+def deliver(context: CommandContext, command: Command, order: Order) -> None:
+    """The mail's text and files are the delivery: kept as a public comment, and sent to the customer in
+    the delivery mail rather than as a comment of their own."""
+    if context.text or context.attachments:
+        comment = add_comment(context.session, context.request, context.author, context.text, visibility="public")
+        keep_attachments(context.settings.data_dir, comment, list(context.attachments))
+    deliver_order(context.settings, context.mailer, order, context.author.email, context.text,
+                  [attachment.filename for attachment in context.attachments])
+
+
+takes_text("deliver", lambda text: True)
+
+
+@order_command("revision")
+def revision(context: CommandContext, command: Command, order: Order) -> None:
+    answer, _, reason = command.args.partition(" ")
+    answer_revision(context.settings, context.mailer, order, answer.lower() == "accept", reason.strip(),
+                    context.author.email)
+
+
+@order_command("cancellation")
+def cancellation(context: CommandContext, command: Command, order: Order) -> None:
+    answer, _, reason = command.args.partition(" ")
+    answer_cancellation(context.settings, context.mailer, order, answer.lower() == "accept", reason.strip(),
+                        context.author.email)
+
+
 @order_command("ship")
 def ship(context: CommandContext, command: Command, order: Order) -> None:
-    ship_order(context.mailer, order, context.author.email, command.args)
+    words = command.args.split()
+    force = bool(words) and words[0].lower() == "force"
+    tracking = " ".join(words[1:] if force else words)
+    ship_order(context.settings, context.mailer, order, context.author.email, tracking, force=force)
 
 
 @order_command("complete")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import BadCommand, Command
 from gateway.helpdesk import Author
+from gateway.inbound.parse import Attachment
 from gateway.models import Comment, Request
 from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
@@ -37,6 +38,7 @@ class CommandContext:
     author: Author
     comment: Comment | None
     text: str = ""  # the mail's text after the command lines
+    attachments: tuple[Attachment, ...] = ()  # the mail's files, for a command that takes the text (#deliver)
 
 
 Handler = Callable[[CommandContext, Command], None]

@@ -173,8 +173,8 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
             remember_visibility(request, comment)
     status, assignee = request.status, request.assignee
     try:
-        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest),
-                       commands)
+        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest,
+                                      tuple(parsed.attachments)), commands)
     except CommandError as error:
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
     if request.status != status:

@@ -74,7 +74,8 @@ def cmd_orders_ship(args: argparse.Namespace) -> int:
             try:
                 if request is None:
                     raise OrderError(f"no order #{number}")
-                ship_order(mailer, ensure_order(session, request, context.settings), "gateway orders ship",
+                ship_order(context.settings, mailer, ensure_order(session, request, context.settings),
+                           "gateway orders ship",
                            args.tracking or "")
             except OrderError as error:
                 session.rollback()

@@ -9,28 +9,101 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from gateway.deadlines import Handler
+from gateway.helpdesk import record_event
 from gateway.models import Deadline
-from gateway.orders.lifecycle import OPEN, cancel_order
+from gateway.orders import timeline
+from gateway.orders.lifecycle import OPEN, WORKING, cancel_order, complete_unreviewed
+from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
-from gateway.orders.timeline import ACCEPTANCE, times_of
 from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 
 SWEEP = "the gateway"  # the author of what a deadline does, in events and mails
 
 
+def _when(order: Order) -> str:
+    return order.due_at.strftime("%Y-%m-%d %H:%M UTC") if order.due_at else ""
+
+
+def _order(session: Session, deadline: Deadline) -> Order:
+    return session.get_one(Order, deadline.request_id)
+
+
 def _not_accepted(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
-    order = session.get_one(Order, deadline.request_id)
+    order = _order(session, deadline)
     if order.request.status not in OPEN:
         return f"nothing to do: the order is {order.request.status}"
-    hours = times_of(settings, order).acceptance_hours
-    reason = f"not accepted within {hours:g} hours"
+    reason = f"not accepted within {timeline.times_of(settings, order).acceptance_hours:g} hours"
+    return _cancelled(settings, mailer, order, reason)
+
+
+def _cancelled(settings: Settings, mailer: Mailer, order: Order, reason: str) -> str:
     done = cancel_order(settings, mailer, order, SWEEP, reason)
     refunded = sum(-refund.amount for refund in done.refunded)
     return f"cancelled ({reason})" + (f", {format_amount(refunded)} {order.currency} refunded" if refunded else "")
 
 
+def _delivery_soon(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.request.status not in WORKING or order.due_at is None:
+        return f"nothing to do: the order is {order.request.status}"
+    tell_coordinators(mailer, order, "delivery_due", {"due_at": _when(order)})
+    return "coordinators reminded"
+
+
+def _late(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.request.status not in WORKING:
+        return f"nothing to do: the order is {order.request.status}"
+    order.late = True
+    record_event(order.request, "late", f"not delivered by {deadline.due_at.isoformat(timespec='minutes')} UTC")
+    tell_coordinators(mailer, order, "order_late", {"due_at": _when(order)})
+    tell_customer(mailer, order, "order_late", {"due_at": _when(order)})
+    return "late"
+
+
+def _not_reviewed(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.request.status != "delivered":
+        return f"nothing to do: the order is {order.request.status}"
+    complete_unreviewed(mailer, order, timeline.times_of(settings, order).review_days)
+    return "completed without a review"
+
+
+def _revision_unanswered(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.revision_status != "requested":
+        return "nothing to do: the revision was answered"
+    tell_coordinators(mailer, order, "revision_overdue", {"reason": order.revision_reason or ""})
+    return "coordinators told the revision waits for an answer"
+
+
+def _not_paid_reminder(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.payment_status == "paid" or order.request.status not in WORKING:
+        return f"nothing to do: the order is {order.request.status}, {order.payment_status}"
+    record_event(order.request, "payment-reminder", f"{format_amount(order.amount_due)} {order.currency} "
+                 "reminded by the gateway (prepayment)")
+    tell_customer(mailer, order, "prepayment_reminder", {"bank_details": settings.bank_details,
+                                                         "reference": f"#{order.number}"})
+    return "customer reminded"
+
+
+def _not_paid(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    order = _order(session, deadline)
+    if order.payment_status == "paid" or order.request.status not in WORKING:
+        return f"nothing to do: the order is {order.request.status}, {order.payment_status}"
+    days = timeline.times_of(settings, order).prepayment_cancel_days
+    return _cancelled(settings, mailer, order, f"not paid within {days:g} days")
+
+
 HANDLERS: dict[str, Handler] = {
-    ACCEPTANCE: _not_accepted,
+    timeline.ACCEPTANCE: _not_accepted,
+    timeline.DELIVERY_REMINDER: _delivery_soon,
+    timeline.DELIVERY: _late,
+    timeline.REVIEW: _not_reviewed,
+    timeline.REVISION_ANSWER: _revision_unanswered,
+    timeline.PREPAYMENT_REMINDER: _not_paid_reminder,
+    timeline.PREPAYMENT_CANCEL: _not_paid,
 }

@@ -9,18 +9,19 @@ coordinators are told, and the order stays unconfirmed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.helpdesk import record_event
+from gateway.orders import timeline
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
-from gateway.orders.timeline import decided, ended
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
@@ -66,7 +67,7 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
                      f"{provider.name} ({payment.transaction_id})")
     set_status(order, "confirmed", author)
     order.decided_at = utcnow()
-    decided(mailer.session, order, f"confirmed by {author}")
+    timeline.confirmed(mailer.session, settings, order, f"confirmed by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     tell_customer(mailer, order, "order_confirmed", {"charged": payment is not None,
                                                      "payment_link": _payment_link(settings, order)})
@@ -84,7 +85,7 @@ def decline_order(mailer: Mailer, order: Order, author: str, reason: str) -> Non
         record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
     set_status(order, "declined", author)
     order.decided_at = utcnow()
-    decided(mailer.session, order, f"declined by {author}")
+    timeline.declined(mailer.session, order, f"declined by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = None
     tell_customer(mailer, order, "order_declined", {"reason": reason})
@@ -105,7 +106,7 @@ def change_payment_method(order: Order, method: str, author: str) -> None:
         order.payment_method = method
 
 
-def record_paid(order: Order, amount: Decimal, reference: str, author: str) -> Payment:
+def record_paid(session: Session, order: Order, amount: Decimal, reference: str, author: str) -> Payment:
     """Money received by cash, transfer or invoice: a payment row, and the payment status follows."""
     if amount <= ZERO:
         raise OrderError("a payment needs an amount above zero")
@@ -114,6 +115,8 @@ def record_paid(order: Order, amount: Decimal, reference: str, author: str) -> P
     payment = record_payment(order, amount, reference, author)
     record_event(order.request, "payment", f"{format_amount(amount)} {order.currency} recorded by {author}"
                  + (f" ({reference})" if reference else "") + f"; {order.payment_status}")
+    if order.payment_status == "paid":
+        timeline.paid(session, order)
     return payment
 
 
@@ -129,10 +132,16 @@ def remind_payment(settings: Settings, mailer: Mailer, order: Order, author: str
     tell_customer(mailer, order, "payment_reminder", {"payment_link": _payment_link(settings, order)})
 
 
-def ship_order(mailer: Mailer, order: Order, author: str, tracking: str = "") -> None:
-    """A confirmed order is shipped; the customer is told, with the tracking reference."""
+def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tracking: str = "",
+               force: bool = False) -> None:
+    """A confirmed order is shipped; the customer is told, with the tracking reference. A prepayment
+    order ships once paid, unless ``force``."""
     if order.request.status != "confirmed":
         raise OrderError(f"order #{order.number} is {order.request.status}: only a confirmed order can be shipped")
+    if timeline.is_prepayment(settings, order) and order.payment_status != "paid" and not force:
+        raise OrderError(f"order #{order.number} is paid by transfer and not paid yet "
+                         f"({format_amount(order.amount_paid)} of {format_amount(order.total)} {order.currency}): "
+                         "record the payment with #paid AMOUNT, or write #ship force")
     order.tracking = tracking or order.tracking
     order.shipped_at = utcnow()
     set_status(order, "shipped", author)
@@ -149,7 +158,7 @@ def complete_order(session: Session, order: Order, author: str, force: bool = Fa
                          f"{format_amount(order.total)} {order.currency}): record the payment with "
                          "#paid AMOUNT, or write #complete force")
     order.completed_at = utcnow()
-    ended(session, order, "order completed")
+    timeline.ended(session, order, "order completed")
     set_status(order, "completed", author + (" (forced, unpaid)" if order.payment_status != "paid" else ""))
 
 
@@ -185,7 +194,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
                      "to refund by hand")
     set_status(order, "cancelled", author)
     record_event(order.request, "cancelled", f"by {author}" + (f": {reason}" if reason else ""))
-    ended(mailer.session, order, "order cancelled")
+    timeline.ended(mailer.session, order, "order cancelled")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = None
     money = {"reason": reason, "refunded": format_amount(-sum((r.amount for r in refunded), ZERO)),
@@ -193,3 +202,120 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
     tell_customer(mailer, order, "order_cancelled", money)
     tell_coordinators(mailer, order, "order_cancelled", {**money, "by": author}, author=author)
     return Cancellation(refunded, by_hand)
+
+
+WORKING = ("confirmed", "in-progress", "shipped")  # confirmed, and not delivered yet
+REVIEW_LIMIT = 2000
+
+
+def _confirmed_before(order: Order) -> bool:
+    return order.decided_at is not None and order.request.status in WORKING
+
+
+def set_due_date(settings: Settings, mailer: Mailer, order: Order, due_at: datetime, author: str) -> None:
+    """``#due``: the delivery deadline (and its reminder) of an order not delivered yet."""
+    if order.request.status not in (*OPEN, *WORKING):
+        raise OrderError(f"order #{order.number} is {order.request.status}: a delivery date is set before delivery")
+    timeline.set_due(mailer.session, settings, order, due_at)
+    record_event(order.request, "due", f"delivery due {due_at.isoformat(timespec='minutes')} UTC, set by {author}")
+
+
+def deliver_order(settings: Settings, mailer: Mailer, order: Order, author: str, text: str,
+                  files: list[str]) -> None:
+    """``#deliver``: delivered; the customer gets the text and the files with the order page link, and the
+    review window opens (CONTRACT §10)."""
+    if not _confirmed_before(order):
+        raise OrderError(f"order #{order.number} is {order.request.status}: only a confirmed order not yet "
+                         "delivered can be delivered")
+    order.delivered_at, order.late = utcnow(), False
+    order.revision_status = None if order.revision_status == "accepted" else order.revision_status
+    set_status(order, "delivered", author)
+    timeline.delivered(mailer.session, settings, order)
+    set_label(order.request, AWAITING_RESPONSE, True)
+    order.request.expected_response = "customer"
+    tell_customer(mailer, order, "order_delivered", {"text": text, "files": files, **_page(settings, order)})
+
+
+def _page(settings: Settings, order: Order) -> dict[str, object]:
+    days = timeline.times_of(settings, order).review_days
+    return {"review_days": f"{days:g}" if days else ""}
+
+
+def complete_by_customer(settings: Settings, mailer: Mailer, order: Order, rating: int | None, review: str) -> None:
+    """The customer completes a delivered order from its page, with a rating and a review if they wish."""
+    if order.request.status != "delivered":
+        raise OrderError(f"order #{order.number} is {order.request.status}: it can be completed once delivered")
+    order.review_rating, order.review_text = rating, review.strip()[:REVIEW_LIMIT] or None
+    order.reviewed_at = order.completed_at = utcnow()
+    set_status(order, "completed", order.customer.email)
+    timeline.ended(mailer.session, order, "completed by the customer")
+    set_label(order.request, AWAITING_RESPONSE, False)
+    order.request.expected_response = None
+    stars = f"{rating}/5" if rating else "no rating"
+    record_event(order.request, "review", f"{stars}" + (f": {order.review_text}" if order.review_text else ""))
+    tell_coordinators(mailer, order, "order_completed", {"rating": rating, "review": order.review_text or "",
+                                                          "by_customer": True})
+
+
+def complete_unreviewed(mailer: Mailer, order: Order, days: float) -> None:
+    """The review window closed in silence: completed without a review."""
+    order.completed_at = utcnow()
+    set_status(order, "completed", "the gateway")
+    timeline.ended(mailer.session, order, "review window over")
+    set_label(order.request, AWAITING_RESPONSE, False)
+    order.request.expected_response = None
+    record_event(order.request, "review", f"none within {days:g} days: completed without a review")
+    tell_customer(mailer, order, "order_completed", {"by_customer": False})
+    tell_coordinators(mailer, order, "order_completed", {"rating": None, "review": "", "by_customer": False})
+
+
+def ask_revision(settings: Settings, mailer: Mailer, order: Order, reason: str) -> None:
+    """The customer asks a revision of a delivered order within its review window."""
+    if order.request.status != "delivered" or order.revision_status == "requested":
+        raise OrderError(f"order #{order.number} is {order.request.status}: a revision is asked of a delivered order")
+    order.revision_status, order.revision_reason = "requested", reason.strip()[:REVIEW_LIMIT]
+    record_event(order.request, "revision", f"asked by {order.customer.email}: {order.revision_reason}")
+    timeline.revision_asked(mailer.session, settings, order)
+    order.request.expected_response = "coordinator"
+    tell_coordinators(mailer, order, "revision_requested", {"reason": order.revision_reason})
+
+
+def answer_revision(settings: Settings, mailer: Mailer, order: Order, accept: bool, reason: str, author: str) -> None:
+    """``#revision accept|refuse``: back to work to deliver again, or back to delivered (review window anew)."""
+    if order.revision_status != "requested":
+        raise OrderError(f"order #{order.number} has no revision request to answer")
+    order.revision_status = "accepted" if accept else "refused"
+    record_event(order.request, "revision", f"{order.revision_status} by {author}" + (f": {reason}" if reason else ""))
+    timeline.revision_answered(mailer.session, settings, order, accept)
+    if accept:
+        set_status(order, "in-progress", author)
+        order.request.expected_response = "coordinator"
+    else:
+        order.request.expected_response = "customer"
+    tell_customer(mailer, order, "revision_answered", {"accepted": accept, "reason": reason,
+                                                      **_page(settings, order)})
+
+
+def ask_cancellation(settings: Settings, mailer: Mailer, order: Order, reason: str) -> None:
+    """The customer asks to cancel from the order page, between placement and delivery."""
+    if order.request.status not in (*OPEN, *WORKING) or order.cancellation_status == "requested":
+        raise OrderError(f"order #{order.number} is {order.request.status}: a cancellation is asked before delivery")
+    order.cancellation_status, order.cancellation_by = "requested", order.customer.email
+    order.cancellation_reason = reason.strip()[:REVIEW_LIMIT]
+    record_event(order.request, "cancellation", f"asked by {order.customer.email}: {order.cancellation_reason}")
+    order.request.expected_response = "coordinator"
+    tell_coordinators(mailer, order, "cancellation_requested", {"reason": order.cancellation_reason})
+
+
+def answer_cancellation(settings: Settings, mailer: Mailer, order: Order, accept: bool, reason: str,
+                        author: str) -> None:
+    """``#cancellation accept|refuse``: the order is cancelled (and refunded), or goes on; the customer is told."""
+    if order.cancellation_status != "requested":
+        raise OrderError(f"order #{order.number} has no cancellation request to answer")
+    order.cancellation_status = "accepted" if accept else "refused"
+    record_event(order.request, "cancellation", f"{order.cancellation_status} by {author}"
+                 + (f": {reason}" if reason else ""))
+    if accept:
+        cancel_order(settings, mailer, order, author, reason or order.cancellation_reason or "")
+    else:
+        tell_customer(mailer, order, "cancellation_refused", {"reason": reason, **_page(settings, order)})

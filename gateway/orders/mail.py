@@ -8,6 +8,8 @@ from gateway.helpdesk import find_person, join
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
 from gateway.outbound.notify import Mailer, coordinators_to_tell, tell_team
+from gateway.settings import Settings
+from gateway.tokens import mint_order_token
 
 
 def order_context(order: Order) -> dict[str, Any]:
@@ -26,13 +28,19 @@ def order_context(order: Order) -> dict[str, Any]:
     }
 
 
+def order_link(settings: Settings, order: Order) -> str:
+    """The customer's order page (CONTRACT §10): every mail to the customer about an order carries it."""
+    return f"{settings.base_url}/order/{mint_order_token(settings.secret_key, order.number)}"
+
+
 def tell_customer(mailer: Mailer, order: Order, event: str, context: dict[str, Any]) -> None:
-    """``event.customer`` to the order's customer (never to anyone else)."""
+    """``event.customer`` to the order's customer (never to anyone else), with the order page link."""
     requester = next((p for p in order.request.participants if p.role == "requester"), None)
     if requester is None:
         requester = join(mailer.session, order.request, order.customer.email, role="requester",
                          person=order.customer)
-    mailer.send(order.request, requester, event, "customer", {**order_context(order), **context})
+    mailer.send(order.request, requester, event, "customer",
+                {**order_context(order), "order_link": order_link(mailer.settings, order), **context})
 
 
 def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[str, Any], author: str = "") -> None:

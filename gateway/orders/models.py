@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from gateway.clock import utcnow
 from gateway.models import Base, Person, Product, Request
 
-ORDER_STATUSES = ("pending", "in-progress", "confirmed", "declined", "shipped", "completed", "cancelled")
+ORDER_STATUSES = ("pending", "in-progress", "confirmed", "declined", "shipped", "delivered", "completed", "cancelled")
 PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")
 PAYMENT_STATUSES = ("unpaid", "partial", "paid", "refunded")
 QUOTE_STATUSES = ("open", "accepted", "declined", "withdrawn", "replaced", "expired")
@@ -51,6 +51,18 @@ class Order(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # In time (CONTRACT §10): the delivery deadline, the review the customer left, what they asked.
+    due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    review_rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    review_text: Mapped[str | None] = mapped_column(Text, default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    cancellation_status: Mapped[str | None] = mapped_column(String(10), default=None)  # requested, accepted, refused
+    cancellation_by: Mapped[str | None] = mapped_column(String(320), default=None)
+    cancellation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    revision_status: Mapped[str | None] = mapped_column(String(10), default=None)  # requested, accepted, refused
+    revision_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
     request: Mapped[Request] = relationship()
     customer: Mapped[Person] = relationship(foreign_keys=[customer_id])

@@ -39,6 +39,15 @@ def order_summary(order: Order) -> dict[str, Any]:
         "tracking": order.tracking,
         "customer": order.customer.email,
         "manager": order.manager.email if order.manager else None,
+        "due_at": _time(order.due_at),
+        "late": order.late,
+        "delivered_at": _time(order.delivered_at),
+        "review": ({"rating": order.review_rating, "text": order.review_text} if order.reviewed_at else None),
+        "cancellation": ({"requested_by": order.cancellation_by, "reason": order.cancellation_reason,
+                          "status": order.cancellation_status} if order.cancellation_status else None),
+        "revision": ({"reason": order.revision_reason, "status": order.revision_status}
+                     if order.revision_status else None),
+        "subscription": None,
     }
 
 

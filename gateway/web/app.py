@@ -6,13 +6,17 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.context import Context
-from gateway.web import api, health, openapi, quote
+from gateway.web import api, health, openapi, order, quote
 
 ROUTES = [
     Route("/healthz", health.healthz),
     Route("/quote/{token}", quote.show, name="quote"),
     Route("/quote/{token}/accept", quote.accept, methods=["POST"]),
     Route("/quote/{token}/decline", quote.decline, methods=["POST"]),
+    Route("/order/{token}", order.show, name="order"),
+    Route("/order/{token}/complete", order.complete, methods=["POST"]),
+    Route("/order/{token}/revision", order.revision, methods=["POST"]),
+    Route("/order/{token}/cancel", order.cancel, methods=["POST"]),
     Route("/api/orders", api.post_order, methods=["POST"]),
     Route("/openapi.json", openapi.document),
 ]

@@ -4,10 +4,12 @@ with ``clock_file``, its sweep every second, its mails read from the outbox."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import Gateway, body_text, mail, reply_address, write_home
 
@@ -16,10 +18,13 @@ ALICE = "alice@shop.example"
 HOUR = 3600
 
 
+MARKETPLACE = "acceptance_hours = 48\ndelivery_days = 5\nreview_days = 7\nrevision_answer_hours = 48"
+
+
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Gateway]:
     running = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1',
-                                 orders_mailbox="acceptance_hours = 48",
+                                 orders_mailbox=MARKETPLACE,
                                  sections='[payments]\nprovider = "fake-card"\n')).start()
     running.add_person(ALICE, "coordinator", "en")
     yield running
@@ -92,7 +97,100 @@ def test_a_coordinator_cancels_a_confirmed_card_order_and_the_card_is_refunded(s
     [to_customer] = [m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]
     text = body_text(to_customer)
     assert "Rupture de stock" in text and "120.00 EUR vous sont remboursés" in text
-    assert [(d["kind"], d["state"]) for d in order(shop, number)["deadlines"]] == [("acceptance", "void")]
+    assert {d["state"] for d in order(shop, number)["deadlines"]} == {"void"}, "nothing more is due"
     move_clock(shop, 50 * HOUR)
     time.sleep(2.5)
     assert len([m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]) == 1
+
+
+def page_link(gw: Gateway, message: object) -> str:
+    """The order page link a mail carries, on this gateway's port (the site's base_url is another)."""
+    match = re.search(r"https?://[^/\s]+(/order/[A-Za-z0-9_-]+)", body_text(message))  # type: ignore[arg-type]
+    assert match, body_text(message)  # type: ignore[arg-type]
+    return f"http://127.0.0.1:{gw.http_port}{match.group(1)}"
+
+
+def post(link: str, action: str, **form: str) -> httpx.Response:
+    return httpx.post(f"{link}/{action}", data=form, follow_redirects=False, timeout=30)
+
+
+def confirmed_order(gw: Gateway) -> tuple[int, object]:
+    number = new_order(gw, "card")
+    [notice] = gw.mails_to(ALICE)
+    answer(gw, notice, "#confirm")
+    return number, notice
+
+
+def test_deliver_then_the_customer_completes_with_a_rating_on_the_order_page(shop: Gateway) -> None:
+    number, notice = confirmed_order(shop)
+    assert [(d["kind"], d["state"]) for d in order(shop, number)["deadlines"]] == [
+        ("acceptance", "void"), ("delivery-reminder", "pending"), ("delivery", "pending")]
+    answer(shop, notice, "#deliver\nVoici le logo, en trois formats.")
+    assert shop.show(number)["status"] == "delivered"
+    [delivered] = [m for m in shop.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
+    assert "Voici le logo, en trois formats." in body_text(delivered)
+    link = page_link(shop, delivered)
+    page = httpx.get(link, timeout=30)
+    assert page.status_code == 200 and "Terminer la commande" in page.text and "Demander une révision" in page.text
+    assert shop.show(number)["status"] == "delivered", "a GET never acts"
+    done = post(link, "complete", rating="5", review="Parfait, merci !")
+    assert done.status_code == 303 and done.headers["location"].endswith(link.rsplit("/", 1)[1])
+    details = order(shop, number)
+    assert shop.show(number)["status"] == "completed"
+    assert (details["review"], details["deadlines"][-1]["state"]) == ({"rating": 5, "text": "Parfait, merci !"},
+                                                                       "void")
+    assert post(link, "complete", rating="1").status_code == 409, "once"
+    assert order(shop, number)["review"] == {"rating": 5, "text": "Parfait, merci !"}
+    shop.wait_idle()
+    [to_alice] = [m for m in shop.mails_to(ALICE) if "completed" in str(m["Subject"])]
+    assert "Rating: 5/5" in body_text(to_alice)
+    forged = link[:-3] + ("abc" if not link.endswith("abc") else "xyz")
+    assert httpx.get(forged, timeout=30).status_code == 404
+    assert post(forged, "complete").status_code == 404
+
+
+def test_a_revision_then_a_second_delivery_then_silence_completes_the_order(shop: Gateway) -> None:
+    number, notice = confirmed_order(shop)
+    answer(shop, notice, "#deliver\nPremière version.")
+    [delivered] = [m for m in shop.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
+    link = page_link(shop, delivered)
+    assert post(link, "revision", reason="").status_code == 422, "a revision needs its reason"
+    assert post(link, "revision", reason="Le bleu est trop clair.").status_code == 303
+    assert order(shop, number)["revision"] == {"reason": "Le bleu est trop clair.", "status": "requested"}
+    shop.wait_idle()
+    [asked] = [m for m in shop.mails_to(ALICE) if "Revision asked" in str(m["Subject"])]
+    answer(shop, asked, "#revision accept")
+    assert shop.show(number)["status"] == "in-progress"
+    answer(shop, asked, "#deliver\nDeuxième version, bleu plus foncé.")
+    assert shop.show(number)["status"] == "delivered"
+    move_clock(shop, 7 * 24 * HOUR + 600)
+    until(lambda: shop.show(number)["status"] == "completed")
+    details = order(shop, number)
+    assert details["review"] is None
+    assert [d["state"] for d in details["deadlines"] if d["kind"] == "review"] == ["void", "done"]
+    assert any("completed without a review" in e["detail"] for e in shop.show(number)["events"])
+
+
+def test_a_customers_cancellation_refused_then_another_accepted_and_refunded(shop: Gateway) -> None:
+    number, notice = confirmed_order(shop)
+    [confirmation] = [m for m in shop.mails_to(CUSTOMER) if "confirm" in str(m["Subject"]).lower()]
+    link = page_link(shop, confirmation)
+    assert post(link, "cancel", reason="Je n'en ai plus besoin.").status_code == 303
+    assert post(link, "cancel", reason="Encore.").status_code == 409, "one request at a time"
+    shop.wait_idle()
+    [asked] = [m for m in shop.mails_to(ALICE) if "Cancellation asked" in str(m["Subject"])]
+    answer(shop, asked, "#cancellation refuse Le travail est presque fini.")
+    assert shop.show(number)["status"] == "confirmed"
+    assert order(shop, number)["cancellation"]["status"] == "refused"
+    [refused] = [m for m in shop.mails_to(CUSTOMER) if "annulation" in str(m["Subject"])]
+    assert "Le travail est presque fini." in body_text(refused)
+    assert post(link, "cancel", reason="Vraiment, annulez.").status_code == 303
+    shop.wait_idle()
+    asked = [m for m in shop.mails_to(ALICE) if "Cancellation asked" in str(m["Subject"])][-1]
+    answer(shop, asked, "#cancellation accept")
+    assert shop.show(number)["status"] == "cancelled"
+    assert order(shop, number)["payment_status"] == "refunded"
+    assert order(shop, number)["cancellation"] == {"requested_by": CUSTOMER, "reason": "Vraiment, annulez.",
+                                                   "status": "accepted"}
+    assert httpx.get(link, timeout=30).status_code == 200
+    assert post(link, "cancel", reason="x").status_code == 409

@@ -1,0 +1,63 @@
+"""deadlines: what the sweep does at a time if nothing happens before; orders in time: the delivery
+deadline, the review, the customer's cancellation and revision requests (CONTRACT §10)
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'deadlines',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('request_id', sa.Integer(), nullable=False),
+        sa.Column('kind', sa.String(length=40), nullable=False),
+        sa.Column('due_at', sa.DateTime(), nullable=False),
+        sa.Column('state', sa.String(length=8), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('closed_at', sa.DateTime(), nullable=True),
+        sa.Column('outcome', sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(['request_id'], ['requests.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_deadlines_state_due_at', 'deadlines', ['state', 'due_at'])
+    with op.batch_alter_table('orders') as batch_op:
+        for column in _ORDER_COLUMNS:
+            batch_op.add_column(column)
+
+
+_ORDER_COLUMNS: tuple[sa.Column[Any], ...] = (
+    sa.Column('due_at', sa.DateTime(), nullable=True),
+    sa.Column('late', sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column('delivered_at', sa.DateTime(), nullable=True),
+    sa.Column('review_rating', sa.Integer(), nullable=True),
+    sa.Column('review_text', sa.Text(), nullable=True),
+    sa.Column('reviewed_at', sa.DateTime(), nullable=True),
+    sa.Column('cancellation_status', sa.String(length=10), nullable=True),
+    sa.Column('cancellation_by', sa.String(length=320), nullable=True),
+    sa.Column('cancellation_reason', sa.Text(), nullable=True),
+    sa.Column('revision_status', sa.String(length=10), nullable=True),
+    sa.Column('revision_reason', sa.Text(), nullable=True),
+)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('orders') as batch_op:
+        for column in reversed(_ORDER_COLUMNS):
+            batch_op.drop_column(column.name)
+    op.drop_index('ix_deadlines_state_due_at', 'deadlines')
+    op.drop_table('deadlines')
