@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Gateway
+from conftest import Gateway, write_home
+from test_orders_in_time import CUSTOMER, MARKETPLACE, confirmed_order, page_link
+from test_orders_in_time import answer as answer_as_alice
 from test_quote_page import ALICE, answer, order_with_quote, quote_statuses, start_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,3 +78,47 @@ def test_the_gone_page_reads_well_in_a_browser(shop: Gateway, browser: Any) -> N
     page.click("a.button")
     assert "500.00" in page.inner_text(".amount")
     page.close()
+
+
+@pytest.fixture
+def market(tmp_path: Path) -> Iterator[Gateway]:
+    running = Gateway(write_home(tmp_path / "home", orders_mailbox=MARKETPLACE,
+                                 sections='[payments]\nprovider = "fake-card"\n'))
+    running.env["GATEWAY_BASE_URL"] = f"http://127.0.0.1:{running.http_port}"
+    running.start()
+    running.add_person(ALICE, "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def test_a_customer_completes_a_delivered_order_in_a_real_browser_and_a_stale_page_answers_409(
+        market: Gateway, browser: Any) -> None:
+    number, notice = confirmed_order(market)
+    answer_as_alice(market, notice, "#deliver\nVoici votre logo.")
+    [delivered] = [m for m in market.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
+    link = page_link(market, delivered)
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(link)
+    assert "Livrée" in page.inner_text("main")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "order-delivered-phone.png"), full_page=True)
+    stale = browser.new_page()
+    stale.goto(link)
+
+    page.select_option("#rating", "4")
+    page.fill("#review", "Très bien, rapide.")
+    page.click("button.accept")
+    page.wait_for_url(link)
+    assert "Terminée" in page.inner_text("main") and "Très bien, rapide." in page.inner_text("main")
+    assert page.locator("button").count() == 0
+    assert market.show(number)["order"]["review"] == {"rating": 4, "text": "Très bien, rapide."}
+
+    stale.fill("#revision-reason", "Trop tard ?")
+    answer_409 = stale.expect_response(lambda response: response.request.method == "POST")
+    with answer_409 as posted:
+        stale.click("button.decline >> nth=0")
+    assert posted.value.status == 409
+    assert "Cette action n'est plus possible" in stale.inner_text("main")
+    assert market.show(number)["order"]["revision"] is None
