@@ -43,6 +43,7 @@ from gateway.inbound.parse import ParsedMail
 from gateway.inbound.thread import find_thread
 from gateway.models import MessageRef, Person, Request
 from gateway.orders.card import ensure_order
+from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.outbound.notify import notify_comment, notify_new_request, tell_team
 from gateway.rules.actions import RuleContext
@@ -165,12 +166,13 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     comment = None
     rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
     if rest and not text_is_taken(commands, rest):
-        comment = add_comment(session, request, author, rest, visibility=visibility, inbound_id=incoming.row.id)
+        kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility)
+        comment = add_comment(session, request, author, rest, visibility=kept_as, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
         run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)
-        if not author.unverified:  # a stranger posing as the team changes nothing of how the team writes
-            remember_visibility(request, comment)
+        if not author.unverified and kept_as == visibility:  # neither a stranger posing as the team nor a
+            remember_visibility(request, comment)          # reply held for the review window changes the habit
     status, assignee = request.status, request.assignee
     try:
         apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest,

@@ -194,3 +194,29 @@ def test_a_customers_cancellation_refused_then_another_accepted_and_refunded(sho
                                                    "status": "accepted"}
     assert httpx.get(link, timeout=30).status_code == 200
     assert post(link, "cancel", reason="x").status_code == 409
+
+
+def test_in_the_review_window_replies_by_mail_are_kept_private_and_answered_with_the_choices(shop: Gateway) -> None:
+    number, notice = confirmed_order(shop)
+    answer(shop, notice, "#deliver\nLe logo.")
+    [delivered] = [m for m in shop.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
+    mails_before = len(shop.mails_to(CUSTOMER))
+    answer(shop, notice, "Laissez-nous une bonne note, s'il vous plaît !")
+    comment = shop.show(number)["comments"][-1]
+    assert (comment["visibility"], comment["text"]) == ("private", "Laissez-nous une bonne note, s'il vous plaît !")
+    assert len(shop.mails_to(CUSTOMER)) == mails_before, "the seller's reply does not reach the customer"
+    [held] = [m for m in shop.mails_to(ALICE) if "Reply not sent" in str(m["Subject"])]
+    assert "kept as a private comment" in body_text(held)
+    shop.send(mail(f"Jean <{CUSTOMER}>", reply_address(delivered), "Re: livrée", "Le logo est un peu petit."))
+    shop.wait_idle()
+    comment = shop.show(number)["comments"][-1]
+    assert (comment["visibility"], comment["text"]) == ("private", "Le logo est un peu petit.")
+    [choices] = [m for m in shop.mails_to(CUSTOMER) if "à vous de décider" in str(m["Subject"])]
+    assert page_link(shop, choices) == page_link(shop, delivered)
+    assert "demander une révision" in body_text(choices)
+    answer(shop, notice, "Une réponse publique, plus tard ?")
+    assert shop.show(number)["status"] == "delivered"
+    move_clock(shop, 8 * 24 * HOUR)
+    until(lambda: shop.show(number)["status"] == "completed")
+    answer(shop, notice, "Merci encore !")
+    assert shop.show(number)["comments"][-1]["visibility"] == "public", "the habit was not changed by a held reply"
