@@ -139,6 +139,38 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_payments_import(args: argparse.Namespace) -> int:
+    """Record the credits of a bank statement on the orders they name; print what matched and what did not."""
+    from gateway.cli import UserError
+    from gateway.context import open_context
+    from gateway.orders.bank import import_credits
+    from gateway.payments.statements import StatementError, read_statement
+
+    try:
+        credits = read_statement(Path(args.file).read_bytes())
+    except OSError as error:
+        raise UserError(f"cannot read {args.file}: {error.strerror}") from error
+    except StatementError as error:
+        raise UserError(f"{args.file}: {error}") from error
+    context = open_context(_settings(args))
+    with context.sessions.begin() as session:
+        results = import_credits(session, credits)
+    if args.json:
+        json.dump([{"line": r.credit.line, "entry_id": r.credit.entry_id, "date": r.credit.date,
+                    "amount": str(r.credit.amount), "currency": r.credit.currency, "reference": r.credit.reference,
+                    "order": r.order, "outcome": r.outcome} for r in results], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    recorded = [r for r in results if r.outcome == "recorded"]
+    for r in results:
+        where = f"order #{r.order}" if r.order else "no order"
+        print(f"{'matched  ' if r.outcome == 'recorded' else 'unmatched'} line {r.credit.line}: {r.credit.amount} "
+              f"{r.credit.currency} {r.credit.reference!r} -> {where}: {r.outcome}")
+    print(f"{len(recorded)} payments recorded, {len(results) - len(recorded)} credits not recorded, "
+          f"of {len(results)} in {args.file}")
+    return 0
+
+
 def register_order_commands(add: AddCommand,
                             people: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds the order subcommands; ``add(name, handler, help)`` returns the subparser, ``people``
@@ -157,6 +189,15 @@ def register_order_commands(add: AddCommand,
     person.add_argument("email", metavar="EMAIL", type=email_argument)
     person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
     person.set_defaults(handler=cmd_people_set)
+    payments = add("payments", cmd_payments_import, "payments that arrive by themselves: bank statements")
+    payments.add_argument("--data", help="data folder")
+    payment_actions = payments.add_subparsers(dest="action", required=True, metavar="ACTION")
+    statement = payment_actions.add_parser(
+        "import", help="record the credits of a bank statement (CAMT.053 XML, or CSV: date,amount,currency,"
+                       "reference[,entry_id]) on the orders their reference names, once each")
+    statement.add_argument("file", metavar="FILE")
+    statement.add_argument("--json", action="store_true", help="what became of each credit, as JSON")
+    statement.set_defaults(handler=cmd_payments_import)
     stats = add("stats", cmd_stats, "order statistics")
     stats.add_argument("--data", help="data folder")
     stats.add_argument("--since", metavar="DATE", help="only orders created on or after DATE (YYYY-MM-DD)")

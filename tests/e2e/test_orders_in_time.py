@@ -220,3 +220,47 @@ def test_in_the_review_window_replies_by_mail_are_kept_private_and_answered_with
     until(lambda: shop.show(number)["status"] == "completed")
     answer(shop, notice, "Merci encore !")
     assert shop.show(number)["comments"][-1]["visibility"] == "public", "the habit was not changed by a held reply"
+
+
+@pytest.fixture
+def prepaid_shop(tmp_path: Path) -> Iterator[Gateway]:
+    running = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1',
+                                 orders_mailbox="prepayment_reminder_days = 7\nprepayment_cancel_days = 14",
+                                 sections='[payments]\nbank_details = "IBAN FR76 3000 6000 0112 3456 7890 189"\n'))
+    running.env["GATEWAY_BASE_URL"] = f"http://127.0.0.1:{running.http_port}"
+    running.start()
+    running.add_person(ALICE, "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def test_prepayment_reminded_then_cancelled_and_a_statement_import_in_between_stops_it(prepaid_shop: Gateway) -> None:
+    shop = prepaid_shop
+    paid_later, unpaid = new_order(shop, "transfer"), new_order(shop, "transfer")
+    notices = shop.mails_to(ALICE)
+    for notice in notices:
+        answer(shop, notice, "#confirm")
+    answer(shop, notices[1], "#ship COLIS-1")
+    assert shop.show(unpaid)["status"] == "confirmed", "#ship waits for the transfer"
+    [error] = [m for m in shop.mails_to(ALICE) if "#ship" in body_text(m) and "force" in body_text(m)]
+    move_clock(shop, 7 * 24 * HOUR + 60)
+    until(lambda: len([m for m in shop.mails_to(CUSTOMER) if "virement" in str(m["Subject"])]) == 2)
+    reminder = [m for m in shop.mails_to(CUSTOMER) if "virement" in str(m["Subject"])][0]
+    assert "IBAN FR76 3000 6000 0112 3456 7890 189" in body_text(reminder)
+    assert f"#{paid_later}" in body_text(reminder) and "/order/" in body_text(reminder)
+    statement = shop.home / "statement.csv"
+    statement.write_text(f"date,amount,currency,reference,entry_id\n2026-12-20,120.00,EUR,VIR CMD #{paid_later},"
+                         "BQ-1\n2026-12-20,5.00,EUR,Divers,BQ-2\n")
+    printed = shop.cli("payments", "import", str(statement)).stdout
+    assert f"matched   line 2: 120.00 EUR 'VIR CMD #{paid_later}' -> order #{paid_later}: recorded" in printed
+    assert "unmatched line 3" in printed and "1 payments recorded" in printed
+    assert "already recorded" in shop.cli("payments", "import", str(statement)).stdout, "once"
+    assert order(shop, paid_later)["payment_status"] == "paid"
+    move_clock(shop, 14 * 24 * HOUR + 120)
+    until(lambda: shop.show(unpaid)["status"] == "cancelled")
+    assert shop.show(paid_later)["status"] == "confirmed"
+    assert {d["kind"]: d["state"] for d in order(shop, paid_later)["deadlines"]}["prepayment-cancel"] == "void"
+    assert any("not paid within 14 days" in body_text(m) for m in shop.mails_to(CUSTOMER))
+    answer(shop, notices[0], "#ship COLIS-2")
+    assert shop.show(paid_later)["status"] == "shipped"
