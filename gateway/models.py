@@ -170,6 +170,19 @@ class Deadline(Base):
     request: Mapped[Request] = relationship()
 
 
+class ProviderEvent(Base):
+    """An event a payment provider sent (a Stripe webhook), applied once: its id is remembered."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Inbound(Base):
     """One raw message as received, before and after processing; ``replay`` starts from here."""
 

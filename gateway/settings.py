@@ -106,6 +106,7 @@ class Settings:
     default_payment_method: str = "transfer"  # card | transfer | cash | invoice, for orders that name none
     stripe_api_key: str = ""
     stripe_api_base: str = ""  # "" = Stripe's own; tests point it at recorded responses
+    stripe_webhook_secret: str = ""  # [payments] stripe_webhook_secret: the endpoint's signing secret (whsec_…)
     bank_details: str = ""  # [payments] bank_details: told to customers who pay by transfer (CONTRACT §10)
 
     @property
@@ -313,4 +314,5 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         stripe_api_key=str(payments.get("stripe_api_key", "")),
         stripe_api_base=str(payments.get("stripe_api_base", "")),
         bank_details=str(payments.get("bank_details", "")),
+        stripe_webhook_secret=str(payments.get("stripe_webhook_secret", "")),
     )

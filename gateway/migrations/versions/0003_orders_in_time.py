@@ -38,6 +38,17 @@ def upgrade() -> None:
     with op.batch_alter_table('orders') as batch_op:
         for column in _ORDER_COLUMNS:
             batch_op.add_column(column)
+    op.create_table(
+        'provider_events',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('provider', sa.String(length=20), nullable=False),
+        sa.Column('event_id', sa.String(length=255), nullable=False),
+        sa.Column('kind', sa.String(length=100), nullable=False),
+        sa.Column('outcome', sa.Text(), nullable=False),
+        sa.Column('received_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('provider', 'event_id'),
+    )
 
 
 _ORDER_COLUMNS: tuple[sa.Column[Any], ...] = (
@@ -56,6 +67,7 @@ _ORDER_COLUMNS: tuple[sa.Column[Any], ...] = (
 
 
 def downgrade() -> None:
+    op.drop_table('provider_events')
     with op.batch_alter_table('orders') as batch_op:
         for column in reversed(_ORDER_COLUMNS):
             batch_op.drop_column(column.name)
