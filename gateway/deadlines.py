@@ -2,9 +2,9 @@
 
 A change that starts a deadline (an order placed, delivered; a period started) writes it with
 ``schedule`` in its own transaction; a change that makes one moot (the order was accepted, paid,
-cancelled) ends it with ``void`` in its own. The sweep calls ``run_due``: each due deadline is
-claimed, acted on by the handler of its kind and marked done in one transaction, so it is done
-once and only once, whatever happens:
+cancelled) ends it with ``void`` in its own. The sweep calls ``run_due``: due deadlines are
+claimed, acted on by the handler of their kind and marked done in one transaction, so each is
+done once and only once, whatever happens:
 
 - a crash in the middle rolls the whole step back, and the next sweep does it;
 - sweepers side by side on PostgreSQL claim with ``FOR UPDATE SKIP LOCKED``: a row one of them
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -35,6 +35,8 @@ log = logging.getLogger("gateway.deadlines")
 
 # What a kind's handler does with its due deadline; returns what it did, for the row and the log.
 Handler = Callable[[Session, Settings, Mailer, Deadline], str]
+# Reads ahead, in a few queries, what the handlers of a batch will read (the requests' orders).
+ReadAhead = Callable[[Session, list[Deadline]], object]
 
 
 def schedule(session: Session, request: Request, kind: str, due_at: datetime) -> Deadline:
@@ -46,15 +48,16 @@ def schedule(session: Session, request: Request, kind: str, due_at: datetime) ->
     return deadline
 
 
-def void(session: Session, request: Request, kinds: Iterable[str], why: str) -> list[Deadline]:
-    """End the pending deadlines of these kinds: what they waited for happened (``why``)."""
+def void(session: Session, request: Request, kinds: Iterable[str], why: str) -> None:
+    """End the pending deadlines of these kinds: what they waited for happened (``why``). One statement,
+    whatever the number: a cancelled order ends all of its own at once."""
     if request.id is None:
         session.flush()  # a request opened in this transaction: its deadlines are keyed by its id
-    voided = list(session.scalars(select(Deadline).where(Deadline.request_id == request.id,
-                                                         Deadline.kind.in_(list(kinds)), Deadline.state == "pending")))
-    for deadline in voided:
-        deadline.state, deadline.closed_at, deadline.outcome = "void", utcnow(), why
-    return voided
+    session.execute(update(Deadline).where(Deadline.request_id == request.id, Deadline.kind.in_(list(kinds)),
+                                           Deadline.state == "pending")
+                    .values(state="void", closed_at=utcnow(), outcome=why)
+                    .execution_options(synchronize_session=False))  # a deadline of the sweep's batch in hand
+    # is marked done by the sweep after its handler, whatever this wrote
 
 
 def pending(session: Session, request: Request) -> list[Deadline]:
@@ -71,32 +74,54 @@ class Swept:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_000) -> Swept:
-    """Do every deadline due now, oldest first, each in a transaction of its own (see the module)."""
+BATCH = 100  # deadlines done in one transaction: a commit (and its wait for the disk) for each would cost more
+
+
+def _claim(session: Session, skip_locked: bool, skip: list[int], limit: int) -> list[Deadline]:
+    query = (select(Deadline).where(Deadline.state == "pending", Deadline.due_at <= utcnow())
+             .order_by(Deadline.due_at, Deadline.id).limit(limit))
+    if skip:
+        query = query.where(Deadline.id.not_in(skip))
+    return list(session.scalars(query.with_for_update(skip_locked=True) if skip_locked else query))
+
+
+def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_000,
+            read_ahead: ReadAhead | None = None) -> Swept:
+    """Do every deadline due now, oldest first, ``BATCH`` to a transaction (see the module).
+
+    A handler that fails rolls its whole batch back; the batch is done again without it, and it
+    stays pending for the next sweep. A failure that is not a handler's (the database is away)
+    leaves everything pending and is raised: the sweep is tried again at its next turn.
+    """
     swept = Swept()
     skip_locked = context.engine.dialect.name == "postgresql"
     while len(swept.done) + len(swept.failed) < most:
-        with context.sessions.begin() as session:
-            query = (select(Deadline).where(Deadline.state == "pending", Deadline.due_at <= utcnow())
-                     .order_by(Deadline.due_at, Deadline.id).limit(1))
-            if swept.failed:
-                query = query.where(Deadline.id.not_in(swept.failed))
-            deadline = session.scalars(query.with_for_update(skip_locked=True) if skip_locked else query).first()
-            if deadline is None:
-                break
-            mailer = Mailer(session, context.settings)
-            try:
-                with session.begin_nested():
+        failing: tuple[int, str, int] | None = None  # the deadline in hand: id, kind, request
+        lines: list[str] = []
+        try:
+            with context.sessions.begin() as session:
+                due = _claim(session, skip_locked, swept.failed, min(BATCH, most - len(swept.done)))
+                if not due:
+                    break
+                mailer = Mailer(session, context.settings)
+                if read_ahead is not None:
+                    read_ahead(session, due)
+                for deadline in due:
+                    failing = (deadline.id, deadline.kind, deadline.request_id)
                     outcome = handlers[deadline.kind](session, context.settings, mailer, deadline)
-            except Exception:  # the deadline stays pending: the next sweep tries again
-                log.exception("deadline %s (%s of request #%s, due %s) failed", deadline.id, deadline.kind,
-                              deadline.request_id, deadline.due_at.isoformat(timespec="seconds"))
-                swept.failed.append(deadline.id)
-                continue
-            deadline.state, deadline.closed_at, deadline.outcome = "done", utcnow(), outcome
-            line = f"deadline {deadline.id} ({deadline.kind} of #{deadline.request_id}): {outcome}"
-        log.info("%s", line)
-        swept.done.append(line)
+                    deadline.state, deadline.closed_at, deadline.outcome = "done", utcnow(), outcome
+                    lines.append(f"deadline {deadline.id} ({deadline.kind} of #{deadline.request_id}): {outcome}")
+                failing = None
+        except Exception:
+            if failing is None:
+                raise
+            log.exception("deadline %s (%s of request #%s) failed; the others of its batch are done again "
+                          "without it", *failing)
+            swept.failed.append(failing[0])
+            continue
+        for line in lines:
+            log.info("%s", line)
+        swept.done += lines
         swept.outbox_ids += mailer.outbox_ids
     return swept
 

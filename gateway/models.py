@@ -157,7 +157,8 @@ class Deadline(Base):
     the sweep, once, in the transaction that acts (``gateway.deadlines``)."""
 
     __tablename__ = "deadlines"
-    __table_args__ = (Index("ix_deadlines_state_due_at", "state", "due_at"),)
+    __table_args__ = (Index("ix_deadlines_state_due_at", "state", "due_at"),
+                      Index("ix_deadlines_request_id", "request_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"))
     kind: Mapped[str] = mapped_column(String(40))

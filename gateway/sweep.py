@@ -24,7 +24,7 @@ from gateway.context import Context
 from gateway.deadlines import run_due
 from gateway.inbound.accept import enqueue
 from gateway.models import Inbound, Outbox, Participant
-from gateway.orders.due import HANDLERS
+from gateway.orders.due import HANDLERS, read_ahead
 from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import expire_quotes
 from gateway.outbound.notify import Mailer
@@ -57,7 +57,7 @@ def sweep(context: Context) -> Sweep:
         expired = expire_quotes(session, context.settings, mailer)
     if expired:
         log.info("quotes expired: %s", ", ".join(str(q) for q in expired))
-    due = run_due(context, HANDLERS)
+    due = run_due(context, HANDLERS, read_ahead=read_ahead)
     return Sweep(expired, due.done, due.failed, mailer.outbox_ids + due.outbox_ids)
 
 

@@ -25,6 +25,7 @@ from gateway.orders.due import HANDLERS
 from gateway.orders.intake import OrderDraft, create_order, validate_order
 from gateway.orders.lifecycle import confirm_order
 from gateway.orders.models import Order
+from gateway.orders.stats import order_stats
 from gateway.outbound.notify import Mailer
 from gateway.payments.ledger import charge_order
 from gateway.settings import Mailbox, OrderTimes, Settings
@@ -97,6 +98,9 @@ def test_an_order_not_accepted_in_48_hours_is_cancelled_and_refunded_once(
     clock.move_to(START + timedelta(days=30))
     assert run_due(context, HANDLERS).done == [], "done once"
     assert len(_mails(context, "order_cancelled.customer")) == 1
+    with context.sessions() as session:
+        stats = order_stats(session)
+    assert (stats["cancelled"], stats["refunds"], stats["refunded"]) == (1, 1, {"EUR": "120.00"})
 
 
 def test_an_order_confirmed_in_time_voids_its_acceptance_deadline(
@@ -141,9 +145,10 @@ def test_a_crash_in_the_middle_of_a_sweep_leaves_the_deadline_to_the_next_sweep_
 
     with pytest.raises(KeyboardInterrupt):
         run_due(context, {"acceptance": dies_on_the_second})
-    assert [_order(context, n)[0] for n in numbers] == ["cancelled", "pending", "pending"], "rolled back"
+    assert [_order(context, n)[0] for n in numbers] == ["pending"] * 3, "the whole batch rolled back"
+    assert _mails(context, "order_cancelled.customer") == []
     swept = run_due(context, HANDLERS)
-    assert len(swept.done) == 2
+    assert len(swept.done) == 3
     assert [_order(context, n)[1] for n in numbers] == ["refunded"] * 3
     assert [len(_order(context, n)[2]) for n in numbers] == [2, 2, 2], "one refund each"
     assert len(_mails(context, "order_cancelled.customer")) == 3
@@ -178,7 +183,9 @@ def test_a_deadline_whose_handler_fails_stays_pending_and_the_others_are_done(
 
 @pytest.mark.postgres
 def test_sweepers_racing_on_postgresql_do_each_deadline_once(tmp_path: Path, postgres_url: str,
-                                                              clock: time_machine.Coordinates) -> None:
+                                                              clock: time_machine.Coordinates,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.deadlines.BATCH", 3)  # small batches, so the sweepers meet
     context = open_context(_settings(tmp_path, postgres_url))
     try:
         numbers = _paid_orders(context, 40)

@@ -136,6 +136,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     revenue = ", ".join(f"{amount} {currency}" for currency, amount in stats["revenue_confirmed"].items())
     print(f"revenue confirmed: {revenue or 'none'}")
     print(f"on-quote orders confirmed without a quote (left out): {stats['on_quote_confirmed_without_quote']}")
+    refunded = ", ".join(f"{amount} {currency}" for currency, amount in stats["refunded"].items())
+    print(f"cancelled: {stats['cancelled']}; refunds: {stats['refunds']}" + (f" ({refunded})" if refunded else ""))
     return 0
 
 

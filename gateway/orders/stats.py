@@ -19,7 +19,7 @@ from gateway.models import Request
 from gateway.orders.models import ZERO, Order
 from gateway.orders.money import format_amount
 
-CONFIRMED = ("confirmed", "shipped", "completed")
+CONFIRMED = ("confirmed", "shipped", "delivered", "completed")
 
 
 def _first_answer(order: Order) -> datetime | None:
@@ -35,7 +35,8 @@ def _hours(values: list[float]) -> float | None:
 def order_stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
     """Orders by status, quote acceptance rate, median hours to first answer and to decision, revenue."""
     query = select(Order).join(Order.request).order_by(Order.request_id).options(
-        selectinload(Order.quotes), selectinload(Order.request).selectinload(Request.comments))
+        selectinload(Order.quotes), selectinload(Order.payments),
+        selectinload(Order.request).selectinload(Request.comments))
     if since is not None:
         query = query.where(Order.created_at >= since)
     orders = list(session.scalars(query))
@@ -46,6 +47,10 @@ def order_stats(session: Session, since: datetime | None = None) -> dict[str, An
     first_answers = [(answer - o.created_at).total_seconds() for o in counted
                      if (answer := _first_answer(o)) is not None]
     decisions = [(o.decided_at - o.created_at).total_seconds() for o in counted if o.decided_at is not None]
+    refunded: dict[str, Decimal] = {}
+    refunds = [p for o in counted for p in o.payments if p.status == "succeeded" and p.amount < ZERO]
+    for refund in refunds:
+        refunded[refund.currency] = refunded.get(refund.currency, ZERO) - refund.amount
     revenue: dict[str, Decimal] = {}
     for order in counted:
         if order.request.status in CONFIRMED:
@@ -62,4 +67,7 @@ def order_stats(session: Session, since: datetime | None = None) -> dict[str, An
         "median_hours_to_decision": _hours(decisions),
         "revenue_confirmed": {currency: format_amount(amount) for currency, amount in sorted(revenue.items())},
         "on_quote_confirmed_without_quote": len(left_out),
+        "cancelled": sum(1 for o in counted if o.request.status == "cancelled"),
+        "refunds": len(refunds),
+        "refunded": {currency: format_amount(amount) for currency, amount in sorted(refunded.items())},
     }

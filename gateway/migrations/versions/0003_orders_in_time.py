@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_deadlines_state_due_at', 'deadlines', ['state', 'due_at'])
+    op.create_index('ix_deadlines_request_id', 'deadlines', ['request_id'])
     with op.batch_alter_table('orders') as batch_op:
         for column in _ORDER_COLUMNS:
             batch_op.add_column(column)
@@ -71,5 +72,6 @@ def downgrade() -> None:
     with op.batch_alter_table('orders') as batch_op:
         for column in reversed(_ORDER_COLUMNS):
             batch_op.drop_column(column.name)
+    op.drop_index('ix_deadlines_request_id', 'deadlines')
     op.drop_index('ix_deadlines_state_due_at', 'deadlines')
     op.drop_table('deadlines')
