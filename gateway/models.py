@@ -248,6 +248,9 @@ class Outbox(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # Who is sending it now (``outbound.outbox.deliver_all``), until when: never two senders at once.
+    claim: Mapped[str | None] = mapped_column(String(32), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
 
 class ImapState(Base):

@@ -3,17 +3,21 @@ that is in hand or not due yet (a second send of a mail the relay will retry is 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import select
 
 from gateway.broker import configure
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.models import Inbound, Outbox
+from gateway.outbound.outbox import deliver_all
 from gateway.settings import Mailbox, Settings
 from gateway.sweep import requeue_stalled
 
@@ -51,3 +55,31 @@ def test_only_work_waiting_past_requeue_seconds_is_queued_again(context: Context
     requeue_stalled(context)
     assert _queued(broker, "inbound") == [[rows["stalled message"].id]]
     assert _queued(broker, "outbox") == [[rows["lost mail"].id, rows["retry due long ago"].id]]
+
+
+def test_a_mail_queued_twice_is_sent_once_even_when_both_senders_run_at_once(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep may queue again a mail the broker still holds: two senders, one mail."""
+    sent: list[bytes] = []
+
+    class SlowRelay:
+        def deliver(self, mails: list[tuple[str, str, bytes]]) -> list[None]:
+            time.sleep(0.3)  # both senders are in here at once, unless one could not claim
+            sent.extend(raw for _sender, _recipient, raw in mails)
+            return [None] * len(mails)
+
+    monkeypatch.setattr("gateway.outbound.outbox.transport_for", lambda settings: SlowRelay())
+    with context.sessions.begin() as session:
+        rows = [Outbox(sender="support@shop.example", recipient=f"c{n}@client.example", template="t",
+                       message_id=f"<m{n}>", raw=f"mail {n}".encode()) for n in range(3)]
+        session.add_all(rows)
+    ids = [row.id for row in rows]
+    senders = [threading.Thread(target=deliver_all, args=(context, ids)) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    assert sorted(sent) == [b"mail 0", b"mail 1", b"mail 2"]
+    with context.sessions() as session:
+        assert set(session.scalars(select(Outbox.status))) == {"sent"}
+        assert set(session.scalars(select(Outbox.claim))) == {None}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, or_, select, update
 
 from gateway.clock import utcnow
 from gateway.context import Context
@@ -21,25 +23,42 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(15 * 2 ** (attempts - 1), 3600))
 
 
+CLAIM = timedelta(minutes=10)  # a sender that holds a claim longer is taken to have died with its process
+
+
+def _claim(context: Context, outbox_ids: list[int]) -> list[Row[Any]]:
+    """The pending rows among ``outbox_ids`` that no other sender holds, claimed for this one in a short
+    transaction of their own: two senders of the same ids (a message queued again by the sweep while
+    the broker still held it) send each mail once."""
+    token, now = uuid.uuid4().hex, utcnow()
+    with context.sessions.begin() as session:
+        session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
+                                             or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+                        .values(claim=token, claimed_until=now + CLAIM))
+        return list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw, Outbox.template,
+                                           Outbox.message_id)
+                                    .where(Outbox.claim == token, Outbox.status == "pending").order_by(Outbox.id)))
+
+
 def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
-    """Send the pending rows among ``outbox_ids`` in one transaction; returns the ids to retry later.
+    """Send the pending rows among ``outbox_ids`` that this sender could claim; returns the ids to retry later.
 
     The mails sent, nearly always all of them, are marked with one statement; only a failure
-    loads its row to record the error and the next attempt.
+    loads its row to record the error and the next attempt. A process that dies between the
+    send and the mark leaves its rows claimed for ``CLAIM``: then they are sent again (at least
+    once, never lost).
     """
     retry: list[int] = []
-    if not outbox_ids:
+    rows = _claim(context, outbox_ids) if outbox_ids else []
+    if not rows:
         return retry
+    outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
     with context.sessions.begin() as session:
-        rows = session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw, Outbox.template,
-                                      Outbox.message_id)
-                               .where(Outbox.id.in_(outbox_ids), Outbox.status == "pending").order_by(Outbox.id)
-                               .with_for_update()).all()
-        outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
         sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         if sent:
             session.execute(update(Outbox).where(Outbox.id.in_([row.id for row in sent]))
-                            .values(status="sent", sent_at=utcnow(), last_error="", attempts=Outbox.attempts + 1))
+                            .values(status="sent", sent_at=utcnow(), last_error="", attempts=Outbox.attempts + 1,
+                                    claim=None, claimed_until=None))
         for row in sent:
             log.info("sent %s %s to %s", row.template, row.message_id, row.recipient)
         for row, outcome in zip(rows, outcomes, strict=True):
@@ -51,6 +70,7 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
 def _record_failure(row: Outbox, error: TransientError | PermanentError) -> bool:
     """One failed try at one row, recorded on it; False when it must be retried."""
     row.attempts += 1
+    row.claim, row.claimed_until = None, None
     if isinstance(error, PermanentError):
         row.status, row.last_error = "failed", str(error)
         log.error("outbox %s to %s refused: %s", row.id, row.recipient, error)

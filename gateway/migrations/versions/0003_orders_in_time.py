@@ -1,5 +1,6 @@
 """deadlines: what the sweep does at a time if nothing happens before; orders in time: the delivery
-deadline, the review, the customer's cancellation and revision requests (CONTRACT §10)
+deadline, the review, the customer's cancellation and revision requests (CONTRACT §10); payment
+providers' events applied once; outbox claims, so a mail has one sender at a time
 
 Revision ID: 0003
 Revises: 0002
@@ -39,6 +40,9 @@ def upgrade() -> None:
     with op.batch_alter_table('orders') as batch_op:
         for column in _ORDER_COLUMNS:
             batch_op.add_column(column)
+    with op.batch_alter_table('outbox') as batch_op:
+        batch_op.add_column(sa.Column('claim', sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column('claimed_until', sa.DateTime(), nullable=True))
     op.create_table(
         'provider_events',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -69,6 +73,9 @@ _ORDER_COLUMNS: tuple[sa.Column[Any], ...] = (
 
 def downgrade() -> None:
     op.drop_table('provider_events')
+    with op.batch_alter_table('outbox') as batch_op:
+        batch_op.drop_column('claimed_until')
+        batch_op.drop_column('claim')
     with op.batch_alter_table('orders') as batch_op:
         for column in reversed(_ORDER_COLUMNS):
             batch_op.drop_column(column.name)
