@@ -40,6 +40,7 @@ class Person(Base):
     locale: Mapped[str | None] = mapped_column(String(5), default=None)
     failing_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     invoice_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_reference: Mapped[str | None] = mapped_column(String(200), default=None)  # the card renewals are charged on
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

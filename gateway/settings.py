@@ -9,6 +9,7 @@ import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ class OrderTimes:
     revision_answer_hours: float = 48
     prepayment_reminder_days: float = 0
     prepayment_cancel_days: float = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A subscription plan (CONTRACT §10, ``[[plans]]``): billed ``amount`` every ``interval``."""
+
+    name: str
+    amount: Decimal
+    currency: str
+    interval: str  # week, month, year
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,11 @@ class Settings:
     stripe_api_base: str = ""  # "" = Stripe's own; tests point it at recorded responses
     stripe_webhook_secret: str = ""  # [payments] stripe_webhook_secret: the endpoint's signing secret (whsec_…)
     bank_details: str = ""  # [payments] bank_details: told to customers who pay by transfer (CONTRACT §10)
+    plans: tuple[Plan, ...] = ()
+    retry_days: tuple[int, ...] = (1, 3, 5, 7)  # [subscriptions] retry_days: a declined renewal is tried again
+
+    def plan(self, name: str) -> Plan | None:
+        return next((plan for plan in self.plans if plan.name.lower() == name.lower()), None)
 
     @property
     def db_url(self) -> str:
@@ -178,6 +194,34 @@ _ENVIRONMENT = {
 _PAYMENT_PROVIDERS = ("manual", "fake-card", "stripe")
 _PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")
 _DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
+
+
+_INTERVALS = ("week", "month", "year")
+
+
+def _plans(raw: list[dict[str, Any]], where: str) -> tuple[Plan, ...]:
+    plans = []
+    for entry in raw:
+        name, interval = str(entry.get("name", "")).strip(), str(entry.get("interval", "month"))
+        if not name:
+            raise ConfigError(f"{where}: a [[plans]] entry needs a name")
+        if interval not in _INTERVALS:
+            raise ConfigError(f"{where}: plan {name} has interval {interval!r}; use week, month or year")
+        try:
+            amount = Decimal(str(entry.get("amount", ""))).quantize(Decimal("0.01"))
+        except InvalidOperation as error:
+            raise ConfigError(f"{where}: plan {name} needs an amount such as \"29.00\"") from error
+        if amount <= 0:
+            raise ConfigError(f"{where}: plan {name} needs an amount above zero")
+        plans.append(Plan(name, amount, str(entry.get("currency", "EUR")).upper(), interval))
+    return tuple(plans)
+
+
+def _retry_days(raw: dict[str, Any], where: str) -> tuple[int, ...]:
+    days = raw.get("retry_days", [1, 3, 5, 7])
+    if not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days):
+        raise ConfigError(f"{where}: [subscriptions] retry_days is {days!r}; use whole days such as [1, 3, 5, 7]")
+    return tuple(sorted(days))
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -315,4 +359,6 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         stripe_api_base=str(payments.get("stripe_api_base", "")),
         bank_details=str(payments.get("bank_details", "")),
         stripe_webhook_secret=str(payments.get("stripe_webhook_secret", "")),
+        plans=_plans(raw.get("plans", []), str(path)),
+        retry_days=_retry_days(raw.get("subscriptions", {}), str(path)),
     )

@@ -39,6 +39,8 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "cancel": (_COORDINATOR, re.compile(r"^\S.*$")),  # the reason, which the customer is told
     "due": (_COORDINATOR, re.compile(r"^(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2})?|\d{1,4}[dh])$", re.I)),
     "deliver": (_COORDINATOR, re.compile(r"^$")),
+    "plan": (_COORDINATOR, re.compile(r"^\S+(?:\s+from\s+\d{4}-\d{2}-\d{2})?$", re.I)),
+    "terminate": (_COORDINATOR, re.compile(r"^(now)?$", re.I)),
     "revision": (_COORDINATOR, re.compile(r"^(accept|refuse)\b.*$", re.I)),
     "cancellation": (_COORDINATOR, re.compile(r"^(accept|refuse)\b.*$", re.I)),
     "product": (_COORDINATOR, re.compile(r"^\S+$")),

@@ -34,6 +34,7 @@ from gateway.orders.lifecycle import (
 from gateway.orders.models import Order
 from gateway.orders.money import parse_amount
 from gateway.orders.quotes import create_quote, read_quote_lines, withdraw_quote
+from gateway.orders.subscriptions import choose_plan, terminate
 
 OrderStep = Callable[[CommandContext, Command, Order], None]
 
@@ -153,6 +154,18 @@ def cancellation(context: CommandContext, command: Command, order: Order) -> Non
     answer, _, reason = command.args.partition(" ")
     answer_cancellation(context.settings, context.mailer, order, answer.lower() == "accept", reason.strip(),
                         context.author.email)
+
+
+@order_command("plan")
+def plan(context: CommandContext, command: Command, order: Order) -> None:
+    name, _, start = command.args.partition(" ")
+    starts_at = read_due(start.split()[-1]) if start.strip() else None
+    choose_plan(context.session, context.settings, context.mailer, order, name, starts_at, context.author.email)
+
+
+@order_command("terminate")
+def terminate_subscription(context: CommandContext, command: Command, order: Order) -> None:
+    terminate(context.session, context.mailer, order, command.args.lower() == "now", context.author.email)
 
 
 @order_command("ship")

@@ -100,10 +100,14 @@ def cmd_people_set(args: argparse.Namespace) -> int:
     context = open_context(_settings(args))
     with context.sessions.begin() as session:
         person = find_person(session, args.email) or upsert_person(session, args.email)
-        if args.invoice is None:
-            raise UserError("nothing to set: give --invoice yes|no")
-        person.invoice_enabled = args.invoice == "yes"
-        print(f"{person.email}: invoice payment {'enabled' if person.invoice_enabled else 'disabled'}")
+        if args.invoice is None and args.card is None:
+            raise UserError("nothing to set: give --invoice yes|no or --card TOKEN")
+        if args.invoice is not None:
+            person.invoice_enabled = args.invoice == "yes"
+            print(f"{person.email}: invoice payment {'enabled' if person.invoice_enabled else 'disabled'}")
+        if args.card is not None:
+            person.card_reference = args.card or None
+            print(f"{person.email}: card {'set' if person.card_reference else 'removed'}; renewals are charged on it")
     return 0
 
 
@@ -173,6 +177,65 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _subscription_json(subscription: Any, payments: bool) -> dict[str, Any]:
+    from gateway.orders.money import format_amount
+
+    def day(value: datetime | None) -> str | None:
+        return value.isoformat(timespec="seconds") + "Z" if value else None
+
+    shown = {"id": subscription.id, "order": subscription.order_id, "customer": subscription.order.customer.email,
+             "plan": subscription.plan, "status": subscription.status, "reason": subscription.reason,
+             "current_period_end": day(subscription.current_period_end),
+             "next_charge_at": day(subscription.next_charge_at)}
+    if payments:
+        shown["next_plan"] = subscription.next_plan
+        shown["payments"] = [{"amount": format_amount(p.amount), "currency": p.currency, "status": p.status,
+                              "created_at": day(p.created_at), "reference": p.transaction_id}
+                             for p in subscription.order.payments]  # its order is billed for it alone
+    return shown
+
+
+def cmd_subscriptions(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from gateway.cli import UserError
+    from gateway.context import open_context
+    from gateway.orders.models import Subscription
+
+    context = open_context(_settings(args))
+    with context.sessions() as session:
+        if args.action == "show":
+            found = session.get(Subscription, args.id)
+            if found is None:
+                raise UserError(f"no subscription {args.id}: `gateway subscriptions list` lists them")
+            shown = _subscription_json(found, payments=True)
+            if args.json:
+                json.dump(shown, sys.stdout, ensure_ascii=False, indent=2)
+                sys.stdout.write("\n")
+                return 0
+            print(f"subscription {shown['id']} (order #{shown['order']}, {shown['customer']}): {shown['plan']}, "
+                  f"{shown['status']}" + (f" ({shown['reason']})" if shown["reason"] else ""))
+            print(f"  period ends {shown['current_period_end'] or '-'}, next charge {shown['next_charge_at'] or '-'}"
+                  + (f", plan {shown['next_plan']} from the next period" if shown["next_plan"] else ""))
+            for payment in shown["payments"]:
+                print(f"  {payment['created_at']}  {payment['amount']} {payment['currency']}  {payment['status']}")
+            return 0
+        query = select(Subscription).order_by(Subscription.id)
+        if args.status:
+            query = query.where(Subscription.status == args.status)
+        listed = [_subscription_json(s, payments=False) for s in session.scalars(query)]
+    if args.json:
+        json.dump(listed, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for shown in listed:
+        print(f"{shown['id']:>5}  #{shown['order']:<6} {shown['customer']:<32} {shown['plan']:<16} "
+              f"{shown['status']:<15} next charge {shown['next_charge_at'] or '-'}")
+    if not listed:
+        print("no subscriptions" + (f" {args.status}" if args.status else ""))
+    return 0
+
+
 def register_order_commands(add: AddCommand,
                             people: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds the order subcommands; ``add(name, handler, help)`` returns the subparser, ``people``
@@ -190,6 +253,8 @@ def register_order_commands(add: AddCommand,
     person = people.add_parser("set", help="change an account's options")
     person.add_argument("email", metavar="EMAIL", type=email_argument)
     person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
+    person.add_argument("--card", metavar="TOKEN", help="the card subscriptions are charged on (a provider's saved "
+                        "card: a Stripe PaymentMethod id, or fake-card's tok_visa / tok_chargeDeclined)")
     person.set_defaults(handler=cmd_people_set)
     payments = add("payments", cmd_payments_import, "payments that arrive by themselves: bank statements")
     payments.add_argument("--data", help="data folder")
@@ -200,6 +265,15 @@ def register_order_commands(add: AddCommand,
     statement.add_argument("file", metavar="FILE")
     statement.add_argument("--json", action="store_true", help="what became of each credit, as JSON")
     statement.set_defaults(handler=cmd_payments_import)
+    subscriptions = add("subscriptions", cmd_subscriptions, "subscriptions: orders with a plan, billed every period")
+    subscriptions.add_argument("--data", help="data folder")
+    sub_actions = subscriptions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = sub_actions.add_parser("list", help="every subscription, oldest first")
+    listing.add_argument("--status", choices=["scheduled", "active", "payment-failed", "inactive"])
+    listing.add_argument("--json", action="store_true")
+    showing = sub_actions.add_parser("show", help="one subscription with its payments")
+    showing.add_argument("id", type=int, metavar="ID")
+    showing.add_argument("--json", action="store_true")
     stats = add("stats", cmd_stats, "order statistics")
     stats.add_argument("--data", help="data folder")
     stats.add_argument("--since", metavar="DATE", help="only orders created on or after DATE (YYYY-MM-DD)")

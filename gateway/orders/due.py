@@ -6,13 +6,15 @@ and says what it did. A deadline whose order moved on without voiding it does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from gateway.deadlines import Handler
 from gateway.helpdesk import record_event
 from gateway.models import Deadline, Request
-from gateway.orders import timeline
+from gateway.orders import subscriptions, timeline
 from gateway.orders.lifecycle import OPEN, WORKING, cancel_order, complete_unreviewed
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import Order
@@ -116,7 +118,21 @@ def _not_paid(session: Session, settings: Settings, mailer: Mailer, deadline: De
     return _cancelled(settings, mailer, order, f"not paid within {days:g} days")
 
 
+def _subscription(step: Callable[[Session, Settings, Mailer, Order], str]) -> Handler:
+    def handler(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+        return step(session, settings, mailer, _order(session, deadline))
+    return handler
+
+
+def _renewal(session: Session, settings: Settings, mailer: Mailer, deadline: Deadline) -> str:
+    return subscriptions.due_renewal(session, settings, mailer, _order(session, deadline), deadline.due_at)
+
+
 HANDLERS: dict[str, Handler] = {
+    subscriptions.START: _subscription(subscriptions.due_start),
+    subscriptions.RENEWAL: _renewal,
+    subscriptions.RETRY: _subscription(subscriptions.due_retry),
+    subscriptions.END: _subscription(subscriptions.due_end),
     timeline.ACCEPTANCE: _not_accepted,
     timeline.DELIVERY_REMINDER: _delivery_soon,
     timeline.DELIVERY: _late,

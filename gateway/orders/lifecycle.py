@@ -22,6 +22,7 @@ from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
+from gateway.orders.subscriptions import start_subscription, subscription_of, terminate
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
@@ -54,7 +55,7 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
         raise OrderError(f"quote v{order.open_quote.version} awaits the customer's answer: wait, or #withdraw it")
     payment = None
     provider = provider_for(settings, order.payment_method)
-    if order.payment_method == "card" and provider.charges_cards and order.amount_due > ZERO:
+    if order.plan is None and order.payment_method == "card" and provider.charges_cards and order.amount_due > ZERO:
         payment = charge_order(settings, order, order.amount_due, provider)
         if not payment.status == "succeeded":
             record_event(order.request, "payment-declined",
@@ -68,6 +69,8 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
     set_status(order, "confirmed", author)
     order.decided_at = utcnow()
     timeline.confirmed(mailer.session, settings, order, f"confirmed by {author}")
+    if order.plan is not None:  # billed by its subscription, period after period
+        start_subscription(mailer.session, settings, mailer, order)
     set_label(order.request, AWAITING_RESPONSE, False)
     tell_customer(mailer, order, "order_confirmed", {"charged": payment is not None,
                                                      "payment_link": _payment_link(settings, order)})
@@ -192,6 +195,9 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
         record_event(order.request, "refund-by-hand", f"{format_amount(payment.amount)} {payment.currency} "
                      f"({payment.method}{', ' + payment.transaction_id if payment.transaction_id else ''}) "
                      "to refund by hand")
+    subscription = subscription_of(mailer.session, order)
+    if subscription is not None and subscription.status != "inactive":
+        terminate(mailer.session, mailer, order, True, author)
     set_status(order, "cancelled", author)
     record_event(order.request, "cancelled", f"by {author}" + (f": {reason}" if reason else ""))
     timeline.ended(mailer.session, order, "order cancelled")

@@ -39,6 +39,7 @@ class Order(Base):
     payment_status: Mapped[str] = mapped_column(String(10), default="unpaid")
     card_reference: Mapped[str | None] = mapped_column(String(200), default=None)
     plan: Mapped[str | None] = mapped_column(String(200), default=None)
+    plan_starts_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # #plan NAME from DATE
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     internal_comment: Mapped[str] = mapped_column(Text, default="")
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
@@ -71,6 +72,7 @@ class Order(Base):
     quotes: Mapped[list[Quote]] = relationship(
         order_by="Quote.version", cascade="all, delete-orphan", back_populates="order")
     payments: Mapped[list[Payment]] = relationship(order_by="Payment.id", cascade="all, delete-orphan")
+    subscription: Mapped[Subscription | None] = relationship(back_populates="order", uselist=False, viewonly=True)
 
     @property
     def number(self) -> int:
@@ -79,6 +81,11 @@ class Order(Base):
     @property
     def amount_due(self) -> Decimal:
         return max(self.total - self.amount_paid, ZERO)
+
+    @property
+    def subscription_id(self) -> int | None:
+        """The id of the subscription the order became at ``#confirm`` (with a plan), else None."""
+        return self.subscription.id if self.subscription is not None else None
 
     @property
     def open_quote(self) -> Quote | None:
@@ -161,3 +168,26 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(10))  # succeeded, declined, failed (a refund: a negative amount)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+SUBSCRIPTION_STATUSES = ("scheduled", "active", "payment-failed", "inactive")
+
+
+class Subscription(Base):
+    """An order with a plan, once confirmed (CONTRACT §10): billed every period by the sweep."""
+
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.request_id"), unique=True)
+    plan: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    reason: Mapped[str | None] = mapped_column(String(20), default=None)  # payment-failed, terminated
+    current_period_start: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    next_charge_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    next_plan: Mapped[str | None] = mapped_column(String(200), default=None)  # from the next period
+    ends_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_charges: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="subscription")

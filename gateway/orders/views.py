@@ -47,7 +47,7 @@ def order_summary(order: Order) -> dict[str, Any]:
                           "status": order.cancellation_status} if order.cancellation_status else None),
         "revision": ({"reason": order.revision_reason, "status": order.revision_status}
                      if order.revision_status else None),
-        "subscription": None,
+        "subscription": order.subscription_id,
     }
 
 

@@ -1,7 +1,8 @@
 """A card provider for tests and demos: deterministic, and no network.
 
-Amounts ending in ``.13`` are declined; every other charge succeeds with a
-transaction id derived from the order and the amount.
+It follows Stripe's test cards: the card ``tok_chargeDeclined`` is declined, ``tok_visa`` (and any other)
+is charged. Amounts ending in ``.13`` are declined too, whatever the card. A charge's transaction id is
+derived from the order, the amount and the card, so the same charge has the same id.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from gateway.orders.money import format_amount
 from gateway.payments.base import ChargeRequest, ChargeResult, PaymentProvider
 
 DECLINED_CENTS = "13"
+DECLINED_CARD = "tok_chargeDeclined"
 
 
 class FakeCardProvider(PaymentProvider):
@@ -21,9 +23,12 @@ class FakeCardProvider(PaymentProvider):
 
     def charge(self, charge: ChargeRequest) -> ChargeResult:
         amount = format_amount(charge.amount)
+        if charge.card_reference == DECLINED_CARD:
+            return ChargeResult("declined", message="Your card was declined. (tok_chargeDeclined)")
         if amount.endswith("." + DECLINED_CENTS):
             return ChargeResult("declined", message="card declined (fake-card declines amounts ending in .13)")
-        digest = hashlib.sha256(f"{charge.order_number}:{amount}:{charge.currency}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{charge.order_number}:{amount}:{charge.currency}:{charge.card_reference}:"
+                                f"{charge.description}".encode()).hexdigest()[:16]
         return ChargeResult("succeeded", transaction_id=f"fake_{digest}")
 
     def refund(self, transaction_id: str, amount: Decimal, currency: str) -> ChargeResult:

@@ -264,3 +264,85 @@ def test_prepayment_reminded_then_cancelled_and_a_statement_import_in_between_st
     assert any("not paid within 14 days" in body_text(m) for m in shop.mails_to(CUSTOMER))
     answer(shop, notices[0], "#ship COLIS-2")
     assert shop.show(paid_later)["status"] == "shipped"
+
+
+PLANS = """[payments]
+provider = "fake-card"
+
+[[plans]]
+name = "pro-monthly"
+amount = "29.00"
+currency = "EUR"
+interval = "month"
+
+[[plans]]
+name = "pro-yearly"
+amount = "290.00"
+currency = "EUR"
+interval = "year"
+
+[subscriptions]
+retry_days = [1, 3]
+"""
+DAY = 24 * HOUR
+
+
+def subscriptions(gw: Gateway) -> list[dict[str, object]]:
+    return list(json.loads(gw.cli("subscriptions", "list", "--json").stdout))
+
+
+def subscription(gw: Gateway, number: int) -> dict[str, object]:
+    return dict(json.loads(gw.cli("subscriptions", "show", str(number), "--json").stdout))
+
+
+def test_a_subscription_through_renewals_a_decline_retries_recovery_a_plan_change_and_termination(
+        tmp_path: Path) -> None:
+    gw = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1', sections=PLANS))
+    gw.start()
+    try:
+        gw.add_person(ALICE, "coordinator", "en")
+        path = gw.home / "order.json"
+        path.write_text(json.dumps({"customer": {"email": CUSTOMER, "name": "Jean", "locale": "fr"},
+                                    "subject": "Abonnement pro", "payment_method": "card", "plan": "pro-monthly",
+                                    "items": [{"description": "Pro", "quantity": 1, "unit_price": "29.00"}]}))
+        number = int(gw.cli("orders", "create", str(path)).stdout.split("#")[1].split()[0])
+        gw.cli("people", "set", CUSTOMER, "--card", "tok_visa")
+        [notice] = gw.mails_to(ALICE)
+        answer(gw, notice, "#confirm")
+        [listed] = subscriptions(gw)
+        assert (listed["plan"], listed["status"], listed["order"]) == ("pro-monthly", "active", number)
+        assert order(gw, number)["subscription"] == listed["id"]
+
+        def statuses() -> list[str]:
+            return [str(p["status"]) for p in subscription(gw, 1)["payments"]]  # type: ignore[union-attr]
+
+        assert statuses() == ["succeeded"], "charged once at #confirm"
+        move_clock(gw, 32 * DAY)
+        until(lambda: statuses() == ["succeeded", "succeeded"])
+        gw.cli("people", "set", CUSTOMER, "--card", "tok_chargeDeclined")
+        move_clock(gw, 63 * DAY)
+        until(lambda: subscription(gw, 1)["status"] == "payment-failed")
+        move_clock(gw, 64 * DAY + HOUR)
+        until(lambda: statuses() == ["succeeded", "succeeded", "declined", "declined"])
+        assert subscription(gw, 1)["status"] == "payment-failed", "one retry left"
+        gw.cli("people", "set", CUSTOMER, "--card", "tok_visa")
+        move_clock(gw, 66 * DAY + HOUR)
+        until(lambda: subscription(gw, 1)["status"] == "active")
+        gw.wait_idle()
+        assert any("de nouveau actif" in body_text(m) for m in gw.mails_to(CUSTOMER)), "recovered: the customer told"
+        answer(gw, notice, "#plan pro-yearly")
+        assert subscription(gw, 1)["next_plan"] == "pro-yearly"
+        move_clock(gw, 95 * DAY)
+        until(lambda: subscription(gw, 1)["plan"] == "pro-yearly")
+        amounts = [p["amount"] for p in subscription(gw, 1)["payments"]]  # type: ignore[union-attr]
+        assert amounts == ["29.00", "29.00", "29.00", "29.00", "29.00", "290.00"]
+        answer(gw, notice, "#terminate")
+        shown = subscription(gw, 1)
+        assert (shown["status"], shown["next_charge_at"]) == ("active", None), "active to the end of the period"
+        move_clock(gw, 95 * DAY + 366 * DAY)
+        until(lambda: subscription(gw, 1)["status"] == "inactive")
+        assert subscription(gw, 1)["reason"] == "terminated"
+        assert len(subscription(gw, 1)["payments"]) == 6, "nothing charged after the end"  # type: ignore[arg-type]
+        assert "inactive" in gw.cli("subscriptions", "list").stdout
+    finally:
+        assert gw.stop() == 0

@@ -44,6 +44,26 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('claim', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('claimed_until', sa.DateTime(), nullable=True))
     op.create_table(
+        'subscriptions',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('order_id', sa.Integer(), nullable=False),
+        sa.Column('plan', sa.String(length=200), nullable=False),
+        sa.Column('status', sa.String(length=16), nullable=False),
+        sa.Column('reason', sa.String(length=20), nullable=True),
+        sa.Column('current_period_start', sa.DateTime(), nullable=True),
+        sa.Column('current_period_end', sa.DateTime(), nullable=True),
+        sa.Column('next_charge_at', sa.DateTime(), nullable=True),
+        sa.Column('next_plan', sa.String(length=200), nullable=True),
+        sa.Column('ends_at_period_end', sa.Boolean(), nullable=False),
+        sa.Column('failed_charges', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['order_id'], ['orders.request_id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('order_id'),
+    )
+    with op.batch_alter_table('people') as batch_op:
+        batch_op.add_column(sa.Column('card_reference', sa.String(length=200), nullable=True))
+    op.create_table(
         'provider_events',
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('provider', sa.String(length=20), nullable=False),
@@ -68,11 +88,15 @@ _ORDER_COLUMNS: tuple[sa.Column[Any], ...] = (
     sa.Column('cancellation_reason', sa.Text(), nullable=True),
     sa.Column('revision_status', sa.String(length=10), nullable=True),
     sa.Column('revision_reason', sa.Text(), nullable=True),
+    sa.Column('plan_starts_at', sa.DateTime(), nullable=True),
 )
 
 
 def downgrade() -> None:
     op.drop_table('provider_events')
+    with op.batch_alter_table('people') as batch_op:
+        batch_op.drop_column('card_reference')
+    op.drop_table('subscriptions')
     with op.batch_alter_table('outbox') as batch_op:
         batch_op.drop_column('claimed_until')
         batch_op.drop_column('claim')
