@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -108,11 +109,14 @@ def requeue_stalled(context: Context) -> None:
 
 
 class Sweeper:
-    """Runs ``sweep`` every ``[gateway] sweep_seconds`` in a daemon thread until stopped."""
+    """Runs ``sweep`` every ``[gateway] sweep_seconds`` in a daemon thread until stopped, and
+    ``requeue_stalled`` at most once every ``requeue_seconds``: work that waits because the database
+    is away is queued again once a period, not at every sweep."""
 
     def __init__(self, context: Context) -> None:
         self.context = context
         self.interval = context.settings.sweep_seconds
+        self._requeued_at = time.monotonic()  # the start queued everything left
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweep", daemon=True)
 
@@ -129,7 +133,9 @@ class Sweeper:
         while not self._stop.is_set():
             try:
                 publish_revoked(self.context)
-                requeue_stalled(self.context)
+                if time.monotonic() - self._requeued_at >= self.context.settings.requeue_seconds:
+                    self._requeued_at = time.monotonic()
+                    requeue_stalled(self.context)
                 swept = sweep(self.context)
                 if swept.outbox_ids:
                     send_mail.send(swept.outbox_ids)

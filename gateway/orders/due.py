@@ -35,7 +35,7 @@ _WITH_WHAT_HANDLERS_READ = (joinedload(Order.request).selectinload(Request.parti
                             joinedload(Order.request).selectinload(Request.labels),
                             joinedload(Order.request).selectinload(Request.events),
                             joinedload(Order.customer), selectinload(Order.payments), selectinload(Order.quotes),
-                            selectinload(Order.items))
+                            selectinload(Order.items), selectinload(Order.subscription))
 
 
 def read_ahead(session: Session, deadlines: list[Deadline]) -> list[Order]:

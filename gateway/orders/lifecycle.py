@@ -22,7 +22,7 @@ from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
-from gateway.orders.subscriptions import start_subscription, subscription_of, terminate
+from gateway.orders.subscriptions import start_subscription, terminate
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
@@ -195,7 +195,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
         record_event(order.request, "refund-by-hand", f"{format_amount(payment.amount)} {payment.currency} "
                      f"({payment.method}{', ' + payment.transaction_id if payment.transaction_id else ''}) "
                      "to refund by hand")
-    subscription = subscription_of(mailer.session, order)
+    subscription = order.subscription
     if subscription is not None and subscription.status != "inactive":
         terminate(mailer.session, mailer, order, True, author)
     set_status(order, "cancelled", author)
