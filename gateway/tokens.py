@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _MAC_BYTES = 10
@@ -81,19 +82,26 @@ def mint_quote_token(secret_key: str, quote_id: int, version: int) -> str:
     return base64.urlsafe_b64encode(payload + _quote_mac(secret_key, payload)).decode().rstrip("=")
 
 
-def verify_quote_token(secret_key: str, token: str) -> QuoteToken | None:
-    """The quote and version a link names, or None when it is malformed or its signature is wrong."""
-    size = _QUOTE_ID_BYTES + _QUOTE_VERSION_BYTES
+def _urlsafe_signed(token: str, size: int, mac_bytes: int, mac: Callable[[bytes], bytes]) -> bytes | None:
+    """The payload of a base64url link token of ``size`` bytes and its HMAC, or None: malformed, of
+    another length, or not signed with the key."""
     if not token or len(token) > 40 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in token):
         return None
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) != size + _QUOTE_MAC_BYTES:
+    if len(raw) != size + mac_bytes:
         return None
-    payload, mac = raw[:size], raw[size:]
-    if not hmac.compare_digest(mac, _quote_mac(secret_key, payload)):
+    payload, signature = raw[:size], raw[size:]
+    return payload if hmac.compare_digest(signature, mac(payload)) else None
+
+
+def verify_quote_token(secret_key: str, token: str) -> QuoteToken | None:
+    """The quote and version a link names, or None when it is malformed or its signature is wrong."""
+    payload = _urlsafe_signed(token, _QUOTE_ID_BYTES + _QUOTE_VERSION_BYTES, _QUOTE_MAC_BYTES,
+                              lambda signed: _quote_mac(secret_key, signed))
+    if payload is None:
         return None
     quote_id, version = payload[:_QUOTE_ID_BYTES], payload[_QUOTE_ID_BYTES:]
     return QuoteToken(int.from_bytes(quote_id, "big"), int.from_bytes(version, "big"))
@@ -115,15 +123,5 @@ def mint_order_token(secret_key: str, order_number: int) -> str:
 
 def verify_order_token(secret_key: str, token: str) -> int | None:
     """The order number a link names, or None when it is malformed or its signature is wrong."""
-    if not token or len(token) > 40 or not all(c.isascii() and (c.isalnum() or c in "_-") for c in token):
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) != _ORDER_ID_BYTES + _ORDER_MAC_BYTES:
-        return None
-    payload, mac = raw[:_ORDER_ID_BYTES], raw[_ORDER_ID_BYTES:]
-    if not hmac.compare_digest(mac, _order_mac(secret_key, payload)):
-        return None
-    return int.from_bytes(payload, "big")
+    payload = _urlsafe_signed(token, _ORDER_ID_BYTES, _ORDER_MAC_BYTES, lambda signed: _order_mac(secret_key, signed))
+    return int.from_bytes(payload, "big") if payload is not None else None

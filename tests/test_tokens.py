@@ -10,7 +10,14 @@ import base64
 
 import pytest
 
-from gateway.tokens import ReplyToken, mint_reply_token, verify_reply_token
+from gateway.tokens import (
+    ReplyToken,
+    mint_order_token,
+    mint_quote_token,
+    mint_reply_token,
+    verify_order_token,
+    verify_reply_token,
+)
 
 KEY = "k" * 43
 TOKEN = mint_reply_token(KEY, "support", 12, 34)
@@ -51,3 +58,15 @@ def test_the_signature_covers_the_participant_not_only_the_request() -> None:
     raw[5:10] = (35).to_bytes(5, "big")  # the participant's bytes, the first token's signature
     swapped = base64.b32encode(bytes(raw)).decode().rstrip("=").lower()
     assert swapped != other and verify_reply_token(KEY, swapped, "support") is None
+
+
+def test_an_order_link_names_its_order_and_nothing_forged_passes() -> None:
+    key = "k" * 40
+    token = mint_order_token(key, 1234)
+    assert verify_order_token(key, token) == 1234
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[4] ^= 1  # another order, its signature kept
+    edited = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
+    for forged in (mint_order_token("another-key-" + "x" * 30, 1234), edited, token[:-1], token + "A", "",
+                   token.replace(token[0], "~", 1), mint_quote_token(key, 1234, 1)):
+        assert verify_order_token(key, forged) is None, forged

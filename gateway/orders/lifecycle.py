@@ -77,15 +77,20 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
     return Confirmation("confirmed", payment)
 
 
+def _withdraw_open_quote(order: Order) -> None:
+    """An order that ends takes its open quote with it: the link then answers that it was withdrawn."""
+    quote = order.open_quote
+    if quote is not None:
+        quote.status, quote.decided_at = "withdrawn", utcnow()
+        record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
+
+
 def decline_order(mailer: Mailer, order: Order, author: str, reason: str) -> None:
     """Decline a pending or in-progress order; an open quote is withdrawn with it; the customer is told why."""
     if order.request.status not in OPEN:
         raise OrderError(f"order #{order.number} is {order.request.status}: only a pending or in-progress order "
                          "can be declined")
-    quote = order.open_quote
-    if quote is not None:
-        quote.status, quote.decided_at = "withdrawn", utcnow()
-        record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
+    _withdraw_open_quote(order)
     set_status(order, "declined", author)
     order.decided_at = utcnow()
     timeline.declined(mailer.session, order, f"declined by {author}")
@@ -183,10 +188,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
     if order.request.status not in CANCELLABLE:
         raise OrderError(f"order #{order.number} is {order.request.status}: only an order not yet completed, "
                          "declined or cancelled can be cancelled")
-    quote = order.open_quote
-    if quote is not None:
-        quote.status, quote.decided_at = "withdrawn", utcnow()
-        record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
+    _withdraw_open_quote(order)
     refunded, by_hand = refund_payments(settings, order)
     for refund in refunded:
         record_event(order.request, "refund", f"{format_amount(-refund.amount)} {refund.currency} refunded by "
