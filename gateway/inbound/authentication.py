@@ -18,8 +18,6 @@ import logging
 from collections.abc import Callable, Sequence
 
 import authres
-import dkim
-import dkim.dnsplug
 
 _DKIM_OR_DMARC = ("dkim", "dmarc")
 TxtLookup = Callable[..., bytes | None]  # dkimpy's ``dnsfunc``: (b"sel._domainkey.example.", timeout=) -> TXT
@@ -79,6 +77,11 @@ def dkim_verified(raw: bytes, from_address: str, txt: TxtLookup | None = None) -
     """
     if "@" not in from_address or b"dkim-signature" not in raw[:65536].lower():
         return None
+    # Here, not at the top: dkimpy and dnspython weigh 14 MB in every process that applies messages,
+    # and only a site whose gateway is its MX (check_dkim) asks for them.
+    import dkim
+    import dkim.dnsplug
+
     from_domain = from_address.rpartition("@")[2].lower().rstrip(".")
     try:
         checker = dkim.DKIM(raw, logger=_QUIET)

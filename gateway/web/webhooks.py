@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 
-import stripe
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -40,6 +39,8 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         body = await read_body(request, BODY_LIMIT)
     except TooLarge:
         return JSONResponse({"error": f"the event is larger than {BODY_LIMIT} bytes"}, status_code=413)
+    import stripe  # here, not at the top: 26 MB in every gateway serve, for a site that may not use Stripe
+
     try:
         stripe.Webhook.construct_event(body, request.headers.get("stripe-signature"), secret)
     except (stripe.SignatureVerificationError, ValueError) as error:
