@@ -108,6 +108,9 @@ def main() -> int:
                     for i in range(args.deadlines - args.due)]
             for start in range(0, len(rows), 10_000):
                 session.execute(insert(Deadline), rows[start:start + 10_000])
+        with context.engine.connect() as connection:  # as autovacuum (PostgreSQL) would have by now
+            connection.execute(text("ANALYZE"))
+            connection.commit()
         log(f"{args.deadlines} pending deadlines, {args.due} of them due in 48 hours")
 
         idle = []
