@@ -35,6 +35,7 @@ from gateway.orders.models import Order
 from gateway.orders.money import parse_amount
 from gateway.orders.quotes import create_quote, read_quote_lines, withdraw_quote
 from gateway.orders.subscriptions import choose_plan, terminate
+from gateway.outbound.compose import MailFile
 
 OrderStep = Callable[[CommandContext, Command, Order], None]
 
@@ -136,7 +137,7 @@ def deliver(context: CommandContext, command: Command, order: Order) -> None:
         comment = add_comment(context.session, context.request, context.author, context.text, visibility="public")
         keep_attachments(context.settings.data_dir, comment, list(context.attachments))
     deliver_order(context.settings, context.mailer, order, context.author.email, context.text,
-                  [attachment.filename for attachment in context.attachments])
+                  [MailFile(a.filename, a.content_type, a.payload) for a in context.attachments])
 
 
 takes_text("deliver", lambda text: True)

@@ -8,6 +8,7 @@ coordinators are told, and the order stays unconfirmed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
 from gateway.orders.subscriptions import start_subscription, terminate
+from gateway.outbound.compose import MailFile
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
@@ -229,7 +231,7 @@ def set_due_date(settings: Settings, mailer: Mailer, order: Order, due_at: datet
 
 
 def deliver_order(settings: Settings, mailer: Mailer, order: Order, author: str, text: str,
-                  files: list[str]) -> None:
+                  files: Sequence[MailFile]) -> None:
     """``#deliver``: delivered; the customer gets the text and the files with the order page link, and the
     review window opens (CONTRACT §10)."""
     if not _confirmed_before(order):
@@ -241,7 +243,8 @@ def deliver_order(settings: Settings, mailer: Mailer, order: Order, author: str,
     timeline.delivered(mailer.session, settings, order)
     set_label(order.request, AWAITING_RESPONSE, True)
     order.request.expected_response = "customer"
-    tell_customer(mailer, order, "order_delivered", {"text": text, "files": files, **_page(settings, order)})
+    tell_customer(mailer, order, "order_delivered", {"text": text, "files": [f.filename for f in files],
+                                                     **_page(settings, order)}, files=files)
 
 
 def _page(settings: Settings, order: Order) -> dict[str, object]:

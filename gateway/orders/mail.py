@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.helpdesk import find_person, join
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
+from gateway.outbound.compose import MailFile
 from gateway.outbound.notify import Mailer, coordinators_to_tell, tell_team
 from gateway.settings import Settings
 from gateway.tokens import mint_order_token
@@ -33,14 +35,15 @@ def order_link(settings: Settings, order: Order) -> str:
     return f"{settings.base_url}/order/{mint_order_token(settings.secret_key, order.number)}"
 
 
-def tell_customer(mailer: Mailer, order: Order, event: str, context: dict[str, Any]) -> None:
+def tell_customer(mailer: Mailer, order: Order, event: str, context: dict[str, Any],
+                  files: Sequence[MailFile] = ()) -> None:
     """``event.customer`` to the order's customer (never to anyone else), with the order page link."""
     requester = next((p for p in order.request.participants if p.role == "requester"), None)
     if requester is None:
         requester = join(mailer.session, order.request, order.customer.email, role="requester",
                          person=order.customer)
     mailer.send(order.request, requester, event, "customer",
-                {**order_context(order), "order_link": order_link(mailer.settings, order), **context})
+                {**order_context(order), "order_link": order_link(mailer.settings, order), **context}, files=files)
 
 
 def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[str, Any], author: str = "") -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import quopri
 import uuid
+from collections.abc import Sequence
 from datetime import UTC
 from email.header import Header
+from email.message import MIMEPart
+from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
+from typing import NamedTuple
 
 from gateway.clock import utcnow
 from gateway.outbound.render import RenderedMail
@@ -95,13 +99,35 @@ def _multipart(subtype: str, parts: list[bytes]) -> tuple[bytes, bytes]:
     return f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n'.encode(), body
 
 
+class MailFile(NamedTuple):
+    """A file a mail carries (a delivery's files)."""
+
+    filename: str
+    content_type: str
+    payload: bytes
+
+
+def _file_part(file: MailFile) -> bytes:
+    """One attachment, written by the email library: base64, and a file name of any script encoded as
+    RFC 2231 says (a control character in it is dropped, never written)."""
+    maintype, _, subtype = file.content_type.partition("/")
+    if not maintype or not subtype or maintype in ("multipart", "message", "text"):
+        maintype, subtype = "application", "octet-stream"  # as bytes: what a sender called it is not trusted
+    name = "".join(c for c in file.filename if c.isprintable()) or "file"
+    part = MIMEPart(policy=SMTP)
+    part.set_content(file.payload, maintype=maintype, subtype=subtype, disposition="attachment", filename=name)
+    return part.as_bytes()
+
+
 def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, rendered: RenderedMail,
             message_id: str, number: int | None = None, root_message_id: str | None = None,
-            auto_submitted: str = "auto-generated", original: bytes | None = None) -> bytes:
+            auto_submitted: str = "auto-generated", original: bytes | None = None,
+            files: Sequence[MailFile] = ()) -> bytes:
     """A text + HTML mail to one recipient, whose Reply-To is that recipient's own reply address.
 
     ``number`` tags the subject ``[#N]``; ``root_message_id`` chains the mail to the request's
-    first message so every client threads it; ``original`` is attached as ``message/rfc822``.
+    first message so every client threads it; ``original`` is attached as ``message/rfc822``,
+    ``files`` as attachments.
     """
     subject = f"[#{number}] {rendered.subject}" if number is not None else rendered.subject
     head = [
@@ -126,4 +152,6 @@ def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, 
         embedded = (b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: " + encoding + b"\r\n"
                     b"Content-Disposition: attachment; filename=\"original.eml\"\r\n\r\n" + lines + b"\r\n")
         content_type, body = _multipart("mixed", [content_type + b"\r\n" + body, embedded])
+    if files:
+        content_type, body = _multipart("mixed", [content_type + b"\r\n" + body, *map(_file_part, files)])
     return b"".join(head) + content_type + b"\r\n" + body

@@ -17,7 +17,7 @@ the transaction changes that request (``write_waiting``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from gateway.clock import utcnow
 from gateway.helpdesk import Author, coordinators, join, record_event
 from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request
-from gateway.outbound.compose import UnsafeHeader, compose, new_message_id
+from gateway.outbound.compose import MailFile, UnsafeHeader, compose, new_message_id
 from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail
 from gateway.settings import Settings
@@ -201,8 +201,10 @@ class Mailer:
             self._recent_by_request[request, address] = stored.get((request.id, address), 0)
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
-             context: dict[str, Any], *, auto_submitted: str = "auto-generated") -> None:
-        """One mail about a request to one participant, Reply-To their own token, within the hourly limit."""
+             context: dict[str, Any], *, auto_submitted: str = "auto-generated",
+             files: Sequence[MailFile] = ()) -> None:
+        """One mail about a request to one participant, Reply-To their own token, within the hourly limit;
+        ``files`` are attached (a delivery's)."""
         if participant.person is not None and participant.person.failing_since is not None:
             return
         if self.settings.is_own_address(participant.email):
@@ -217,7 +219,7 @@ class Mailer:
         def write() -> None:
             self._write(mail, event, audience, context, mailbox=request.mailbox, recipient=participant.email,
                         reply_to=self.reply_to(request, participant), person=participant.person, request=request,
-                        auto_submitted=auto_submitted)
+                        auto_submitted=auto_submitted, files=files)
 
         if participant.id is None or any(about is request for about, _write in self._waiting):
             self._waiting.append((request, write))  # in order with the request's other mails
@@ -260,7 +262,8 @@ class Mailer:
 
     def _write(self, mail: _Mail, event: str, audience: str, context: dict[str, Any], *, mailbox: str,
                recipient: str, reply_to: str, person: Person | None, request: Request | None = None,
-               auto_submitted: str = "auto-generated", original: bytes | None = None, topic: str = "") -> None:
+               auto_submitted: str = "auto-generated", original: bytes | None = None, topic: str = "",
+               files: Sequence[MailFile] = ()) -> None:
         locale = (person.locale if person else None) or self.settings.locale
         rendered = render_mail(self.settings.home, event, audience, locale, {
             **context, "request": request, "site_name": self.settings.site_name,
@@ -271,7 +274,7 @@ class Mailer:
             raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
                           message_id=message_id, number=request.id if request else None,
                           root_message_id=request.root_message_id if request else None,
-                          auto_submitted=auto_submitted, original=original)
+                          auto_submitted=auto_submitted, original=original, files=files)
         except UnsafeHeader as error:  # no mail: the error names what would have made it
             where = f"request #{request.id}" if request else "no request"
             raise UnsafeHeader(f"{error} (mail {event}.{audience} to {recipient!r}, {where})") from error

@@ -125,10 +125,19 @@ def test_deliver_then_the_customer_completes_with_a_rating_on_the_order_page(sho
     number, notice = confirmed_order(shop)
     assert [(d["kind"], d["state"]) for d in order(shop, number)["deadlines"]] == [
         ("acceptance", "void"), ("delivery-reminder", "pending"), ("delivery", "pending")]
-    answer(shop, notice, "#deliver\nVoici le logo, en trois formats.")
+    delivery = mail(f"Alice <{ALICE}>", reply_address(notice), "Re: commande",
+                    "#deliver\nVoici le logo, en trois formats.")
+    logo = bytes(range(256)) * 40
+    delivery.add_attachment(logo, maintype="image", subtype="png", filename="logo été.png")
+    shop.send(delivery)
+    shop.wait_idle()
     assert shop.show(number)["status"] == "delivered"
     [delivered] = [m for m in shop.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
     assert "Voici le logo, en trois formats." in body_text(delivered)
+    [attached] = list(delivered.iter_attachments())
+    assert (attached.get_filename(), attached.get_content_type(), attached.get_content()) == (
+        "logo été.png", "image/png", logo), "the delivery's file, whole"
+    assert shop.show(number)["comments"][-1]["attachments"][0]["filename"] == "logo été.png"
     link = page_link(shop, delivered)
     page = httpx.get(link, timeout=30)
     assert page.status_code == 200 and "Terminer la commande" in page.text and "Demander une révision" in page.text
