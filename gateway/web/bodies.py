@@ -34,3 +34,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     request._body = body  # where Starlette keeps a body read once: ``request.form()`` parses it from there
     return body
+
+
+FORM_LIMIT = 64 * 1024  # a page's form holds a reason or a review of at most a few thousand characters
+
+
+async def read_form_fields(request: Request, limit: int = FORM_LIMIT) -> dict[str, str]:
+    """The text fields of a posted form (a file field reads as ""), or ``TooLarge``."""
+    await read_body(request, limit)
+    return {name: value if isinstance(value, str) else "" for name, value in (await request.form()).items()}

@@ -2,7 +2,7 @@
 
 As on the quote page: a GET only reads, each POST acts once in one transaction and answers ``303``
 to the page; a forged or unknown link is ``404``, an action not open now ``409`` with a page that
-says why. A form is read only once the token names an order, within ``FORM_LIMIT``.
+says why. A form is read only once the token names an order, within ``bodies.FORM_LIMIT``.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from gateway.context import Context
 from gateway.orders.order_page import OrderProblem, OrderView, act, order_for_token
 from gateway.transaction import transaction
-from gateway.web.bodies import TooLarge, read_body
+from gateway.web.bodies import TooLarge, read_form_fields
 from gateway.web.i18n import browser_locale
 from gateway.web.pages import PAGE_HEADERS, render_page
 from gateway.web.state import context_of
-
-FORM_LIMIT = 64 * 1024
 
 
 def _page(request: Request, context: Context, found: OrderView | OrderProblem) -> HTMLResponse:
@@ -50,8 +48,8 @@ def _act(context: Context, token: str, action: str, rating: int | None, text: st
         return act(session, context.settings, mailer, token, action, rating=rating, text=text)
 
 
-def _rating(value: object) -> int | None:
-    return int(value) if isinstance(value, str) and value in ("1", "2", "3", "4", "5") else None
+def _rating(value: str | None) -> int | None:
+    return int(value) if value in ("1", "2", "3", "4", "5") else None
 
 
 def _post(action: str, text_field: str, required: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -64,12 +62,10 @@ def _post(action: str, text_field: str, required: bool) -> Callable[[Request], A
         if isinstance(found, OrderProblem):
             return _page(request, context, found)
         try:
-            await read_body(request, FORM_LIMIT)
+            form = await read_form_fields(request)
         except TooLarge:
             return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
-        form = await request.form()
         text = form.get(text_field, "")
-        text = text if isinstance(text, str) else ""
         if required and not text.strip():
             return _page(request, context, OrderProblem("reason_needed", 422, found))
         outcome = await run_in_threadpool(_act, context, token, action, _rating(form.get("rating")), text)

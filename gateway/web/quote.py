@@ -14,12 +14,10 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from gateway.context import Context
 from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
 from gateway.transaction import transaction
-from gateway.web.bodies import TooLarge, read_body
+from gateway.web.bodies import TooLarge, read_form_fields
 from gateway.web.i18n import browser_locale
 from gateway.web.pages import PAGE_HEADERS, render_page
 from gateway.web.state import context_of
-
-FORM_LIMIT = 64 * 1024  # a reason is at most REASON_LIMIT characters; anything much larger is not our form
 
 
 def _page(request: Request, context: Context, found: QuoteView | QuoteProblem) -> HTMLResponse:
@@ -73,8 +71,7 @@ async def decline(request: Request) -> Response:
     if isinstance(found, QuoteProblem):
         return _page(request, context, found)
     try:
-        await read_body(request, FORM_LIMIT)
+        form = await read_form_fields(request)
     except TooLarge:
         return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
-    reason = (await request.form()).get("reason", "")
-    return await _answer(request, accept=False, reason=reason if isinstance(reason, str) else "")
+    return await _answer(request, accept=False, reason=form.get("reason", ""))
