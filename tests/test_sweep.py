@@ -83,3 +83,24 @@ def test_a_mail_queued_twice_is_sent_once_even_when_both_senders_run_at_once(
     with context.sessions() as session:
         assert set(session.scalars(select(Outbox.status))) == {"sent"}
         assert set(session.scalars(select(Outbox.claim))) == {None}
+
+
+def test_a_sender_that_breaks_frees_its_mails_for_the_next_try(context: Context,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    class BrokenRelay:
+        def deliver(self, mails: list[tuple[str, str, bytes]]) -> list[None]:
+            raise RuntimeError("a bug in the transport")
+
+    with context.sessions.begin() as session:
+        row = Outbox(sender="support@shop.example", recipient="c@client.example", template="t", message_id="<m>",
+                     raw=b"mail")
+        session.add(row)
+    monkeypatch.setattr("gateway.outbound.outbox.transport_for", lambda settings: BrokenRelay())
+    with pytest.raises(RuntimeError):
+        deliver_all(context, [row.id])
+    with context.sessions() as session:
+        assert session.scalars(select(Outbox.claim)).one() is None, "not held for ten minutes"
+    monkeypatch.undo()
+    assert deliver_all(context, [row.id]) == []
+    with context.sessions() as session:
+        assert session.scalars(select(Outbox.status)).one() == "sent"

@@ -26,7 +26,7 @@ def backoff(attempts: int) -> timedelta:
 CLAIM = timedelta(minutes=10)  # a sender that holds a claim longer is taken to have died with its process
 
 
-def _claim(context: Context, outbox_ids: list[int]) -> list[Row[Any]]:
+def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[Row[Any]]]:
     """The pending rows among ``outbox_ids`` that no other sender holds, claimed for this one in a short
     transaction of their own: two senders of the same ids (a message queued again by the sweep while
     the broker still held it) send each mail once."""
@@ -35,9 +35,10 @@ def _claim(context: Context, outbox_ids: list[int]) -> list[Row[Any]]:
         session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
                                              or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
                         .values(claim=token, claimed_until=now + CLAIM))
-        return list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw, Outbox.template,
-                                           Outbox.message_id)
-                                    .where(Outbox.claim == token, Outbox.status == "pending").order_by(Outbox.id)))
+        return token, list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw,
+                                                  Outbox.template, Outbox.message_id)
+                                           .where(Outbox.claim == token, Outbox.status == "pending")
+                                           .order_by(Outbox.id)))
 
 
 def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
@@ -49,10 +50,15 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
     once, never lost).
     """
     retry: list[int] = []
-    rows = _claim(context, outbox_ids) if outbox_ids else []
+    token, rows = _claim(context, outbox_ids) if outbox_ids else ("", [])
     if not rows:
         return retry
-    outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
+    try:
+        outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
+    except BaseException:  # not an answer of the relay (those are outcomes): free the rows for the retry now
+        with context.sessions.begin() as session:
+            session.execute(update(Outbox).where(Outbox.claim == token).values(claim=None, claimed_until=None))
+        raise
     with context.sessions.begin() as session:
         sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         if sent:
