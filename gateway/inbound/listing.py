@@ -13,6 +13,8 @@ from gateway.models import Person, Request
 CLOSED = ("resolved", "declined", "completed", "cancelled")
 
 
+LIST_TOPIC = "list"  # the outbox topic of #list answers, counted for the hourly cap
+
 def is_list_command(incoming: Incoming, person: Person) -> bool:
     commands, _rest = split_commands(incoming.parsed.reply_text)
     return person.role == "coordinator" and bool(commands) and commands[0].name == "list"
@@ -23,6 +25,11 @@ def _waiting_on(reader: Person, request: Request) -> bool:
 
 
 def answer_list(incoming: Incoming, reader: Person) -> str:
+    """The inbox, to the coordinator's own address only, at most ``mails_per_hour`` listings an hour: the
+    command needs no authentication, so a From forged by a stranger must not flood the coordinator."""
+    limit = incoming.settings.mails_per_hour
+    if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
+        return f"#list not answered to {reader.email}: {limit} listings in the last hour"
     commands, _rest = split_commands(incoming.parsed.reply_text)
     status = commands[0].args.lower()
     query = (select(Request).options(selectinload(Request.assignee))
@@ -39,5 +46,6 @@ def answer_list(incoming: Incoming, reader: Person) -> str:
     incoming.mailer.write("list", "coordinator", {"rows": rows, "mailbox": incoming.mailbox.address,
                                                   "status": status},
                           mailbox=incoming.mailbox.address, recipient=reader.email,
-                          reply_to=incoming.mailbox.address, person=reader, auto_submitted="auto-replied")
+                          reply_to=incoming.mailbox.address, person=reader, auto_submitted="auto-replied",
+                          topic=LIST_TOPIC)
     return f"#list answered to {reader.email}: {len(rows)} open requests"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
-from conftest import Gateway, body_text, mail
+from conftest import Gateway, body_text, mail, write_home
 
 CUSTOMER = "lea@client.example"
 
@@ -108,6 +109,22 @@ def test_list_to_the_bare_address_answers_with_open_requests_waiting_on_the_read
     assert listing.index("#2") < listing.index("#1"), "#2 waits on the coordinators, #1 on the customer"
     assert "Facture" in listing and "Livraison" in listing
     assert len(desk.requests()) == 2, "#list opens no request"
+
+
+def test_list_answers_at_most_mails_per_hour_listings_to_a_coordinator(tmp_path: Path) -> None:
+    """#list needs no authentication (the answer goes to the coordinator's own address), so a stranger
+    forging a coordinator's From must not flood them: past the hourly cap, the listing is not sent."""
+    gw = Gateway(write_home(tmp_path / "home", extra="mails_per_hour = 3")).start()
+    try:
+        gw.add_person("alice@shop.example", "coordinator")
+        for _ in range(5):
+            gw.send(mail("Alice <alice@shop.example>", "support@shop.example", "liste", "#list"))
+        gw.wait_idle()
+        assert len(gw.mails_to("alice@shop.example")) == 3
+        assert gw.count("SELECT count(*) FROM inbound WHERE decision LIKE '#list not answered%'") == 2
+        assert gw.requests() == [], "nothing lost, nothing opened: each one logged with its number"
+    finally:
+        assert gw.stop() == 0
 
 
 def test_visibility_can_change_afterwards_and_the_log_says_the_customer_saw_it(desk: Gateway) -> None:
