@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -58,11 +58,6 @@ def void(session: Session, request: Request, kinds: Iterable[str], why: str) -> 
                     .values(state="void", closed_at=utcnow(), outcome=why)
                     .execution_options(synchronize_session=False))  # a deadline of the sweep's batch in hand
     # is marked done by the sweep after its handler, whatever this wrote
-
-
-def pending(session: Session, request: Request) -> list[Deadline]:
-    return list(session.scalars(select(Deadline).where(Deadline.request_id == request.id,
-                                                       Deadline.state == "pending").order_by(Deadline.due_at)))
 
 
 @dataclass
@@ -125,8 +120,3 @@ def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_00
         swept.outbox_ids += mailer.outbox_ids
     return swept
 
-
-def due_count(session: Session) -> int:
-    """How many deadlines are due and not done (for ``/metrics`` and ``gateway sweep``)."""
-    return int(session.scalar(select(func.count(Deadline.id)).where(Deadline.state == "pending",
-                                                                    Deadline.due_at <= utcnow())) or 0)

@@ -170,9 +170,6 @@ class Payment(Base):
     comment: Mapped[str] = mapped_column(Text, default="")
 
 
-SUBSCRIPTION_STATUSES = ("scheduled", "active", "payment-failed", "inactive")
-
-
 class Subscription(Base):
     """An order with a plan, once confirmed (CONTRACT §10): billed every period by the sweep."""
 
@@ -180,7 +177,7 @@ class Subscription(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.request_id"), unique=True)
     plan: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")  # active, payment-failed, inactive
     reason: Mapped[str | None] = mapped_column(String(20), default=None)  # payment-failed, terminated
     current_period_start: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     current_period_end: Mapped[datetime | None] = mapped_column(DateTime, default=None)

@@ -24,8 +24,6 @@ from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 from gateway.tokens import verify_order_token
 
-ACTIONS = ("complete", "revision", "cancel")
-TEXT_LIMIT = 2000
 # What the customer sees of an order's deadlines: theirs, not the team's reminders.
 _CUSTOMER_DEADLINES = {"acceptance": "acceptance", "delivery": "delivery", "review": "review",
                        "prepayment-cancel": "payment"}
@@ -109,8 +107,7 @@ def act(session: Session, settings: Settings, mailer: Mailer, token: str, action
     order, view = found
     if action not in view.open_actions:
         return OrderProblem("closed", 409, view)
-    text = text.strip()[:TEXT_LIMIT]
-    try:
+    try:  # each step strips and bounds the customer's text (``lifecycle.REVIEW_LIMIT``)
         if action == "complete":
             complete_by_customer(settings, mailer, order, rating, text)
         elif action == "revision":
