@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
                                    http_port=getattr(args, "http_port", None))
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
 
@@ -68,7 +68,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     raw = sys.stdin.buffer.read() if args.file == "-" else _read_file(args.file)
     parsed = parse(raw).as_json()
     if args.json:
-        _print_json(parsed)
+        print_json(parsed)
         return 0
     sender = parsed["from"]
     print(f"From:      {sender['name']} <{sender['address']}>" if sender else "From:      (none)")
@@ -108,7 +108,7 @@ def cmd_requests(args: argparse.Namespace) -> int:
                 raise UserError(f"no request #{args.number}: see `gateway requests list`")
             detail = request_detail(session, request)
             if args.json:
-                _print_json(detail)
+                print_json(detail)
             else:
                 _print_request(detail)
             return 0
@@ -117,7 +117,7 @@ def cmd_requests(args: argparse.Namespace) -> int:
         order = {"coordinator": 0, "supplier": 1, "customer": 2}
         requests.sort(key=lambda r: order.get(r["expected_response"] or "", 3))
     if args.json:
-        _print_json(requests)
+        print_json(requests)
     else:
         for r in requests:
             expected = r["expected_response"] or "-"
@@ -143,7 +143,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     report = check_home(_signing_settings(args))
     if args.json:
-        _print_json(report)
+        print_json(report)
     else:
         print(f"home {report['home']}: {len(report['mailboxes'])} mailboxes, {report['rules']} rules, "
               f"{report['templates']} templates: ok")
@@ -213,7 +213,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     swept = sweep(context)
     deliver_all(context, swept.outbox_ids)  # a command has no worker: the mails go now
     if args.json:
-        _print_json({"quotes_expired": swept.expired_quotes, "deadlines": swept.deadlines,
+        print_json({"quotes_expired": swept.expired_quotes, "deadlines": swept.deadlines,
                      "failed": swept.failed, "mails": len(swept.outbox_ids)})
     else:
         for line in swept.deadlines:

@@ -31,6 +31,11 @@ def offset() -> timedelta:
     return timedelta(seconds=float(text)) if text else timedelta(0)
 
 
+def iso_utc(value: datetime | None) -> str | None:
+    """A stored time (naive UTC) as JSON shows it: ``2026-12-06T09:30:00Z``; None stays None."""
+    return value.isoformat(timespec="seconds") + "Z" if value else None
+
+
 def utcnow() -> datetime:
     """Now, in UTC, without a time zone (how the database stores every date)."""
     now = datetime.now(UTC).replace(tzinfo=None)

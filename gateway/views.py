@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.clock import iso_utc
 from gateway.models import Comment, Inbound, Request, RuleMatch
 from gateway.orders.views import order_detail
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def request_summary(request: Request) -> dict[str, Any]:
@@ -25,8 +21,8 @@ def request_summary(request: Request) -> dict[str, Any]:
         "subject": request.subject,
         "assignee": request.assignee.email if request.assignee else None,
         "expected_response": request.expected_response,
-        "created_at": _time(request.created_at),
-        "updated_at": _time(request.updated_at),
+        "created_at": iso_utc(request.created_at),
+        "updated_at": iso_utc(request.updated_at),
     }
 
 
@@ -40,7 +36,7 @@ def _comment(comment: Comment) -> dict[str, Any]:
         "source": comment.source,
         "unverified_sender": comment.unverified_sender,
         "degraded": comment.degraded,
-        "created_at": _time(comment.created_at),
+        "created_at": iso_utc(comment.created_at),
         "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size,
                          "sha256": a.sha256} for a in comment.attachments],
     }
@@ -58,7 +54,7 @@ def request_detail(session: Session, request: Request) -> dict[str, Any]:
                           "active": p.active} for p in request.participants],
         "comments": [_comment(c) for c in request.comments if c.visibility != "note"],
         "notes": [_comment(c) for c in request.comments if c.visibility == "note"],
-        "events": [{"kind": e.kind, "detail": e.detail, "created_at": _time(e.created_at)} for e in request.events],
+        "events": [{"kind": e.kind, "detail": e.detail, "created_at": iso_utc(e.created_at)} for e in request.events],
         "rules": [{"message": r.inbound_id, "rule": r.rule, "event": r.event, "why": r.why, "did": r.did}
                   for r in rules],
         "messages": [{"id": m.id, "message_id": m.message_id, "status": m.status, "decision": m.decision}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -112,7 +111,7 @@ def cmd_people_set(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from gateway.cli import UserError
+    from gateway.cli import UserError, print_json
     from gateway.context import open_context
     from gateway.orders.stats import order_stats
 
@@ -126,8 +125,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with context.sessions() as session:
         stats = order_stats(session, since.replace(tzinfo=None) if since else None)
     if args.json:
-        json.dump(stats, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        print_json(stats)
         return 0
     rate = stats["quote_acceptance_rate"]
     print(f"orders: {stats['orders']}" + (f" since {stats['since']}" if stats["since"] else ""))
@@ -147,7 +145,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_payments_import(args: argparse.Namespace) -> int:
     """Record the credits of a bank statement on the orders they name; print what matched and what did not."""
-    from gateway.cli import UserError
+    from gateway.cli import UserError, print_json
     from gateway.context import open_context
     from gateway.orders.bank import import_credits
     from gateway.payments.statements import StatementError, read_statement
@@ -162,10 +160,9 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
     with context.sessions.begin() as session:
         results = import_credits(session, credits)
     if args.json:
-        json.dump([{"line": r.credit.line, "entry_id": r.credit.entry_id, "date": r.credit.date,
-                    "amount": str(r.credit.amount), "currency": r.credit.currency, "reference": r.credit.reference,
-                    "order": r.order, "outcome": r.outcome} for r in results], sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        print_json([{"line": r.credit.line, "entry_id": r.credit.entry_id, "date": r.credit.date,
+                     "amount": str(r.credit.amount), "currency": r.credit.currency, "reference": r.credit.reference,
+                     "order": r.order, "outcome": r.outcome} for r in results])
         return 0
     recorded = [r for r in results if r.outcome == "recorded"]
     for r in results:
@@ -177,30 +174,13 @@ def cmd_payments_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subscription_json(subscription: Any, payments: bool) -> dict[str, Any]:
-    from gateway.orders.money import format_amount
-
-    def day(value: datetime | None) -> str | None:
-        return value.isoformat(timespec="seconds") + "Z" if value else None
-
-    shown = {"id": subscription.id, "order": subscription.order_id, "customer": subscription.order.customer.email,
-             "plan": subscription.plan, "status": subscription.status, "reason": subscription.reason,
-             "current_period_end": day(subscription.current_period_end),
-             "next_charge_at": day(subscription.next_charge_at)}
-    if payments:
-        shown["next_plan"] = subscription.next_plan
-        shown["payments"] = [{"amount": format_amount(p.amount), "currency": p.currency, "status": p.status,
-                              "created_at": day(p.created_at), "reference": p.transaction_id}
-                             for p in subscription.order.payments]  # its order is billed for it alone
-    return shown
-
-
 def cmd_subscriptions(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from gateway.cli import UserError
+    from gateway.cli import UserError, print_json
     from gateway.context import open_context
     from gateway.orders.models import Subscription
+    from gateway.orders.views import subscription_summary
 
     context = open_context(_settings(args))
     with context.sessions() as session:
@@ -208,10 +188,9 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
             found = session.get(Subscription, args.id)
             if found is None:
                 raise UserError(f"no subscription {args.id}: `gateway subscriptions list` lists them")
-            shown = _subscription_json(found, payments=True)
+            shown = subscription_summary(found, payments=True)
             if args.json:
-                json.dump(shown, sys.stdout, ensure_ascii=False, indent=2)
-                sys.stdout.write("\n")
+                print_json(shown)
                 return 0
             print(f"subscription {shown['id']} (order #{shown['order']}, {shown['customer']}): {shown['plan']}, "
                   f"{shown['status']}" + (f" ({shown['reason']})" if shown["reason"] else ""))
@@ -223,10 +202,9 @@ def cmd_subscriptions(args: argparse.Namespace) -> int:
         query = select(Subscription).order_by(Subscription.id)
         if args.status:
             query = query.where(Subscription.status == args.status)
-        listed = [_subscription_json(s, payments=False) for s in session.scalars(query)]
+        listed = [subscription_summary(s) for s in session.scalars(query)]
     if args.json:
-        json.dump(listed, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        print_json(listed)
         return 0
     for shown in listed:
         print(f"{shown['id']:>5}  #{shown['order']:<6} {shown['customer']:<32} {shown['plan']:<16} "

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.clock import iso_utc
 from gateway.models import Deadline, Request
 from gateway.orders.card import ensure_order
-from gateway.orders.models import Order
+from gateway.orders.models import Order, Subscription
 from gateway.orders.money import format_amount
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value else None
 
 
 def order_summary(order: Order) -> dict[str, Any]:
@@ -39,9 +35,9 @@ def order_summary(order: Order) -> dict[str, Any]:
         "tracking": order.tracking,
         "customer": order.customer.email,
         "manager": order.manager.email if order.manager else None,
-        "due_at": _time(order.due_at),
+        "due_at": iso_utc(order.due_at),
         "late": order.late,
-        "delivered_at": _time(order.delivered_at),
+        "delivered_at": iso_utc(order.delivered_at),
         "review": ({"rating": order.review_rating, "text": order.review_text} if order.reviewed_at else None),
         "cancellation": ({"requested_by": order.cancellation_by, "reason": order.cancellation_reason,
                           "status": order.cancellation_status} if order.cancellation_status else None),
@@ -49,6 +45,21 @@ def order_summary(order: Order) -> dict[str, Any]:
                      if order.revision_status else None),
         "subscription": order.subscription_id,
     }
+
+
+def subscription_summary(subscription: Subscription, *, payments: bool = False) -> dict[str, Any]:
+    """A subscription as ``gateway subscriptions list`` shows it; ``payments`` adds what ``show`` adds."""
+    shown: dict[str, Any] = {
+        "id": subscription.id, "order": subscription.order_id, "customer": subscription.order.customer.email,
+        "plan": subscription.plan, "status": subscription.status, "reason": subscription.reason,
+        "current_period_end": iso_utc(subscription.current_period_end),
+        "next_charge_at": iso_utc(subscription.next_charge_at)}
+    if payments:
+        shown["next_plan"] = subscription.next_plan
+        shown["payments"] = [{"amount": format_amount(p.amount), "currency": p.currency, "status": p.status,
+                              "created_at": iso_utc(p.created_at), "reference": p.transaction_id}
+                             for p in subscription.order.payments]  # its order is billed for it alone
+    return shown
 
 
 def order_detail(session: Session, request: Request) -> dict[str, Any] | None:
@@ -61,15 +72,15 @@ def order_detail(session: Session, request: Request) -> dict[str, Any] | None:
         return None
     order = ensure_order(session, request)
     summary = order_summary(order)
-    summary["deadlines"] = [{"kind": d.kind, "due_at": _time(d.due_at), "state": d.state}
+    summary["deadlines"] = [{"kind": d.kind, "due_at": iso_utc(d.due_at), "state": d.state}
                             for d in session.scalars(select(Deadline).where(Deadline.request_id == request.id)
                                                      .order_by(Deadline.due_at, Deadline.id))]
     return {
         "order": summary,
         "quotes": [{"version": q.version, "amount": format_amount(q.amount), "currency": q.currency,
-                    "status": q.status, "reason": q.reason or None, "created_at": _time(q.created_at),
-                    "decided_at": _time(q.decided_at), "valid_until": _time(q.valid_until)} for q in order.quotes],
-        "payments": [{"transaction_id": p.transaction_id, "date": _time(p.created_at), "method": p.method,
+                    "status": q.status, "reason": q.reason or None, "created_at": iso_utc(q.created_at),
+                    "decided_at": iso_utc(q.decided_at), "valid_until": iso_utc(q.valid_until)} for q in order.quotes],
+        "payments": [{"transaction_id": p.transaction_id, "date": iso_utc(p.created_at), "method": p.method,
                       "provider": p.provider, "amount": format_amount(p.amount), "currency": p.currency,
                       "status": p.status, "attempts": p.attempts, "comment": p.comment} for p in order.payments],
     }
