@@ -72,7 +72,7 @@ class Order(Base):
     quotes: Mapped[list[Quote]] = relationship(
         order_by="Quote.version", cascade="all, delete-orphan", back_populates="order")
     payments: Mapped[list[Payment]] = relationship(order_by="Payment.id", cascade="all, delete-orphan")
-    subscription: Mapped[Subscription | None] = relationship(back_populates="order", uselist=False, viewonly=True)
+    subscription: Mapped[Subscription | None] = relationship(back_populates="order", uselist=False)
 
     @property
     def number(self) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import calendar
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -48,10 +47,6 @@ def period_end(start: datetime, interval: str) -> datetime:
     return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def subscription_of(session: Session, order: Order) -> Subscription | None:
-    return session.scalars(select(Subscription).where(Subscription.order_id == order.number)).first()
-
-
 def _plan(settings: Settings, name: str) -> Plan:
     plan = settings.plan(name)
     if plan is None:
@@ -76,7 +71,7 @@ def choose_plan(session: Session, settings: Settings, mailer: Mailer, order: Ord
     """``#plan NAME [from DATE]``: before ``#confirm``, the plan the order subscribes to; after, the plan of
     its subscription from the next period."""
     plan = _plan(settings, name)
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None:
         if order.request.status not in ("pending", "in-progress"):
             raise OrderError(f"order #{order.number} is {order.request.status} and has no subscription")
@@ -94,7 +89,7 @@ def choose_plan(session: Session, settings: Settings, mailer: Mailer, order: Ord
 def start_subscription(session: Session, settings: Settings, mailer: Mailer, order: Order) -> Subscription:
     """``#confirm`` on an order with a plan: scheduled when it starts later, else active and charged now."""
     plan = _plan(settings, order.plan or "")
-    subscription = Subscription(order=order, order_id=order.number, plan=plan.name)
+    subscription = Subscription(order=order, plan=plan.name)
     session.add(subscription)
     now = utcnow()
     if order.plan_starts_at is not None and order.plan_starts_at > now:
@@ -159,7 +154,7 @@ def _charge(session: Session, settings: Settings, mailer: Mailer, order: Order, 
 
 def terminate(session: Session, mailer: Mailer, order: Order, now: bool, author: str) -> Subscription:
     """``#terminate [now]``: at the end of the period (it stays active until then), or at once."""
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None or subscription.status == "inactive":
         raise OrderError(f"order #{order.number} has no running subscription")
     void(session, order.request, [START, RENEWAL, RETRY], "terminated")
@@ -180,7 +175,7 @@ def _end(mailer: Mailer, order: Order, subscription: Subscription, author: str) 
 
 
 def due_start(session: Session, settings: Settings, mailer: Mailer, order: Order) -> str:
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None or subscription.status != "scheduled":
         return "nothing to do"
     _begin_period(session, settings, mailer, order, subscription, utcnow(), "started")
@@ -188,7 +183,7 @@ def due_start(session: Session, settings: Settings, mailer: Mailer, order: Order
 
 
 def due_renewal(session: Session, settings: Settings, mailer: Mailer, order: Order, due_at: datetime) -> str:
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None or subscription.status not in ("active", "payment-failed"):
         return "nothing to do"
     _begin_period(session, settings, mailer, order, subscription, due_at, "renewed")
@@ -196,7 +191,7 @@ def due_renewal(session: Session, settings: Settings, mailer: Mailer, order: Ord
 
 
 def due_retry(session: Session, settings: Settings, mailer: Mailer, order: Order) -> str:
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None or subscription.status != "payment-failed":
         return "nothing to do"
     _charge(session, settings, mailer, order, subscription, _plan(settings, subscription.plan), "recovered")
@@ -204,7 +199,7 @@ def due_retry(session: Session, settings: Settings, mailer: Mailer, order: Order
 
 
 def due_end(session: Session, settings: Settings, mailer: Mailer, order: Order) -> str:
-    subscription = subscription_of(session, order)
+    subscription = order.subscription
     if subscription is None or subscription.status == "inactive":
         return "nothing to do"
     _end(mailer, order, subscription, "the gateway (end of the period)")
