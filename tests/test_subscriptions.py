@@ -60,6 +60,10 @@ def test_declined_renewals_are_retried_on_the_schedule_then_the_subscription_is_
             customer.card_reference = "tok_chargeDeclined"
             number = order.number
 
+        with context.sessions() as session:
+            assert (session.get_one(Order, number).amount_paid, session.get_one(Order, number).payment_status) == (
+                Decimal("29.00"), "paid"), "the order's payment status follows its subscription's charges"
+
         def state() -> tuple[str, str | None, list[str]]:
             with context.sessions() as session:
                 sub = session.query(Subscription).one()

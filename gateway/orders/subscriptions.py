@@ -13,6 +13,7 @@ customer and coordinators are mailed at each change.
 from __future__ import annotations
 
 import calendar
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from gateway.orders.models import Order, Payment, Subscription
 from gateway.orders.money import format_amount
 from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
-from gateway.payments.base import ChargeRequest
+from gateway.payments.ledger import charge_request, update_payment_status
 from gateway.settings import Plan, Settings
 
 START = "subscription-start"
@@ -117,17 +118,18 @@ def _charge(session: Session, settings: Settings, mailer: Mailer, order: Order, 
     """Bill the current period; active and renewed at its end (``change`` says so to both sides), or
     payment-failed and tried again."""
     provider = provider_for(settings, "card")
-    card = order.customer.card_reference or order.card_reference
-    result = provider.charge(ChargeRequest(
-        order_number=order.number, amount=plan.amount, currency=plan.currency, customer_email=order.customer.email,
+    result = provider.charge(replace(
+        charge_request(order, plan.amount), currency=plan.currency,
+        card_reference=order.customer.card_reference or order.card_reference,
         description=f"{plan.name}, {_day(subscription.current_period_start)} to "
-                    f"{_day(subscription.current_period_end)} (#{order.number})", card_reference=card))
+                    f"{_day(subscription.current_period_end)} (#{order.number})"))
     payment = Payment(method="card", provider=provider.name, amount=plan.amount, currency=plan.currency,
                       status=result.status, transaction_id=result.transaction_id,
                       comment=f"subscription {subscription.id}: {plan.name} from "
                               f"{_day(subscription.current_period_start)}"
                               + ("" if result.succeeded else f": {result.message}"))
     order.payments.append(payment)
+    update_payment_status(order)
     period_end_ = subscription.current_period_end
     assert period_end_ is not None and subscription.current_period_start is not None
     amount = f"{format_amount(plan.amount)} {plan.currency}"
