@@ -23,7 +23,7 @@ from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Order, Payment
 from gateway.orders.money import format_amount
 from gateway.outbound.notify import Mailer
-from gateway.payments.ledger import update_payment_status
+from gateway.payments.ledger import refund_comment, update_payment_status
 
 PROVIDER = "stripe"
 
@@ -75,13 +75,13 @@ def _failed(mailer: Mailer, order: Order, intent: dict[str, Any]) -> str:
 def _refunded(order: Order, charge: dict[str, Any]) -> str:
     intent = str(charge.get("payment_intent") or "")
     total = _amount(charge.get("amount_refunded"))
-    known = -sum((p.amount for p in order.payments if p.amount < 0 and p.comment == f"refund of {intent}"),
+    known = -sum((p.amount for p in order.payments if p.amount < 0 and p.comment == refund_comment(intent)),
                  Decimal("0.00"))
     if total <= known:
         return f"order #{order.number}: refund of {intent} recorded already"
     refund = Payment(method="card", provider=PROVIDER, amount=-(total - known),
                      currency=str(charge.get("currency", order.currency)).upper(), status="succeeded",
-                     transaction_id=str(charge.get("id", "")), comment=f"refund of {intent}")
+                     transaction_id=str(charge.get("id", "")), comment=refund_comment(intent))
     order.payments.append(refund)
     update_payment_status(order)
     record_event(order.request, "refund", f"{format_amount(-refund.amount)} {refund.currency} refunded on Stripe; "

@@ -43,6 +43,11 @@ def record_payment(order: Order, amount: Decimal, reference: str, author: str) -
     return payment
 
 
+def refund_comment(transaction_id: str) -> str:
+    """What a refund row says of the payment it gives back: how a later refund of it finds the earlier ones."""
+    return f"refund of {transaction_id}"
+
+
 def refund_payments(settings: Settings, order: Order) -> tuple[list[Payment], list[Payment]]:
     """Give back every captured payment through the provider that took it: a refund is a payment row
     with a negative amount (CONTRACT §10). Returns (the refunds made, the payments to refund by hand:
@@ -57,7 +62,7 @@ def refund_payments(settings: Settings, order: Order) -> tuple[list[Payment], li
             continue
         refund = Payment(method=payment.method, provider=payment.provider, amount=-payment.amount,
                          currency=payment.currency, status="succeeded", transaction_id=result.transaction_id,
-                         comment=f"refund of {payment.transaction_id}")
+                         comment=refund_comment(payment.transaction_id))
         order.payments.append(refund)
         refunds.append(refund)
     update_payment_status(order)
