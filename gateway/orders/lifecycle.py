@@ -172,6 +172,13 @@ def complete_order(session: Session, order: Order, author: str, force: bool = Fa
     set_status(order, "completed", author + (" (forced, unpaid)" if order.payment_status != "paid" else ""))
 
 
+def _closed(session: Session, order: Order, how: str) -> None:
+    """Cancelled or completed: nothing more is due, and nobody is waited for."""
+    timeline.ended(session, order, how)
+    set_label(order.request, AWAITING_RESPONSE, False)
+    order.request.expected_response = None
+
+
 CANCELLABLE = ("pending", "in-progress", "confirmed", "shipped", "delivered")
 
 
@@ -204,9 +211,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
         terminate(mailer.session, mailer, order, True, author)
     set_status(order, "cancelled", author)
     record_event(order.request, "cancelled", f"by {author}" + (f": {reason}" if reason else ""))
-    timeline.ended(mailer.session, order, "order cancelled")
-    set_label(order.request, AWAITING_RESPONSE, False)
-    order.request.expected_response = None
+    _closed(mailer.session, order, "order cancelled")
     money = {"reason": reason, "refunded": format_amount(-sum((r.amount for r in refunded), ZERO)),
              "by_hand": [f"{format_amount(p.amount)} {p.currency} ({p.method})" for p in by_hand]}
     tell_customer(mailer, order, "order_cancelled", money)
@@ -259,9 +264,7 @@ def complete_by_customer(settings: Settings, mailer: Mailer, order: Order, ratin
     order.review_rating, order.review_text = rating, review.strip()[:REVIEW_LIMIT] or None
     order.reviewed_at = order.completed_at = utcnow()
     set_status(order, "completed", order.customer.email)
-    timeline.ended(mailer.session, order, "completed by the customer")
-    set_label(order.request, AWAITING_RESPONSE, False)
-    order.request.expected_response = None
+    _closed(mailer.session, order, "completed by the customer")
     stars = f"{rating}/5" if rating else "no rating"
     record_event(order.request, "review", f"{stars}" + (f": {order.review_text}" if order.review_text else ""))
     tell_coordinators(mailer, order, "order_completed", {"rating": rating, "review": order.review_text or "",
@@ -272,9 +275,7 @@ def complete_unreviewed(mailer: Mailer, order: Order, days: float) -> None:
     """The review window closed in silence: completed without a review."""
     order.completed_at = utcnow()
     set_status(order, "completed", "the gateway")
-    timeline.ended(mailer.session, order, "review window over")
-    set_label(order.request, AWAITING_RESPONSE, False)
-    order.request.expected_response = None
+    _closed(mailer.session, order, "review window over")
     record_event(order.request, "review", f"none within {days:g} days: completed without a review")
     tell_customer(mailer, order, "order_completed", {"by_customer": False})
     tell_coordinators(mailer, order, "order_completed", {"rating": None, "review": "", "by_customer": False})
