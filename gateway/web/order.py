@@ -11,14 +11,14 @@ from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.context import Context
 from gateway.orders.order_page import OrderProblem, OrderView, act, order_for_token
 from gateway.transaction import transaction
 from gateway.web.bodies import TooLarge, read_form_fields
 from gateway.web.i18n import browser_locale
-from gateway.web.pages import PAGE_HEADERS, render_page
+from gateway.web.pages import PAGE_HEADERS, form_too_large, render_page
 from gateway.web.state import context_of
 
 
@@ -64,7 +64,7 @@ def _post(action: str, text_field: str, required: bool) -> Callable[[Request], A
         try:
             form = await read_form_fields(request)
         except TooLarge:
-            return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
+            return form_too_large()
         text = form.get(text_field, "")
         if required and not text.strip():
             return _page(request, context, OrderProblem("reason_needed", 422, found))

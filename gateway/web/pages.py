@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 
 from gateway.outbound.render import environment
 from gateway.settings import Settings
@@ -23,6 +23,11 @@ PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
+
+
+def form_too_large() -> PlainTextResponse:
+    """The answer to a page's form over ``bodies.FORM_LIMIT``."""
+    return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
 
 
 def render_page(settings: Settings, template: str, locale: str, status_code: int = 200,

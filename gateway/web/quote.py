@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.context import Context
 from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
 from gateway.transaction import transaction
 from gateway.web.bodies import TooLarge, read_form_fields
 from gateway.web.i18n import browser_locale
-from gateway.web.pages import PAGE_HEADERS, render_page
+from gateway.web.pages import PAGE_HEADERS, form_too_large, render_page
 from gateway.web.state import context_of
 
 
@@ -73,5 +73,5 @@ async def decline(request: Request) -> Response:
     try:
         form = await read_form_fields(request)
     except TooLarge:
-        return PlainTextResponse("413 the form is too large", status_code=413, headers=PAGE_HEADERS)
+        return form_too_large()
     return await _answer(request, accept=False, reason=form.get("reason", ""))

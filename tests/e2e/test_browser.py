@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Gateway, write_home
-from test_orders_in_time import CUSTOMER, MARKETPLACE, confirmed_order, page_link
+from conftest import Gateway
+from test_orders_in_time import CUSTOMER, FAKE_CARD, MARKETPLACE, confirmed_order, page_link, start_market
 from test_orders_in_time import answer as answer_as_alice
 from test_quote_page import ALICE, answer, order_with_quote, quote_statuses, start_shop
 
@@ -82,11 +82,7 @@ def test_the_gone_page_reads_well_in_a_browser(shop: Gateway, browser: Any) -> N
 
 @pytest.fixture
 def market(tmp_path: Path) -> Iterator[Gateway]:
-    running = Gateway(write_home(tmp_path / "home", orders_mailbox=MARKETPLACE,
-                                 sections='[payments]\nprovider = "fake-card"\n'))
-    running.env["GATEWAY_BASE_URL"] = f"http://127.0.0.1:{running.http_port}"
-    running.start()
-    running.add_person(ALICE, "coordinator", "en")
+    running = start_market(tmp_path / "home", orders_mailbox=MARKETPLACE, sections=FAKE_CARD, moved_clock=False)
     yield running
     if running.process is not None:
         assert running.stop() == 0

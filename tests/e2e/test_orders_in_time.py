@@ -18,15 +18,24 @@ ALICE = "alice@shop.example"
 HOUR = 3600
 
 
+FAKE_CARD = '[payments]\nprovider = "fake-card"\n'
 MARKETPLACE = "acceptance_hours = 48\ndelivery_days = 5\nreview_days = 7\nrevision_answer_hours = 48"
+
+
+def start_market(home: Path, *, orders_mailbox: str, sections: str, moved_clock: bool = True) -> Gateway:
+    """A running gateway whose orders mailbox has ``orders_mailbox``'s deadlines, Alice coordinating; links
+    point at its own port; ``moved_clock``: its clock follows ``move_clock``, its sweep runs every second."""
+    running = Gateway(write_home(home, extra='clock_file = "clock"\nsweep_seconds = 1' if moved_clock else "",
+                                 orders_mailbox=orders_mailbox, sections=sections))
+    running.env["GATEWAY_BASE_URL"] = f"http://127.0.0.1:{running.http_port}"
+    running.start()
+    running.add_person(ALICE, "coordinator", "en")
+    return running
 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Gateway]:
-    running = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1',
-                                 orders_mailbox=MARKETPLACE,
-                                 sections='[payments]\nprovider = "fake-card"\n')).start()
-    running.add_person(ALICE, "coordinator", "en")
+    running = start_market(tmp_path / "home", orders_mailbox=MARKETPLACE, sections=FAKE_CARD)
     yield running
     if running.process is not None:
         assert running.stop() == 0
@@ -233,12 +242,9 @@ def test_in_the_review_window_replies_by_mail_are_kept_private_and_answered_with
 
 @pytest.fixture
 def prepaid_shop(tmp_path: Path) -> Iterator[Gateway]:
-    running = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1',
-                                 orders_mailbox="prepayment_reminder_days = 7\nprepayment_cancel_days = 14",
-                                 sections='[payments]\nbank_details = "IBAN FR76 3000 6000 0112 3456 7890 189"\n'))
-    running.env["GATEWAY_BASE_URL"] = f"http://127.0.0.1:{running.http_port}"
-    running.start()
-    running.add_person(ALICE, "coordinator", "en")
+    running = start_market(tmp_path / "home",
+                           orders_mailbox="prepayment_reminder_days = 7\nprepayment_cancel_days = 14",
+                           sections='[payments]\nbank_details = "IBAN FR76 3000 6000 0112 3456 7890 189"\n')
     yield running
     if running.process is not None:
         assert running.stop() == 0
@@ -306,10 +312,8 @@ def subscription(gw: Gateway, number: int) -> dict[str, object]:
 
 def test_a_subscription_through_renewals_a_decline_retries_recovery_a_plan_change_and_termination(
         tmp_path: Path) -> None:
-    gw = Gateway(write_home(tmp_path / "home", extra='clock_file = "clock"\nsweep_seconds = 1', sections=PLANS))
-    gw.start()
+    gw = start_market(tmp_path / "home", orders_mailbox="", sections=PLANS)
     try:
-        gw.add_person(ALICE, "coordinator", "en")
         path = gw.home / "order.json"
         path.write_text(json.dumps({"customer": {"email": CUSTOMER, "name": "Jean", "locale": "fr"},
                                     "subject": "Abonnement pro", "payment_method": "card", "plan": "pro-monthly",
