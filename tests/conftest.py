@@ -51,9 +51,20 @@ def answers(port: int) -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the probes are held together, so the system cannot hand the same
+    port twice (one after the other, it did: a gateway's SMTP and web ports were once the same)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 def write_home(home: Path, *, database_url: str = "", broker_url: str = "", extra: str = "",
@@ -121,8 +132,7 @@ class Gateway:
         self.config = config
         self.home = config.parent
         self.data = self.home / "var"
-        self.smtp_port = free_port()
-        self.http_port = free_port()
+        self.smtp_port, self.http_port = free_ports(2)
         self.env = {**os.environ, "GATEWAY_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
         self.database_url = database_url or f"sqlite:///{self.data / 'gateway.db'}"
         self.process: subprocess.Popen[str] | None = None
