@@ -35,8 +35,10 @@ log = logging.getLogger("gateway.deadlines")
 
 # What a kind's handler does with its due deadline; returns what it did, for the row and the log.
 Handler = Callable[[Session, Settings, Mailer, Deadline], str]
-# Reads ahead, in a few queries, what the handlers of a batch will read (the requests' orders).
-ReadAhead = Callable[[Session, list[Deadline]], object]
+# Reads ahead, in a few queries, what the handlers of a batch will read (the requests' orders, the
+# mails they sent lately), and returns it: the sweep holds it for the batch, since the session keeps
+# only what is referenced.
+ReadAhead = Callable[[Mailer, list[Deadline]], object]
 
 
 def schedule(session: Session, request: Request, kind: str, due_at: datetime) -> Deadline:
@@ -50,14 +52,20 @@ def schedule(session: Session, request: Request, kind: str, due_at: datetime) ->
 
 def void(session: Session, request: Request, kinds: Iterable[str], why: str) -> None:
     """End the pending deadlines of these kinds: what they waited for happened (``why``). One statement,
-    whatever the number: a cancelled order ends all of its own at once."""
-    if request.id is None:
-        session.flush()  # a request opened in this transaction: its deadlines are keyed by its id
+    whatever the number: a cancelled order ends all of its own at once.
+
+    The statement does not flush the session first, unless a deadline was added and not flushed yet
+    (it is one that the statement must see). Nothing else that is pending changes what it matches:
+    deadlines are only ever added, or moved out of ``pending`` by this statement or by the sweep,
+    whose in-hand rows are written at the next flush whatever this wrote. So a sweep's batch is
+    flushed once, not once per order it cancels (bench/README.md, § sweep).
+    """
+    if request.id is None or any(isinstance(added, Deadline) for added in session.new):
+        session.flush()  # a request opened in this transaction, or a deadline added: the statement sees them
     session.execute(update(Deadline).where(Deadline.request_id == request.id, Deadline.kind.in_(list(kinds)),
                                            Deadline.state == "pending")
                     .values(state="void", closed_at=utcnow(), outcome=why)
-                    .execution_options(synchronize_session=False))  # a deadline of the sweep's batch in hand
-    # is marked done by the sweep after its handler, whatever this wrote
+                    .execution_options(synchronize_session=False, autoflush=False))
 
 
 @dataclass
@@ -99,8 +107,7 @@ def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_00
                 if not due:
                     break
                 mailer = Mailer(session, context.settings)
-                if read_ahead is not None:
-                    read_ahead(session, due)
+                held = read_ahead(mailer, due) if read_ahead is not None else None  # noqa: F841 (see ReadAhead)
                 for deadline in due:
                     failing = (deadline.id, deadline.kind, deadline.request_id)
                     outcome = handlers[deadline.kind](session, context.settings, mailer, deadline)

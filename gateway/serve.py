@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -61,6 +62,19 @@ def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
         worker.stop(timeout=30_000)
 
 
+def bind_web(settings: Settings) -> socket.socket:
+    """The web port, bound here rather than in the web thread: a port that is taken stops the start
+    with a clear error, as the SMTP port does, instead of a gateway running without its pages."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections do not count
+    try:
+        sock.bind((settings.http_host, settings.http_port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"web on {settings.http_host}:{settings.http_port}: {error.strerror or error}") from None
+    return sock
+
+
 def serve(settings: Settings) -> int:
     from gateway.web.app import create_app
 
@@ -83,10 +97,10 @@ def serve(settings: Settings) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     check_port(settings)
+    web_socket = bind_web(settings)
     intake = Intake(context, on_lost=stop.set)
-    web = uvicorn.Server(uvicorn.Config(create_app(context), host=settings.http_host, port=settings.http_port,
-                                        log_level="warning", lifespan="off"))
-    web_thread = threading.Thread(target=web.run, name="web", daemon=True)
+    web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off"))
+    web_thread = threading.Thread(target=web.run, kwargs={"sockets": [web_socket]}, name="web", daemon=True)
     web_thread.start()
     pollers = start_pollers(context)
     sweeper = Sweeper(context)

@@ -18,7 +18,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from gateway.context import Context, open_context
-from gateway.deadlines import run_due
+from gateway.deadlines import run_due, schedule
 from gateway.helpdesk import upsert_person
 from gateway.models import Deadline, Event, Outbox
 from gateway.orders.due import HANDLERS
@@ -116,6 +116,20 @@ def test_an_order_confirmed_in_time_voids_its_acceptance_deadline(
     with context.sessions() as session:
         deadline = session.scalars(select(Deadline)).one()
         assert (deadline.state, deadline.outcome) == ("void", "confirmed by alice@shop.example")
+
+
+def test_a_deadline_replaced_in_the_transaction_that_scheduled_it_is_void(context: Context) -> None:
+    """``void`` does not flush the session, but it sees a deadline added and not flushed yet."""
+    [number] = _paid_orders(context)
+    with context.sessions.begin() as session:
+        request = session.get_one(Order, number).request
+        schedule(session, request, "delivery", START + timedelta(days=5))
+        schedule(session, request, "delivery", START + timedelta(days=6))
+    with context.sessions() as session:
+        rows = session.execute(select(Deadline.due_at, Deadline.state, Deadline.outcome)
+                               .where(Deadline.kind == "delivery").order_by(Deadline.due_at)).all()
+    assert [tuple(row) for row in rows] == [(datetime(2026, 12, 6, 9, 0), "void", "replaced"),
+                                           (datetime(2026, 12, 7, 9, 0), "pending", "")]
 
 
 def test_after_a_day_of_downtime_every_missed_deadline_is_done_in_the_order_due(

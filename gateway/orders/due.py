@@ -34,16 +34,20 @@ def _when(order: Order) -> str:
 _WITH_WHAT_HANDLERS_READ = (joinedload(Order.request).selectinload(Request.participants),
                             joinedload(Order.request).selectinload(Request.labels),
                             joinedload(Order.request).selectinload(Request.events),
+                            joinedload(Order.request).selectinload(Request.comments),
                             joinedload(Order.customer), selectinload(Order.payments), selectinload(Order.quotes),
                             selectinload(Order.items), selectinload(Order.subscription))
 
 
-def read_ahead(session: Session, deadlines: list[Deadline]) -> list[Order]:
+def read_ahead(mailer: Mailer, deadlines: list[Deadline]) -> list[Order]:
     """The orders of a batch of deadlines with what their handlers read, in one query per collection
-    for the whole batch; ``_order`` then finds each in the session."""
+    for the whole batch (``_order`` then finds each in the session), and the mails sent lately about
+    them, which the mail limit counts."""
     ids = {deadline.request_id for deadline in deadlines}
-    return list(session.scalars(select(Order).where(Order.request_id.in_(ids)).options(*_WITH_WHAT_HANDLERS_READ))
-                .unique())
+    orders = list(mailer.session.scalars(select(Order).where(Order.request_id.in_(ids))
+                                         .options(*_WITH_WHAT_HANDLERS_READ)).unique())
+    mailer.read_ahead(*(order.request for order in orders))
+    return orders
 
 
 def _order(session: Session, deadline: Deadline) -> Order:

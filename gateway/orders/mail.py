@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.helpdesk import find_person, join
+from gateway.helpdesk import join
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
 from gateway.outbound.compose import MailFile
@@ -52,7 +52,7 @@ def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[st
     tell_team(mailer, order.request, event, full)
     if not author or author in {p.email for p in coordinators_to_tell(mailer, order.request)}:
         return
-    person = find_person(mailer.session, author)
-    if person is not None and person.role == "coordinator":
+    person = next((p for p in mailer.coordinators() if p.email == author), None)
+    if person is not None:
         participant = join(mailer.session, order.request, author, role="coordinator", person=person)
         mailer.send(order.request, participant, event, "coordinator", full)
