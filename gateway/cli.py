@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.addresses import email_argument
+from gateway.logs import configure_logging
 from gateway.settings import (  # light: the SMTP listener process imports this module
     ConfigError,
     Settings,
@@ -306,14 +306,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_order_commands(add, people_actions)
     return parser
-
-
-def configure_logging() -> None:
-    """One line per event on stderr; the SMTP listener process logs the same way."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("dramatiq", "alembic", "uvicorn", "mail.log", "pika"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

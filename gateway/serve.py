@@ -25,6 +25,7 @@ from gateway.inbound import processor
 from gateway.inbound.accept import admit_waiting
 from gateway.inbound.imap import start_pollers
 from gateway.inbound.listener import Intake, check_port
+from gateway.metrics import count_with_children
 from gateway.rules.loader import load_rules
 from gateway.settings import ConfigError, Settings
 from gateway.sweep import Requeued, Sweeper, requeue
@@ -87,6 +88,7 @@ def serve(settings: Settings) -> int:
                     utcnow().isoformat(timespec="seconds"))
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
+    count_with_children()  # one /metrics for the listeners, the processor and this process
     applying = processor.start(settings)
     sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
     workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})

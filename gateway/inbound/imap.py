@@ -32,6 +32,7 @@ from sqlalchemy import select
 from gateway.context import Context
 from gateway.inbound.accept import accept
 from gateway.inbound.headers import POLICY
+from gateway.logs import about
 from gateway.models import ImapState
 from gateway.settings import ImapSettings, Mailbox
 
@@ -236,7 +237,8 @@ class ImapPoller:
                             envelope_from=_return_path(raw), envelope_to=(self.mailbox.address,))
         # Stored and committed: only now may the server learn that we have it.
         client.add_flags([uid], self._marks, silent=True)
-        log.info("imap %s: UID %s stored as inbound %s", self.mailbox.address, uid, inbound_id)
+        log.info("imap %s: UID %s stored as message %s", self.mailbox.address, uid, inbound_id,
+                 extra=about(inbound_id))
         return True
 
     # -- state ---------------------------------------------------------------------------------

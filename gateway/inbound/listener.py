@@ -30,6 +30,7 @@ from gateway.context import Context
 from gateway.inbound.accept import admit, enqueue
 from gateway.inbound.smtp import OncePerMinute, listen
 from gateway.inbound.spool import incoming_folder
+from gateway.logs import about
 from gateway.priority import run_when_idle
 from gateway.settings import ConfigError, Settings
 
@@ -154,7 +155,7 @@ class Intake:
                                  paths[0].parent, RETRY_SECONDS)
             return paths
         for path, inbound_id in zip(paths, ids, strict=True):
-            log.info("received %s stored as message %s", path.stem, inbound_id)
+            log.info("received %s stored as message %s", path.stem, inbound_id, extra=about(inbound_id))
         try:
             enqueue(sorted(ids))
         except Exception:  # stored and pending: the sweep queues them again (``sweep.requeue_stalled``)

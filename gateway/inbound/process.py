@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +24,8 @@ from gateway.inbound.incoming import Incoming
 from gateway.inbound.parse import ParsedMail, dedupe_key, parse
 from gateway.inbound.refusal import refuse_commands
 from gateway.inbound.thread import read_ahead_tokens
+from gateway.logs import about, applying
+from gateway.metrics import APPLIED, APPLY_SECONDS
 from gateway.models import AppliedMessage, Inbound
 from gateway.outbound.notify import Mailer
 
@@ -67,6 +70,7 @@ class Outcome:
     request_id: int | None = None
     message_id: str | None = None
     outbox_ids: list[int] = field(default_factory=list)
+    received_at: datetime | None = None  # applied now: when it was stored
 
 
 def _start(context: Context, inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
@@ -120,7 +124,7 @@ def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Ou
     if isinstance(started, Outcome):
         return mark(context, inbound_id, started) if started.status == "duplicate" else started
     incoming = started
-    with incoming.session as session:
+    with incoming.session as session, applying(inbound_id, incoming.parsed.message_id):
         try:
             decision: str | Opened = apply_message(incoming)
         except CommandsRefused as refused:
@@ -142,7 +146,7 @@ def _processed(incoming: Incoming, decision: str | Opened) -> Outcome:
     row = incoming.row
     row.status, row.decision, row.processed_at = "processed", told, utcnow()
     row.message_id = incoming.parsed.message_id
-    return Outcome("processed", told, row.request_id, row.message_id)
+    return Outcome("processed", told, row.request_id, row.message_id, received_at=row.received_at)
 
 
 class _NotTogether(Exception):
@@ -192,7 +196,8 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
         decisions, marks = [], [0]
         for incoming in batch:
             try:
-                decisions.append(apply_message(incoming))
+                with applying(incoming.row.id, incoming.parsed.message_id):
+                    decisions.append(apply_message(incoming))
             except CommandsRefused as refused:
                 raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
             marks.append(mailer.written)
@@ -229,7 +234,7 @@ def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None
 
 def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exception) -> Outcome:
     log.exception("message %s could not be applied: %s: %s; keeping it degraded", inbound_id,
-                  type(error).__name__, error)
+                  type(error).__name__, error, extra=about(inbound_id, ahead.parsed.message_id if ahead else None))
     try:
         with context.sessions() as session:
             row = session.get(Inbound, inbound_id)
@@ -247,7 +252,7 @@ def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exce
 
 def _failed(context: Context, inbound_id: int, error: BaseException) -> Outcome:
     log.error("message %s failed: %s: %s (kept; run `gateway replay %s`)", inbound_id, type(error).__name__,
-              error, inbound_id, exc_info=error)
+              error, inbound_id, exc_info=error, extra=about(inbound_id))
     try:
         return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
     except GATEWAY_FAULTS:  # the database is gone: the row stays pending, taken again at the next start
@@ -256,4 +261,7 @@ def _failed(context: Context, inbound_id: int, error: BaseException) -> Outcome:
 
 def _log(inbound_id: int, outcome: Outcome) -> None:
     log.info("message %s %s: %s: %s", inbound_id, outcome.message_id or "(no Message-ID)", outcome.status,
-             outcome.decision)
+             outcome.decision, extra=about(inbound_id, outcome.message_id))
+    APPLIED.labels(outcome.status).inc()
+    if outcome.received_at is not None:
+        APPLY_SECONDS.observe(max(0.0, (utcnow() - outcome.received_at).total_seconds()))

@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gateway.context import current, open_context, settle
 from gateway.inbound.process import Ahead, Outcome, mark, process_batch, read_ahead
+from gateway.logs import about, configure_logging
 from gateway.priority import run_when_idle
 from gateway.settings import Settings
 from gateway.transaction import writer
@@ -114,7 +115,8 @@ class Processor:
             if len(inbound_ids) > 1:
                 return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
         reason = "the processing process died twice while applying it"
-        log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0])
+        log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0],
+                  extra=about(inbound_ids[0]))
         mark(current(), inbound_ids[0], Outcome("failed", reason))
         return []
 
@@ -164,8 +166,6 @@ def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> lis
 
 def _boot(settings: Settings, parent: int) -> None:
     """In the processor: log as the serving process does, yield to it, connect, and watch it."""
-    from gateway.cli import configure_logging
-
     configure_logging()
     run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)

@@ -27,6 +27,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway.addresses import is_addr_spec
 from gateway.clock import use_offset_file
 from gateway.inbound import spool
+from gateway.logs import configure_logging
+from gateway.metrics import ACCEPTED, REFUSED
 from gateway.revoked import Revoked
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
@@ -171,6 +173,7 @@ class IngressHandler:
         From is from (a NUL or 1,000 characters once stopped admission on PostgreSQL)."""
         if address not in ("", "<>") and not is_addr_spec(address):
             log.info("MAIL FROM %r refused: not one address", address[:100])
+            REFUSED.labels("bad_sender").inc()
             return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -180,19 +183,20 @@ class IngressHandler:
                           rcpt_options: list[str]) -> str:
         settings = self.settings
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            REFUSED.labels("too_many_recipients").inc()
             return TOO_MANY_RECIPIENTS.format(limit=MAX_RECIPIENTS)
         mailbox = settings.mailbox_for(address)
         if mailbox is None:
             log.info("RCPT %s refused: not a mailbox of %s", address, settings.domain)
-            return _refused(server, session, UNKNOWN_RECIPIENT)
+            return _refused(server, session, UNKNOWN_RECIPIENT, "unknown_recipient")
         local, plus, token = address.split("@", 1)[0].partition("+")
         named = verify_reply_token(settings.secret_key, token.lower(), local) if plus else None
         if plus and named is None:
             log.info("RCPT %s refused: token signature does not verify", address)
-            return _refused(server, session, FORGED_TOKEN)
+            return _refused(server, session, FORGED_TOKEN, "forged_token")
         if named is not None and named.participant_id in self.revoked:
             log.info("RCPT %s refused: its participant was removed from request #%s", address, named.request_id)
-            return _refused(server, session, VOID_TOKEN)
+            return _refused(server, session, VOID_TOKEN, "removed_participant")
         envelope.rcpt_tos.append(address)
         return OK
 
@@ -206,7 +210,10 @@ class IngressHandler:
             path = await self.writer.write(raw, kept)
         except Exception as error:  # the client keeps the message and tries again: nothing is lost
             log.exception("could not store a message from %s", envelope.mail_from)
-            return DISK_FULL if isinstance(error, OSError) and error.errno in _NO_ROOM else STORAGE_FAILED
+            full = isinstance(error, OSError) and error.errno in _NO_ROOM
+            REFUSED.labels("disk_full" if full else "storage_failed").inc()
+            return DISK_FULL if full else STORAGE_FAILED
+        ACCEPTED.inc()
         return f"250 OK queued as {path.stem}"
 
 
@@ -229,13 +236,15 @@ def normalise_data(data: bytes) -> bytes:
     return _STUFFED_DOT.sub(b"\n", lines)[1:].replace(b"\n", b"\r\n")
 
 
-def _refused(server: SMTP, session: Session, answer: str) -> str:
+def _refused(server: SMTP, session: Session, answer: str, reason: str) -> str:
     """A refused recipient, counted: past ``MAX_REFUSED`` in a session (a harvest of addresses, a flood
     of log lines), 421 and the session is closed, as Postfix's ``smtpd_hard_error_limit`` does."""
     refused = getattr(session, "refused_recipients", 0) + 1
     session.refused_recipients = refused  # type: ignore[attr-defined]
     if refused <= MAX_REFUSED:
+        REFUSED.labels(reason).inc()
         return answer
+    REFUSED.labels("too_many_refused").inc()
     if server.transport is not None:  # closed once the 421 is written: a closing transport sends what it has
         asyncio.get_running_loop().call_soon(server.transport.close)
     return TOO_MANY_REFUSED
@@ -272,6 +281,7 @@ class IngressSMTP(SMTP):
     async def _handle_client(self) -> None:
         """aiosmtpd's, but a session over the caps is told so instead of greeted."""
         if self._refused is not None:
+            REFUSED.labels("too_many_sessions").inc()
             await self.push(self._refused)
             assert self.transport is not None
             self.transport.close()
@@ -302,6 +312,7 @@ class IngressSMTP(SMTP):
         try:
             data = await asyncio.wait_for(self._read_data(), deadline)
         except TimeoutError:  # a client that trickles its data holds a session for ever
+            REFUSED.labels("too_slow").inc()
             await self.push(DATA_TOO_SLOW.format(seconds=deadline))
             self._writer.close()
             return
@@ -310,6 +321,7 @@ class IngressSMTP(SMTP):
             self._writer.close()
             raise
         if data is None:
+            REFUSED.labels("too_big").inc()
             status = TOO_BIG.format(limit=self.data_size_limit)
         else:
             self.envelope.content = self.envelope.original_content = normalise_data(data)
@@ -377,8 +389,6 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
 
     This module imports no database code: a listener process stays small.
     """
-    from gateway.cli import configure_logging
-
     configure_logging()
     use_offset_file(settings.clock_file)  # the received time written with each message
     logging.getLogger("asyncio").addFilter(OncePerMinute())  # failed accepts, under a flood

@@ -6,10 +6,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.context import Context
-from gateway.web import api, health, openapi, order, quote, webhooks
+from gateway.web import api, health, metrics, openapi, order, quote, webhooks
 
 ROUTES = [
     Route("/healthz", health.healthz),
+    Route("/metrics", metrics.metrics),
     Route("/quote/{token}", quote.show, name="quote"),
     Route("/quote/{token}/accept", quote.accept, methods=["POST"]),
     Route("/quote/{token}/decline", quote.decline, methods=["POST"]),
