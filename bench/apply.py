@@ -27,10 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.context import open_context, settle  # noqa: E402
-from gateway.inbound.accept import PROCESS_TOGETHER  # noqa: E402
-from gateway.inbound.process import process_batch, read_ahead  # noqa: E402
+from gateway.context import open_context  # noqa: E402
+from gateway.intake.admission import PROCESS_TOGETHER  # noqa: E402
 from gateway.models import Base  # noqa: E402
+from gateway.pipeline.process import process_batch, read_ahead  # noqa: E402
+from gateway.runtime import settle  # noqa: E402
 from gateway.settings import load  # noqa: E402
 
 KEPT_TABLES = {"alembic_version", "inbound", "people", "products", "imap_state"}

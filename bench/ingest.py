@@ -29,7 +29,7 @@ worker, outgoing mail to the outbox Maildir, two coordinators: one fr, one en):
    handler does nothing (separate process, same sender; stock aiosmtpd reads DATA
    up to each CRLF and refuses bare-LF mail as too long lines, so the ``lf`` run is
    held to the same ceiling), and the parse rate of the standard library
-   (``policy.default`` and ``compat32``) and of ``gateway.inbound.parse.parse``.
+   (``policy.default`` and ``compat32``) and of ``gateway.mail.parse.parse``.
 
 Latency is server-side, from the database: ``inbound.received_at`` (stamped by the
 SMTP listener just before it writes and fsyncs the message, so just before the 250) to
@@ -856,7 +856,7 @@ def gateway_run(root: Path, args: argparse.Namespace, *, rate: float | None, see
 def parse_rates(raws: list[bytes], repeat: int) -> dict[str, float]:
     from email.policy import compat32, default
 
-    from gateway.inbound.parse import parse
+    from gateway.mail.parse import parse
 
     def rate(function: Any) -> float:
         best = 0.0
@@ -957,7 +957,7 @@ def report(results: dict[str, Any]) -> str:
     for key, name in (("stdlib_default", "stdlib parse, policy=default"),
                       ("stdlib_default_fields", "stdlib policy=default + headers + body"),
                       ("stdlib_compat32", "stdlib parse, compat32"),
-                      ("gateway_parse", "gateway.inbound.parse.parse")):
+                      ("gateway_parse", "gateway.mail.parse.parse")):
         ceilings.append((name, results.get("parse", {}).get(key)))
     lines.append("ceilings, mails/s: " + "; ".join(f"{n} {f(v)}" for n, v in ceilings))
     lines.append("this machine: CPU taken by other guests " + ", ".join(

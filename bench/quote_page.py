@@ -112,9 +112,9 @@ def make_quotes(config: Path, count: int) -> list[str]:
     from gateway.helpdesk import open_request, upsert_person
     from gateway.orders.card import ensure_order
     from gateway.orders.quotes import create_quote
-    from gateway.outbound.notify import Mailer
     from gateway.settings import load
     from gateway.tokens import mint_quote_token
+    from gateway.transaction import mailing
 
     context = open_context(load(str(config)))
     settings = context.settings
@@ -123,8 +123,7 @@ def make_quotes(config: Path, count: int) -> list[str]:
     with context.sessions.begin() as session:
         upsert_person(session, "alice@shop.example", role="coordinator", locale="en")
     for start in range(0, count, 200):
-        with context.sessions.begin() as session:
-            mailer = Mailer(session, settings)
+        with mailing(context) as (session, mailer):
             for i in range(start, min(count, start + 200)):
                 customer = upsert_person(session, f"customer{i}@client.example", name=f"Client {i}",
                                          locale="fr" if i % 2 else "en")

@@ -112,7 +112,7 @@ def judge(case: Case, actual: str) -> bool:
 
 
 def score(corpus: str) -> Score:
-    from gateway.inbound.parse import parse
+    from gateway.mail.parse import parse
 
     result = Score()
     for case in load_cases(corpus):
@@ -126,7 +126,7 @@ def score(corpus: str) -> Score:
 
 
 def _time_per_message() -> float:
-    from gateway.inbound.parse import parse
+    from gateway.mail.parse import parse
 
     raws = [case.raw for corpus in CORPORA for case in load_cases(corpus)]
     started = time.perf_counter()

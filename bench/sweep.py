@@ -43,9 +43,9 @@ from gateway.deadlines import run_due
 from gateway.helpdesk import upsert_person
 from gateway.models import Deadline, Outbox
 from gateway.orders.due import HANDLERS, read_ahead
-from gateway.orders.intake import OrderDraft, create_order, validate_order
-from gateway.outbound.notify import Mailer
+from gateway.orders.placing import OrderDraft, create_order, validate_order
 from gateway.settings import Mailbox, OrderTimes, Settings
+from gateway.transaction import mailing
 
 TARGET_IDLE_MS = 20.0
 TARGET_DUE_SECONDS = 5.0
@@ -89,7 +89,7 @@ def main() -> int:
     try:
         context = open_context(settings)
         log(f"placing {args.due} orders ...")
-        with context.sessions.begin() as session:
+        with mailing(context) as (session, mailer):
             upsert_person(session, "alice@shop.example", role="coordinator")
             for number in range(args.due + 1):  # the first one holds the deadlines due next year
                 draft = validate_order(session, settings, {
@@ -97,7 +97,7 @@ def main() -> int:
                     "payment_method": "transfer",
                     "items": [{"description": "Logo", "quantity": 1, "unit_price": "120.00"}]})
                 assert isinstance(draft, OrderDraft), draft
-                create_order(session, settings, Mailer(session, settings), draft)
+                create_order(session, settings, mailer, draft)
         with context.sessions.begin() as session:
             session.execute(text("DELETE FROM outbox"))
             first = session.scalar(select(func.min(Deadline.request_id)))

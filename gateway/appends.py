@@ -1,10 +1,11 @@
-"""Rows that processing only appends, inserted together as plain inserts just before the commit.
+"""Rows that processing only appends, inserted together as plain inserts by ``write_appended``, which
+the pipeline calls just before it commits (a commit with rows not written is refused).
 
 A rule match and the Message-ID of a mail received are written once and never changed,
-but through the ORM's unit of work each cost about what a comment costs: they were 40 %
-of the objects a batch flushed. They are kept here as plain values instead, their
-request's id filled in when they are inserted: just before the transaction commits, or
-before a query of their table, which sees them as autoflush would have let it.
+so the ORM's unit of work, which costs about as much for each as for a comment, buys them
+nothing. They are kept here as plain values instead, their
+request's id filled in when they are inserted: by ``write_appended``, or before a query of
+their table, which sees them as autoflush would have let it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def append(session: Session, model: type[Base], request: Request, **values: Any)
     session.info.setdefault(_KEY, {}).setdefault(model, []).append((request, values))
 
 
-def _insert(session: Session) -> None:
+class UnwrittenRows(RuntimeError):
+    """A transaction committed with appended rows not written: a mistake of the code that commits."""
+
+
+def write_appended(session: Session) -> None:
+    """Insert the rows appended since the last time."""
     appended: Appended = session.info.pop(_KEY, {})
     if not appended:
         return
@@ -37,8 +43,9 @@ def _insert(session: Session) -> None:
 
 
 @event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
-    _insert(session)
+def _refuse_unwritten(session: Session) -> None:
+    if session.info.get(_KEY):
+        raise UnwrittenRows("rows appended and not written: call appends.write_appended before the commit")
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -46,7 +53,7 @@ def _before_query(state: ORMExecuteState) -> None:
     appended: Appended | None = state.session.info.get(_KEY)
     if (appended and state.session.autoflush and state.is_select
             and any(model.__mapper__ in state.all_mappers for model in appended)):
-        _insert(state.session)
+        write_appended(state.session)
 
 
 @event.listens_for(Session, "after_soft_rollback")

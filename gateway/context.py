@@ -6,7 +6,6 @@ Actors receive ids, not objects, so they need one place to find the database;
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -45,16 +44,3 @@ def current() -> Context:
     if _current is None:
         raise RuntimeError("no gateway context: call open_context(settings) at start")
     return _current
-
-
-def settle() -> None:
-    """Once a long-running process has started (``serve``, its processor, ``worker``).
-
-    What starting made, modules, the engine, rules and templates, lives as long as the process, yet
-    Python's cyclic collector went through all of it at every full collection; ``gc.freeze`` leaves
-    it out. Applying a batch makes many objects that live until its commit, which young collections
-    every 700 allocations went over again and again: every 10,000 is enough. Together they cut the
-    collector's time from 1.04 to 0.39 s over 4,000 messages read and applied (bench/apply.py).
-    """
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)

@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.models import Deadline, Request
-from gateway.outbound.notify import Mailer
+from gateway.notify import Mailer
 from gateway.settings import Settings
+from gateway.transaction import mailing
 
 log = logging.getLogger("gateway.deadlines")
 
@@ -102,11 +103,10 @@ def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_00
         failing: tuple[int, str, int] | None = None  # the deadline in hand: id, kind, request
         lines: list[str] = []
         try:
-            with context.sessions.begin() as session:
+            with mailing(context) as (session, mailer):
                 due = _claim(session, skip_locked, swept.failed, min(BATCH, most - len(swept.done)))
                 if not due:
                     break
-                mailer = Mailer(session, context.settings)
                 held = read_ahead(mailer, due) if read_ahead is not None else None  # noqa: F841 (see ReadAhead)
                 for deadline in due:
                     failing = (deadline.id, deadline.kind, deadline.request_id)

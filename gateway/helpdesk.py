@@ -1,7 +1,7 @@
 """Requests, participants and comments: the state changes of DESIGN "Helpdesk requests".
 
 Everything here runs inside the caller's transaction and sends nothing; the
-notifications are written to the outbox by ``gateway.outbound.notify``.
+notifications are written to the outbox by ``gateway.notify``.
 """
 
 from __future__ import annotations

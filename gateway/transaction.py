@@ -15,8 +15,9 @@ from threading import Event, Lock
 
 from sqlalchemy.orm import Session
 
+from gateway import queues
 from gateway.context import Context
-from gateway.outbound.notify import Mailer
+from gateway.notify import Mailer
 
 
 class WriterGate:
@@ -96,15 +97,22 @@ def writer(context: Context, *, background: bool = False) -> Iterator[None]:
 
 
 @contextmanager
+def mailing(context: Context) -> Iterator[tuple[Session, Mailer]]:
+    """A transaction that may write mail: its mails are written to the outbox just before it commits,
+    here; ``mailer.outbox_ids`` are then the mails to hand to the sender. On error nothing is written."""
+    with context.sessions.begin() as session:
+        mailer = Mailer(session, context.settings)
+        yield session, mailer
+        mailer.write_outbox()
+
+
+@contextmanager
 def transaction(context: Context, *, background: bool = False) -> Iterator[tuple[Session, Mailer]]:
-    """A session and its mailer; on commit the outbox rows go to ``send_mail``, on error nothing is sent.
+    """``mailing`` in the writer's turn, whose mails go to ``send_mail`` once it has committed.
 
     ``background``: work no one is waiting for (a follow-up), which lets web requests go first.
     """
-    with writer(context, background=background), context.sessions.begin() as session:
-        mailer = Mailer(session, context.settings)
+    with writer(context, background=background), mailing(context) as (session, mailer):
         yield session, mailer
-    from gateway.tasks import send_mail  # declared on the broker ``gateway serve`` configured
-
     if mailer.outbox_ids:
-        send_mail.send(mailer.outbox_ids)
+        queues.send_mail(mailer.outbox_ids)

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.context import Context, open_context
-from gateway.inbound.accept import admit, admit_waiting, read_raw, store
-from gateway.inbound.parse import parse
-from gateway.inbound.spool import Envelope, Spares, incoming_folder, raw_folder, read_message, write_incoming
+from gateway.intake.admission import admit, admit_waiting, read_raw, store
+from gateway.intake.spool import Envelope, Spares, incoming_folder, raw_folder, read_message, write_incoming
+from gateway.mail.parse import parse
 from gateway.models import Inbound
 from gateway.settings import Mailbox, Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.inbound.authentication import authenticated_by
+from gateway.mail.authentication import authenticated_by
 
 TRUSTED = "mx.shop.example"
 

@@ -9,7 +9,7 @@ import threading
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from gateway.broker import YieldToTheListener
+from gateway.service.broker import YieldToTheListener
 
 
 def _priority_of_a_worker_thread_of(queue: str) -> tuple[int, int]:

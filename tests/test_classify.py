@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.inbound.classify import Classification, classify, suppresses_auto_response
+from gateway.mail.classify import Classification, classify, suppresses_auto_response
 
 SISIMAI = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "bounces" / "sisimai"
 # sisimai's own status codes for reasons no server states (RFC 3463 has no X.0.9xx):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import write_home
 
-from gateway.cli import main
+from gateway.cli.main import main
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,13 +22,13 @@ from gateway.deadlines import run_due, schedule
 from gateway.helpdesk import upsert_person
 from gateway.models import Deadline, Event, Outbox
 from gateway.orders.due import HANDLERS
-from gateway.orders.intake import OrderDraft, create_order, validate_order
 from gateway.orders.lifecycle import confirm_order
 from gateway.orders.models import Order
+from gateway.orders.placing import OrderDraft, create_order, validate_order
 from gateway.orders.stats import order_stats
-from gateway.outbound.notify import Mailer
 from gateway.payments.ledger import charge_order
 from gateway.settings import Mailbox, OrderTimes, Settings
+from gateway.transaction import mailing
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ORDER = {"customer": {"email": "jean@client.example", "name": "Jean"}, "subject": "Logo",
@@ -59,12 +59,12 @@ def context(tmp_path: Path, clock: time_machine.Coordinates) -> Iterator[Context
 def _paid_orders(context: Context, count: int = 1) -> list[int]:
     """Orders placed now and paid by card up front (the marketplace way), not confirmed."""
     numbers = []
-    with context.sessions.begin() as session:
+    with mailing(context) as (session, mailer):
         upsert_person(session, "alice@shop.example", role="coordinator")
         for _ in range(count):
             draft = validate_order(session, context.settings, ORDER)
             assert isinstance(draft, OrderDraft)
-            order = create_order(session, context.settings, Mailer(session, context.settings), draft)
+            order = create_order(session, context.settings, mailer, draft)
             assert charge_order(context.settings, order, Decimal("120.00")).status == "succeeded"
             numbers.append(order.number)
     return numbers
@@ -107,8 +107,8 @@ def test_an_order_confirmed_in_time_voids_its_acceptance_deadline(
         context: Context, clock: time_machine.Coordinates) -> None:
     [number] = _paid_orders(context)
     clock.move_to(START + timedelta(hours=30))
-    with context.sessions.begin() as session:
-        assert confirm_order(context.settings, Mailer(session, context.settings), session.get_one(Order, number),
+    with mailing(context) as (session, mailer):
+        assert confirm_order(context.settings, mailer, session.get_one(Order, number),
                              "alice@shop.example").outcome == "confirmed"
     clock.move_to(START + timedelta(days=3))
     assert run_due(context, HANDLERS).done == []

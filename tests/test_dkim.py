@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import upsert_person
-from gateway.inbound.accept import store
-from gateway.inbound.authentication import dkim_verified
-from gateway.inbound.process import process
+from gateway.intake.admission import store
+from gateway.mail.authentication import dkim_verified
 from gateway.models import Comment, Request
+from gateway.pipeline.process import process
 from gateway.settings import Mailbox, Settings
 
 ALICE = "alice@shop.example"

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from gateway.context import Context, open_context
-from gateway.inbound.accept import store
-from gateway.inbound.process import process_safely
+from gateway.intake.admission import store
 from gateway.models import Comment, Participant, Request
+from gateway.pipeline.process import process_safely
 from gateway.settings import Mailbox, Settings
 
 

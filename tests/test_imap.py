@@ -29,12 +29,12 @@ from conftest import Gateway, free_port, mail, write_home
 from imapclient import IMAPClient
 from sqlalchemy import func, select
 
-from gateway.broker import configure
 from gateway.context import Context, open_context
-from gateway.inbound.accept import accept
-from gateway.inbound.imap import ImapPoller, start_pollers
-from gateway.inbound.process import Outcome, process
+from gateway.intake.admission import accept
+from gateway.intake.imap import ImapPoller, start_pollers
 from gateway.models import ImapState, Inbound, Request
+from gateway.pipeline.process import Outcome, process
+from gateway.service.broker import configure
 from gateway.settings import ImapSettings, Mailbox, Settings
 
 pytestmark = pytest.mark.dovecot
@@ -254,7 +254,7 @@ def test_mail_appended_to_the_folder_is_stored_and_becomes_a_request(
     assert [(r.source, r.mailbox, r.envelope_to) for r in rows] == [("imap", SUPPORT, f'["{SUPPORT}"]')] * 2
     assert [o.status for o in process_pending(site)] == ["processed", "processed"]
     assert request_subjects(site) == ["Broken kettle", "Where is my parcel"]
-    assert f"imap {SUPPORT}: UID 1 stored as inbound {rows[0].id}" in caplog.messages
+    assert f"imap {SUPPORT}: UID 1 stored as message {rows[0].id}" in caplog.messages
 
 
 def test_the_first_poll_of_a_folder_leaves_the_mail_a_person_already_read(
@@ -282,7 +282,7 @@ def test_the_server_message_is_flagged_only_after_it_is_stored(
         flags_around_store.append(server_flags(dovecot, folder)[1])
         return inbound_id
 
-    monkeypatch.setattr("gateway.inbound.imap.accept", watching_accept)
+    monkeypatch.setattr("gateway.intake.imap.accept", watching_accept)
     assert make_poller().poll_once() == 1
 
     assert flags_around_store == [set(), set()], "fetching must not mark the message, nor storing it"
@@ -365,7 +365,7 @@ def test_a_connection_cut_mid_fetch_loses_nothing_and_creates_no_duplicate_reque
             dovecot.cut_connections()
         return inbound_id
 
-    monkeypatch.setattr("gateway.inbound.imap.accept", accept_then_cut)
+    monkeypatch.setattr("gateway.intake.imap.accept", accept_then_cut)
     poller = make_poller()
     with pytest.raises((OSError, imaplib.IMAP4.error)):
         poller.poll_once()

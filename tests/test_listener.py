@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gateway.broker import configure
 from gateway.context import Context, open_context
-from gateway.inbound import listener
-from gateway.inbound.listener import Intake
-from gateway.inbound.spool import incoming_folder
+from gateway.intake import listener
+from gateway.intake.listener import Intake
+from gateway.intake.spool import incoming_folder
 from gateway.models import Inbound
+from gateway.service.broker import configure
 from gateway.settings import Mailbox, Settings
 
 MAIL = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <l1@c>\r\n\r\nBonjour\r\n"
@@ -93,8 +93,10 @@ def test_messages_that_cannot_be_admitted_are_kept_and_admitted_a_little_later(
     try:
         with smtplib.SMTP("127.0.0.1", context.settings.smtp_port, timeout=10) as client:
             client.sendmail("a@client.example", ["support@shop.example"], MAIL)
-        smtp.admitter.join(2)  # still running: it retries, it does not give up
-        assert smtp.admitter.is_alive() and not failures
+        deadline = time.monotonic() + 30  # the admitter runs when a CPU is idle: under load, later
+        while not rows(context) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smtp.admitter.is_alive() and not failures, "still running: it retries, it does not give up"
         assert len(rows(context)) == 1, "admitted by the retry, before any stop"
     finally:
         smtp.stop()
@@ -123,7 +125,7 @@ def test_names_arriving_close_together_are_admitted_in_one_transaction(
 
 def test_sessions_ending_their_data_together_are_written_in_one_batch(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.inbound import smtp, spool
+    from gateway.intake import smtp, spool
 
     batches: list[int] = []
     real = spool.write_incoming
@@ -149,7 +151,7 @@ def test_sessions_ending_their_data_together_are_written_in_one_batch(
 
 
 def test_a_batch_that_cannot_be_written_fails_each_of_its_sessions(tmp_path: Path) -> None:
-    from gateway.inbound import smtp, spool
+    from gateway.intake import smtp, spool
 
     named: list[list[Path]] = []
     writer = smtp.GroupWriter(tmp_path, named.append)

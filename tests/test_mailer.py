@@ -11,9 +11,10 @@ from sqlalchemy import event, func, select
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import Author, add_comment, change_visibility, join, open_request, upsert_person
-from gateway.models import Comment, MessageRef, Outbox, Request
-from gateway.outbound.notify import Mailer, notify_comment
+from gateway.models import Comment, MessageRef, Outbox, Person, Request
+from gateway.notify import Mailer, UnwrittenMail, notify_comment
 from gateway.settings import Mailbox, Settings
+from gateway.transaction import mailing
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def _write(mailer: Mailer, recipient: str, topic: str = "") -> None:
                  recipient=recipient, reply_to="support@shop.example", person=None, topic=topic)
 
 
-def test_the_mails_of_a_transaction_are_inserted_when_it_commits(context: Context) -> None:
+def test_the_mails_of_a_transaction_are_inserted_together_just_before_it_commits(context: Context) -> None:
     inserts: list[str] = []
 
     def count(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -35,16 +36,25 @@ def test_the_mails_of_a_transaction_are_inserted_when_it_commits(context: Contex
             inserts.append(statement)
 
     event.listen(context.engine, "before_cursor_execute", count)
-    with context.sessions.begin() as session:
-        mailer = Mailer(session, context.settings)
+    with mailing(context) as (session, mailer):
         for n in range(3):
             _write(mailer, f"c{n}@client.example")
         assert not inserts, "nothing is inserted while the transaction writes"
-    assert inserts
+    assert len(inserts) == 1
     with context.sessions() as session:
         stored = session.execute(select(Outbox.id, Outbox.recipient).order_by(Outbox.id)).all()
     assert [(row.id, row.recipient) for row in stored] == list(zip(
         mailer.outbox_ids, [f"c{n}@client.example" for n in range(3)], strict=True))
+
+
+def test_a_commit_with_mails_not_written_is_refused_and_keeps_nothing(context: Context) -> None:
+    with pytest.raises(UnwrittenMail, match="1 mails asked for and not written"):
+        with context.sessions.begin() as session:
+            upsert_person(session, "bob@client.example")
+            _write(Mailer(session, context.settings), "a@client.example")
+    with context.sessions() as session:
+        assert session.scalar(select(func.count(Outbox.id))) == 0
+        assert session.scalar(select(func.count(Person.id))) == 0, "the change is rolled back with its mails"
 
 
 def test_a_query_of_the_outbox_sees_the_mails_written_before_it_in_the_transaction(context: Context) -> None:
@@ -61,6 +71,7 @@ def test_a_rolled_back_transaction_sends_and_keeps_none_of_its_mails(context: Co
         _write(mailer, "a@client.example")
         session.rollback()
         _write(mailer, "b@client.example")
+        mailer.write_outbox()
         session.commit()
         sent = session.scalars(select(Outbox.recipient).where(Outbox.id.in_(mailer.outbox_ids))).all()
         assert sent == ["b@client.example"]
@@ -89,8 +100,7 @@ def test_a_customer_mail_repeating_what_is_secret_as_the_transaction_leaves_it_i
                              visibility="public" if change == "made private in the transaction" else "private")
         session.flush()
         request_id, stored_id = request.id, stored.id
-    with context.sessions.begin() as session, session.no_autoflush:  # as processing: nothing flushed till commit
-        mailer = Mailer(session, context.settings)
+    with mailing(context) as (session, mailer), session.no_autoflush:  # as processing: nothing flushed till the end
         request = session.get_one(Request, request_id)  # its comments are not loaded
         alice_author = Author("alice@shop.example", "coordinator", None)
         if change.startswith("made"):

@@ -23,9 +23,9 @@ from sqlalchemy import select
 
 from gateway.context import open_context
 from gateway.helpdesk import find_person, join, upsert_person
-from gateway.inbound.accept import store
-from gateway.inbound.process import process
+from gateway.intake.admission import store
 from gateway.models import Outbox, Participant, Request
+from gateway.pipeline.process import process
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token
 

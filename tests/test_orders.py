@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox, Request
+from gateway.notify import Mailer
 from gateway.orders.card import NotAnOrder, OrderError, ensure_order
-from gateway.orders.intake import FieldError, OrderDraft, create_order, validate_order
 from gateway.orders.lifecycle import (
     change_payment_method,
     complete_order,
@@ -26,11 +26,12 @@ from gateway.orders.lifecycle import (
     ship_order,
 )
 from gateway.orders.models import Order, Payment
+from gateway.orders.placing import FieldError, OrderDraft, create_order, validate_order
 from gateway.orders.quotes import create_quote
 from gateway.orders.stats import order_stats
-from gateway.orders.views import order_detail
-from gateway.outbound.notify import Mailer
+from gateway.orders.summaries import order_detail
 from gateway.settings import Mailbox, Settings
+from gateway.transaction import mailing
 
 CUSTOMER = "jean@client.example"
 ORDER = {
@@ -57,9 +58,20 @@ def context(tmp_path: Path) -> Iterator[Context]:
 
 
 @pytest.fixture
-def session(context: Context) -> Iterator[Session]:
-    with context.sessions.begin() as session:
-        yield session
+def session_and_mailer(context: Context) -> Iterator[tuple[Session, Mailer]]:
+    """A transaction whose mails are written when the test ends, as ``mailing`` writes them."""
+    with mailing(context) as (session, mailer):
+        yield session, mailer
+
+
+@pytest.fixture
+def session(session_and_mailer: tuple[Session, Mailer]) -> Session:
+    return session_and_mailer[0]
+
+
+@pytest.fixture
+def mailer(session_and_mailer: tuple[Session, Mailer]) -> Mailer:
+    return session_and_mailer[1]
 
 
 def mails(session: Session, template: str | None = None) -> list[Outbox]:
@@ -72,7 +84,10 @@ def mails(session: Session, template: str | None = None) -> list[Outbox]:
 def new_order(context: Context, session: Session, **changes: Any) -> Order:
     draft = validate_order(session, context.settings, {**ORDER, **changes})
     assert isinstance(draft, OrderDraft), draft
-    return create_order(session, context.settings, Mailer(session, context.settings), draft)
+    mailer = Mailer(session, context.settings)
+    order = create_order(session, context.settings, mailer, draft)
+    mailer.write_outbox()  # as the transaction that places an order writes its mails
+    return order
 
 
 def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coordinators(
@@ -139,9 +154,9 @@ def test_an_order_opened_by_mail_gets_its_card_when_first_needed(context: Contex
         ensure_order(session, helpdesk)
 
 
-def test_confirming_a_card_order_charges_it(context: Context, session: Session) -> None:
+def test_confirming_a_card_order_charges_it(context: Context, session: Session, mailer: Mailer) -> None:
     order = new_order(context, session)
-    confirmation = confirm_order(context.settings, Mailer(session, context.settings), order, "alice@shop.example")
+    confirmation = confirm_order(context.settings, mailer, order, "alice@shop.example")
     assert confirmation.outcome == "confirmed" and order.request.status == "confirmed"
     assert order.payment_status == "paid" and order.amount_paid == Decimal("450.00")
     [payment] = order.payments
@@ -149,9 +164,9 @@ def test_confirming_a_card_order_charges_it(context: Context, session: Session) 
     assert mails(session, "order_confirmed.customer")[0].recipient == CUSTOMER
 
 
-def test_a_declined_card_leaves_the_order_unconfirmed_with_a_payment_row(context: Context, session: Session) -> None:
+def test_a_declined_card_leaves_the_order_unconfirmed_with_a_payment_row(context: Context, session: Session,
+        mailer: Mailer) -> None:
     order = new_order(context, session, items=[{"description": "Audit", "quantity": 1, "unit_price": "450.13"}])
-    mailer = Mailer(session, context.settings)
     confirmation = confirm_order(context.settings, mailer, order, "alice@shop.example")
     assert confirmation.outcome == "payment-declined"
     assert order.request.status == "pending" and order.payment_status == "unpaid"
@@ -163,9 +178,8 @@ def test_a_declined_card_leaves_the_order_unconfirmed_with_a_payment_row(context
     assert confirm_order(context.settings, mailer, order, "alice@shop.example").outcome == "confirmed"
 
 
-def test_completing_is_refused_while_unpaid_unless_forced(context: Context, session: Session) -> None:
+def test_completing_is_refused_while_unpaid_unless_forced(context: Context, session: Session, mailer: Mailer) -> None:
     order = new_order(context, session, payment_method="transfer")
-    mailer = Mailer(session, context.settings)
     confirm_order(context.settings, mailer, order, "alice@shop.example")
     assert order.payments == [], "a transfer is not charged"
     ship_order(context.settings, mailer, order, "alice@shop.example", "COLIS123")
@@ -180,17 +194,16 @@ def test_completing_is_refused_while_unpaid_unless_forced(context: Context, sess
     assert order.request.status == "completed"
 
 
-def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Session) -> None:
+def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Session, mailer: Mailer) -> None:
     order = new_order(context, session, payment_method="cash")
-    mailer = Mailer(session, context.settings)
     confirm_order(context.settings, mailer, order, "alice@shop.example")
     complete_order(session, order, "alice@shop.example", force=True)
     assert order.request.status == "completed" and order.payment_status == "unpaid"
 
 
-def test_only_confirmed_orders_ship_and_only_open_orders_are_declined(context: Context, session: Session) -> None:
+def test_only_confirmed_orders_ship_and_only_open_orders_are_declined(context: Context, session: Session,
+        mailer: Mailer) -> None:
     order = new_order(context, session)
-    mailer = Mailer(session, context.settings)
     with pytest.raises(OrderError, match="only a confirmed order"):
         ship_order(context.settings, mailer, order, "alice@shop.example")
     decline_order(mailer, order, "alice@shop.example", "Rupture de stock")
@@ -200,8 +213,8 @@ def test_only_confirmed_orders_ship_and_only_open_orders_are_declined(context: C
         confirm_order(context.settings, mailer, order, "alice@shop.example")
 
 
-def test_statistics_leave_out_on_quote_orders_confirmed_without_a_quote(context: Context, session: Session) -> None:
-    mailer = Mailer(session, context.settings)
+def test_statistics_leave_out_on_quote_orders_confirmed_without_a_quote(context: Context, session: Session,
+        mailer: Mailer) -> None:
     regular = new_order(context, session, payment_method="transfer")
     confirm_order(context.settings, mailer, regular, "alice@shop.example")
     unquoted = new_order(context, session, items=[], on_quote=True, payment_method="transfer")

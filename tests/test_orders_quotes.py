@@ -16,6 +16,7 @@ from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox
+from gateway.notify import Mailer
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.models import Order, Quote
 from gateway.orders.quote_page import (
@@ -28,9 +29,9 @@ from gateway.orders.quote_page import (
     unfollowed,
 )
 from gateway.orders.quotes import QuoteLine, create_quote, expire_quotes, read_quote_lines, withdraw_quote
-from gateway.outbound.notify import Mailer
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_quote_token, verify_quote_token
+from gateway.transaction import mailing
 
 COORDINATOR = "alice@shop.example"
 
@@ -46,10 +47,21 @@ def context(tmp_path: Path) -> Iterator[Context]:
 
 
 @pytest.fixture
-def session(context: Context) -> Iterator[Session]:
-    with context.sessions.begin() as session:
+def session_and_mailer(context: Context) -> Iterator[tuple[Session, Mailer]]:
+    """A transaction whose mails are written when the test ends, as ``mailing`` writes them."""
+    with mailing(context) as (session, mailer):
         upsert_person(session, COORDINATOR, role="coordinator")
-        yield session
+        yield session, mailer
+
+
+@pytest.fixture
+def session(session_and_mailer: tuple[Session, Mailer]) -> Session:
+    return session_and_mailer[0]
+
+
+@pytest.fixture
+def mailer(session_and_mailer: tuple[Session, Mailer]) -> Mailer:
+    return session_and_mailer[1]
 
 
 @pytest.fixture
@@ -61,9 +73,10 @@ def order(context: Context, session: Session) -> Order:
 
 def quote(context: Context, session: Session, order: Order, amount: str = "450", **kwargs: object) -> Quote:
     """A quote sent, in the database as its own transaction would leave it (a click reads it from there)."""
-    sent = create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
+    mailer = Mailer(session, context.settings)
+    sent = create_quote(session, context.settings, mailer, order, author=COORDINATOR,
                         amount=Decimal(amount), **kwargs)  # type: ignore[arg-type]
-    session.flush()
+    mailer.write_outbox()
     return sent
 
 
@@ -95,7 +108,7 @@ def test_quote_links_are_url_safe_and_name_one_version_of_one_quote() -> None:
 
 
 def test_a_new_quote_replaces_the_open_one_and_the_old_link_says_by_what(
-        context: Context, session: Session, order: Order) -> None:
+        context: Context, session: Session, order: Order, mailer: Mailer) -> None:
     first = quote(context, session, order, "450")
     second = quote(context, session, order, "420")
     assert (first.status, first.replaced_by, second.version) == ("replaced", second, 2)
@@ -105,15 +118,14 @@ def test_a_new_quote_replaces_the_open_one_and_the_old_link_says_by_what(
     assert (old.view.replaced_by.version, old.view.replaced_by.amount) == (2, "420.00")
     current = quote_for_token(session, context.settings, token_of(context, second))
     assert isinstance(current, QuoteView) and current.is_open and current.locale == "en"
-    outcome = decide(session, context.settings, Mailer(session, context.settings), token_of(context, first), True)
+    outcome = decide(session, context.settings, mailer, token_of(context, first), True)
     assert isinstance(outcome, QuoteProblem) and first.status == "replaced", "an old link decides nothing"
 
 
 def test_accepting_a_quote_sets_the_price_and_brings_the_order_back_unread(
-        context: Context, session: Session, order: Order) -> None:
+        context: Context, session: Session, order: Order, mailer: Mailer) -> None:
     sent = quote(context, session, order, "450")
     order.request.unread = False
-    mailer = Mailer(session, context.settings)
     outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(outcome, QuoteDecision) and (outcome.outcome, outcome.changed) == ("accepted", True)
     assert sent.status == "accepted" and sent.decided_at is not None
@@ -129,9 +141,9 @@ def test_accepting_a_quote_sets_the_price_and_brings_the_order_back_unread(
         "quote_decided.coordinator"]
 
 
-def test_deciding_twice_keeps_the_first_outcome(context: Context, session: Session, order: Order) -> None:
+def test_deciding_twice_keeps_the_first_outcome(context: Context, session: Session, order: Order,
+        mailer: Mailer) -> None:
     sent = quote(context, session, order)
-    mailer = Mailer(session, context.settings)
     first = decide(session, context.settings, mailer, token_of(context, sent), False, "Trop cher")
     again = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(first, QuoteDecision) and isinstance(again, QuoteDecision)
@@ -144,9 +156,8 @@ def test_deciding_twice_keeps_the_first_outcome(context: Context, session: Sessi
 
 
 def test_a_forged_or_unknown_link_is_refused_and_changes_nothing(
-        context: Context, session: Session, order: Order) -> None:
+        context: Context, session: Session, order: Order, mailer: Mailer) -> None:
     sent = quote(context, session, order)
-    mailer = Mailer(session, context.settings)
     forged = mint_quote_token("another-secret", sent.id, sent.version)
     unknown = mint_quote_token(context.settings.secret_key, sent.id + 99, 1)
     other_version = mint_quote_token(context.settings.secret_key, sent.id, 2)
@@ -168,10 +179,9 @@ def test_reading_a_link_changes_nothing_even_past_its_validity(
 
 
 def test_an_expired_quote_cannot_be_accepted_and_the_sweep_expires_it_once(
-        context: Context, session: Session, order: Order) -> None:
+        context: Context, session: Session, order: Order, mailer: Mailer) -> None:
     sent = quote(context, session, order)
     sent.valid_until = utcnow() - timedelta(minutes=1)
-    mailer = Mailer(session, context.settings)
     assert expire_quotes(session, context.settings, mailer) == [sent.id]
     assert expire_quotes(session, context.settings, mailer) == []
     assert sent.status == "expired" and order.request.unread
@@ -179,36 +189,37 @@ def test_an_expired_quote_cannot_be_accepted_and_the_sweep_expires_it_once(
     assert isinstance(outcome, QuoteProblem) and outcome.kind == "expired" and order.total == Decimal("0.00")
 
 
-def test_a_withdrawn_quote_is_gone_and_the_customer_told(context: Context, session: Session, order: Order) -> None:
+def test_a_withdrawn_quote_is_gone_and_the_customer_told(context: Context, session: Session, order: Order,
+        mailer: Mailer) -> None:
     sent = quote(context, session, order)
-    withdraw_quote(context.settings, Mailer(session, context.settings), order, COORDINATOR)
+    withdraw_quote(context.settings, mailer, order, COORDINATOR)
     result = quote_for_token(session, context.settings, token_of(context, sent))
     assert isinstance(result, QuoteProblem) and result.kind == "withdrawn"
     assert session.scalars(select(Outbox).where(Outbox.template == "quote_withdrawn.customer")).first()
     with pytest.raises(OrderError, match="no open quote"):
-        withdraw_quote(context.settings, Mailer(session, context.settings), order, COORDINATOR)
+        withdraw_quote(context.settings, mailer, order, COORDINATOR)
 
 
-def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Session, order: Order) -> None:
+def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Session, order: Order,
+        mailer: Mailer) -> None:
     lines = read_quote_lines("Voici notre proposition :\n2 x Page supplémentaire 150\n1 x Logo 99,50 EUR\nMerci")
     assert lines == [QuoteLine("Page supplémentaire", 2, Decimal("150.00")), QuoteLine("Logo", 1, Decimal("99.50"))]
-    sent = create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
+    sent = create_quote(session, context.settings, mailer, order, author=COORDINATOR,
                         lines=lines)
     assert sent.amount == Decimal("399.50") and [i.description for i in sent.items] == ["Page supplémentaire", "Logo"]
     with pytest.raises(OrderError, match="add up to 399.50"):
         quote(context, session, order, "400", lines=lines)
     with pytest.raises(OrderError, match="at most 9999999999.99"):
-        create_quote(session, context.settings, Mailer(session, context.settings), order, author=COORDINATOR,
+        create_quote(session, context.settings, mailer, order, author=COORDINATOR,
                      lines=read_quote_lines("999999 x Ferme 9999999999"))
-    mailer = Mailer(session, context.settings)
     outcome = decide(session, context.settings, mailer, token_of(context, sent), True)
     assert isinstance(outcome, QuoteDecision) and follow_up(session, context.settings, mailer, outcome.quote_id)
     assert [(i.quantity, i.description) for i in order.items] == [(2, "Page supplémentaire"), (1, "Logo")]
 
 
 def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(context: Context) -> None:
-    from gateway.broker import configure, start_workers
-    from gateway.serve import resume_unfinished
+    from gateway.service.broker import configure, start_workers
+    from gateway.service.serve import resume_unfinished
 
     with context.sessions.begin() as session:
         upsert_person(session, COORDINATOR, role="coordinator")
@@ -217,9 +228,8 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
         sent = quote(context, session, ensure_order(session, request, context.settings))
         session.flush()
         token = token_of(context, sent)
-    with context.sessions.begin() as session:  # the click; the process dies before the worker runs
-        assert isinstance(decide(session, context.settings, Mailer(session, context.settings), token, True),
-                          QuoteDecision)
+    with mailing(context) as (session, mailer):  # the click; the process dies before the worker runs
+        assert isinstance(decide(session, context.settings, mailer, token, True), QuoteDecision)
     broker = configure(context.settings)  # the next start
     workers = start_workers(broker, {"inbound": 1, "outbox": 1})
     try:

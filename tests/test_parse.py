@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.cli import main
-from gateway.inbound.headers import POLICY
-from gateway.inbound.parse import parse, strictly_one
+from gateway.cli.main import main
+from gateway.cli.parsed import parsed_json
+from gateway.mail.headers import POLICY
+from gateway.mail.parse import ParsedMail, parse, strictly_one
 
 STDLIB_EMAIL_DATA = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 FIELDS = ("from to cc subject message_id in_reply_to references date text reply_text html attachments auto "
@@ -69,8 +70,8 @@ def test_rfc2047_headers_and_addresses_are_decoded() -> None:
     assert data["defects"] == []
 
 
-def parse_json(parsed: object) -> dict[str, object]:
-    return dict(parsed.as_json())  # type: ignore[attr-defined]
+def parse_json(parsed: ParsedMail) -> dict[str, object]:
+    return parsed_json(parsed)
 
 
 def test_windows_1252_mislabelled_as_iso_8859_1_reads_right() -> None:
@@ -155,3 +156,15 @@ def test_the_short_way_reads_a_from_as_the_strict_parser_does(value: str) -> Non
                      r"[a-z0-9.'+-]{1,6}@[a-z.-]{1,8}(>[ \t]?)?\Z"))
 def test_the_short_way_agrees_with_the_strict_parser_on_any_from(value: str) -> None:
     _short_way_agrees(value)
+
+
+@pytest.mark.parametrize("raw", [
+    b"From: a@b.example\r\nContent-Type: text/plain; charset=\"ut\x00f\"\r\n\r\nCaf\xe9\r\n",
+    b"From: a@b.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+    b"--b\r\nContent-Type: text/plain; charset=\"x\x00y\"\r\n\r\nCaf\xe9\r\n--b--\r\n",
+], ids=["body", "report part"])
+def test_a_charset_named_with_a_nul_is_read_as_undeclared(raw: bytes) -> None:
+    """The standard library's codec lookup raises ValueError for such a name (found by the hostile bytes test)."""
+    parsed = parse(raw)
+    assert parsed.text.strip() == "Café"
+    assert "charset named with a NUL" in parsed.defects

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import find_person, join, upsert_person
-from gateway.inbound.accept import store
-from gateway.inbound.process import process, process_batch, process_safely, read_ahead
-from gateway.inbound.spool import raw_folder
+from gateway.intake.admission import store
+from gateway.intake.spool import raw_folder
 from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
+from gateway.pipeline.process import process, process_batch, process_safely, read_ahead
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token, verify_reply_token
 
@@ -259,7 +259,7 @@ def _break_applying(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_args: object) -> None:
         raise _Broken("a step of the pipeline broke")
 
-    monkeypatch.setattr("gateway.inbound.process.apply_message", broken)
+    monkeypatch.setattr("gateway.pipeline.process.apply_message", broken)
 
 
 def test_a_message_the_pipeline_breaks_on_becomes_a_degraded_request_the_coordinators_are_told_of(
@@ -323,8 +323,8 @@ def test_a_message_the_parser_itself_breaks_on_is_kept_with_what_its_lines_say(
     def parse(_raw: bytes) -> None:
         raise _Broken("the parser broke")
 
-    monkeypatch.setattr("gateway.inbound.process.parse", parse)
-    monkeypatch.setattr("gateway.inbound.degrade.parse", parse)
+    monkeypatch.setattr("gateway.pipeline.process.parse", parse)
+    monkeypatch.setattr("gateway.pipeline.degrade.parse", parse)
     raw = b"From: Zo\xc3\xa9 <zoe@client.example>\r\nSubject: Facture\r\n\tde juin\r\n\r\nCi-joint.\x00\r\n"
     outcome = process_safely(context, store(context, raw, source="smtp", mailbox="support@shop.example"))
     assert outcome.status == "degraded"
@@ -342,7 +342,7 @@ def test_a_fault_of_the_gateway_itself_leaves_the_message_failed_for_replay(
     def database_gone(*_args: object) -> None:
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr("gateway.inbound.process.apply_message", database_gone)
+    monkeypatch.setattr("gateway.pipeline.process.apply_message", database_gone)
     outcome = process_safely(context, _stored(context, 1))
     assert outcome.status == "failed" and "OperationalError" in outcome.decision
     with context.sessions() as session:

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import upsert_person
-from gateway.inbound.accept import store
-from gateway.inbound.processor import HandOver, Processor
+from gateway.intake.admission import store
 from gateway.models import Inbound, Outbox
+from gateway.service.processor import HandOver, Processor
 from gateway.settings import Mailbox, Settings
 
 

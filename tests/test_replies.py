@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from gateway.inbound.html import html_to_text
-from gateway.inbound.parse import parse
+from gateway.mail.html import html_to_text
+from gateway.mail.parse import parse
 
 _BENCH = Path(__file__).resolve().parents[1] / "bench" / "replies_score.py"
 

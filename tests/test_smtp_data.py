@@ -16,8 +16,8 @@ import pytest
 from aiosmtpd.smtp import SMTP
 from conftest import free_port
 
-from gateway.inbound import spool
-from gateway.inbound.smtp import IngressSMTP, start_smtp
+from gateway.intake import spool
+from gateway.intake.smtp import IngressSMTP, start_smtp
 from gateway.settings import Mailbox, Settings
 
 
@@ -230,7 +230,7 @@ def test_addresses_are_read_as_aiosmtpd_reads_them(limit: int) -> None:
 def test_a_read_takes_at_most_what_malloc_serves_from_its_heap(tmp_path: Path) -> None:
     """asyncio's 256 KiB reads each mapped memory of their own and unmapped it: bench/ingest.py took
     25 % more mail with 64 KiB."""
-    from gateway.inbound.smtp import READ_BYTES, IngressHandler
+    from gateway.intake.smtp import READ_BYTES, IngressHandler
 
     settings = Settings(home=tmp_path, data_dir=tmp_path, mailboxes=(Mailbox("support@shop.example"),))
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy.orm import Session
 
 from gateway.context import Context, open_context
+from gateway.notify import Mailer
 from gateway.orders.bank import import_credits
-from gateway.orders.intake import OrderDraft, create_order, validate_order
 from gateway.orders.models import Order
-from gateway.outbound.notify import Mailer
+from gateway.orders.placing import OrderDraft, create_order, validate_order
 from gateway.payments.statements import StatementError, read_statement
 from gateway.settings import Mailbox, Settings
 
@@ -35,7 +35,9 @@ def _orders(context: Context, session: Session, *prices: str) -> list[Order]:
             "customer": {"email": "jean@client.example"}, "subject": "Logo", "payment_method": "transfer",
             "items": [{"description": "Logo", "quantity": 1, "unit_price": price}]})
         assert isinstance(draft, OrderDraft)
-        made.append(create_order(session, context.settings, Mailer(session, context.settings), draft))
+        mailer = Mailer(session, context.settings)
+        made.append(create_order(session, context.settings, mailer, draft))
+        mailer.write_outbox()
     return made
 
 

@@ -14,12 +14,12 @@ from gateway.context import Context, open_context
 from gateway.deadlines import run_due
 from gateway.helpdesk import upsert_person
 from gateway.orders.due import HANDLERS, read_ahead
-from gateway.orders.intake import OrderDraft, create_order, validate_order
 from gateway.orders.lifecycle import confirm_order
 from gateway.orders.models import Order, Subscription
+from gateway.orders.placing import OrderDraft, create_order, validate_order
 from gateway.orders.subscriptions import period_end
-from gateway.outbound.notify import Mailer
 from gateway.settings import Mailbox, Plan, Settings
+from gateway.transaction import mailing
 
 START = datetime(2027, 1, 31, 10, 0, tzinfo=UTC)
 
@@ -46,7 +46,7 @@ def context(tmp_path: Path) -> Iterator[Context]:
 
 def test_declined_renewals_are_retried_on_the_schedule_then_the_subscription_is_inactive(context: Context) -> None:
     with time_machine.travel(START, tick=False) as clock:
-        with context.sessions.begin() as session:
+        with mailing(context) as (session, mailer):
             upsert_person(session, "alice@shop.example", role="coordinator")
             customer = upsert_person(session, "jean@client.example")
             customer.card_reference = "tok_visa"
@@ -54,8 +54,8 @@ def test_declined_renewals_are_retried_on_the_schedule_then_the_subscription_is_
                 "customer": {"email": "jean@client.example"}, "subject": "Pro", "payment_method": "card",
                 "plan": "pro", "items": [{"description": "Pro", "quantity": 1, "unit_price": "29.00"}]})
             assert isinstance(draft, OrderDraft)
-            order = create_order(session, context.settings, Mailer(session, context.settings), draft)
-            assert confirm_order(context.settings, Mailer(session, context.settings), order,
+            order = create_order(session, context.settings, mailer, draft)
+            assert confirm_order(context.settings, mailer, order,
                                  "alice@shop.example").outcome == "confirmed"
             customer.card_reference = "tok_chargeDeclined"
             number = order.number

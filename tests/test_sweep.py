@@ -13,13 +13,13 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import select
 
-from gateway.broker import configure
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.models import Inbound, Outbox
 from gateway.outbound.outbox import deliver_all
+from gateway.service.broker import configure
+from gateway.service.sweep import requeue_stalled
 from gateway.settings import Mailbox, Settings
-from gateway.sweep import requeue_stalled
 
 
 @pytest.fixture

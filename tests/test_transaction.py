@@ -12,7 +12,7 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from gateway.context import open_context
-from gateway.inbound.accept import store
+from gateway.intake.admission import store
 from gateway.settings import Mailbox, Settings
 from gateway.transaction import WriterGate, writer
 

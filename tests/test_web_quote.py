@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 from starlette.exceptions import StarletteDeprecationWarning
 
-from gateway.broker import configure
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox
@@ -20,9 +19,11 @@ from gateway.orders.card import ensure_order
 from gateway.orders.models import Quote
 from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import create_quote, withdraw_quote
-from gateway.outbound.notify import Mailer
+from gateway.service.broker import configure
+from gateway.service.tasks import follow_up_quote
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_quote_token
+from gateway.transaction import mailing
 from gateway.web.app import create_app
 from gateway.web.i18n import long_date
 from gateway.web.openapi import openapi_document
@@ -53,12 +54,12 @@ def client(context: Context) -> Iterator[TestClient]:
 
 def quote(context: Context, locale: str = "fr", amount: str = "450", customer: str = "jean@client.example") -> str:
     """A new open quote for a new order of ``customer``; its link's path."""
-    with context.sessions.begin() as session:
+    with mailing(context) as (session, mailer):
         upsert_person(session, COORDINATOR, role="coordinator")
         person = upsert_person(session, customer, name="Jean Dupont", locale=locale)
         request, _ = open_request(session, ORDERS, "Site vitrine", person, f"<{customer}@x>")
         order = ensure_order(session, request, context.settings)
-        made = create_quote(session, context.settings, Mailer(session, context.settings), order,
+        made = create_quote(session, context.settings, mailer, order,
                             author=COORDINATOR, amount=Decimal(amount))
         session.flush()
         return f"/quote/{mint_quote_token(context.settings.secret_key, made.id, made.version)}"
@@ -66,10 +67,10 @@ def quote(context: Context, locale: str = "fr", amount: str = "450", customer: s
 
 def requote(context: Context, amount: str) -> str:
     """Alice quotes order 1 again: the path of the new version."""
-    with context.sessions.begin() as session:
+    with mailing(context) as (session, mailer):
         order = ensure_order(session, session.scalars(select(Quote)).first().order.request,  # type: ignore[union-attr]
                              context.settings)
-        made = create_quote(session, context.settings, Mailer(session, context.settings), order,
+        made = create_quote(session, context.settings, mailer, order,
                             author=COORDINATOR, amount=Decimal(amount))
         session.flush()
         return f"/quote/{mint_quote_token(context.settings.secret_key, made.id, made.version)}"
@@ -77,12 +78,10 @@ def requote(context: Context, amount: str) -> str:
 
 def outbox_rows(context: Context) -> int:
     """Outbox rows written so far, once the decisions waiting for the worker are followed up."""
-    from gateway.tasks import follow_up_quote
-
     with context.sessions() as session:
         waiting = unfollowed(session)
     for quote_id in waiting:
-        follow_up_quote.fn(quote_id)  # what the worker does with what the POST enqueued
+        follow_up_quote(quote_id)  # what the worker does with what the POST enqueued
     with context.sessions() as session:
         return session.scalar(select(func.count(Outbox.id))) or 0
 
@@ -117,9 +116,9 @@ def test_each_link_that_names_no_decidable_quote_says_why(context: Context, clie
     second = requote(context, "500")
     replaced = client.get(first)
     assert replaced.status_code == 410 and "remplacé" in replaced.text and f'href="{second}"' in replaced.text
-    with context.sessions.begin() as session:
+    with mailing(context) as (session, mailer):
         order = session.get(Quote, 2).order  # type: ignore[union-attr]
-        withdraw_quote(context.settings, Mailer(session, context.settings), order, COORDINATOR)
+        withdraw_quote(context.settings, mailer, order, COORDINATOR)
     assert client.get(second).status_code == 410 and "retiré" in client.get(second).text
     third = requote(context, "600")
     with context.sessions.begin() as session:

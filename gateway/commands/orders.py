@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from gateway.attachments import keep_attachments
 from gateway.clock import utcnow
 from gateway.commands.grammar import Command
 from gateway.commands.registry import CommandContext, CommandError, handles, takes_text
 from gateway.helpdesk import add_comment
-from gateway.inbound.attachments import keep_attachments
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
     answer_cancellation,

@@ -1,4 +1,4 @@
-"""Applying commands: a table of handlers by name, all or nothing.
+"""The table of command handlers by name, which the handler modules fill (``dispatch`` applies them).
 
 A handler changes state inside the transaction and raises ``CommandError`` when the
 command cannot apply (an unknown address, an order that is not paid); the pipeline
@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from gateway.commands.grammar import BadCommand, Command
 from gateway.helpdesk import Author
-from gateway.inbound.parse import Attachment
+from gateway.mail.parse import Attachment
 from gateway.models import Comment, Request
-from gateway.outbound.notify import Mailer
+from gateway.notify import Mailer
 from gateway.settings import Settings
 
 
@@ -89,17 +89,3 @@ def lookup_problems(session: Session, commands: list[Command]) -> list[BadComman
         if reason:
             problems.append(BadCommand(command.line, reason))
     return problems
-
-
-def implemented() -> frozenset[str]:
-    """Every command this installation can apply."""
-    import gateway.commands.helpdesk  # noqa: F401  (registers its handlers)
-    import gateway.commands.orders  # noqa: F401
-
-    return frozenset(HANDLERS) | COMMENT_SHAPING
-
-
-def apply_commands(context: CommandContext, commands: list[Command]) -> None:
-    for command in commands:
-        if command.name not in COMMENT_SHAPING:
-            HANDLERS[command.name](context, command)

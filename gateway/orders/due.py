@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from gateway.deadlines import Handler
 from gateway.helpdesk import record_event
 from gateway.models import Deadline, Request
+from gateway.notify import Mailer
 from gateway.orders import subscriptions, timeline
 from gateway.orders.lifecycle import OPEN, WORKING, cancel_order, complete_unreviewed
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
-from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 
 SWEEP = "the gateway"  # the author of what a deadline does, in events and mails

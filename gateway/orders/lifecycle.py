@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.helpdesk import record_event
+from gateway.notify import Mailer
 from gateway.orders import timeline
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import tell_coordinators, tell_customer
@@ -25,7 +26,6 @@ from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE
 from gateway.orders.subscriptions import start_subscription, terminate
 from gateway.outbound.compose import MailFile
-from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_order, charge_request, record_payment, refund_payments
 from gateway.settings import Settings

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.helpdesk import join
+from gateway.notify import Mailer, coordinators_to_tell, tell_team
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
 from gateway.outbound.compose import MailFile
-from gateway.outbound.notify import Mailer, coordinators_to_tell, tell_team
 from gateway.settings import Settings
 from gateway.tokens import mint_order_token
 

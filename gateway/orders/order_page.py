@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.models import Deadline
+from gateway.notify import Mailer
 from gateway.orders.card import OrderError
 from gateway.orders.lifecycle import OPEN, WORKING, ask_cancellation, ask_revision, complete_by_customer
 from gateway.orders.mail import order_context
 from gateway.orders.models import Order
-from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 from gateway.tokens import verify_order_token
 

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.helpdesk import record_event
+from gateway.notify import Mailer
 from gateway.orders.card import replace_items, set_label
 from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Quote
 from gateway.orders.money import format_amount
 from gateway.orders.quotes import AWAITING_RESPONSE, announce_expiry, quote_context
-from gateway.outbound.notify import Mailer
 from gateway.payments.ledger import update_payment_status
 from gateway.settings import Settings
 from gateway.tokens import mint_quote_token, verify_quote_token

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.helpdesk import record_event
+from gateway.notify import Mailer
 from gateway.orders.card import OrderError, set_label, set_status
 from gateway.orders.mail import order_context, tell_coordinators, tell_customer
 from gateway.orders.models import ZERO, Order, Quote, QuoteItem
 from gateway.orders.money import LARGEST, format_amount, is_currency, parse_amount
-from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 from gateway.tokens import mint_quote_token
 

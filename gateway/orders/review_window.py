@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from gateway.helpdesk import Author
 from gateway.models import Request
+from gateway.notify import Mailer
 from gateway.orders.card import ensure_order
 from gateway.orders.mail import tell_customer
-from gateway.outbound.notify import Mailer
 from gateway.settings import Settings
 
 PAUSED = "delivered"

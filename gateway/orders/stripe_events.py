@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from gateway.helpdesk import record_event
 from gateway.models import ProviderEvent
+from gateway.notify import Mailer
 from gateway.orders import timeline
 from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Order, Payment
 from gateway.orders.money import format_amount
-from gateway.outbound.notify import Mailer
 from gateway.payments.ledger import refund_comment, update_payment_status
 
 PROVIDER = "stripe"

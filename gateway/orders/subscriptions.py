@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from gateway.clock import utcnow
 from gateway.deadlines import schedule, void
 from gateway.helpdesk import record_event
+from gateway.notify import Mailer
 from gateway.orders.card import OrderError
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import Order, Payment, Subscription
 from gateway.orders.money import format_amount
-from gateway.outbound.notify import Mailer
 from gateway.payments import provider_for
 from gateway.payments.ledger import charge_request, update_payment_status
 from gateway.settings import Plan, Settings

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.helpdesk import Author, find_person, join
 from gateway.models import Comment, Label, Product, Request
-from gateway.outbound.notify import Mailer, tell_team
+from gateway.notify import Mailer, tell_team
 from gateway.settings import Settings
 
 STATUSES = ("new", "in-progress", "resolved", "pending", "confirmed", "declined", "shipped", "completed",

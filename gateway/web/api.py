@@ -19,8 +19,8 @@ from starlette.responses import JSONResponse
 
 from gateway.context import Context
 from gateway.orders.card import OrderError
-from gateway.orders.intake import FieldError, create_order, validate_order
-from gateway.orders.views import order_summary
+from gateway.orders.placing import FieldError, create_order, validate_order
+from gateway.orders.summaries import order_summary
 from gateway.transaction import transaction
 from gateway.web.bodies import TooLarge, read_body
 from gateway.web.state import context_of

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.orders.intake import ORDER_SCHEMA
+from gateway.orders.placing import ORDER_SCHEMA
 
 _TEXT = {"type": "string"}
 _AMOUNT = {"type": "string", "pattern": r"^\d+\.\d{2}$", "example": "450.00"}

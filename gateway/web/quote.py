@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway import queues
 from gateway.context import Context
 from gateway.orders.quote_page import REASON_LIMIT, QuoteDecision, QuoteProblem, QuoteView, decide, quote_for_token
 from gateway.transaction import transaction
@@ -40,12 +41,10 @@ def show(request: Request) -> HTMLResponse:
 
 
 def _decide(context: Context, token: str, accept: bool, reason: str) -> QuoteDecision | QuoteProblem:
-    from gateway.tasks import follow_up_quote
-
     with transaction(context) as (session, mailer):
         outcome = decide(session, context.settings, mailer, token, accept, reason)
     if isinstance(outcome, QuoteDecision) and outcome.changed:
-        follow_up_quote.send(outcome.quote_id)
+        queues.follow_up_quote(outcome.quote_id)
     return outcome
 
 

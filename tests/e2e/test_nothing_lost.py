@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import GATEWAY, Gateway, alive, mail, reply_address, write_home
 
-from gateway.inbound.listener import LISTENERS
-from gateway.inbound.spool import Envelope, write_incoming
+from gateway.intake.listener import LISTENERS
+from gateway.intake.spool import Envelope, write_incoming
 
 CUSTOMER = "marie@client.example"
 STREAM = 400  # long enough that the kill, sent once 20 are in, lands before the end of it

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from conftest import Gateway, body_text, write_home
 
-from gateway.orders.intake import ORDER_SCHEMA
+from gateway.orders.placing import ORDER_SCHEMA
 
 API_KEY = "shop-key-0123456789"
 ALICE = "alice@shop.example"

@@ -1,0 +1,51 @@
+"""``#list`` sent to a bare mailbox address: the open requests, those waiting on the reader first."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from gateway.clock import utcnow
+from gateway.commands.grammar import split_commands
+from gateway.models import Person, Request
+from gateway.pipeline.message import Incoming
+
+CLOSED = ("resolved", "declined", "completed", "cancelled")
+
+
+LIST_TOPIC = "list"  # the outbox topic of #list answers, counted for the hourly cap
+
+def is_list_command(incoming: Incoming, person: Person) -> bool:
+    commands, _rest = split_commands(incoming.parsed.reply_text)
+    return person.role == "coordinator" and bool(commands) and commands[0].name == "list"
+
+
+def _waiting_on(reader: Person, request: Request) -> bool:
+    return request.expected_response == "coordinator" and request.assignee_id in (None, reader.id)
+
+
+def answer_list(incoming: Incoming, reader: Person) -> str:
+    """The inbox, to the coordinator's own address only, at most ``mails_per_hour`` listings an hour: the
+    command needs no authentication, so a From forged by a stranger must not flood the coordinator."""
+    limit = incoming.settings.mails_per_hour
+    if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
+        return f"#list not answered to {reader.email}: {limit} listings in the last hour"
+    commands, _rest = split_commands(incoming.parsed.reply_text)
+    status = commands[0].args.lower()
+    query = (select(Request).options(selectinload(Request.assignee))
+             .where(Request.mailbox == incoming.mailbox.address, Request.status.not_in(CLOSED)))
+    if status:
+        query = query.where(Request.status == status)
+    requests = list(incoming.session.scalars(query.order_by(Request.id)))
+    requests.sort(key=lambda r: (not _waiting_on(reader, r), r.id))
+    now = utcnow()
+    rows = [{"number": r.id, "subject": r.subject, "status": r.status,
+             "assignee": r.assignee.email if r.assignee else None, "expected": r.expected_response,
+             "waiting_on_you": _waiting_on(reader, r), "age_days": (now - r.created_at).days,
+             "age_hours": (now - r.created_at).seconds // 3600} for r in requests]
+    incoming.mailer.write("list", "coordinator", {"rows": rows, "mailbox": incoming.mailbox.address,
+                                                  "status": status},
+                          mailbox=incoming.mailbox.address, recipient=reader.email,
+                          reply_to=incoming.mailbox.address, person=reader, auto_submitted="auto-replied",
+                          topic=LIST_TOPIC)
+    return f"#list answered to {reader.email}: {len(rows)} open requests"

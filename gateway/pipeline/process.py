@@ -1,0 +1,276 @@
+"""Processing one stored message: parse, dedupe, apply, notify, in one transaction.
+
+The step is idempotent: the ``applied_messages`` unique index lets a message change
+state once per mailbox, so ``replay`` and a restart after a crash are always safe.
+Mail goes out only after the commit (the caller enqueues the returned outbox ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.appends import write_appended
+from gateway.clock import utcnow
+from gateway.context import Context
+from gateway.intake.admission import read_raw
+from gateway.logs import about, applying
+from gateway.mail.parse import ParsedMail, dedupe_key, parse
+from gateway.metrics import APPLIED, APPLY_SECONDS
+from gateway.models import AppliedMessage, Inbound
+from gateway.notify import Mailer
+from gateway.pipeline.apply import CommandsRefused, Opened, apply_message, look_up
+from gateway.pipeline.degrade import GATEWAY_FAULTS, keep_degraded
+from gateway.pipeline.message import Incoming
+from gateway.pipeline.refusal import refuse_commands
+from gateway.pipeline.thread import read_ahead_tokens
+
+log = logging.getLogger("gateway.inbound")
+
+@dataclass(frozen=True)
+class Ahead:
+    """A stored message, read and parsed: ahead by the serving process, or by the processor itself."""
+
+    raw: bytes
+    parsed: ParsedMail
+
+    @classmethod
+    def read(cls, context: Context, raw_path: str) -> Ahead:
+        raw = read_raw(context, raw_path)
+        return cls(raw, parse(raw))
+
+
+def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
+    """Read and parse messages waiting to be applied, so that the one writer only applies them.
+
+    A message that cannot be read here is left out: the processor reads it again and records why.
+    """
+    with context.sessions() as session:
+        paths = session.execute(select(Inbound.id, Inbound.raw_path)
+                                .where(Inbound.id.in_(inbound_ids), Inbound.status == "pending")).all()
+    ahead = {}
+    for inbound_id, raw_path in paths:
+        try:
+            ahead[inbound_id] = Ahead.read(context, raw_path)
+        except Exception as error:  # recorded when the processor meets it
+            log.debug("message %s not read ahead: %s", inbound_id, error)
+    return ahead
+
+
+@dataclass
+class Outcome:
+    """What processing decided, for the log line and ``inbound.decision``."""
+
+    status: str  # processed, duplicate, degraded, failed
+    decision: str
+    request_id: int | None = None
+    message_id: str | None = None
+    outbox_ids: list[int] = field(default_factory=list)
+    received_at: datetime | None = None  # applied now: when it was stored
+
+
+def _start(context: Context, inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
+    """Open the transaction and claim the message's key; an Outcome (session closed) when there is nothing to do."""
+    session = context.sessions()
+    try:
+        started = _claim(context, session, Mailer(session, context.settings), session.get(Inbound, inbound_id),
+                         inbound_id, ahead)
+    except BaseException:
+        session.close()
+        raise
+    if isinstance(started, Outcome):
+        session.close()
+    return started
+
+
+def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
+           inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
+    incoming = _read(context, session, mailer, row, inbound_id, ahead)
+    if isinstance(incoming, Outcome):
+        return incoming
+    session.add(AppliedMessage(mailbox=incoming.mailbox.address, key=incoming.key, inbound_id=inbound_id))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return Outcome("duplicate", f"already applied ({incoming.key})", message_id=incoming.parsed.message_id)
+    return incoming
+
+
+def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
+          inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
+    """The stored message parsed (here, unless it was ahead), not yet claimed; an Outcome when there
+    is nothing to apply."""
+    if row is None:
+        return Outcome("failed", f"no stored message {inbound_id}")
+    if row.status in ("processed", "duplicate"):
+        return Outcome(row.status, row.decision, row.request_id, row.message_id)
+    ahead = ahead or Ahead.read(context, row.raw_path)
+    raw, parsed = ahead.raw, ahead.parsed
+    settings = context.settings
+    mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
+    if mailbox is None:
+        raise ValueError(f"no mailbox for {row.mailbox} in the configuration")
+    return Incoming(session, settings, mailer, row, parsed, mailbox, dedupe_key(parsed, raw), raw)
+
+
+def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
+    """Apply one stored message once; safe to call again for the same id."""
+    started = _start(context, inbound_id, ahead)
+    if isinstance(started, Outcome):
+        return mark(context, inbound_id, started) if started.status == "duplicate" else started
+    incoming = started
+    with incoming.session as session, applying(inbound_id, incoming.parsed.message_id):
+        try:
+            decision: str | Opened = apply_message(incoming)
+        except CommandsRefused as refused:
+            session.rollback()
+            decision = refuse_commands(incoming, refused)
+        session.flush()
+        outcome = _processed(incoming, decision)
+        _commit(session, incoming.mailer)
+        outcome.outbox_ids = incoming.mailer.outbox_ids
+        return outcome
+
+
+def _commit(session: Session, mailer: Mailer) -> None:
+    """The transaction's last writes, in plain sight: the rows only appended (rule matches, Message-IDs)
+    and the mails; then the commit."""
+    write_appended(session)
+    mailer.write_outbox()
+    session.commit()
+
+
+def _processed(incoming: Incoming, decision: str | Opened) -> Outcome:
+    """Mark the row processed, once what it did has been flushed (a request it opened has its number);
+    the outbox ids are the caller's to add once the transaction has committed."""
+    told = str(decision)
+    if incoming.parsed.defects:
+        told += f" [defects: {', '.join(sorted(set(incoming.parsed.defects)))}]"
+    row = incoming.row
+    row.status, row.decision, row.processed_at = "processed", told, utcnow()
+    row.message_id = incoming.parsed.message_id
+    return Outcome("processed", told, row.request_id, row.message_id, received_at=row.received_at)
+
+
+class _NotTogether(Exception):
+    """A message of a batch is not a plain one: the batch is done one message per transaction."""
+
+
+def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[Outcome]:
+    """Apply several stored messages in one transaction: one commit and one read of what they share.
+
+    Only plain messages go together. If any of them is a duplicate, has refused commands or
+    fails, nothing of the batch is kept and each message is done alone (``process_safely``),
+    so no message changes what happens to another. ``ahead``: messages already read and parsed.
+    """
+    ahead = ahead or {}
+    if len(inbound_ids) == 1:
+        return [process_safely(context, inbound_ids[0], ahead.get(inbound_ids[0]))]
+    try:
+        outcomes = _together(context, inbound_ids, ahead)
+    except Exception as error:  # each one alone, where a failure is kept with its reason
+        log.debug("batch of %s messages done one by one: %s", len(inbound_ids), error)
+        return [process_safely(context, inbound_id, ahead.get(inbound_id)) for inbound_id in inbound_ids]
+    for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
+        _log(inbound_id, outcome)
+    return outcomes
+
+
+def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[Outcome]:
+    """Every message is read and parsed first, then all are claimed with one statement: a key
+    applied before makes the whole batch go one message at a time."""
+    with context.sessions() as session:
+        mailer = Mailer(session, context.settings)
+        rows = {row.id: row for row in session.scalars(select(Inbound).where(Inbound.id.in_(inbound_ids)))}
+        batch = []
+        for inbound_id in inbound_ids:
+            incoming = _read(context, session, mailer, rows.get(inbound_id), inbound_id, ahead.get(inbound_id))
+            if isinstance(incoming, Outcome):
+                raise _NotTogether(f"message {inbound_id}: {incoming.status}")
+            batch.append(incoming)
+        try:
+            session.execute(insert(AppliedMessage), [
+                {"mailbox": incoming.mailbox.address, "key": incoming.key, "inbound_id": incoming.row.id}
+                for incoming in batch])
+        except IntegrityError as error:
+            raise _NotTogether("a message of the batch was applied before") from error
+        mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], context.settings))
+        look_up(session, batch)
+        decisions, marks = [], [0]
+        for incoming in batch:
+            try:
+                with applying(incoming.row.id, incoming.parsed.message_id):
+                    decisions.append(apply_message(incoming))
+            except CommandsRefused as refused:
+                raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
+            marks.append(mailer.written)
+        session.flush()
+        outcomes = [_processed(incoming, decision) for incoming, decision in zip(batch, decisions, strict=True)]
+        _commit(session, mailer)
+    for outcome, start, end in zip(outcomes, marks, marks[1:], strict=False):
+        outcome.outbox_ids = mailer.outbox_ids_between(start, end)
+    return outcomes
+
+
+def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
+    """Record what became of a message that applied nothing: a duplicate, a failure."""
+    with context.sessions.begin() as session:
+        row = session.get(Inbound, inbound_id)
+        if row is not None:
+            row.status, row.decision, row.processed_at = outcome.status, outcome.decision, utcnow()
+    return outcome
+
+
+def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
+    """``process``, but one message never stops the others, and never goes without an owner: a message
+    that breaks the pipeline is kept degraded (``degrade``); one that meets a fault of the gateway
+    itself, or that cannot even be kept degraded, is marked failed for ``gateway replay --failed``."""
+    try:
+        outcome = process(context, inbound_id, ahead)
+    except GATEWAY_FAULTS as error:
+        return _failed(context, inbound_id, error)
+    except Exception as error:
+        outcome = _degrade(context, inbound_id, ahead, error)
+    _log(inbound_id, outcome)
+    return outcome
+
+
+def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exception) -> Outcome:
+    log.exception("message %s could not be applied: %s: %s; keeping it degraded", inbound_id,
+                  type(error).__name__, error, extra=about(inbound_id, ahead.parsed.message_id if ahead else None))
+    try:
+        with context.sessions() as session:
+            row = session.get(Inbound, inbound_id)
+            raw_path = row.raw_path if row is not None else None
+        if raw_path is None:
+            return _failed(context, inbound_id, LookupError(f"no stored message {inbound_id}"))
+        raw = ahead.raw if ahead is not None else read_raw(context, raw_path)
+        kept = keep_degraded(context, inbound_id, raw, f"{type(error).__name__}: {error}")
+    except Exception as second:  # the last resort: the raw message stays where it is
+        return _failed(context, inbound_id, second)
+    if kept is None:
+        return mark(context, inbound_id, Outcome("duplicate", "already applied (kept degraded before)"))
+    return Outcome("degraded", kept.decision, kept.request_id, kept.message_id, kept.outbox_ids)
+
+
+def _failed(context: Context, inbound_id: int, error: BaseException) -> Outcome:
+    log.error("message %s failed: %s: %s (kept; run `gateway replay %s`)", inbound_id, type(error).__name__,
+              error, inbound_id, exc_info=error, extra=about(inbound_id))
+    try:
+        return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+    except GATEWAY_FAULTS:  # the database is gone: the row stays pending, taken again at the next start
+        return Outcome("failed", f"{type(error).__name__}: {error}")
+
+
+def _log(inbound_id: int, outcome: Outcome) -> None:
+    log.info("message %s %s: %s: %s", inbound_id, outcome.message_id or "(no Message-ID)", outcome.status,
+             outcome.decision, extra=about(inbound_id, outcome.message_id))
+    APPLIED.labels(outcome.status).inc()
+    if outcome.received_at is not None:
+        APPLY_SECONDS.observe(max(0.0, (utcnow() - outcome.received_at).total_seconds()))

@@ -1,0 +1,50 @@
+"""How the long-running processes are tuned, in one place: thread priorities and the garbage collector.
+
+On Linux a priority (niceness, scheduling policy) belongs to a thread, so a process lowers only the
+threads whose work can wait (admission, the processor, the workers), and the others keep answering
+mail clients and web pages at full priority. The figures behind each choice are in bench/README.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+
+log = logging.getLogger("gateway")
+
+
+def lower_priority(steps: int) -> None:
+    """Lower the calling thread's priority by ``steps`` of niceness (19 at most)."""
+    me = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + steps))
+    except OSError as error:  # not allowed here: run at the same priority as the rest
+        log.debug("could not lower the priority of %s: %s", threading.current_thread().name, error)
+
+
+def run_when_idle() -> None:
+    """The calling thread runs only on a CPU that no other thread wants (``SCHED_IDLE``).
+
+    At nice 19 alone, a listener woken by its client waits for the end of the running thread's time
+    slice (Linux's EEVDF scheduler gives nice 19 the same slice as the rest); a ``SCHED_IDLE``
+    thread gives the CPU up at once. Nice 19 as well, where ``SCHED_IDLE`` is not allowed.
+    """
+    lower_priority(19)
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError as error:
+        log.debug("could not make %s run when idle: %s", threading.current_thread().name, error)
+
+
+def settle() -> None:
+    """Once a long-running process has started (``serve``, its processor, ``worker``).
+
+    What starting made (modules, the engine, rules and templates) lives as long as the process:
+    ``gc.freeze`` keeps the cyclic collector from going through it at every full collection. A batch
+    applied makes many objects that live until its commit: young collections every 10,000
+    allocations instead of 700 do not go over them again and again.
+    """
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)

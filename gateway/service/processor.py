@@ -1,0 +1,180 @@
+"""In ``gateway serve``, messages are applied in a process of their own: the processor.
+
+Why: applying a message is CPU-bound Python (parsing, rules, templates, the ORM). In the
+serving process it shared one GIL with admitting what the listener received, sending mail
+and answering the web page, while the machine's other core idled once the mail was in.
+The dramatiq actors stay where they are, on the broker ``gateway serve`` configured:
+``process_inbound`` reads and parses its batch (``read_ahead``), hands it to the processor
+and waits for the outbox ids, which it enqueues for ``send_mail`` here. The processor holds
+SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
+takes a quarter of its work off it. It takes its turn at that lock with the serving
+process's writers (``transaction.writer``), batch by batch, so that admission is not kept
+waiting. One process applies messages, in the order they were received (``HandOver``): the
+inbound queue is ``gateway serve``'s alone, and ``gateway worker`` only sends mail.
+
+The processor runs below the listener and the web page in priority, exits when the serving
+process is gone, and is started again if it dies. What it was given is then tried again in
+the new one, a batch one message at a time, so that only a message that kills it again is
+marked failed, alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from gateway.context import current, open_context
+from gateway.logs import about, configure_logging
+from gateway.pipeline.process import Ahead, Outcome, mark, process_batch, read_ahead
+from gateway.runtime import run_when_idle, settle
+from gateway.settings import Settings
+from gateway.transaction import writer
+
+log = logging.getLogger("gateway.inbound")
+
+
+class HandOver:
+    """Batches go to the processor in the order they reach ``Processor.apply``, which is the order
+    they were admitted in: a thread whose batch was quicker to read ahead waits for the threads
+    that came before it, so that a reply is not applied before the mail it follows. (Two threads
+    can still swap between taking their batches from the queue and reaching ``apply``: a few
+    microseconds, against the milliseconds of reading ahead.)"""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._taken = 0
+        self._next = 0  # the first turn not done yet
+        self._done: set[int] = set()
+
+    def take(self) -> int:
+        with self._changed:
+            self._taken += 1
+            return self._taken - 1
+
+    def wait(self, turn: int) -> None:
+        """Until every turn taken before this one is done."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next == turn)
+
+    def done(self, turn: int) -> None:
+        """Handed over, or given up: the turns after it may go."""
+        with self._changed:
+            self._done.add(turn)
+            while self._next in self._done:
+                self._done.remove(self._next)
+                self._next += 1
+            self._changed.notify_all()
+
+
+class Processor:
+    """One process: on SQLite, which has one writer, more would only wait for it; on PostgreSQL
+    too, since two processes could apply a reply and the mail it follows at the same time, and
+    commit the reply first."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._restarting = threading.Lock()
+        self._hand_over = HandOver()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        """Started now, not at the first message: starting takes a second of CPU, which the first mails
+        would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_boot, initargs=(self._settings, os.getpid()))
+        pool.submit(os.getpid).result()
+        return pool
+
+    def apply(self, inbound_ids: list[int]) -> list[int]:
+        """Apply the messages; the outbox ids to send once they are committed.
+
+        A processor found dead may have died of anything: the messages are tried once more in a
+        new one, a batch one message at a time; a message that kills that one too is marked failed.
+        """
+        turn = self._hand_over.take()
+        try:
+            ahead = read_ahead(current(), inbound_ids)
+            self._hand_over.wait(turn)
+            pool = self._pool
+            applied = _submit(pool, inbound_ids, ahead)
+        finally:
+            self._hand_over.done(turn)
+        for attempt in range(2):
+            if attempt:
+                pool = self._pool
+                applied = _submit(pool, inbound_ids, ahead)
+            try:
+                return applied.result()
+            except BrokenProcessPool:
+                self._restart(pool)
+            if len(inbound_ids) > 1:
+                return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
+        reason = "the processing process died twice while applying it"
+        log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0],
+                  extra=about(inbound_ids[0]))
+        mark(current(), inbound_ids[0], Outcome("failed", reason))
+        return []
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._restarting:
+            if self._pool is broken:
+                log.error("the processing process died; starting another one")
+                broken.shutdown(wait=False)
+                self._pool = self._start()
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+_running: Processor | None = None
+
+
+def start(settings: Settings) -> Processor:
+    """From now on, ``apply`` in this process runs in the processor."""
+    global _running
+    _running = Processor(settings)
+    return _running
+
+
+def apply(inbound_ids: list[int]) -> list[int]:
+    """Apply stored messages in the processor if this process started one, here otherwise."""
+    if _running is not None:
+        return _running.apply(inbound_ids)
+    return _apply(inbound_ids)
+
+
+def _submit(pool: ProcessPoolExecutor, inbound_ids: list[int], ahead: dict[int, Ahead]) -> Future[list[int]]:
+    """``pool.submit``; a pool found broken gives a future that fails as the work would have in it."""
+    try:
+        return pool.submit(_apply, inbound_ids, ahead)
+    except BrokenProcessPool as broken:
+        failed: Future[list[int]] = Future()
+        failed.set_exception(broken)
+        return failed
+
+
+def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[int]:
+    with writer(current(), background=True):
+        outcomes = process_batch(current(), inbound_ids, ahead)
+    return [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
+
+
+def _boot(settings: Settings, parent: int) -> None:
+    """In the processor: log as the serving process does, yield to it, connect, and watch it."""
+    configure_logging()
+    run_when_idle()  # its other threads start from this one, and run so too
+    open_context(settings, migrated=True)
+    settle()
+    threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """A ``kill -9`` of the serving process must not leave the processor behind."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
