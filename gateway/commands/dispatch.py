@@ -6,9 +6,10 @@ does, so whoever applies commands has them all.
 
 from __future__ import annotations
 
+from gateway.change import RequestChange
 from gateway.commands import helpdesk, orders  # noqa: F401  (they register their handlers)
 from gateway.commands.grammar import Command
-from gateway.commands.registry import COMMENT_SHAPING, HANDLERS, CommandContext
+from gateway.commands.registry import COMMENT_SHAPING, HANDLERS
 
 
 def implemented() -> frozenset[str]:
@@ -16,7 +17,7 @@ def implemented() -> frozenset[str]:
     return frozenset(HANDLERS) | COMMENT_SHAPING
 
 
-def apply_commands(context: CommandContext, commands: list[Command]) -> None:
+def apply_commands(context: RequestChange, commands: list[Command]) -> None:
     for command in commands:
         if command.name not in COMMENT_SHAPING:
             HANDLERS[command.name](context, command)

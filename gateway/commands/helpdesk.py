@@ -6,14 +6,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.addresses import BadAddress, addr_spec
+from gateway.change import RequestChange
 from gateway.commands.grammar import Command
-from gateway.commands.registry import CommandContext, CommandError, handles, validates
+from gateway.commands.registry import CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product
 
 
 @handles("status")
-def set_status(context: CommandContext, command: Command) -> None:
+def set_status(context: RequestChange, command: Command) -> None:
     status = command.args.lower()
     request = context.request
     if request.kind == "order" and status != "in-progress":
@@ -33,7 +34,7 @@ def known_coordinator(session: Session, command: Command) -> str | None:
 
 
 @handles("assign")
-def assign(context: CommandContext, command: Command) -> None:
+def assign(context: RequestChange, command: Command) -> None:
     target = command.args.lower()
     if target == "all":
         context.request.assignee = None
@@ -48,13 +49,13 @@ def assign(context: CommandContext, command: Command) -> None:
 
 
 @handles("label")
-def label(context: CommandContext, command: Command) -> None:
+def label(context: RequestChange, command: Command) -> None:
     if command.args not in {existing.name for existing in context.request.labels}:
         context.request.labels.append(Label(name=command.args))
 
 
 @handles("unlabel")
-def unlabel(context: CommandContext, command: Command) -> None:
+def unlabel(context: RequestChange, command: Command) -> None:
     context.request.labels[:] = [existing for existing in context.request.labels if existing.name != command.args]
 
 
@@ -68,7 +69,7 @@ def one_address(session: Session, command: Command) -> str | None:
 
 
 @handles("observer")
-def observer(context: CommandContext, command: Command) -> None:
+def observer(context: RequestChange, command: Command) -> None:
     action, email = command.args.split(None, 1)
     email = addr_spec(email.strip())
     request = context.request
@@ -87,7 +88,7 @@ def observer(context: CommandContext, command: Command) -> None:
 
 
 @handles("expect")
-def expect(context: CommandContext, command: Command) -> None:
+def expect(context: RequestChange, command: Command) -> None:
     value = command.args.lower()
     context.request.expected_response = None if value == "none" else value
 
@@ -104,7 +105,7 @@ def known_product(session: Session, command: Command) -> str | None:
 
 
 @handles("product")
-def product(context: CommandContext, command: Command) -> None:
+def product(context: RequestChange, command: Command) -> None:
     found = _product(context.session, command.args)
     if found is None:
         raise CommandError(command.line, f"no product with SKU {command.args} (see `gateway products add`)")
@@ -112,5 +113,5 @@ def product(context: CommandContext, command: Command) -> None:
 
 
 @handles("delivery")
-def delivery(context: CommandContext, command: Command) -> None:
+def delivery(context: RequestChange, command: Command) -> None:
     context.request.delivery_ref = command.args

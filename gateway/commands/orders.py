@@ -12,9 +12,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gateway.attachments import keep_attachments
+from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.grammar import Command
-from gateway.commands.registry import CommandContext, CommandError, handles, takes_text
+from gateway.commands.registry import CommandError, handles, takes_text
 from gateway.helpdesk import add_comment
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
@@ -37,14 +38,14 @@ from gateway.orders.quotes import create_quote, read_quote_lines, withdraw_quote
 from gateway.orders.subscriptions import choose_plan, terminate
 from gateway.outbound.compose import MailFile
 
-OrderStep = Callable[[CommandContext, Command, Order], None]
+OrderStep = Callable[[RequestChange, Command, Order], None]
 
 
 def order_command(name: str) -> Callable[[OrderStep], OrderStep]:
     """Register an order step as the handler of ``#name``: refused on helpdesk requests, errors as refusals."""
 
     def register(step: OrderStep) -> OrderStep:
-        def handler(context: CommandContext, command: Command) -> None:
+        def handler(context: RequestChange, command: Command) -> None:
             if context.request.kind != "order":
                 raise CommandError(command.line, f"#{name} applies to orders; request #{context.request.id} is a "
                                                  f"{context.request.kind} request")
@@ -60,17 +61,17 @@ def order_command(name: str) -> Callable[[OrderStep], OrderStep]:
 
 
 @order_command("confirm")
-def confirm(context: CommandContext, command: Command, order: Order) -> None:
+def confirm(context: RequestChange, command: Command, order: Order) -> None:
     confirm_order(context.settings, context.mailer, order, context.author.email)
 
 
 @order_command("decline")
-def decline(context: CommandContext, command: Command, order: Order) -> None:
+def decline(context: RequestChange, command: Command, order: Order) -> None:
     decline_order(context.mailer, order, context.author.email, command.args)
 
 
 @order_command("quote")
-def quote(context: CommandContext, command: Command, order: Order) -> None:
+def quote(context: RequestChange, command: Command, order: Order) -> None:
     words = command.args.split()
     amount = parse_amount(words[0]) if words and words[0][0].isdigit() else None
     currency = words[-1] if words and not words[-1][0].isdigit() else None
@@ -83,17 +84,17 @@ takes_text("quote", lambda text: bool(read_quote_lines(text)))
 
 
 @order_command("withdraw")
-def withdraw(context: CommandContext, command: Command, order: Order) -> None:
+def withdraw(context: RequestChange, command: Command, order: Order) -> None:
     withdraw_quote(context.settings, context.mailer, order, context.author.email)
 
 
 @order_command("payment")
-def payment(context: CommandContext, command: Command, order: Order) -> None:
+def payment(context: RequestChange, command: Command, order: Order) -> None:
     change_payment_method(order, command.args, context.author.email)
 
 
 @order_command("paid")
-def paid(context: CommandContext, command: Command, order: Order) -> None:
+def paid(context: RequestChange, command: Command, order: Order) -> None:
     amount_text, _, reference = command.args.partition(" ")
     amount = parse_amount(amount_text)
     if amount is None:
@@ -102,17 +103,17 @@ def paid(context: CommandContext, command: Command, order: Order) -> None:
 
 
 @order_command("remind")
-def remind(context: CommandContext, command: Command, order: Order) -> None:
+def remind(context: RequestChange, command: Command, order: Order) -> None:
     remind_payment(context.settings, context.mailer, order, context.author.email)
 
 
 @order_command("cancel")
-def cancel(context: CommandContext, command: Command, order: Order) -> None:
+def cancel(context: RequestChange, command: Command, order: Order) -> None:
     cancel_order(context.settings, context.mailer, order, context.author.email, command.args)
 
 
 @order_command("due")
-def due(context: CommandContext, command: Command, order: Order) -> None:
+def due(context: RequestChange, command: Command, order: Order) -> None:
     set_due_date(context.settings, context.mailer, order, read_due(command.args), context.author.email)
 
 
@@ -130,7 +131,7 @@ def read_due(text: str) -> datetime:
 
 
 @order_command("deliver")
-def deliver(context: CommandContext, command: Command, order: Order) -> None:
+def deliver(context: RequestChange, command: Command, order: Order) -> None:
     """The mail's text and files are the delivery: kept as a public comment, and sent to the customer in
     the delivery mail rather than as a comment of their own."""
     if context.text or context.attachments:
@@ -144,33 +145,33 @@ takes_text("deliver", lambda text: True)
 
 
 @order_command("revision")
-def revision(context: CommandContext, command: Command, order: Order) -> None:
+def revision(context: RequestChange, command: Command, order: Order) -> None:
     answer, _, reason = command.args.partition(" ")
     answer_revision(context.settings, context.mailer, order, answer.lower() == "accept", reason.strip(),
                     context.author.email)
 
 
 @order_command("cancellation")
-def cancellation(context: CommandContext, command: Command, order: Order) -> None:
+def cancellation(context: RequestChange, command: Command, order: Order) -> None:
     answer, _, reason = command.args.partition(" ")
     answer_cancellation(context.settings, context.mailer, order, answer.lower() == "accept", reason.strip(),
                         context.author.email)
 
 
 @order_command("plan")
-def plan(context: CommandContext, command: Command, order: Order) -> None:
+def plan(context: RequestChange, command: Command, order: Order) -> None:
     name, _, start = command.args.partition(" ")
     starts_at = read_due(start.split()[-1]) if start.strip() else None
     choose_plan(context.session, context.settings, context.mailer, order, name, starts_at, context.author.email)
 
 
 @order_command("terminate")
-def terminate_subscription(context: CommandContext, command: Command, order: Order) -> None:
+def terminate_subscription(context: RequestChange, command: Command, order: Order) -> None:
     terminate(context.session, context.mailer, order, command.args.lower() == "now", context.author.email)
 
 
 @order_command("ship")
-def ship(context: CommandContext, command: Command, order: Order) -> None:
+def ship(context: RequestChange, command: Command, order: Order) -> None:
     words = command.args.split()
     force = bool(words) and words[0].lower() == "force"
     tracking = " ".join(words[1:] if force else words)
@@ -178,5 +179,5 @@ def ship(context: CommandContext, command: Command, order: Order) -> None:
 
 
 @order_command("complete")
-def complete(context: CommandContext, command: Command, order: Order) -> None:
+def complete(context: RequestChange, command: Command, order: Order) -> None:
     complete_order(context.session, order, context.author.email, force=command.args.lower() == "force")

@@ -8,16 +8,11 @@ then rolls the whole mail back and answers its sender with an error mail.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from gateway.change import RequestChange
 from gateway.commands.grammar import BadCommand, Command
-from gateway.helpdesk import Author
-from gateway.mail.parse import Attachment
-from gateway.models import Comment, Request
-from gateway.notify import Mailer
-from gateway.settings import Settings
 
 
 class CommandError(Exception):
@@ -29,19 +24,7 @@ class CommandError(Exception):
         self.reason = reason
 
 
-@dataclass
-class CommandContext:
-    session: Session
-    settings: Settings
-    mailer: Mailer
-    request: Request
-    author: Author
-    comment: Comment | None
-    text: str = ""  # the mail's text after the command lines
-    attachments: tuple[Attachment, ...] = ()  # the mail's files, for a command that takes the text (#deliver)
-
-
-Handler = Callable[[CommandContext, Command], None]
+Handler = Callable[[RequestChange, Command], None]
 Validator = Callable[[Session, Command], str | None]
 HANDLERS: dict[str, Handler] = {}
 VALIDATORS: dict[str, Validator] = {}

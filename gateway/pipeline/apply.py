@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from gateway.addresses import takes_no_reply
 from gateway.appends import append
 from gateway.attachments import keep_attachments
+from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.dispatch import apply_commands, implemented
 from gateway.commands.grammar import BadCommand, check_commands, split_commands
-from gateway.commands.registry import CommandContext, CommandError, lookup_problems, text_is_taken
+from gateway.commands.registry import CommandError, lookup_problems, text_is_taken
 from gateway.helpdesk import (
     Author,
     add_comment,
@@ -40,7 +41,6 @@ from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
 from gateway.pipeline.message import Incoming, Known
 from gateway.pipeline.thread import find_thread
-from gateway.rules.actions import RuleContext
 from gateway.rules.engine import run_rules
 
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
@@ -132,7 +132,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     _remember_message_id(session, parsed, request, seen)
-    run_rules(RuleContext(session, incoming.settings, incoming.mailer, request, comment, author), "message",
+    run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
     acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
     notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
@@ -158,7 +158,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
     _remember_message_id(session, parsed, request, seen)
     comment = None
-    rules = RuleContext(session, incoming.settings, incoming.mailer, request, None, author)
+    rules = RequestChange(session, incoming.settings, incoming.mailer, request, author)
     if rest and not text_is_taken(commands, rest):
         kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility)
         comment = add_comment(session, request, author, rest, visibility=kept_as, inbound_id=incoming.row.id)
@@ -169,7 +169,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
             remember_visibility(request, comment)          # reply held for the review window changes the habit
     status, assignee = request.status, request.assignee
     try:
-        apply_commands(CommandContext(session, incoming.settings, incoming.mailer, request, author, comment, rest,
+        apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment, rest,
                                       tuple(parsed.attachments)), commands)
     except CommandError as error:
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.helpdesk import Author, find_person, join
-from gateway.models import Comment, Label, Product, Request
-from gateway.notify import Mailer, tell_team
-from gateway.settings import Settings
+from gateway.change import RequestChange
+from gateway.helpdesk import find_person, join
+from gateway.models import Label, Product
+from gateway.notify import tell_team
 
 STATUSES = ("new", "in-progress", "resolved", "pending", "confirmed", "declined", "shipped", "completed",
             "cancelled")
@@ -28,20 +27,7 @@ class ActionError(Exception):
     """An action argument that cannot work."""
 
 
-@dataclass
-class RuleContext:
-    """What a rule's actions can change: the request, and the comment that triggered it if any."""
-
-    session: Session
-    settings: Settings
-    mailer: Mailer
-    request: Request
-    comment: Comment | None = None
-    author: Author | None = None
-    stopped: bool = False
-
-
-def _assign(context: RuleContext, target: str) -> str:
+def _assign(context: RequestChange, target: str) -> str:
     if target == "all":
         context.request.assignee = None
         return "assigned to everyone"
@@ -52,28 +38,28 @@ def _assign(context: RuleContext, target: str) -> str:
     return f"assigned to {target}"
 
 
-def _label(context: RuleContext, name: str) -> str:
+def _label(context: RequestChange, name: str) -> str:
     if name not in {label.name for label in context.request.labels}:
         context.request.labels.append(Label(name=name))
     return f"labelled {name}"
 
 
-def _unlabel(context: RuleContext, name: str) -> str:
+def _unlabel(context: RequestChange, name: str) -> str:
     context.request.labels[:] = [label for label in context.request.labels if label.name != name]
     return f"unlabelled {name}"
 
 
-def _status(context: RuleContext, status: str) -> str:
+def _status(context: RequestChange, status: str) -> str:
     context.request.status = status
     return f"status {status}"
 
 
-def _expect(context: RuleContext, who: str) -> str:
+def _expect(context: RequestChange, who: str) -> str:
     context.request.expected_response = None if who == "none" else who
     return f"expects {who}"
 
 
-def _visibility(context: RuleContext, visibility: str) -> str:
+def _visibility(context: RequestChange, visibility: str) -> str:
     comment = context.comment
     if comment is None or comment.visibility == "note":
         return "no comment to change"
@@ -83,7 +69,7 @@ def _visibility(context: RuleContext, visibility: str) -> str:
     return f"comment {visibility}"
 
 
-def _add_observer(context: RuleContext, email: str) -> str:
+def _add_observer(context: RequestChange, email: str) -> str:
     person = find_person(context.session, email)
     join(context.session, context.request, email, role="observer", person=person, mail_only=person is None)
     return f"observer {email}"
@@ -99,7 +85,7 @@ def mentioned_products(session: Session, text: str) -> list[Product]:
     return found
 
 
-def _include_supplier(context: RuleContext, _enabled: bool) -> str:
+def _include_supplier(context: RequestChange, _enabled: bool) -> str:
     request = context.request
     text = f"{request.subject}\n{context.comment.text if context.comment else ''}"
     added = []
@@ -112,7 +98,7 @@ def _include_supplier(context: RuleContext, _enabled: bool) -> str:
     return f"supplier {', '.join(added)} included" if added else "no product with a supplier named"
 
 
-def _notify(context: RuleContext, target: dict[str, str]) -> str:
+def _notify(context: RequestChange, target: dict[str, str]) -> str:
     template, to = target["template"], target["to"]
     facts: dict[str, Any] = {"comment": context.comment, "expected": False, "defects": []}
     if to == "coordinators":
@@ -129,12 +115,12 @@ def _notify(context: RuleContext, target: dict[str, str]) -> str:
     return f"notified {to} with {template}"
 
 
-def _stop(context: RuleContext, _enabled: bool) -> str:
+def _stop(context: RequestChange, _enabled: bool) -> str:
     context.stopped = True
     return "stop"
 
 
-ACTIONS: dict[str, Callable[[RuleContext, Any], str]] = {
+ACTIONS: dict[str, Callable[[RequestChange, Any], str]] = {
     "assign": _assign,
     "label": _label,
     "unlabel": _unlabel,

@@ -10,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.appends import append
+from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.models import RuleMatch
-from gateway.rules.actions import ACTIONS, RuleContext, mentioned_products
+from gateway.rules.actions import ACTIONS, mentioned_products
 from gateway.rules.conditions import matches
 from gateway.rules.loader import Rule, load_rules
 
 
-def facts(context: RuleContext, event: str, *, explicit_visibility: bool = False,
+def facts(context: RequestChange, event: str, *, explicit_visibility: bool = False,
           previous_status: str | None = None) -> dict[str, Any]:
     """What a condition can look at (documented in ``conditions.FACTS``)."""
     request, comment, author = context.request, context.comment, context.author
@@ -51,7 +52,7 @@ def facts(context: RuleContext, event: str, *, explicit_visibility: bool = False
     }
 
 
-def run_rules(context: RuleContext, event: str, *, inbound_id: int | None = None,
+def run_rules(context: RequestChange, event: str, *, inbound_id: int | None = None,
               rules: tuple[Rule, ...] | None = None, **extra: Any) -> list[str]:
     """Apply the matching rules of ``event``; returns their names in order."""
     table = rules if rules is not None else load_rules(context.settings.home)
