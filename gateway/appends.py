@@ -44,7 +44,7 @@ def write_appended(session: Session) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _refuse_unwritten(session: Session) -> None:
-    if session.info.get(_KEY):
+    if session.info.get(_KEY) and not session.in_nested_transaction():  # a savepoint's release is no commit
         raise UnwrittenRows("rows appended and not written: call appends.write_appended before the commit")
 
 

@@ -87,7 +87,9 @@ class Mailer:
                 and Outbox.__mapper__ in state.all_mappers):
             self.write_outbox()
 
-    def _refuse_unwritten(self, _session: Session) -> None:
+    def _refuse_unwritten(self, session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released: the commit comes later
+            return
         if self._waiting or self._inserted < len(self._rows):
             raise UnwrittenMail(f"{len(self._rows) - self._inserted} mails asked for and not written: call "
                                 "Mailer.write_outbox before the commit")

@@ -1,4 +1,5 @@
-"""How the long-running processes are tuned, in one place: thread priorities and the garbage collector.
+"""How the long-running processes are set up, in one place: thread priorities, the garbage collector,
+and where their metrics are counted.
 
 On Linux a priority (niceness, scheduling policy) belongs to a thread, so a process lowers only the
 threads whose work can wait (admission, the processor, the workers), and the others keep answering
@@ -10,7 +11,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import shutil
+import sys
 import threading
+from pathlib import Path
 
 log = logging.getLogger("gateway")
 
@@ -48,3 +52,14 @@ def settle() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+
+
+def count_in(folder: Path) -> None:
+    """This process and those it starts count their metrics in ``folder``, emptied first: ``serve``'s
+    processes sum their counts there, from zero at each start (``gateway.metrics``). prometheus-client
+    reads the folder's name when it is imported, so this must come first."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("runtime.count_in must run before gateway.metrics is imported")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)

@@ -162,9 +162,16 @@ def test_the_short_way_agrees_with_the_strict_parser_on_any_from(value: str) -> 
     b"From: a@b.example\r\nContent-Type: text/plain; charset=\"ut\x00f\"\r\n\r\nCaf\xe9\r\n",
     b"From: a@b.example\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
     b"--b\r\nContent-Type: text/plain; charset=\"x\x00y\"\r\n\r\nCaf\xe9\r\n--b--\r\n",
-], ids=["body", "report part"])
+    b"From: a@b.example\r\nContent-Type: text/plain; charset*=us-ascii''a%00b\r\n\r\nCaf\xe9\r\n",
+], ids=["body", "report part", "RFC 2231"])
 def test_a_charset_named_with_a_nul_is_read_as_undeclared(raw: bytes) -> None:
     """The standard library's codec lookup raises ValueError for such a name (found by the hostile bytes test)."""
     parsed = parse(raw)
     assert parsed.text.strip() == "Café"
     assert "charset named with a NUL" in parsed.defects
+
+
+def test_an_encoded_word_in_a_charset_named_with_a_nul_is_an_unknown_charset() -> None:
+    parsed = parse(b"From: =?a\x00b?q?Jean?= <a@b.example>\r\nSubject: =?ut\x00f-8?q?Caf=C3=A9?=\r\n\r\nx\r\n")
+    assert parsed.sender is not None and parsed.sender.address == "a@b.example"
+    assert "Caf" in parsed.subject

@@ -15,15 +15,18 @@ from gateway.addresses import email_argument
 from gateway.cli.base import UsageError, UserError, print_json, settings_of, signing_settings
 from gateway.cli.orders import register_order_commands
 from gateway.logs import configure_logging
+from gateway.runtime import count_in
 from gateway.settings import (
     ConfigError,
 )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = signing_settings(args)
+    count_in(settings.data_dir / "metrics")  # before the serving code (and prometheus-client) is imported
     from gateway.service.serve import serve
 
-    return serve(signing_settings(args))
+    return serve(settings)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -81,10 +81,10 @@ def decode_text(data: bytes, charset: str | None, defects: list[str]) -> str:
         declared = CHARSET_ALIASES.get(declared, declared)
         try:
             return data.decode(declared)
-        except LookupError:
-            defects.append(f"unknown charset {declared!r}")
         except UnicodeDecodeError:
             defects.append(f"body is not valid {declared}")
+        except (LookupError, ValueError):  # ValueError: a name with a NUL in it, which the codec lookup refuses
+            defects.append(f"unknown charset {declared!r}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -17,7 +17,7 @@ from email import errors
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 from typing import Any
 
 from gateway.addresses import is_addr_spec
@@ -237,11 +237,11 @@ def without_nul(text: str) -> str:
 
 
 def _drop_charsets_with_nul(message: Message, defects: list[str]) -> None:
-    """A charset named with a NUL makes the standard library's codec lookup raise ValueError, where it
-    expects LookupError (``get_payload`` of 8-bit text): the name is dropped, and the part read as one
-    that declares none."""
+    """A charset named with a NUL makes the standard library's codec lookup raise ValueError, where its
+    ``get_payload`` of 8-bit text expects LookupError: the name is dropped, and the part read as one
+    that declares none (``decode_text`` takes such a name as unknown, for the routes that reach it)."""
     for part in message.walk():
-        if "\x00" in str(part.get_param("charset") or ""):
+        if "\x00" in collapse_rfc2231_value(part.get_param("charset") or ""):
             part.del_param("charset")
             defects.append("charset named with a NUL")
 

@@ -234,7 +234,7 @@ def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None
     try:
         outcome = process(context, inbound_id, ahead)
     except GATEWAY_FAULTS as error:
-        return _failed(context, inbound_id, error)
+        outcome = _failed(context, inbound_id, error)
     except Exception as error:
         outcome = _degrade(context, inbound_id, ahead, error)
     _log(inbound_id, outcome)

@@ -27,6 +27,7 @@ from gateway.models import Outbox
 from gateway.outbound.outbox import deliver_all
 from gateway.pipeline.process import process_batch
 from gateway.settings import ConfigError, Mailbox, Settings
+from gateway.transaction import writer
 
 
 def _archive(path: Path) -> mailbox.Mailbox:
@@ -74,7 +75,9 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
     counts: Counter[str] = Counter()
     bar = tqdm(total=len(archive), unit="mail", file=sys.stderr, disable=None)
     for raws in _batches(_messages(archive), PROCESS_TOGETHER):
-        outcomes = process_batch(context, _store(context, target, raws))
+        stored = _store(context, target, raws)
+        with writer(context, background=True):  # a serve beside it on SQLite keeps its turns
+            outcomes = process_batch(context, stored)
         outbox_ids = [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
         if send_mail:
             deliver_all(context, outbox_ids)

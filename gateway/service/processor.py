@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from gateway.context import current, open_context
 from gateway.logs import about, configure_logging
+from gateway.metrics import APPLIED
 from gateway.pipeline.process import Ahead, Outcome, mark, process_batch, read_ahead
 from gateway.runtime import run_when_idle, settle
 from gateway.settings import Settings
@@ -118,6 +119,7 @@ class Processor:
         log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0],
                   extra=about(inbound_ids[0]))
         mark(current(), inbound_ids[0], Outcome("failed", reason))
+        APPLIED.labels("failed").inc()
         return []
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:

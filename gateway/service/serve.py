@@ -23,7 +23,6 @@ from gateway.context import Context, open_context
 from gateway.intake.admission import admit_waiting
 from gateway.intake.imap import start_pollers
 from gateway.intake.listener import Intake, check_port
-from gateway.metrics import count_with_children
 from gateway.rules.loader import load_rules
 from gateway.runtime import settle
 from gateway.service import processor
@@ -88,7 +87,6 @@ def serve(settings: Settings) -> int:
                     utcnow().isoformat(timespec="seconds"))
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
-    count_with_children()  # one /metrics for the listeners, the processor and this process
     applying = processor.start(settings)
     sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
     workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
@@ -101,7 +99,8 @@ def serve(settings: Settings) -> int:
     check_port(settings)
     web_socket = bind_web(settings)
     intake = Intake(context, on_lost=stop.set)
-    web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off"))
+    web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off",
+                                        log_config=None))  # its lines go through ours: JSON off a terminal
     web_thread = threading.Thread(target=web.run, kwargs={"sockets": [web_socket]}, name="web", daemon=True)
     web_thread.start()
     pollers = start_pollers(context)

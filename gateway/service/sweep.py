@@ -30,7 +30,7 @@ from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import expire_quotes
 from gateway.transaction import mailing
 
-log = logging.getLogger("gateway.service.sweep")
+log = logging.getLogger("gateway.sweep")
 
 
 def publish_revoked(context: Context) -> None:
