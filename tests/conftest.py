@@ -25,6 +25,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from gateway.context import Context
+from gateway.notify import Mailer
+from gateway.transaction import mailing
 
 GATEWAY = [sys.executable, "-m", "gateway"]
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -246,6 +251,24 @@ def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
     return str(part.get_content())
+
+
+@pytest.fixture
+def session_and_mailer(context: Context) -> Iterator[tuple[Session, Mailer]]:
+    """A transaction whose mails are written when the test ends, as ``mailing`` writes them (``context``
+    is the test module's own)."""
+    with mailing(context) as (session, mailer):
+        yield session, mailer
+
+
+@pytest.fixture
+def session(session_and_mailer: tuple[Session, Mailer]) -> Session:
+    return session_and_mailer[0]
+
+
+@pytest.fixture
+def mailer(session_and_mailer: tuple[Session, Mailer]) -> Mailer:
+    return session_and_mailer[1]
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from gateway.orders.quotes import create_quote
 from gateway.orders.stats import order_stats
 from gateway.orders.summaries import order_detail
 from gateway.settings import Mailbox, Settings
-from gateway.transaction import mailing
 
 CUSTOMER = "jean@client.example"
 ORDER = {
@@ -55,23 +54,6 @@ def context(tmp_path: Path) -> Iterator[Context]:
         upsert_person(session, "alice@shop.example", role="coordinator", locale="fr")
     yield context
     context.engine.dispose()
-
-
-@pytest.fixture
-def session_and_mailer(context: Context) -> Iterator[tuple[Session, Mailer]]:
-    """A transaction whose mails are written when the test ends, as ``mailing`` writes them."""
-    with mailing(context) as (session, mailer):
-        yield session, mailer
-
-
-@pytest.fixture
-def session(session_and_mailer: tuple[Session, Mailer]) -> Session:
-    return session_and_mailer[0]
-
-
-@pytest.fixture
-def mailer(session_and_mailer: tuple[Session, Mailer]) -> Mailer:
-    return session_and_mailer[1]
 
 
 def mails(session: Session, template: str | None = None) -> list[Outbox]:

@@ -42,26 +42,10 @@ def context(tmp_path: Path) -> Iterator[Context]:
                         base_url="https://shop.example",
                         mailboxes=(Mailbox("support@shop.example"), Mailbox("orders@shop.example", "orders")))
     context = open_context(settings)
+    with context.sessions.begin() as session:
+        upsert_person(session, COORDINATOR, role="coordinator")
     yield context
     context.engine.dispose()
-
-
-@pytest.fixture
-def session_and_mailer(context: Context) -> Iterator[tuple[Session, Mailer]]:
-    """A transaction whose mails are written when the test ends, as ``mailing`` writes them."""
-    with mailing(context) as (session, mailer):
-        upsert_person(session, COORDINATOR, role="coordinator")
-        yield session, mailer
-
-
-@pytest.fixture
-def session(session_and_mailer: tuple[Session, Mailer]) -> Session:
-    return session_and_mailer[0]
-
-
-@pytest.fixture
-def mailer(session_and_mailer: tuple[Session, Mailer]) -> Mailer:
-    return session_and_mailer[1]
 
 
 @pytest.fixture

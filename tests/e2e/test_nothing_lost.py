@@ -189,28 +189,20 @@ def test_mail_to_one_address_is_limited_per_hour_so_robots_cannot_loop(tmp_path:
         assert gw.stop() == 0
 
 
-def test_a_taken_smtp_port_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("what", ["SMTP", "web"])
+def test_a_taken_port_stops_the_start_with_a_clear_error(tmp_path: Path, what: str) -> None:
     gw = Gateway(write_home(tmp_path / "home"))
+    port = gw.smtp_port if what == "SMTP" else gw.http_port
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", gw.smtp_port))
+        taken.bind(("127.0.0.1", port))
         taken.listen()
         done = subprocess.run([*GATEWAY, "serve", "--smtp-port", str(gw.smtp_port), "--http-port", str(gw.http_port)],
                               cwd=gw.home, env=gw.env, capture_output=True, text=True, timeout=60)
+        for other in {gw.smtp_port, gw.http_port} - {port}:
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", other)) != 0, "nothing left answering"
     assert done.returncode == 1
-    assert f"gateway: SMTP on 127.0.0.1:{gw.smtp_port}:" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_a_taken_web_port_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
-    gw = Gateway(write_home(tmp_path / "home"))
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", gw.http_port))
-        taken.listen()
-        done = subprocess.run([*GATEWAY, "serve", "--smtp-port", str(gw.smtp_port), "--http-port", str(gw.http_port)],
-                              cwd=gw.home, env=gw.env, capture_output=True, text=True, timeout=60)
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", gw.smtp_port)) != 0, "nothing left answering SMTP"
-    assert done.returncode == 1
-    assert f"gateway: web on 127.0.0.1:{gw.http_port}:" in done.stderr and "Traceback" not in done.stderr
+    assert f"gateway: {what} on 127.0.0.1:{port}:" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_serve_stops_with_an_error_if_one_of_its_smtp_listeners_dies(tmp_path: Path) -> None:
