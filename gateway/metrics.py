@@ -1,8 +1,9 @@
 """What ``GET /metrics`` shows (CONTRACT §11): counters kept where things happen, gauges read from the database.
 
-**Counters and the apply histogram** are counted in the process where the thing happens: a mail
-accepted or refused in an SMTP listener process, a message applied in the processor process. One
-``gateway serve`` is several processes, so it keeps them in prometheus-client's multiprocess files:
+**Counters and the apply histogram** are counted in the process where they are known: the mails the
+SMTP listeners accepted and refused in the serving process (the listeners tell it over their pipe,
+and stay small), a message applied in the processor process. One ``gateway serve`` is several
+processes, so it keeps them in prometheus-client's multiprocess files:
 ``runtime.count_in`` names the folder (``<data>/metrics``, emptied at each start, so counters start
 at zero as Prometheus expects of a restarted target) before this module is imported, and the
 processes ``serve`` starts inherit it. A scrape sums them all. Any other process (a command, a test)

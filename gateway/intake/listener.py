@@ -31,6 +31,7 @@ from gateway.intake.admission import admit, enqueue
 from gateway.intake.smtp import OncePerMinute, listen
 from gateway.intake.spool import incoming_folder
 from gateway.logs import about
+from gateway.metrics import ACCEPTED, REFUSED
 from gateway.runtime import run_when_idle
 from gateway.settings import ConfigError, Settings
 
@@ -179,7 +180,8 @@ class Intake:
 
 def _gather(pipes: list[Connection], timeout: float | None) -> tuple[list[str], list[Connection]]:
     """The names that arrive within ``GATHER_SECONDS`` of the first (about ``BATCH`` at most), then
-    every name already waiting in any pipe; and the pipes that ended (their listener is gone)."""
+    every name already waiting in any pipe; and the pipes that ended (their listener is gone). The
+    refusals the listeners tell of on the way are counted."""
     names: list[str] = []
     ended: list[Connection] = []
     live = pipes
@@ -188,9 +190,16 @@ def _gather(pipes: list[Connection], timeout: float | None) -> tuple[list[str], 
     while ready:
         for pipe in [pipe for pipe in live if pipe in ready]:
             try:
-                names.extend(pipe.recv())
+                told = pipe.recv()
             except EOFError:
                 ended.append(pipe)
+                continue
+            if isinstance(told, dict):
+                for reason, count in told.items():
+                    REFUSED.labels(reason).inc(count)
+            else:
+                names.extend(told)
+                ACCEPTED.inc(len(told))  # a listener names a file once it is kept, before its 250
         live = [pipe for pipe in live if pipe not in ended]
         gathering = len(names) < BATCH and time.monotonic() < until
         ready = set(wait(live, max(0.0, until - time.monotonic()) if gathering else 0)) if live else set()

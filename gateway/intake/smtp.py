@@ -28,7 +28,6 @@ from gateway.addresses import is_addr_spec
 from gateway.clock import use_offset_file
 from gateway.intake import spool
 from gateway.logs import configure_logging
-from gateway.metrics import ACCEPTED, REFUSED
 from gateway.revoked import Revoked
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
@@ -160,11 +159,18 @@ class Sessions:
 class IngressHandler:
     """aiosmtpd handler: ``handle_RCPT`` routes or refuses, ``handle_DATA`` keeps the message."""
 
-    def __init__(self, settings: Settings, on_stored: Callable[[list[Path]], None]) -> None:
+    def __init__(self, settings: Settings, on_stored: Callable[[list[Path]], None],
+                 on_refused: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.writer = GroupWriter(settings.data_dir, on_stored)
         self.sessions = Sessions(settings.smtp_max_sessions, settings.smtp_max_sessions_per_address)
         self.revoked = Revoked(settings.data_dir)
+        self._on_refused = on_refused
+
+    def refused(self, reason: str) -> None:
+        """A mail or a recipient refused, told to the serving process, which counts it (``/metrics``)."""
+        if self._on_refused is not None:
+            self._on_refused(reason)
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
@@ -172,7 +178,7 @@ class IngressHandler:
         From is from (a NUL or 1,000 characters once stopped admission on PostgreSQL)."""
         if address not in ("", "<>") and not is_addr_spec(address):
             log.info("MAIL FROM %r refused: not one address", address[:100])
-            REFUSED.labels("bad_sender").inc()
+            self.refused("bad_sender")
             return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -182,7 +188,7 @@ class IngressHandler:
                           rcpt_options: list[str]) -> str:
         settings = self.settings
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            REFUSED.labels("too_many_recipients").inc()
+            self.refused("too_many_recipients")
             return TOO_MANY_RECIPIENTS.format(limit=MAX_RECIPIENTS)
         mailbox = settings.mailbox_for(address)
         if mailbox is None:
@@ -210,9 +216,8 @@ class IngressHandler:
         except Exception as error:  # the client keeps the message and tries again: nothing is lost
             log.exception("could not store a message from %s", envelope.mail_from)
             full = isinstance(error, OSError) and error.errno in _NO_ROOM
-            REFUSED.labels("disk_full" if full else "storage_failed").inc()
+            self.refused("disk_full" if full else "storage_failed")
             return DISK_FULL if full else STORAGE_FAILED
-        ACCEPTED.inc()
         return f"250 OK queued as {path.stem}"
 
 
@@ -240,10 +245,11 @@ def _refused(server: SMTP, session: Session, answer: str, reason: str) -> str:
     of log lines), 421 and the session is closed, as Postfix's ``smtpd_hard_error_limit`` does."""
     refused = getattr(session, "refused_recipients", 0) + 1
     session.refused_recipients = refused  # type: ignore[attr-defined]
+    handler: IngressHandler = server.event_handler
     if refused <= MAX_REFUSED:
-        REFUSED.labels(reason).inc()
+        handler.refused(reason)
         return answer
-    REFUSED.labels("too_many_refused").inc()
+    handler.refused("too_many_refused")
     if server.transport is not None:  # closed once the 421 is written: a closing transport sends what it has
         asyncio.get_running_loop().call_soon(server.transport.close)
     return TOO_MANY_REFUSED
@@ -280,7 +286,7 @@ class IngressSMTP(SMTP):
     async def _handle_client(self) -> None:
         """aiosmtpd's, but a session over the caps is told so instead of greeted."""
         if self._refused is not None:
-            REFUSED.labels("too_many_sessions").inc()
+            self.event_handler.refused("too_many_sessions")
             await self.push(self._refused)
             assert self.transport is not None
             self.transport.close()
@@ -311,7 +317,7 @@ class IngressSMTP(SMTP):
         try:
             data = await asyncio.wait_for(self._read_data(), deadline)
         except TimeoutError:  # a client that trickles its data holds a session for ever
-            REFUSED.labels("too_slow").inc()
+            self.event_handler.refused("too_slow")
             await self.push(DATA_TOO_SLOW.format(seconds=deadline))
             self._writer.close()
             return
@@ -320,7 +326,7 @@ class IngressSMTP(SMTP):
             self._writer.close()
             raise
         if data is None:
-            REFUSED.labels("too_big").inc()
+            self.event_handler.refused("too_big")
             status = TOO_BIG.format(limit=self.data_size_limit)
         else:
             self.envelope.content = self.envelope.original_content = normalise_data(data)
@@ -372,10 +378,11 @@ class SharedPortController(Controller):
         self.loop.call_soon_threadsafe(self._factory_invoker)
 
 
-def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None]) -> Controller:
+def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None],
+               on_refused: Callable[[str], None] | None = None) -> Controller:
     """A running SMTP server; ``IngressSMTP`` answers 552 past ``data_size_limit``."""
     limit = settings.max_message_size
-    controller = SharedPortController(IngressHandler(settings, on_stored), hostname=settings.smtp_host,
+    controller = SharedPortController(IngressHandler(settings, on_stored, on_refused), hostname=settings.smtp_host,
                                       port=settings.smtp_port, data_size_limit=limit, enable_SMTPUTF8=True,
                                       decode_data=False, timeout=settings.smtp_idle_seconds,
                                       command_call_limit=COMMAND_CALL_LIMIT)
@@ -386,14 +393,17 @@ def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None]) -> C
 def listen(settings: Settings, names: Connection, control: Connection) -> None:
     """The listener process: serve SMTP until told to stop or until the serving process is gone.
 
-    This module imports no database code: a listener process stays small.
+    It names on the pipe the files it kept (a list) and the reasons it refused mail for (a dict of
+    counts), which the serving process counts: this module imports no database code and no metrics
+    library, so that a listener process stays small.
     """
     configure_logging()
     use_offset_file(settings.clock_file)  # the received time written with each message
     logging.getLogger("asyncio").addFilter(OncePerMinute())  # failed accepts, under a flood
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     try:
-        controller = start_smtp(settings, lambda paths: names.send([path.name for path in paths]))
+        controller = start_smtp(settings, lambda paths: names.send([path.name for path in paths]),
+                                lambda reason: names.send({reason: 1}))
     except Exception as error:  # the parent reports it and exits
         names.send(f"!{type(error).__name__}: {error}")
         return
