@@ -178,7 +178,7 @@ def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahe
         log.debug("batch of %s messages done one by one: %s", len(inbound_ids), error)
         return [process_safely(context, inbound_id, ahead.get(inbound_id)) for inbound_id in inbound_ids]
     for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
-        _log(inbound_id, outcome)
+        finished(inbound_id, outcome)
     return outcomes
 
 
@@ -237,7 +237,7 @@ def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None
         outcome = _failed(context, inbound_id, error)
     except Exception as error:
         outcome = _degrade(context, inbound_id, ahead, error)
-    _log(inbound_id, outcome)
+    finished(inbound_id, outcome)
     return outcome
 
 
@@ -260,15 +260,21 @@ def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exce
 
 
 def _failed(context: Context, inbound_id: int, error: BaseException) -> Outcome:
-    log.error("message %s failed: %s: %s (kept; run `gateway replay %s`)", inbound_id, type(error).__name__,
-              error, inbound_id, exc_info=error, extra=about(inbound_id))
+    return fail(context, inbound_id, f"{type(error).__name__}: {error}", error)
+
+
+def fail(context: Context, inbound_id: int, reason: str, error: BaseException | None = None) -> Outcome:
+    """Mark a message failed, kept for ``gateway replay``: a fault of the gateway, not of the message."""
+    log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_id, reason, inbound_id,
+              exc_info=error, extra=about(inbound_id))
     try:
-        return mark(context, inbound_id, Outcome("failed", f"{type(error).__name__}: {error}"))
+        return mark(context, inbound_id, Outcome("failed", reason))
     except GATEWAY_FAULTS:  # the database is gone: the row stays pending, taken again at the next start
-        return Outcome("failed", f"{type(error).__name__}: {error}")
+        return Outcome("failed", reason)
 
 
-def _log(inbound_id: int, outcome: Outcome) -> None:
+def finished(inbound_id: int, outcome: Outcome) -> None:
+    """What became of a message, once: its log line and its count (``/metrics``)."""
     log.info("message %s %s: %s: %s", inbound_id, outcome.message_id or "(no Message-ID)", outcome.status,
              outcome.decision, extra=about(inbound_id, outcome.message_id))
     APPLIED.labels(outcome.status).inc()

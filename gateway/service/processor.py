@@ -29,9 +29,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from gateway.context import current, open_context
-from gateway.logs import about, configure_logging
-from gateway.metrics import APPLIED
-from gateway.pipeline.process import Ahead, Outcome, mark, process_batch, read_ahead
+from gateway.logs import configure_logging
+from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_ahead
 from gateway.runtime import run_when_idle, settle
 from gateway.settings import Settings
 from gateway.transaction import writer
@@ -115,11 +114,7 @@ class Processor:
                 self._restart(pool)
             if len(inbound_ids) > 1:
                 return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
-        reason = "the processing process died twice while applying it"
-        log.error("message %s failed: %s (kept; run `gateway replay %s`)", inbound_ids[0], reason, inbound_ids[0],
-                  extra=about(inbound_ids[0]))
-        mark(current(), inbound_ids[0], Outcome("failed", reason))
-        APPLIED.labels("failed").inc()
+        finished(inbound_ids[0], fail(current(), inbound_ids[0], "the processing process died twice while applying it"))
         return []
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
