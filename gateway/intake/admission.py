@@ -93,10 +93,14 @@ def admit_waiting(context: Context) -> list[int]:
 def store(context: Context, raw: bytes, *, source: str, mailbox: str,
           envelope_from: str = "", envelope_to: tuple[str, ...] = ()) -> int:
     """Keep the raw message and its envelope; returns the stored id. Does not enqueue."""
+    return store_all(context, [(raw, Envelope(source, mailbox, envelope_from, envelope_to))])[0]
+
+
+def store_all(context: Context, messages: list[tuple[bytes, Envelope]]) -> list[int]:
+    """``store`` for several messages: written with one flush, admitted in one transaction."""
     data_dir = context.settings.data_dir
     incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
-    [path] = write_incoming(data_dir, [(raw, Envelope(source, mailbox, envelope_from, envelope_to))])
-    return admit(context, [path])[0]
+    return admit(context, write_incoming(data_dir, messages))
 
 
 # Messages applied in one transaction, at most. Each transaction has its fixed costs (the writer's

@@ -21,12 +21,12 @@ from sqlalchemy import update
 from tqdm import tqdm
 
 from gateway.context import Context, open_context
-from gateway.intake.admission import PROCESS_TOGETHER, admit
-from gateway.intake.spool import Envelope, incoming_folder, write_incoming
+from gateway.intake.admission import PROCESS_TOGETHER, store_all
+from gateway.intake.spool import Envelope
 from gateway.models import Outbox
 from gateway.outbound.outbox import deliver_all
 from gateway.pipeline.process import process_batch
-from gateway.settings import ConfigError, Mailbox, Settings
+from gateway.settings import ConfigError, Settings
 from gateway.transaction import writer
 
 
@@ -57,14 +57,6 @@ def _suppress(context: Context, outbox_ids: list[int]) -> None:
         session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids)).values(status="suppressed"))
 
 
-def _store(context: Context, target: Mailbox, raws: tuple[bytes, ...]) -> list[int]:
-    """Written to the spool with one flush, then admitted in one transaction, in the archive's order."""
-    envelope = Envelope("import", target.address, "", (target.address,))
-    folder = incoming_folder(context.settings.data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    return admit(context, write_incoming(context.settings.data_dir, [(raw, envelope) for raw in raws]))
-
-
 def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False,
                 send_mail: bool = True) -> int:
     target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
@@ -75,7 +67,9 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
     counts: Counter[str] = Counter()
     bar = tqdm(total=len(archive), unit="mail", file=sys.stderr, disable=None)
     for raws in _batches(_messages(archive), PROCESS_TOGETHER):
-        stored = _store(context, target, raws)
+        # one received time for the batch: admission keeps the archive's order
+        envelope = Envelope("import", target.address, "", (target.address,))
+        stored = store_all(context, [(raw, envelope) for raw in raws])
         with writer(context, background=True):  # a serve beside it on SQLite keeps its turns
             outcomes = process_batch(context, stored)
         outbox_ids = [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
