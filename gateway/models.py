@@ -189,13 +189,18 @@ class Inbound(Base):
     """One raw message as received, before and after processing; ``replay`` starts from here."""
 
     __tablename__ = "inbound"
-    __table_args__ = (Index("ix_inbound_status", "status"),)
+    __table_args__ = (Index("ix_inbound_status", "status"),
+                      Index("ix_inbound_status_received_at", "status", "received_at"),
+                      Index("ix_inbound_message_id", "message_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(10))
     mailbox: Mapped[str] = mapped_column(String(320))
     envelope_from: Mapped[str] = mapped_column(String(998), default="")
     envelope_to: Mapped[str] = mapped_column(Text, default="")
     raw_path: Mapped[str] = mapped_column(String(500))
+    # The bytes themselves where every host reaches them (PostgreSQL); on SQLite, the file at raw_path.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    conversation: Mapped[str] = mapped_column(String(400), default="")  # its order is kept within it (pipeline.claim)
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     decision: Mapped[str] = mapped_column(Text, default="")
@@ -205,6 +210,17 @@ class Inbound(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     request: Mapped[Request | None] = relationship()
+
+
+class IntakeNode(Base):
+    """A host that takes mail in, and the time before which everything it acknowledged is admitted
+    (``pipeline.claim``): messages received later wait for it, so that a conversation keeps its order
+    across hosts."""
+
+    __tablename__ = "intake_nodes"
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    watermark: Mapped[datetime] = mapped_column(DateTime)
+    seen_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class AppliedMessage(Base):

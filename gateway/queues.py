@@ -19,7 +19,8 @@ def _send(actor: str, *args: object) -> None:
 
 
 def process_messages(inbound_ids: list[int]) -> None:
-    """Apply these stored messages (in one transaction when they can be): ``tasks.process_inbound``."""
+    """These stored messages were admitted: a processor applies what may be applied now
+    (``tasks.process_inbound``), these or any others, each conversation in order."""
     _send(PROCESS_INBOUND, inbound_ids)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import undefer
 
 from gateway.context import Context, open_context
 from gateway.intake.admission import admit, admit_waiting, read_raw, store
@@ -31,7 +32,7 @@ def context(tmp_path: Path) -> Context:
 
 def _rows(context: Context) -> list[Inbound]:
     with context.sessions() as session:
-        return list(session.scalars(select(Inbound).order_by(Inbound.id)))
+        return list(session.scalars(select(Inbound).options(undefer(Inbound.raw)).order_by(Inbound.id)))
 
 
 def test_the_file_keeps_the_envelope_and_the_exact_bytes(context: Context) -> None:
@@ -56,7 +57,7 @@ def test_a_file_left_in_incoming_by_a_crash_is_admitted_at_start(context: Contex
     assert "spare.spare" not in caplog.text
     [row] = _rows(context)
     assert (row.id, row.source, row.envelope_from, row.size) == (inbound_id, "smtp", "a@client.example", len(RAW))
-    assert read_raw(context, row.raw_path) == RAW
+    assert read_raw(context, row.raw, row.raw_path) == RAW
     assert list(incoming_folder(data).iterdir()) == [], "moved under raw/, the spare and the cut write removed"
 
 
@@ -78,7 +79,7 @@ def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
     assert ids == sorted(ids) and len(set(ids)) == 5
     with context.sessions() as session:
         assert session.scalar(select(func.count(Inbound.id))) == 5
-    assert [read_raw(context, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
+    assert [read_raw(context, row.raw, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
 
 
@@ -90,7 +91,7 @@ def test_admission_numbers_messages_in_the_order_received_whatever_the_order_the
          Envelope("smtp", "support@shop.example", received_at=received + timedelta(milliseconds=n))) for n in range(5)])
     ids = admit(context, paths[::-1])  # named by two listeners, the later one read first
     assert ids == sorted(ids, reverse=True), "the ids follow the paths given"
-    assert [read_raw(context, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
+    assert [read_raw(context, row.raw, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
 
 

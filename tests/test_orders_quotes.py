@@ -203,7 +203,7 @@ def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Ses
 
 def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(context: Context) -> None:
     from gateway.service.broker import configure, start_workers
-    from gateway.service.serve import resume_unfinished
+    from gateway.service.sweep import requeue
 
     with context.sessions.begin() as session:
         upsert_person(session, COORDINATOR, role="coordinator")
@@ -217,7 +217,7 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
     broker = configure(context.settings)  # the next start
     workers = start_workers(broker, {"inbound": 1, "outbox": 1})
     try:
-        assert resume_unfinished(context).decisions == 1
+        assert requeue(context).decisions == 1
         broker.join("inbound", timeout=10_000)
     finally:
         for worker in workers:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from gateway.context import Context, open_context
 from gateway.helpdesk import upsert_person
 from gateway.intake.admission import store
 from gateway.models import Inbound, Outbox
-from gateway.service.processor import HandOver, Processor
+from gateway.service.processor import Processor
 from gateway.settings import Mailbox, Settings
 
 
@@ -67,24 +66,3 @@ def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(c
             assert set(session.scalars(select(Inbound.status))) == {"processed"}
     finally:
         processor.stop()
-
-
-def test_batches_go_to_the_processor_in_the_order_their_turns_were_taken() -> None:
-    hand_over = HandOver()
-    first, second, third = (hand_over.take() for _ in range(3))
-    handed: list[int] = []
-
-    def hand(turn: int) -> None:
-        hand_over.wait(turn)
-        handed.append(turn)
-        hand_over.done(turn)
-
-    later = [threading.Thread(target=hand, args=(turn,)) for turn in (third, second)]
-    for thread in later:
-        thread.start()
-    time.sleep(0.2)
-    assert handed == [], "read ahead sooner, they wait for the first"
-    hand_over.done(first)  # handed over, or given up (its read failed): the others go, in their order
-    for thread in later:
-        thread.join(5)
-    assert handed == [second, third]

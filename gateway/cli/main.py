@@ -26,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     count_in(settings.data_dir / "metrics")  # before the serving code (and prometheus-client) is imported
     from gateway.service.serve import serve
 
-    return serve(settings)
+    return serve(settings, args.role)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data", help="data folder (raw mail, attachments, outbox, SQLite database)")
     serve.add_argument("--smtp-port", type=int, help="SMTP port (default 2525)")
     serve.add_argument("--http-port", type=int, help="web port (default 8000)")
+    serve.add_argument("--role", choices=["all", "smtp", "web", "process"], default="all",
+                       help="all (the default): everything in one process; smtp: take mail in; process: apply "
+                            "it, send mail, sweep; web: the pages. One role per host needs PostgreSQL and Redis "
+                            "shared by all of them")
     worker = add("worker", cmd_worker, "send mail beside gateway serve, on the Redis broker (serve applies the "
                  "messages, in order)")
     worker.add_argument("--threads", type=int, default=4, help="threads sending mail (default 4)")

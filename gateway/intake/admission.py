@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
 
 from gateway import queues
+from gateway.clock import utcnow
 from gateway.context import Context
+from gateway.intake.conversation import conversations
 from gateway.intake.spool import (
     Envelope,
     NotAMessage,
@@ -27,7 +32,7 @@ from gateway.intake.spool import (
     waiting,
     write_incoming,
 )
-from gateway.models import Inbound
+from gateway.models import Inbound, IntakeNode
 from gateway.transaction import writer
 
 log = logging.getLogger("gateway.smtp")
@@ -42,36 +47,63 @@ def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
 _ENVELOPE_FROM_LENGTH = 998  # the column; the SMTP edge refuses worse, an IMAP Return-Path may hold anything
 
 
-def admit(context: Context, paths: list[Path], *, recovering: bool = False) -> list[int]:
+def admit(context: Context, paths: list[Path], *, recovering: bool = False,
+          watermark: tuple[str, datetime] | None = None) -> list[int]:
     """Give each file of ``incoming/`` its row (one transaction), then move it under ``raw/``.
 
     The rows are numbered in the order the messages were received, whatever the order of
     ``paths``: messages are applied in that order. The ids returned follow ``paths``.
     ``recovering``: a crash may have come between the commit and the move, so a file whose
     row exists is only moved (fresh files from a running listener cannot have one).
+    On PostgreSQL the raw bytes go into the row, where every host reaches them, and the file goes.
+    ``watermark``: this host's name and the time before which all it acknowledged is in ``paths``
+    or admitted before (``mark_admitted``), written in the same transaction.
     """
     found = [_received(path) for path in paths]
+    in_database = context.engine.dialect.name == "postgresql"
     with writer(context), context.sessions.begin() as session:
         known: dict[str, int] = {}
         if recovering and found:
             relatives = [relative for _path, _envelope, _raw, relative in found]
             known = {raw_path: inbound_id for raw_path, inbound_id in session.execute(
                 select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(relatives)))}
+        new = [one for one in sorted(found, key=lambda one: one[1].received_at) if one[3] not in known]
+        keyed = conversations(session, context.settings, [(envelope, raw) for _path, envelope, raw, _relative in new])
         rows = [{"source": envelope.source, "mailbox": envelope.mailbox,
                  "envelope_from": envelope.mail_from.replace("\x00", "")[:_ENVELOPE_FROM_LENGTH],
                  "envelope_to": json.dumps(list(envelope.rcpt_tos)), "raw_path": relative, "size": len(raw),
-                 "received_at": envelope.received_at}
-                for _path, envelope, raw, relative in sorted(found, key=lambda one: one[1].received_at)
-                if relative not in known]
+                 "received_at": envelope.received_at, "conversation": key.conversation, "message_id": key.message_id,
+                 "raw": raw if in_database else None}
+                for (_path, envelope, raw, relative), key in zip(new, keyed, strict=True)]
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission
             ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id), rows).all())
-    folder = raw_folder(context.settings.data_dir)
-    for day in {relative.split("/")[0] for _path, _envelope, _raw, relative in found}:
-        (folder / day).mkdir(parents=True, exist_ok=True)
-    for path, _envelope, _raw, relative in found:
-        path.rename(folder / relative)
+        if watermark is not None and in_database:
+            _mark(session, *watermark)
+    if in_database:
+        for path, _envelope, _raw, _relative in found:
+            path.unlink()
+    else:
+        folder = raw_folder(context.settings.data_dir)
+        for day in {relative.split("/")[0] for _path, _envelope, _raw, relative in found}:
+            (folder / day).mkdir(parents=True, exist_ok=True)
+        for path, _envelope, _raw, relative in found:
+            path.rename(folder / relative)
     return [ids[relative] for _path, _envelope, _raw, relative in found]
+
+
+def mark_admitted(context: Context, node: str, watermark: datetime) -> None:
+    """This host has admitted everything it acknowledged before ``watermark`` (``pipeline.claim``):
+    written on PostgreSQL, where several hosts may take mail in; SQLite has one."""
+    if context.engine.dialect.name == "postgresql":
+        with context.sessions.begin() as session:
+            _mark(session, node, watermark)
+
+
+def _mark(session: Session, node: str, watermark: datetime) -> None:
+    session.execute(pg_insert(IntakeNode).values(name=node, watermark=watermark, seen_at=utcnow())
+                    .on_conflict_do_update(index_elements=[IntakeNode.name],
+                                           set_={"watermark": watermark, "seen_at": utcnow()}))
 
 
 def admit_waiting(context: Context) -> list[int]:
@@ -111,7 +143,8 @@ PROCESS_TOGETHER = 20
 
 
 def enqueue(inbound_ids: list[int]) -> None:
-    """Processing, for messages admitted together: in one transaction, a few at a time."""
+    """Tell the processors messages were admitted: one word for each batch they may apply, so that
+    several batches of a large admission are applied side by side."""
     for start in range(0, len(inbound_ids), PROCESS_TOGETHER):
         queues.process_messages(inbound_ids[start:start + PROCESS_TOGETHER])
 
@@ -125,6 +158,6 @@ def accept(context: Context, raw: bytes, *, source: str, mailbox: str,
     return inbound_id
 
 
-def read_raw(context: Context, raw_path: str) -> bytes:
-    """A stored message's bytes, by its ``inbound.raw_path``."""
-    return read_message(raw_folder(context.settings.data_dir) / raw_path)[1]
+def read_raw(context: Context, raw: bytes | None, raw_path: str) -> bytes:
+    """A stored message's bytes: those of its row (``inbound.raw``, PostgreSQL), else its file under ``raw/``."""
+    return raw if raw is not None else read_message(raw_folder(context.settings.data_dir) / raw_path)[1]

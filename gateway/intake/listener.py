@@ -23,11 +23,13 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from gateway.clock import utcnow
 from gateway.context import Context
-from gateway.intake.admission import admit, enqueue
+from gateway.intake.admission import admit, enqueue, mark_admitted
 from gateway.intake.smtp import OncePerMinute, listen
 from gateway.intake.spool import incoming_folder
 from gateway.logs import about
@@ -43,6 +45,7 @@ outage_log.addFilter(OncePerMinute())
 BATCH = 200  # files admitted in one transaction, at most
 GATHER_SECONDS = 0.02  # names awaited for one transaction: admitting them together costs less a message
 RETRY_SECONDS = 5
+HEARTBEAT_SECONDS = 2.0  # idle, the admitter writes its watermark this often (``pipeline.claim``)
 STARTUP_SECONDS = 60
 
 
@@ -115,6 +118,9 @@ class Intake:
         self.context = context
         self.on_lost = on_lost  # called if a listener process ends without being asked to
         self.lost = False
+        # The name of this host's spool among those taking mail in for one database (``pipeline.claim``).
+        self.node = f"{socket.gethostname()}:{context.settings.data_dir.resolve()}"[:300]
+        self._mark(utcnow())  # what it takes in from now on holds back later mail until it is admitted
         self.listeners: list[SmtpListener] = []
         try:
             for _ in range(count):
@@ -132,25 +138,32 @@ class Intake:
         left: list[Path] = []  # named, not admitted yet (the database was unavailable)
         reading = {listener.names: listener for listener in self.listeners}
         while reading:
-            names, ended = _gather(list(reading), RETRY_SECONDS if left else None)
-            left = self._admit(left, recovering=True) + self._admit([folder / name for name in names])
+            names, ended, read_dry_at = _gather(list(reading), RETRY_SECONDS if left else HEARTBEAT_SECONDS)
+            retried = self._admit(left, recovering=True)
+            # Admitted with these, every mail acknowledged before the pipes were read dry is admitted.
+            left = retried + self._admit([folder / name for name in names],
+                                         watermark=None if retried else (self.node, read_dry_at))
+            if not left and not names:  # idle: the heartbeat
+                self._mark(read_dry_at)
             for pipe in ended:  # what it named until then is admitted all the same
                 listener = reading.pop(pipe)
                 if not listener.stopping:
                     self._lose(listener)
         self._admit(left, recovering=True)
 
-    def _admit(self, paths: list[Path], *, recovering: bool = False) -> list[Path]:
+    def _admit(self, paths: list[Path], *, recovering: bool = False,
+               watermark: tuple[str, datetime] | None = None) -> list[Path]:
         """Admit and enqueue ``paths``; those that could not be admitted, to try again.
 
         ``recovering``: a failed attempt may have admitted and moved some before failing.
+        ``watermark``: written with them (``admission.admit``), before the processors are told.
         """
         if recovering:
             paths = [path for path in paths if path.exists()]
         if not paths:
             return []
         try:
-            ids = admit(self.context, paths, recovering=recovering)
+            ids = admit(self.context, paths, recovering=recovering, watermark=watermark)
         except Exception:  # kept in incoming/: tried again in a few seconds, and at every start
             outage_log.exception("could not admit received messages (kept in %s); trying again every %s s",
                                  paths[0].parent, RETRY_SECONDS)
@@ -163,6 +176,12 @@ class Intake:
             outage_log.exception("could not queue stored messages for processing (the broker is away); the "
                                  "sweep queues them again after %s s", self.context.settings.requeue_seconds)
         return []
+
+    def _mark(self, watermark: datetime) -> None:
+        try:
+            mark_admitted(self.context, self.node, watermark)
+        except Exception:  # the next batch or heartbeat writes it; meanwhile later mail waits
+            outage_log.exception("could not write this host's watermark; trying again in %s s", HEARTBEAT_SECONDS)
 
     def _lose(self, listener: SmtpListener) -> None:
         listener.process.join(5)
@@ -178,16 +197,17 @@ class Intake:
         self.admitter.join(30)
 
 
-def _gather(pipes: list[Connection], timeout: float | None) -> tuple[list[str], list[Connection]]:
+def _gather(pipes: list[Connection], timeout: float) -> tuple[list[str], list[Connection], datetime]:
     """The names that arrive within ``GATHER_SECONDS`` of the first (about ``BATCH`` at most), then
-    every name already waiting in any pipe; and the pipes that ended (their listener is gone). The
+    every name already waiting in any pipe; the pipes that ended (their listener is gone); and a time
+    before which every mail acknowledged was named (a listener names a file before its 250). The
     refusals the listeners tell of on the way are counted."""
     names: list[str] = []
     ended: list[Connection] = []
     live = pipes
     ready = set(wait(live, timeout))
     until = time.monotonic() + GATHER_SECONDS
-    while ready:
+    while True:
         for pipe in [pipe for pipe in live if pipe in ready]:
             try:
                 told = pipe.recv()
@@ -202,5 +222,7 @@ def _gather(pipes: list[Connection], timeout: float | None) -> tuple[list[str], 
                 ACCEPTED.inc(len(told))  # a listener names a file once it is kept, before its 250
         live = [pipe for pipe in live if pipe not in ended]
         gathering = len(names) < BATCH and time.monotonic() < until
+        read_dry_at = utcnow()
         ready = set(wait(live, max(0.0, until - time.monotonic()) if gathering else 0)) if live else set()
-    return names, ended
+        if not ready:
+            return names, ended, read_dry_at

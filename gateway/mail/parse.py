@@ -103,6 +103,41 @@ class ParsedMail:
         return found
 
 
+@dataclass(frozen=True)
+class Heads:
+    """What admission reads of a message (``intake.conversation``): a few headers, never the body."""
+
+    message_id: str | None
+    sender: str  # the From address, lowercased; "" when there is none
+    recipients: list[str]  # To and Cc
+    references: list[str]  # In-Reply-To, then References from the nearest
+
+
+# The few header fields ``read_heads`` wants, each with its folded lines, anywhere in the header block.
+_HEAD_FIELD = re.compile(rb"^(from|to|cc|message-id|in-reply-to|references)[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.I | re.M)
+_HEADERS_END = re.compile(rb"\r?\n\r?\n")
+
+
+def read_heads(raw: bytes) -> Heads:
+    """The headers ``Heads`` holds, picked out of the header block by one expression: a tenth of the
+    cost of the email parser's headers-only pass, which admission would pay for every message."""
+    end = _HEADERS_END.search(raw)
+    fields: dict[str, list[str]] = {}
+    for name, value in _HEAD_FIELD.findall(raw[:end.start()] if end else raw):
+        fields.setdefault(name.lower().decode(), []).append(value.decode("utf-8", "replace"))
+
+    def addresses(name: str) -> list[str]:
+        found = (address.strip().lower() for _display, address in getaddresses(fields.get(name, [])))
+        return [address for address in found if is_addr_spec(address)]
+
+    def ids(name: str) -> list[str]:
+        return _message_ids(" ".join(fields.get(name, [])))
+
+    return Heads(message_id=next(iter(ids("message-id")), None), sender=next(iter(addresses("from")), ""),
+                 recipients=addresses("to") + addresses("cc"),
+                 references=[*ids("in-reply-to"), *reversed(ids("references"))])
+
+
 def _addresses(message: Message, name: str) -> list[Address]:
     """The header's addresses that are exactly one address each (``addresses.addr_spec``): anything else
     (a control character, a display name inside the address, 300 characters) names no one."""

@@ -40,8 +40,9 @@ class Ahead:
     parsed: ParsedMail
 
     @classmethod
-    def read(cls, context: Context, raw_path: str) -> Ahead:
-        raw = read_raw(context, raw_path)
+    def read(cls, context: Context, raw: bytes | None, raw_path: str) -> Ahead:
+        """``raw``: the bytes kept in the row (PostgreSQL), else None and they are read from ``raw_path``."""
+        raw = read_raw(context, raw, raw_path)
         return cls(raw, parse(raw))
 
 
@@ -51,12 +52,12 @@ def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
     A message that cannot be read here is left out: the processor reads it again and records why.
     """
     with context.sessions() as session:
-        paths = session.execute(select(Inbound.id, Inbound.raw_path)
-                                .where(Inbound.id.in_(inbound_ids), Inbound.status == "pending")).all()
+        stored = session.execute(select(Inbound.id, Inbound.raw, Inbound.raw_path)
+                                 .where(Inbound.id.in_(inbound_ids), Inbound.status == "pending")).all()
     ahead = {}
-    for inbound_id, raw_path in paths:
+    for inbound_id, raw, raw_path in stored:
         try:
-            ahead[inbound_id] = Ahead.read(context, raw_path)
+            ahead[inbound_id] = Ahead.read(context, raw, raw_path)
         except Exception as error:  # recorded when the processor meets it
             log.debug("message %s not read ahead: %s", inbound_id, error)
     return ahead
@@ -110,7 +111,7 @@ def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | Non
         return Outcome("failed", f"no stored message {inbound_id}")
     if row.status in ("processed", "duplicate"):
         return Outcome(row.status, row.decision, row.request_id, row.message_id)
-    ahead = ahead or Ahead.read(context, row.raw_path)
+    ahead = ahead or Ahead.read(context, row.raw, row.raw_path)
     raw, parsed = ahead.raw, ahead.parsed
     settings = context.settings
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk()
@@ -246,11 +247,10 @@ def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exce
                   type(error).__name__, error, extra=about(inbound_id, ahead.parsed.message_id if ahead else None))
     try:
         with context.sessions() as session:
-            row = session.get(Inbound, inbound_id)
-            raw_path = row.raw_path if row is not None else None
-        if raw_path is None:
+            stored = session.execute(select(Inbound.raw, Inbound.raw_path).where(Inbound.id == inbound_id)).first()
+        if stored is None:
             return _failed(context, inbound_id, LookupError(f"no stored message {inbound_id}"))
-        raw = ahead.raw if ahead is not None else read_raw(context, raw_path)
+        raw = ahead.raw if ahead is not None else read_raw(context, *stored)
         kept = keep_degraded(context, inbound_id, raw, f"{type(error).__name__}: {error}")
     except Exception as second:  # the last resort: the raw message stays where it is
         return _failed(context, inbound_id, second)

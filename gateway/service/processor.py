@@ -9,8 +9,9 @@ and waits for the outbox ids, which it enqueues for ``send_mail`` here. The proc
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
 takes a quarter of its work off it. It takes its turn at that lock with the serving
 process's writers (``transaction.writer``), batch by batch, so that admission is not kept
-waiting. One process applies messages, in the order they were received (``HandOver``): the
-inbound queue is ``gateway serve``'s alone, and ``gateway worker`` only sends mail.
+waiting. What it applies, and in what order, is decided by the claims (``pipeline.claim``): one
+conversation at a time, in the order received, so several threads, processes and hosts may apply
+messages side by side.
 
 The processor runs below the listener and the web page in priority, exits when the serving
 process is gone, and is started again if it dies. What it was given is then tried again in
@@ -28,8 +29,11 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from gateway.context import current, open_context
+from gateway import queues
+from gateway.context import Context, current, open_context
+from gateway.intake.admission import PROCESS_TOGETHER
 from gateway.logs import configure_logging
+from gateway.pipeline.claim import Claims
 from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_ahead
 from gateway.runtime import run_when_idle, settle
 from gateway.settings import Settings
@@ -38,48 +42,13 @@ from gateway.transaction import writer
 log = logging.getLogger("gateway.inbound")
 
 
-class HandOver:
-    """Batches go to the processor in the order they reach ``Processor.apply``, which is the order
-    they were admitted in: a thread whose batch was quicker to read ahead waits for the threads
-    that came before it, so that a reply is not applied before the mail it follows. (Two threads
-    can still swap between taking their batches from the queue and reaching ``apply``: a few
-    microseconds, against the milliseconds of reading ahead.)"""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._taken = 0
-        self._next = 0  # the first turn not done yet
-        self._done: set[int] = set()
-
-    def take(self) -> int:
-        with self._changed:
-            self._taken += 1
-            return self._taken - 1
-
-    def wait(self, turn: int) -> None:
-        """Until every turn taken before this one is done."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._next == turn)
-
-    def done(self, turn: int) -> None:
-        """Handed over, or given up: the turns after it may go."""
-        with self._changed:
-            self._done.add(turn)
-            while self._next in self._done:
-                self._done.remove(self._next)
-                self._next += 1
-            self._changed.notify_all()
-
-
 class Processor:
-    """One process: on SQLite, which has one writer, more would only wait for it; on PostgreSQL
-    too, since two processes could apply a reply and the mail it follows at the same time, and
-    commit the reply first."""
+    """One process per ``gateway serve``: on SQLite, which has one writer, more would only wait for
+    it; on PostgreSQL, more processors come from more ``gateway serve --role process``."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._restarting = threading.Lock()
-        self._hand_over = HandOver()
         self._pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
@@ -96,14 +65,9 @@ class Processor:
         A processor found dead may have died of anything: the messages are tried once more in a
         new one, a batch one message at a time; a message that kills that one too is marked failed.
         """
-        turn = self._hand_over.take()
-        try:
-            ahead = read_ahead(current(), inbound_ids)
-            self._hand_over.wait(turn)
-            pool = self._pool
-            applied = _submit(pool, inbound_ids, ahead)
-        finally:
-            self._hand_over.done(turn)
+        ahead = read_ahead(current(), inbound_ids)
+        pool = self._pool
+        applied = _submit(pool, inbound_ids, ahead)
         for attempt in range(2):
             if attempt:
                 pool = self._pool
@@ -129,6 +93,7 @@ class Processor:
 
 
 _running: Processor | None = None
+_claims: Claims | None = None
 
 
 def start(settings: Settings) -> Processor:
@@ -136,6 +101,22 @@ def start(settings: Settings) -> Processor:
     global _running
     _running = Processor(settings)
     return _running
+
+
+def drain(context: Context) -> None:
+    """Apply what may be applied now, batch after batch, until nothing is left that no one else
+    holds; each batch's mail is handed to ``send_mail`` once it is committed."""
+    global _claims
+    if _claims is None or _claims.context is not context:  # one per process: its threads share it
+        _claims = Claims(context)
+    claims = _claims
+    while inbound_ids := claims.take(PROCESS_TOGETHER):
+        try:
+            outbox_ids = apply(inbound_ids)
+        finally:
+            claims.release(inbound_ids)
+        if outbox_ids:
+            queues.send_mail(outbox_ids)
 
 
 def apply(inbound_ids: list[int]) -> list[int]:

@@ -3,8 +3,9 @@
 Start order matters: the schema is migrated, the worker runs, whatever was stored
 but not processed (a crash, a ``kill -9``) is enqueued again, and only then does
 SMTP accept new mail. Stop order is the reverse: stop accepting, finish, exit 0.
-``gateway worker`` only adds threads that send mail, on the Redis broker: the messages are
-applied by ``gateway serve``'s processor alone, in the order they were received.
+``gateway serve --role`` runs one part on a host of its own, beside the others on one PostgreSQL
+database and one Redis broker (CONTRACT §11): any number of each, since every processor claims
+whole conversations (``pipeline.claim``). ``gateway worker`` only adds threads that send mail.
 """
 
 from __future__ import annotations
@@ -27,18 +28,11 @@ from gateway.rules.loader import load_rules
 from gateway.runtime import settle
 from gateway.service import processor
 from gateway.service.broker import YieldToTheListener, configure, start_workers
-from gateway.service.sweep import Requeued, Sweeper, requeue
+from gateway.service.sweep import Sweeper, requeue
 from gateway.settings import ConfigError, Settings
 from gateway.web.app import create_app
 
 log = logging.getLogger("gateway")
-
-
-def resume_unfinished(context: Context) -> Requeued:
-    """Admit received messages left in ``incoming/``, then enqueue stored messages not yet
-    processed, quote decisions not yet followed up and outbox rows not yet sent."""
-    admit_waiting(context)
-    return requeue(context)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -77,51 +71,117 @@ def bind_web(settings: Settings) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings) -> int:
+def _check_role(context: Context, role: str) -> None:
+    """A role alone is one host among several, which share the database and the broker: on SQLite,
+    or with the in-process broker, nothing would reach the other roles."""
+    if role == "all":
+        return
+    if context.engine.dialect.name != "postgresql" or not context.settings.broker_url:
+        raise ConfigError(f"gateway serve --role {role} runs beside other hosts on one PostgreSQL database "
+                          "(database_url) and one Redis broker (broker_url); without them, run everything "
+                          "in one gateway serve (--role all)")
+
+
+class Poll:
+    """On PostgreSQL, a processor also looks for work every ``SECONDS``: what another host's
+    processor left when it died, and mail held back until every host had admitted what came before."""
+
+    SECONDS = 1.0
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poll", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.SECONDS):
+            try:
+                processor.drain(self.context)
+            except Exception:  # the database is away: the next poll tries again
+                log.exception("looking for messages to apply failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def serve(settings: Settings, role: str = "all") -> int:
+    """Run the parts of the gateway ``role`` names (CONTRACT §11) until SIGTERM or SIGINT.
+
+    ``smtp`` takes mail in (the listeners, IMAP) and admits it; ``process`` applies it, sends mail and
+    runs the sweep; ``web`` serves the pages; ``all`` is the three in one process.
+    """
+    takes_mail, processes, serves_web = (role in ("all", part) for part in ("smtp", "process", "web"))
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)  # a folder made by an earlier version, or by hand, is closed to others too
     context = open_context(settings)
+    _check_role(context, role)
     if settings.clock_file is not None:
         log.warning("the clock is moved by %s (clock_file, for tests only): now is %s UTC", settings.clock_file,
                     utcnow().isoformat(timespec="seconds"))
     broker = configure(settings)
     broker.add_middleware(YieldToTheListener())
-    applying = processor.start(settings)
-    sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
-    workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
-    left = resume_unfinished(context)
-    if left:
-        log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
-                 left.inbound, left.decisions, left.outbox)
+    applying, workers = None, []
+    if processes:
+        applying = processor.start(settings)
+        sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
+        workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
+    if takes_mail:  # what was received but not admitted before a crash or a stop
+        admit_waiting(context)
+    if processes:  # what was stored but not applied, decisions not followed up, mail not sent
+        left = requeue(context)
+        if left:
+            log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
+                     left.inbound, left.decisions, left.outbox)
     stop = threading.Event()
     _stop_on_signals(stop)
-    check_port(settings)
-    web_socket = bind_web(settings)
-    intake = Intake(context, on_lost=stop.set)
-    web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off",
-                                        log_config=None))  # its lines go through ours: JSON off a terminal
-    web_thread = threading.Thread(target=web.run, kwargs={"sockets": [web_socket]}, name="web", daemon=True)
-    web_thread.start()
-    pollers = start_pollers(context)
-    sweeper = Sweeper(context)
-    sweeper.start()
+    parts = []
+    intake, pollers = None, []
+    if takes_mail:
+        check_port(settings)
+    if serves_web:
+        web_socket = bind_web(settings)
+    if takes_mail:
+        intake = Intake(context, on_lost=stop.set)
+        pollers = start_pollers(context)
+        parts.append(f"SMTP on {settings.smtp_host}:{settings.smtp_port}")
+    if serves_web:
+        web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off",
+                                            log_config=None))  # its lines go through ours: JSON off a terminal
+        web_thread = threading.Thread(target=web.run, kwargs={"sockets": [web_socket]}, name="web", daemon=True)
+        web_thread.start()
+        parts.append(f"web on http://{settings.http_host}:{settings.http_port}")
+    sweeper, poll = None, None
+    if processes:
+        sweeper = Sweeper(context)
+        sweeper.start()
+        poll = Poll(context) if context.engine.dialect.name == "postgresql" else None
+        parts.append("applying messages, outgoing mail to " + (
+            f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
+            else str(settings.data_dir / "outbox")))
     settle()
-    print(f"gateway: SMTP on {settings.smtp_host}:{settings.smtp_port}, web on http://{settings.http_host}:"
-          f"{settings.http_port}, data in {settings.data_dir}, outgoing mail to "
-          + (f"relay {settings.relay.host}:{settings.relay.port}" if settings.relay
-             else str(settings.data_dir / "outbox")), flush=True)
+    print(f"gateway{'' if role == 'all' else f' ({role})'}: {', '.join(parts)}, data in {settings.data_dir}",
+          flush=True)
     stop.wait()
-    intake.stop()
+    if intake is not None:
+        intake.stop()
     for poller in pollers:
         poller.stop()
-    sweeper.stop()
-    web.should_exit = True
+    if sweeper is not None:
+        sweeper.stop()
+    if poll is not None:
+        poll.stop()
+    if serves_web:
+        web.should_exit = True
     _drain(broker, workers)
-    applying.stop()
-    web_thread.join(timeout=10)
+    if applying is not None:
+        applying.stop()
+    if serves_web:
+        web_thread.join(timeout=10)
     log.info("stopped")
-    return 1 if intake.lost else 0
+    return 1 if intake is not None and intake.lost else 0
 
 
 def run_worker(settings: Settings, threads: int) -> int:

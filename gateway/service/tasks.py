@@ -21,12 +21,10 @@ class DeliveryPostponed(Exception):
     """The transport asked to try again later; dramatiq's retries bring the message back."""
 
 
-def process_inbound(inbound_ids: list[int]) -> None:
-    """Apply stored messages (together when they can be), then hand their notifications to ``send_mail``
-    (after the commit), together too."""
-    outbox_ids = processor.apply(inbound_ids)
-    if outbox_ids:
-        queues.send_mail(outbox_ids)
+def process_inbound(admitted: list[int]) -> None:
+    """Messages were admitted (``admitted``, for the log): apply what may be applied now, whichever
+    they are (``processor.drain``)."""
+    processor.drain(current())
 
 
 def follow_up_quote(quote_id: int) -> None:

@@ -1,0 +1,67 @@
+"""The conversation a message belongs to, given at admission: what its order is kept within.
+
+Messages of one conversation are applied one after the other, in the order they were received;
+messages of different ones in parallel (``pipeline.claim``). The key is, in this order:
+- the request a valid reply token names (``request:N``), in the envelope or in To/Cc;
+- the request an In-Reply-To or References names: a message the gateway sent or applied for it, or a
+  message admitted before and not applied yet (its key, then);
+- else the sender (``sender:ADDRESS``): a new request and a quick follow-up from the same person.
+
+It is read from the headers alone, so that admission stays cheap. A key decides only what waits for
+what, never a right: the pipeline threads the message again, fully, when it applies it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.intake.spool import Envelope
+from gateway.mail.parse import Heads, read_heads
+from gateway.models import Inbound, MessageRef
+from gateway.settings import Settings
+from gateway.tokens import verify_reply_token
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """What admission keeps of a message's headers: its conversation, and its Message-ID."""
+
+    conversation: str
+    message_id: str | None
+
+
+def conversations(session: Session, settings: Settings, messages: list[tuple[Envelope, bytes]]) -> list[Keyed]:
+    """Each message's conversation, in the order given; those that follow another of the same list
+    (a quick reply admitted with the mail it answers) take its key. Two queries for the whole list."""
+    heads = [read_heads(raw) for _envelope, raw in messages]
+    wanted = {ref for head in heads for ref in head.references}
+    known: dict[str, str] = {}
+    if wanted:
+        known = {message_id: f"request:{request_id}" for message_id, request_id in session.execute(
+            select(MessageRef.message_id, MessageRef.request_id).where(MessageRef.message_id.in_(wanted)))}
+        known |= {message_id: conversation for message_id, conversation in session.execute(
+            select(Inbound.message_id, Inbound.conversation)
+            .where(Inbound.message_id.in_(wanted - known.keys()), Inbound.conversation != "")) if message_id}
+    keyed = []
+    for (envelope, _raw), head in zip(messages, heads, strict=True):
+        conversation = (_by_token(settings, envelope, head)
+                        or next((known[ref] for ref in head.references if ref in known), None)
+                        or f"sender:{head.sender or envelope.mail_from.lower()}"[:400])
+        if head.message_id:
+            known[head.message_id] = conversation
+        keyed.append(Keyed(conversation, head.message_id))
+    return keyed
+
+
+def _by_token(settings: Settings, envelope: Envelope, head: Heads) -> str | None:
+    for address in [*envelope.rcpt_tos, *head.recipients]:
+        local, _, domain = address.lower().partition("@")
+        mailbox, plus, token = local.partition("+")
+        if plus and domain == settings.domain and settings.mailbox_for(address) is not None:
+            named = verify_reply_token(settings.secret_key, token, mailbox)
+            if named is not None:
+                return f"request:{named.request_id}"
+    return None
