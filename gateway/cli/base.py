@@ -24,9 +24,11 @@ AddCommand = Callable[[str, Callable[[argparse.Namespace], int], str], argparse.
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The configuration named by ``--config``, with the ports and data folder the command line gives."""
+    """The configuration named by ``--config``, with the addresses and data folder the command line gives."""
     settings = load(args.config, getattr(args, "data", None))
-    return settings.with_overrides(smtp_port=getattr(args, "smtp_port", None),
+    return settings.with_overrides(smtp_host=getattr(args, "smtp_host", None),
+                                   smtp_port=getattr(args, "smtp_port", None),
+                                   http_host=getattr(args, "http_host", None),
                                    http_port=getattr(args, "http_port", None))
 
 

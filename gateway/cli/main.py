@@ -216,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = add("serve", cmd_serve, "run SMTP ingress, the web app, the worker and the deadline sweep")
     serve.add_argument("--data", help="data folder (raw mail, attachments, outbox, SQLite database)")
+    serve.add_argument("--smtp-host", help="address SMTP listens on (default [smtp] host, 127.0.0.1); "
+                                            "0.0.0.0 in a container")
     serve.add_argument("--smtp-port", type=int, help="SMTP port (default 2525)")
+    serve.add_argument("--http-host", help="address the web listens on (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, help="web port (default 8000)")
     serve.add_argument("--role", choices=["all", "smtp", "web", "process"], default="all",
                        help="all (the default): everything in one process; smtp: take mail in; process: apply "

@@ -7,6 +7,7 @@ Runs inside the processing transaction; returns the decision for the log line.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -84,40 +85,94 @@ def look_up(session: Session, batch: list[Incoming]) -> Known:
     return known
 
 
-def apply_message(incoming: Incoming) -> str | Opened:
+# Each step of applying a message, in ``STEPS``' order: it looks at the message and at what the steps
+# before it found (``Incoming``), and returns the decision that ends the message's way, or None to go on.
+
+
+def ignore_our_own(incoming: Incoming) -> str | None:
+    """A mail the gateway sent, come back (a loop through an alias): nothing to do."""
     parsed = incoming.parsed
-    known = incoming.known or look_up(incoming.session, [incoming])
-    seen = known.refs.get(parsed.message_id) if parsed.message_id else None
-    if seen is not None and seen.outgoing:
-        return "our own message came back: ignored"
+    incoming.known = incoming.known or look_up(incoming.session, [incoming])
+    incoming.seen = incoming.known.refs.get(parsed.message_id) if parsed.message_id else None
+    return "our own message came back: ignored" if incoming.seen is not None and incoming.seen.outgoing else None
+
+
+def require_sender(incoming: Incoming) -> None:
+    """A message from no one has no owner to give: the pipeline keeps it degraded (``degrade``)."""
     if not incoming.sender:
         raise ValueError("the message has no sender address")
-    thread = find_thread(incoming.session, parsed, incoming.raw, incoming.envelope_to, incoming.settings)
-    if thread.request is not None:
-        incoming.mailer.write_waiting(thread.request)
-    if parsed.auto == "bounce":
-        return _apply_bounce(incoming)
-    if parsed.auto is not None:
-        if thread.request is None:
-            return f"{parsed.auto} ({parsed.classification.reason}) with no request: kept, not answered"
-        record_event(thread.request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
-        incoming.row.request_id = thread.request.id
-        return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{thread.request.id}, not answered"
-    incoming.mailer.read_ahead(thread.request)
-    person = upsert_person(incoming.session, incoming.sender, name=parsed.sender.name if parsed.sender else None,
-                           people=known.people)
-    if person.failing_since is not None:
-        person.failing_since = None
-    if thread.request is None:
-        if is_list_command(incoming, person):
-            return answer_list(incoming, person)
-        return _open(incoming, person, seen)
-    assert thread.author is not None
-    author = thread.author
+
+
+def thread(incoming: Incoming) -> None:
+    """The request it belongs to and its author's rights (``thread.find_thread``); the request's
+    waiting mails (a digest) are held while it is applied."""
+    incoming.thread = find_thread(incoming.session, incoming.parsed, incoming.raw, incoming.envelope_to,
+                                  incoming.settings)
+    if incoming.thread.request is not None:
+        incoming.mailer.write_waiting(incoming.thread.request)
+
+
+def bounce(incoming: Incoming) -> str | None:
+    """A delivery report: the addresses that failed for good are marked failing."""
+    return _apply_bounce(incoming) if incoming.parsed.auto == "bounce" else None
+
+
+def robot(incoming: Incoming) -> str | None:
+    """An automatic mail (an out-of-office, a list): an event on its request, never an answer."""
+    parsed, request = incoming.parsed, incoming.threaded.request
+    if parsed.auto is None:
+        return None
+    if request is None:
+        return f"{parsed.auto} ({parsed.classification.reason}) with no request: kept, not answered"
+    record_event(request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
+    incoming.row.request_id = request.id
+    return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{request.id}, not answered"
+
+
+def sender_account(incoming: Incoming) -> None:
+    """The sender's account, made if need be; a person who writes is no longer failing."""
+    parsed = incoming.parsed
+    incoming.mailer.read_ahead(incoming.threaded.request)
+    assert incoming.known is not None
+    incoming.person = upsert_person(incoming.session, incoming.sender,
+                                    name=parsed.sender.name if parsed.sender else None, people=incoming.known.people)
+    if incoming.person.failing_since is not None:
+        incoming.person.failing_since = None
+
+
+def list_inbox(incoming: Incoming) -> str | None:
+    """``#list`` from a coordinator, to the mailbox: the inbox, answered by mail."""
+    if incoming.threaded.request is None and is_list_command(incoming, incoming.account):
+        return answer_list(incoming, incoming.account)
+    return None
+
+
+def open_new(incoming: Incoming) -> Opened | None:
+    """No request named: a new one, acknowledged, its rules run, the coordinators told."""
+    return _open(incoming, incoming.account, incoming.seen) if incoming.threaded.request is None else None
+
+
+def comment(incoming: Incoming) -> str:
+    """A reply: its author joins the request if need be, then the comment, the rules, the ``#commands``."""
+    request, author = incoming.threaded.request, incoming.threaded.author
+    assert request is not None and author is not None
     if author.participant is None and not author.unverified:
-        participant = join(incoming.session, thread.request, incoming.sender, role=author.role, person=person)
+        participant = join(incoming.session, request, incoming.sender, role=author.role, person=incoming.account)
         author = Author(author.email, author.role, participant)
-    return _comment(incoming, thread.request, author, thread.via, seen)
+    return _comment(incoming, request, author, incoming.threaded.via, incoming.seen)
+
+
+STEPS: tuple[Callable[[Incoming], str | Opened | None], ...] = (
+    ignore_our_own, require_sender, thread, bounce, robot, sender_account, list_inbox, open_new, comment)
+
+
+def apply_message(incoming: Incoming) -> str | Opened:
+    """The steps in turn, until one decides what the message did."""
+    for step in STEPS:
+        decision = step(incoming)
+        if decision is not None:
+            return decision
+    raise AssertionError("the last step always decides")
 
 
 def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened:

@@ -11,6 +11,7 @@ from gateway.addresses import is_addr_spec
 from gateway.mail.parse import ParsedMail
 from gateway.models import Inbound, MessageRef, Person
 from gateway.notify import Mailer
+from gateway.pipeline.thread import Thread
 from gateway.settings import Mailbox, Settings
 
 
@@ -25,6 +26,8 @@ class Known:
 
 @dataclass
 class Incoming:
+    """One message being applied: the transaction, the stored row, the parsed mail, its mailbox."""
+
     session: Session
     settings: Settings
     mailer: Mailer
@@ -34,6 +37,21 @@ class Incoming:
     key: str  # what makes it apply once (see ``process.dedupe_key``)
     raw: bytes
     known: Known | None = None
+    # What the steps find on the way (``apply.STEPS``), for the steps after them.
+    seen: MessageRef | None = None  # its Message-ID, stored before
+    thread: Thread | None = None
+    person: Person | None = None  # the sender's account
+
+    @property
+    def threaded(self) -> Thread:
+        """The thread, once the ``thread`` step found it."""
+        assert self.thread is not None, "a step that needs the thread runs after the thread step"
+        return self.thread
+
+    @property
+    def account(self) -> Person:
+        assert self.person is not None, "a step that needs the account runs after the sender_account step"
+        return self.person
 
     @property
     def envelope_to(self) -> list[str]:
