@@ -201,6 +201,7 @@ class Inbound(Base):
     # The bytes themselves where every host reaches them (PostgreSQL); on SQLite, the file at raw_path.
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     conversation: Mapped[str] = mapped_column(String(400), default="")  # its order is kept within it (pipeline.claim)
+    quiet: Mapped[bool] = mapped_column(Boolean, default=False)  # imported history: its mails are never sent
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     decision: Mapped[str] = mapped_column(Text, default="")

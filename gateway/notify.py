@@ -74,6 +74,7 @@ class Mailer:
     _coordinators: list[Person] | None = None
     _recent_by_request: dict[tuple[Request, str], int] = field(default_factory=dict)
     _started: datetime = field(default_factory=utcnow)
+    _quiet: list[tuple[int, int]] = field(default_factory=list)  # marks whose mails are kept, never sent
 
     def __post_init__(self) -> None:
         event.listen(self.session, "before_commit", self._refuse_unwritten)
@@ -116,6 +117,9 @@ class Mailer:
         if not mails:
             return
         self.session.flush()  # what the mails are about exists first
+        for mail in mails:
+            if any(start <= mail.mark < end for start, end in self._quiet):  # imported history: kept, never sent
+                mail.row["status"] = "suppressed"
         connection = self.session.connection()
         # matched by Message-ID, not by order: rows in order cost SQLite one statement each
         ids = dict(connection.execute(insert(Outbox).returning(Outbox.message_id, Outbox.id),
@@ -128,9 +132,14 @@ class Mailer:
             connection.execute(insert(MessageRef), refs)
         self._inserted = len(self._rows)
 
+    def quiet(self, start: int, end: int) -> None:
+        """The mails asked for between these two marks of ``written`` are kept, marked suppressed, and
+        never sent: those of a message imported quietly (``inbound.quiet``)."""
+        self._quiet.append((start, end))
+
     def _forget(self, _session: Session, _transaction: SessionTransaction) -> None:
         """Rolled back: the mails written so far are not to be sent, nor inserted."""
-        self._rows, self._inserted, self._waiting, self._written = [], 0, [], 0
+        self._rows, self._inserted, self._waiting, self._written, self._quiet = [], 0, [], 0, []
 
     @property
     def written(self) -> int:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import find_person, join, upsert_person
-from gateway.intake.admission import store
-from gateway.intake.spool import raw_folder
+from gateway.intake.admission import store, store_all
+from gateway.intake.spool import Envelope, raw_folder
 from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
 from gateway.pipeline.process import process, process_batch, process_safely, read_ahead
 from gateway.settings import Mailbox, Settings
@@ -347,3 +347,23 @@ def test_a_fault_of_the_gateway_itself_leaves_the_message_failed_for_replay(
     assert outcome.status == "failed" and "OperationalError" in outcome.decision
     with context.sessions() as session:
         assert session.scalar(select(func.count(Request.id))) == 0
+
+
+def test_a_message_stored_quiet_mails_no_one_whoever_applies_it_alone_or_in_a_batch(context: Context) -> None:
+    """``gateway import --no-mail`` stores its messages quiet: interrupted, the processor that applies
+    them later keeps their mails suppressed too, beside messages that do mail."""
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    quiet = Envelope("import", "support@shop.example", "", ("support@shop.example",), quiet=True)
+    loud = Envelope("smtp", "support@shop.example", "b@client.example", ("support@shop.example",))
+    old, history, fresh = store_all(context, [(RAW, quiet), (RAW.replace(b"<p1@c>", b"<p2@c>"), quiet),
+                                              (RAW.replace(b"<p1@c>", b"<p3@c>").replace(b"a@client", b"b@client"),
+                                               loud)])
+    process(context, old)  # alone
+    outcomes = process_batch(context, [history, fresh])  # together with a message that mails
+    with context.sessions() as session:
+        by_status = dict(session.execute(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+        fresh_mails = {row.recipient for row in session.scalars(select(Outbox).where(Outbox.status == "pending"))}
+    assert by_status == {"suppressed": 4, "pending": 2}, "an acknowledgment and a notice each, recorded"
+    assert fresh_mails == {"b@client.example", "camille@shop.example"}
+    assert outcomes[0].outbox_ids == [] and len(outcomes[1].outbox_ids) == 2, "only the fresh one's are sent"

@@ -73,7 +73,7 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False,
                  "envelope_from": envelope.mail_from.replace("\x00", "")[:_ENVELOPE_FROM_LENGTH],
                  "envelope_to": json.dumps(list(envelope.rcpt_tos)), "raw_path": relative, "size": len(raw),
                  "received_at": envelope.received_at, "conversation": key.conversation, "message_id": key.message_id,
-                 "raw": raw if in_database else None}
+                 "raw": raw if in_database else None, "quiet": envelope.quiet}
                 for (_path, envelope, raw, relative), key in zip(new, keyed, strict=True)]
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission

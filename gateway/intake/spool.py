@@ -54,12 +54,13 @@ class Envelope:
     mail_from: str = ""
     rcpt_tos: tuple[str, ...] = ()
     received_at: datetime = field(default_factory=utcnow)  # naive UTC, as the database keeps it
+    quiet: bool = False  # imported history (``gateway import --no-mail``): applied, mailing no one
 
     def stored(self, raw: bytes) -> bytes:
         """The file's content: the envelope line, with the message's length and CRC-32, then the message."""
         fields = {"source": self.source, "mailbox": self.mailbox, "mail_from": self.mail_from,
                   "rcpt_tos": list(self.rcpt_tos), "received_at": self.received_at.isoformat(),
-                  "length": len(raw), "crc32": zlib.crc32(raw)}
+                  "quiet": self.quiet, "length": len(raw), "crc32": zlib.crc32(raw)}
         return ENVELOPE_HEADER + json.dumps(fields).encode() + b"\r\n" + raw
 
 
@@ -81,7 +82,8 @@ def _parse_stored(content: bytes) -> tuple[Envelope, bytes, int]:
     if len(raw) != fields["length"] or zlib.crc32(raw) != fields["crc32"]:
         raise NotAMessage("the message is cut short: its length or CRC-32 does not match its envelope")
     envelope = Envelope(source=fields["source"], mailbox=fields["mailbox"], mail_from=fields["mail_from"],
-                        rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]))
+                        rcpt_tos=tuple(fields["rcpt_tos"]), received_at=datetime.fromisoformat(fields["received_at"]),
+                        quiet=bool(fields.get("quiet", False)))
     return envelope, raw, len(line) + 1 + len(raw)
 
 

@@ -134,6 +134,8 @@ def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Ou
             decision = refuse_commands(incoming, refused)
         session.flush()
         outcome = _processed(incoming, decision)
+        if incoming.row.quiet:
+            incoming.mailer.quiet(0, incoming.mailer.written)
         _commit(session, incoming.mailer)
         outcome.outbox_ids = incoming.mailer.outbox_ids
         return outcome
@@ -211,6 +213,8 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
             except CommandsRefused as refused:
                 raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
             marks.append(mailer.written)
+            if incoming.row.quiet:
+                mailer.quiet(marks[-2], marks[-1])
         session.flush()
         outcomes = [_processed(incoming, decision) for incoming, decision in zip(batch, decisions, strict=True)]
         _commit(session, mailer)

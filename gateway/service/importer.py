@@ -2,9 +2,10 @@
 
 Messages are taken ``PROCESS_TOGETHER`` at a time, as ``serve`` takes what its listeners received:
 written to the spool with one flush, admitted in one transaction (numbered in the order of the
-archive), applied together (``process_batch``), and their mails sent or marked never sent. A
-batch is stored before it is applied, so an interrupted import loses nothing: what was stored and
-not applied is applied at the next ``serve``.
+archive), applied together (``process_batch``), and their mails sent. A batch is stored before it is
+applied, so an interrupted import loses nothing: what was stored and not applied is applied at the next
+``serve``. With ``--no-mail`` each message is stored quiet (``inbound.quiet``): whoever applies it, this
+command or a processor after an interruption, keeps its mails marked suppressed, never sent.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import update
 from tqdm import tqdm
 
-from gateway.context import Context, open_context
+from gateway.context import open_context
 from gateway.intake.admission import PROCESS_TOGETHER, store_all
 from gateway.intake.spool import Envelope
-from gateway.models import Outbox
 from gateway.outbound.outbox import deliver_all
 from gateway.pipeline.process import process_batch
 from gateway.settings import ConfigError, Settings
@@ -51,12 +50,6 @@ def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
         yield batch
 
 
-def _suppress(context: Context, outbox_ids: list[int]) -> None:
-    """Importing history must not mail anyone about it: the rows stay, marked as never sent."""
-    with context.sessions.begin() as session:
-        session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids)).values(status="suppressed"))
-
-
 def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False,
                 send_mail: bool = True) -> int:
     target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
@@ -68,15 +61,11 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
     bar = tqdm(total=len(archive), unit="mail", file=sys.stderr, disable=None)
     for raws in _batches(_messages(archive), PROCESS_TOGETHER):
         # one received time for the batch: admission keeps the archive's order
-        envelope = Envelope("import", target.address, "", (target.address,))
+        envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
         stored = store_all(context, [(raw, envelope) for raw in raws])
         with writer(context, background=True):  # a serve beside it on SQLite keeps its turns
             outcomes = process_batch(context, stored)
-        outbox_ids = [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
-        if send_mail:
-            deliver_all(context, outbox_ids)
-        else:
-            _suppress(context, outbox_ids)
+        deliver_all(context, [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids])
         counts.update(outcome.status for outcome in outcomes)
         bar.update(len(raws))
         bar.set_postfix(counts)
