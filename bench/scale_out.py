@@ -9,11 +9,13 @@ Run by hand, not by pytest (PostgreSQL on 127.0.0.1:5432 and Redis on 6379, as `
 Each run, in a throwaway home and a fresh database: ``gateway serve --role smtp`` nodes (one, or two
 sharing the mail) take in CUSTOMERS conversations of 4 mails (an opening mail, then three replies
 naming it by In-Reply-To/References, each sent after the previous one's 250, one SMTP session each,
-over 8 threads): **accepted/s** is the mails over the sending time. Then ``--role process`` hosts
-start and apply them: **applied/s** is the messages over the time from the first one applied to the
-last (``inbound.processed_at``), their notifications in the outbox included (written in the same
-transaction), their sending by the same hosts beside it. The intake and the processors are timed apart,
-so that each has the machine to itself.
+over 8 threads): **accepted/s** is the mails over the sending time. The ``--role process`` hosts,
+started before and stopped (SIGSTOP) meanwhile, are then let go together and apply them:
+**applied/s** is the messages over the time from the first one applied to the last
+(``inbound.processed_at``), their notifications in the outbox included (written in the same
+transaction), their sending by the same hosts beside it. The intake and the processors are timed
+apart, so that each has the machine to itself. The CPU of the processor hosts (each with its
+processor process) and of PostgreSQL over that time says where the ceiling is.
 """
 
 from __future__ import annotations
@@ -77,6 +79,46 @@ def start(config: Path, role: str, name: str) -> tuple[subprocess.Popen[bytes], 
     return process, port
 
 
+def tree(pids: list[int]) -> list[int]:
+    """These processes and all their descendants."""
+    seen: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.append(pid)
+        try:
+            todo += [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                     for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return seen
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of these processes and of all their descendants, alive."""
+    total = 0
+    for pid in tree(pids):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _named(p, "postgres")]
+
+
+def _named(proc: Path, name: str) -> bool:
+    try:
+        return (proc / "comm").read_text().strip() == name
+    except OSError:
+        return False
+
+
 def conversation(customer: int, ports: list[int]) -> None:
     ids = [f"<c{customer}-{n}@client.example>" for n in range(4)]
     for n, message_id in enumerate(ids):
@@ -103,6 +145,12 @@ def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as temp:
         config = write_home(Path(temp) / "home", database_url)
         try:
+            applying = []  # started first, and stopped: each starts applying when all are ready
+            for n in range(processors):
+                applying.append(start(config, "process", f"p{n}")[0])
+                for pid in tree([applying[-1].pid]):
+                    os.kill(pid, signal.SIGSTOP)
+            hosts += applying
             ports = []
             for n in range(smtp_nodes):
                 process, port = start(config, "smtp", f"mx{n}")
@@ -112,8 +160,11 @@ def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(lambda customer: conversation(customer, ports), range(customers)))
             sending = time.monotonic() - began
-            for n in range(processors):  # after the intake: each figure has the machine to itself
-                hosts.append(start(config, "process", f"p{n}")[0])
+            processors_cpu = cpu_seconds([process.pid for process in applying])  # their start
+            for pid in tree([process.pid for process in applying]):  # after the intake: each has the machine
+                os.kill(pid, signal.SIGCONT)
+            database_cpu = sum(cpu_seconds([pid]) for pid in postgres_pids())
+            began = time.monotonic()
             engine = create_engine(database_url)
             mails = customers * 4
             deadline = time.monotonic() + 600
@@ -124,6 +175,9 @@ def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
                         raise SystemExit("the processors did not finish in 10 minutes")
                     connection.commit()
                     time.sleep(0.1)
+                wall = time.monotonic() - began
+                processors_cpu = cpu_seconds([process.pid for process in applying]) - processors_cpu
+                database_cpu = sum(cpu_seconds([pid]) for pid in postgres_pids()) - database_cpu
                 first, last = connection.execute(text("SELECT min(processed_at), max(processed_at) FROM inbound")).one()
                 requests = connection.execute(text("SELECT count(*) FROM requests")).scalar_one()
             engine.dispose()
@@ -131,8 +185,13 @@ def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
                 raise SystemExit(f"{requests} requests for {customers} conversations: one was applied out of order")
             return {"processors": processors, "smtp_nodes": smtp_nodes, "mails": mails,
                     "accepted_per_s": round(mails / sending, 1),
-                    "applied_per_s": round(mails / max((last - first).total_seconds(), 1e-3), 1)}
+                    "applied_per_s": round(mails / max((last - first).total_seconds(), 1e-3), 1),
+                    "processors_cores": round(processors_cpu / wall, 2),
+                    "postgres_cores": round(database_cpu / wall, 2),
+                    "processors_cpu_ms_per_mail": round(processors_cpu * 1000 / mails, 1)}
         finally:
+            for pid in tree([process.pid for process in hosts]):
+                os.kill(pid, signal.SIGCONT)
             for process in hosts:
                 process.send_signal(signal.SIGTERM)
             for process in hosts:
@@ -151,10 +210,12 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    print(f"{'SMTP nodes':>10} {'processors':>10} {'mails':>6} {'accepted/s':>11} {'applied/s':>10}")
+    print(f"{'SMTP nodes':>10} {'processors':>10} {'mails':>6} {'accepted/s':>11} {'applied/s':>10} "
+          f"{'processors, cores':>18} {'PostgreSQL, cores':>18} {'ms CPU a mail':>14}")
     for result in results:
         print(f"{result['smtp_nodes']:>10} {result['processors']:>10} {result['mails']:>6} "
-              f"{result['accepted_per_s']:>11} {result['applied_per_s']:>10}")
+              f"{result['accepted_per_s']:>11} {result['applied_per_s']:>10} {result['processors_cores']:>18} "
+              f"{result['postgres_cores']:>18} {result['processors_cpu_ms_per_mail']:>14}")
     for smtp_nodes in (1, 2):
         one, two = (r["applied_per_s"] for r in results if r["smtp_nodes"] == smtp_nodes)
         print(f"{smtp_nodes} SMTP node(s): 2 processors apply {two / one:.2f}x what 1 does (target >= 1.6x)")
