@@ -31,7 +31,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -45,6 +47,31 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database of its own for one run, dropped afterwards."""
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def stop(hosts: list[subprocess.Popen[bytes]]) -> None:
+    """Let stopped hosts go on, then stop them all as a supervisor does (SIGTERM)."""
+    for pid in tree([process.pid for process in hosts]):
+        os.kill(pid, signal.SIGCONT)
+    for process in hosts:
+        process.send_signal(signal.SIGTERM)
+    for process in hosts:
+        process.wait(timeout=60)
 
 
 def write_home(home: Path, database_url: str) -> Path:
@@ -136,13 +163,8 @@ def conversation(customer: int, ports: list[int]) -> None:
 
 
 def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     hosts: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as temp:
+    with fresh_database() as database_url, tempfile.TemporaryDirectory() as temp:
         config = write_home(Path(temp) / "home", database_url)
         try:
             applying = []  # started first, and stopped: each starts applying when all are ready
@@ -190,15 +212,7 @@ def run(customers: int, processors: int, smtp_nodes: int) -> dict[str, float]:
                     "postgres_cores": round(database_cpu / wall, 2),
                     "processors_cpu_ms_per_mail": round(processors_cpu * 1000 / mails, 1)}
         finally:
-            for pid in tree([process.pid for process in hosts]):
-                os.kill(pid, signal.SIGCONT)
-            for process in hosts:
-                process.send_signal(signal.SIGTERM)
-            for process in hosts:
-                process.wait(timeout=60)
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            stop(hosts)
 
 
 def main() -> int:

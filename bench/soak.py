@@ -18,32 +18,25 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from scale_out import ADMIN_URL, conversation, start, write_home
+from scale_out import conversation, fresh_database, start, stop, tree, write_home
 from sqlalchemy import create_engine, text
 
 
 def rss_mb(pids: list[int]) -> float:
     """VmRSS of these processes and of all their descendants."""
-    seen, total, todo = set(), 0, list(pids)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
+    total = 0
+    for pid in tree(pids):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
-            todo += [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-                     for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
+        except FileNotFoundError:
             continue
         total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return round(total / 1024, 1)
@@ -55,14 +48,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100, help="mails/s offered (default 100)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    name = f"soak_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    hosts = []
-    try:
-        with tempfile.TemporaryDirectory() as temp:
+    hosts: list[subprocess.Popen[bytes]] = []
+    with fresh_database() as database_url, tempfile.TemporaryDirectory() as temp:
+        try:
             config = write_home(Path(temp) / "home", database_url)
             hosts = [start(config, "process", "p1")[0], start(config, "process", "p2")[0]]
             smtp, port = start(config, "smtp", "mx1")
@@ -114,14 +102,8 @@ def main() -> int:
                     "SELECT percentile_cont(0.99) WITHIN GROUP "
                     "(ORDER BY extract(epoch FROM processed_at - received_at)) FROM inbound")).scalar_one()
             engine.dispose()
-    finally:
-        for host in hosts:
-            host.send_signal(signal.SIGTERM)
-        for host in hosts:
-            host.wait(timeout=60)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        finally:
+            stop(hosts)
     minute5 = samples[min(4, len(samples) - 1)]
     result = {"minutes": args.minutes, "rate": args.rate, "mails_sent": mails, "failures": len(failures),
               "inbound": by, "requests": requests, "conversations": len(opened),
