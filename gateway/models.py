@@ -19,8 +19,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import ColumnElement
 
 from gateway.clock import utcnow
 
@@ -211,6 +213,12 @@ class Inbound(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     request: Mapped[Request | None] = relationship()
+
+
+def database_now() -> ColumnElement[datetime]:
+    """PostgreSQL's own time, naive UTC as the columns keep it: the one clock every host agrees on,
+    for when a host was last heard from (``IntakeNode.seen_at``)."""
+    return func.timezone("UTC", func.now())
 
 
 class IntakeNode(Base):

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
-from gateway.intake.admission import mark_admitted, store
+from gateway.intake.admission import forget_node, mark_admitted, store
 from gateway.models import Inbound, IntakeNode
 from gateway.pipeline.claim import NODE_SILENT_SECONDS, Claims
 from gateway.settings import Mailbox, Settings
@@ -165,6 +165,11 @@ def test_a_host_that_has_not_admitted_everything_holds_later_mail_back(tmp_path:
         with context.sessions.begin() as session:
             session.execute(update(IntakeNode).values(seen_at=utcnow() - timedelta(seconds=NODE_SILENT_SECONDS + 1)))
         assert claims.take(10) == [later], "a host silent for long no longer holds anything back"
+        claims.release([later])
+        mark_admitted(context, "mx2", behind)
+        assert claims.take(10) == []
+        forget_node(context, "mx2")
+        assert claims.take(10) == [later], "a host stopped cleanly holds nothing back"
     finally:
         claims.close()
         context.engine.dispose()
@@ -185,3 +190,9 @@ def test_the_conversation_is_the_tokens_request_else_the_referenced_one_else_the
         answer: "sender:paul@client.example",  # it answers a message admitted, not applied yet
         alone: "sender:jeanne@client.example",
     }
+
+
+def test_a_sender_key_keeps_no_nul_even_from_an_envelope(context: Context) -> None:
+    raw = b"To: support@shop.example\r\nSubject: sans From\r\nMessage-ID: <nul@c>\r\n\r\nBonjour\r\n"
+    inbound_id = store(context, raw, source="imap", mailbox="support@shop.example", envelope_from="a\x00b@x.example")
+    assert _conversations(context)[inbound_id] == "sender:ab@x.example"

@@ -15,7 +15,7 @@ from gateway.helpdesk import find_person, join, upsert_person
 from gateway.intake.admission import store, store_all
 from gateway.intake.spool import Envelope, raw_folder
 from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
-from gateway.pipeline.process import process, process_batch, process_safely, read_ahead
+from gateway.pipeline.process import Outcome, mark, process, process_batch, process_safely, read_ahead
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token, verify_reply_token
 
@@ -367,3 +367,25 @@ def test_a_message_stored_quiet_mails_no_one_whoever_applies_it_alone_or_in_a_ba
     assert by_status == {"suppressed": 4, "pending": 2}, "an acknowledgment and a notice each, recorded"
     assert fresh_mails == {"b@client.example", "camille@shop.example"}
     assert outcomes[0].outbox_ids == [] and len(outcomes[1].outbox_ids) == 2, "only the fresh one's are sent"
+
+
+def test_a_quiet_message_the_pipeline_breaks_on_is_kept_degraded_and_mails_no_one(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    _coordinator(context)
+    quiet = Envelope("import", "support@shop.example", "", ("support@shop.example",), quiet=True)
+    [inbound_id] = store_all(context, [(RAW, quiet)])
+    _break_applying(monkeypatch)
+    outcome = process_safely(context, inbound_id)
+    assert outcome.status == "degraded" and outcome.outbox_ids == []
+    with context.sessions() as session:
+        assert [(m.template, m.status) for m in session.scalars(select(Outbox))] == [
+            ("degraded.coordinator", "suppressed")]
+
+
+def test_a_message_another_applier_committed_keeps_what_it_recorded(context: Context) -> None:
+    inbound_id = store(context, RAW, source="smtp", mailbox="support@shop.example")
+    applied = process(context, inbound_id)
+    mark(context, inbound_id, Outcome("duplicate", "already applied (the loser of a race)"))
+    with context.sessions() as session:
+        row = session.get_one(Inbound, inbound_id)
+        assert (row.status, row.decision) == ("processed", applied.decision)

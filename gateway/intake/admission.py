@@ -14,12 +14,11 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from gateway import queues
-from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.intake.conversation import conversations
 from gateway.intake.spool import (
@@ -32,7 +31,7 @@ from gateway.intake.spool import (
     waiting,
     write_incoming,
 )
-from gateway.models import Inbound, IntakeNode
+from gateway.models import Inbound, IntakeNode, database_now
 from gateway.transaction import writer
 
 log = logging.getLogger("gateway.smtp")
@@ -101,9 +100,16 @@ def mark_admitted(context: Context, node: str, watermark: datetime) -> None:
 
 
 def _mark(session: Session, node: str, watermark: datetime) -> None:
-    session.execute(pg_insert(IntakeNode).values(name=node, watermark=watermark, seen_at=utcnow())
+    session.execute(pg_insert(IntakeNode).values(name=node, watermark=watermark, seen_at=database_now())
                     .on_conflict_do_update(index_elements=[IntakeNode.name],
-                                           set_={"watermark": watermark, "seen_at": utcnow()}))
+                                           set_={"watermark": watermark, "seen_at": database_now()}))
+
+
+def forget_node(context: Context, node: str) -> None:
+    """This host stopped cleanly, with nothing acknowledged left to admit: it holds no one back."""
+    if context.engine.dialect.name == "postgresql":
+        with context.sessions.begin() as session:
+            session.execute(delete(IntakeNode).where(IntakeNode.name == node))
 
 
 def admit_waiting(context: Context) -> list[int]:

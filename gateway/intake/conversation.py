@@ -49,7 +49,7 @@ def conversations(session: Session, settings: Settings, messages: list[tuple[Env
     for (envelope, _raw), head in zip(messages, heads, strict=True):
         conversation = (_by_token(settings, envelope, head)
                         or next((known[ref] for ref in head.references if ref in known), None)
-                        or f"sender:{head.sender or envelope.mail_from.lower()}"[:400])
+                        or f"sender:{head.sender or envelope.mail_from.lower()}".replace("\x00", "")[:400])
         if head.message_id:
             known[head.message_id] = conversation
         keyed.append(Keyed(conversation, head.message_id))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from gateway.clock import utcnow
 from gateway.context import Context
-from gateway.intake.admission import admit, enqueue, mark_admitted
+from gateway.intake.admission import admit, enqueue, forget_node, mark_admitted
 from gateway.intake.smtp import OncePerMinute, listen
 from gateway.intake.spool import incoming_folder
 from gateway.logs import about
@@ -120,7 +120,8 @@ class Intake:
         self.lost = False
         # The name of this host's spool among those taking mail in for one database (``pipeline.claim``).
         self.node = f"{socket.gethostname()}:{context.settings.data_dir.resolve()}"[:300]
-        self._mark(utcnow())  # what it takes in from now on holds back later mail until it is admitted
+        self.watermark = utcnow()
+        self._mark(self.watermark)  # what it takes in from now on holds back later mail until it is admitted
         self.listeners: list[SmtpListener] = []
         try:
             for _ in range(count):
@@ -143,7 +144,9 @@ class Intake:
             # Admitted with these, every mail acknowledged before the pipes were read dry is admitted.
             left = retried + self._admit([folder / name for name in names],
                                          watermark=None if retried else (self.node, read_dry_at))
-            if not left and not names:  # idle: the heartbeat
+            if left:  # alive, and holding later mail back at the last watermark that held
+                self._mark(self.watermark)
+            elif not names:  # idle: the heartbeat
                 self._mark(read_dry_at)
             for pipe in ended:  # what it named until then is admitted all the same
                 listener = reading.pop(pipe)
@@ -168,6 +171,8 @@ class Intake:
             outage_log.exception("could not admit received messages (kept in %s); trying again every %s s",
                                  paths[0].parent, RETRY_SECONDS)
             return paths
+        if watermark is not None:
+            self.watermark = watermark[1]
         for path, inbound_id in zip(paths, ids, strict=True):
             log.info("received %s stored as message %s", path.stem, inbound_id, extra=about(inbound_id))
         try:
@@ -182,6 +187,8 @@ class Intake:
             mark_admitted(self.context, self.node, watermark)
         except Exception:  # the next batch or heartbeat writes it; meanwhile later mail waits
             outage_log.exception("could not write this host's watermark; trying again in %s s", HEARTBEAT_SECONDS)
+        else:
+            self.watermark = watermark
 
     def _lose(self, listener: SmtpListener) -> None:
         listener.process.join(5)
@@ -195,6 +202,11 @@ class Intake:
         for listener in self.listeners:
             listener.stop()
         self.admitter.join(30)
+        if not list(incoming_folder(self.context.settings.data_dir).glob("*.eml")):
+            try:
+                forget_node(self.context, self.node)
+            except Exception:  # it goes silent instead, and holds no one back after a while
+                outage_log.exception("could not remove this host from those taking mail in")
 
 
 def _gather(pipes: list[Connection], timeout: float) -> tuple[list[str], list[Connection], datetime]:

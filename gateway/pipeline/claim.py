@@ -31,13 +31,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.clock import utcnow
 from gateway.context import Context
-from gateway.models import Inbound, IntakeNode
+from gateway.models import Inbound, IntakeNode, database_now
 
-# A host not heard from for this long is taken for stopped: its watermark no longer holds anyone back.
-# It writes one at least every ``intake.listener.HEARTBEAT_SECONDS``.
-NODE_SILENT_SECONDS = 15.0
+# A host not heard from for this long is taken for gone: its watermark no longer holds anyone back.
+# It writes one at least every ``intake.listener.HEARTBEAT_SECONDS``, also while its admissions fail;
+# a host that stops cleanly removes its row. A host killed and restarted within this time keeps the
+# order of what it had acknowledged; one gone for longer no longer holds everyone's mail back.
+NODE_SILENT_SECONDS = 120.0
 LOOK_AHEAD = 10  # pending messages read per message wanted: the first ones may be held by others
 
 
@@ -55,18 +56,20 @@ class Claims:
         """Up to ``limit`` messages to apply in this order, whose conversations are now held; [] when
         none may be applied now."""
         with self._turn:
+            taken: dict[str, list[int]] = {}  # locked as they are found: whatever stops the claim, they go
             try:
-                return self._take(limit)
-            except SQLAlchemyError:  # the database went away: the locks went with the connection
-                self._forget_locks()
+                self._take(limit, taken)
+            except BaseException:
+                for conversation in taken:
+                    self._unlock(conversation)
                 raise
+            self._held.update(taken)
+            return [inbound_id for ids in taken.values() for inbound_id in ids]
 
-    def _take(self, limit: int) -> list[int]:
-        pending = self._pending(limit * LOOK_AHEAD)
-        taken: dict[str, list[int]] = {}
+    def _take(self, limit: int, taken: dict[str, list[int]]) -> None:
         refused: set[str] = set()  # held here or elsewhere: none of its messages may go before its first
         count = 0
-        for inbound_id, conversation in pending:
+        for inbound_id, conversation in self._pending(limit * LOOK_AHEAD):
             if count == limit:
                 break
             if conversation in taken:
@@ -77,9 +80,7 @@ class Claims:
                 refused.add(conversation)
                 continue
             count += 1
-        taken = self._still_pending(taken)
-        self._held.update(taken)
-        return [inbound_id for ids in taken.values() for inbound_id in ids]
+        self._still_pending(taken)
 
     def release(self, inbound_ids: list[int]) -> None:
         """Once the messages are applied and committed (or given up): their conversations may go on."""
@@ -87,13 +88,12 @@ class Claims:
         with self._turn:
             for conversation in [c for c, ids in self._held.items() if given.intersection(ids)]:
                 del self._held[conversation]
-                try:
-                    self._unlock(conversation)
-                except SQLAlchemyError:  # the database went away, and the lock with the connection
-                    self._forget_locks()
+                self._unlock(conversation)
 
     def _forget_locks(self) -> None:
-        """The lock connection broke: the server let go of its locks. A new one is opened when next needed."""
+        """The lock connection broke: the server let go of its locks (those of the batches being applied
+        too: the unique index on ``applied_messages`` still applies a message once). A new connection is
+        opened when next needed."""
         if self._locks is not None:
             self._locks.invalidate()
             self._locks.close()
@@ -114,38 +114,45 @@ class Claims:
             if self.distributed:
                 watermark = _watermark(session.scalar(
                     select(func.min(IntakeNode.watermark))
-                    .where(IntakeNode.seen_at >= utcnow() - timedelta(seconds=NODE_SILENT_SECONDS))))
+                    .where(IntakeNode.seen_at >= database_now() - timedelta(seconds=NODE_SILENT_SECONDS))))
                 query = query.where(Inbound.received_at <= watermark)
             return [(inbound_id, conversation) for inbound_id, conversation in session.execute(
                 query.order_by(Inbound.received_at, Inbound.id).limit(limit))]
 
-    def _still_pending(self, taken: dict[str, list[int]]) -> dict[str, list[int]]:
+    def _still_pending(self, taken: dict[str, list[int]]) -> None:
         """Another process may have applied some between the read and the lock: they are left out,
         and a conversation left with nothing is let go."""
         if not self.distributed or not taken:
-            return taken
+            return
         with self.context.sessions() as session:
             pending = set(session.scalars(select(Inbound.id).where(
                 Inbound.id.in_([i for ids in taken.values() for i in ids]), Inbound.status == "pending")))
-        kept = {}
-        for conversation, ids in taken.items():
+        for conversation, ids in list(taken.items()):
             if ids[0] in pending:
-                kept[conversation] = [i for i in ids if i in pending]
+                taken[conversation] = [i for i in ids if i in pending]
             else:  # its first was applied meanwhile: what follows it is claimed afresh next time
+                del taken[conversation]
                 self._unlock(conversation)
-        return kept
 
     def _lock(self, conversation: str) -> bool:
         if not self.distributed:
             return True
-        if self._locks is None:
-            self._locks = self.context.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return bool(self._locks.scalar(text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
-                                       {"key": conversation}))
+        try:
+            if self._locks is None:
+                self._locks = self.context.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            return bool(self._locks.scalar(text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                                           {"key": conversation}))
+        except SQLAlchemyError:
+            self._forget_locks()
+            raise
 
     def _unlock(self, conversation: str) -> None:
-        if self.distributed and self._locks is not None:
+        if not self.distributed or self._locks is None:
+            return
+        try:
             self._locks.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": conversation})
+        except SQLAlchemyError:  # the lock connection broke: the server let go of its locks already
+            self._forget_locks()
 
 
 def _watermark(lowest: datetime | None) -> datetime:

@@ -118,6 +118,8 @@ def keep_degraded(context: Context, inbound_id: int, raw: bytes, reason: str) ->
         decision = f"degraded: private comment on #{request.id} by {author.email} ({reason})"
         row.status, row.decision, row.processed_at = "degraded", decision, utcnow()
         row.request_id, row.message_id = request.id, mail.message_id
+        if row.quiet:  # imported history, even broken: recorded, never sent
+            mailer.quiet(0, mailer.written)
         mailer.write_outbox()
         session.commit()
         return Degraded(decision, request.id, mail.message_id, mailer.outbox_ids)

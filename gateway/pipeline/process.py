@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -224,11 +224,11 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
 
 
 def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
-    """Record what became of a message that applied nothing: a duplicate, a failure."""
+    """Record what became of a message that applied nothing: a duplicate, a failure. A row another
+    applier committed meanwhile (the import and a processor, say) keeps what that one recorded."""
     with context.sessions.begin() as session:
-        row = session.get(Inbound, inbound_id)
-        if row is not None:
-            row.status, row.decision, row.processed_at = outcome.status, outcome.decision, utcnow()
+        session.execute(update(Inbound).where(Inbound.id == inbound_id, Inbound.status.in_(("pending", "failed")))
+                        .values(status=outcome.status, decision=outcome.decision, processed_at=utcnow()))
     return outcome
 
 

@@ -46,8 +46,9 @@ class Processor:
     """One process per ``gateway serve``: on SQLite, which has one writer, more would only wait for
     it; on PostgreSQL, more processors come from more ``gateway serve --role process``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, yielding: bool = True) -> None:
         self._settings = settings
+        self._yielding = yielding
         self._restarting = threading.Lock()
         self._pool = self._start()
 
@@ -55,7 +56,7 @@ class Processor:
         """Started now, not at the first message: starting takes a second of CPU, which the first mails
         would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_boot, initargs=(self._settings, os.getpid()))
+                                   initializer=_boot, initargs=(self._settings, os.getpid(), self._yielding))
         pool.submit(os.getpid).result()
         return pool
 
@@ -96,10 +97,12 @@ _running: Processor | None = None
 _claims: Claims | None = None
 
 
-def start(settings: Settings) -> Processor:
-    """From now on, ``apply`` in this process runs in the processor."""
+def start(settings: Settings, *, yielding: bool = True) -> Processor:
+    """From now on, ``apply`` in this process runs in the processor. ``yielding``: it runs only on what
+    the SMTP listeners of this host leave (``runtime.run_when_idle``); a host that takes no mail in has
+    nothing to yield to, and would only starve whenever anything else on the machine is busy."""
     global _running
-    _running = Processor(settings)
+    _running = Processor(settings, yielding=yielding)
     return _running
 
 
@@ -142,10 +145,11 @@ def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> lis
     return [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
 
 
-def _boot(settings: Settings, parent: int) -> None:
+def _boot(settings: Settings, parent: int, yielding: bool) -> None:
     """In the processor: log as the serving process does, yield to it, connect, and watch it."""
     configure_logging()
-    run_when_idle()  # its other threads start from this one, and run so too
+    if yielding:
+        run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)
     settle()
     threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()

@@ -122,10 +122,11 @@ def serve(settings: Settings, role: str = "all") -> int:
         log.warning("the clock is moved by %s (clock_file, for tests only): now is %s UTC", settings.clock_file,
                     utcnow().isoformat(timespec="seconds"))
     broker = configure(settings)
-    broker.add_middleware(YieldToTheListener())
+    if takes_mail:  # nothing to yield to on a host that takes no mail in
+        broker.add_middleware(YieldToTheListener())
     applying, workers = None, []
     if processes:
-        applying = processor.start(settings)
+        applying = processor.start(settings, yielding=takes_mail)
         sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
         workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
     if takes_mail:  # what was received but not admitted before a crash or a stop

@@ -42,7 +42,10 @@ def send_mail(outbox_ids: list[int]) -> None:
 
 
 ACTORS: dict[str, tuple[Callable[..., None], dict[str, Any]]] = {
-    queues.PROCESS_INBOUND: (process_inbound, {"queue_name": "inbound", "max_retries": 0}),
+    # A drain goes on as long as mail comes in: dramatiq's time limit (10 minutes) would stop it by an
+    # exception raised anywhere in it, between taking a claim and recording it too.
+    queues.PROCESS_INBOUND: (process_inbound, {"queue_name": "inbound", "max_retries": 0,
+                                               "time_limit": 7 * 24 * 3600 * 1000}),
     queues.FOLLOW_UP_QUOTE: (follow_up_quote, {"queue_name": "inbound", "max_retries": 5, "min_backoff": 1_000}),
     queues.SEND_MAIL: (send_mail, {"queue_name": "outbox", "max_retries": MAX_ATTEMPTS, "min_backoff": 15_000,
                                    "max_backoff": 3_600_000, "throws": ()}),
