@@ -130,8 +130,8 @@ def test_a_message_applied_by_another_process_between_the_read_and_the_lock_is_l
     claims = Claims(context)
     real = claims._pending
 
-    def read_then_someone_applies_the_first(limit: int) -> list[tuple[int, str]]:
-        pending = real(limit)
+    def read_then_someone_applies_the_first(limit: int, leaving_out: set[str]) -> list[tuple[int, str]]:
+        pending = real(limit, leaving_out)
         _done(context, [first])
         return pending
 
@@ -196,3 +196,22 @@ def test_a_sender_key_keeps_no_nul_even_from_an_envelope(context: Context) -> No
     raw = b"To: support@shop.example\r\nSubject: sans From\r\nMessage-ID: <nul@c>\r\n\r\nBonjour\r\n"
     inbound_id = store(context, raw, source="imap", mailbox="support@shop.example", envelope_from="a\x00b@x.example")
     assert _conversations(context)[inbound_id] == "sender:ab@x.example"
+
+
+def test_a_backlog_held_by_another_process_does_not_hide_the_conversations_after_it(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.pipeline.claim.LOOK_AHEAD", 2)  # a window of 4 messages for 2 wanted
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", database_url=postgres_url,
+                        mailboxes=(Mailbox("support@shop.example"),))
+    one, other = open_context(settings), open_context(settings)  # two engines, as two processes have
+    backlog = [_store(one, "busy@client.example", n) for n in range(6)]
+    calm = _store(one, "calm@client.example", 6)
+    holder, claims = Claims(one), Claims(other)
+    try:
+        assert holder.take(2) == backlog[:2]
+        assert claims.take(2) == [calm], "past the backlog the other process holds"
+    finally:
+        holder.close()
+        claims.close()
+        one.engine.dispose()
+        other.engine.dispose()

@@ -40,6 +40,7 @@ from gateway.models import Inbound, IntakeNode, database_now
 # order of what it had acknowledged; one gone for longer no longer holds everyone's mail back.
 NODE_SILENT_SECONDS = 120.0
 LOOK_AHEAD = 10  # pending messages read per message wanted: the first ones may be held by others
+LOOKS = 3  # reads of what waits, each leaving out the conversations found held: past a backlog held elsewhere
 
 
 class Claims:
@@ -69,17 +70,21 @@ class Claims:
     def _take(self, limit: int, taken: dict[str, list[int]]) -> None:
         refused: set[str] = set()  # held here or elsewhere: none of its messages may go before its first
         count = 0
-        for inbound_id, conversation in self._pending(limit * LOOK_AHEAD):
-            if count == limit:
-                break
-            if conversation in taken:
-                taken[conversation].append(inbound_id)
-            elif conversation not in refused and conversation not in self._held and self._lock(conversation):
-                taken[conversation] = [inbound_id]
-            else:
-                refused.add(conversation)
-                continue
-            count += 1
+        for _look in range(LOOKS):
+            pending = self._pending(limit * LOOK_AHEAD, leaving_out={*refused, *self._held})
+            for inbound_id, conversation in pending:
+                if count == limit:
+                    break
+                if conversation in taken:
+                    taken[conversation].append(inbound_id)
+                elif conversation not in refused and conversation not in self._held and self._lock(conversation):
+                    taken[conversation] = [inbound_id]
+                else:
+                    refused.add(conversation)
+                    continue
+                count += 1
+            if count or len(pending) < limit * LOOK_AHEAD:
+                break  # something taken, or nothing more waiting: a backlog held elsewhere hides nothing
         self._still_pending(taken)
 
     def release(self, inbound_ids: list[int]) -> None:
@@ -108,8 +113,10 @@ class Claims:
                 self._locks = None
             self._held.clear()
 
-    def _pending(self, limit: int) -> list[tuple[int, str]]:
+    def _pending(self, limit: int, leaving_out: set[str]) -> list[tuple[int, str]]:
         query = select(Inbound.id, Inbound.conversation).where(Inbound.status == "pending")
+        if leaving_out:
+            query = query.where(Inbound.conversation.not_in(leaving_out))
         with self.context.sessions() as session:
             if self.distributed:
                 watermark = _watermark(session.scalar(

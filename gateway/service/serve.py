@@ -82,6 +82,16 @@ def _check_role(context: Context, role: str) -> None:
                           "in one gateway serve (--role all)")
 
 
+class Web:
+    """The pages, served in a thread of this process on the socket ``bind_web`` bound."""
+
+    def __init__(self, context: Context, sock: socket.socket) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off",
+                                                    log_config=None))  # its lines go through ours: JSON off a TTY
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="web", daemon=True)
+        self.thread.start()
+
+
 class Poll:
     """On PostgreSQL, a processor also looks for work every ``SECONDS``: what another host's
     processor left when it died, and mail held back until every host had admitted what came before."""
@@ -142,17 +152,13 @@ def serve(settings: Settings, role: str = "all") -> int:
     intake, pollers = None, []
     if takes_mail:
         check_port(settings)
-    if serves_web:
-        web_socket = bind_web(settings)
+    web_socket = bind_web(settings) if serves_web else None
     if takes_mail:
         intake = Intake(context, on_lost=stop.set)
         pollers = start_pollers(context)
         parts.append(f"SMTP on {settings.smtp_host}:{settings.smtp_port}")
-    if serves_web:
-        web = uvicorn.Server(uvicorn.Config(create_app(context), log_level="warning", lifespan="off",
-                                            log_config=None))  # its lines go through ours: JSON off a terminal
-        web_thread = threading.Thread(target=web.run, kwargs={"sockets": [web_socket]}, name="web", daemon=True)
-        web_thread.start()
+    web = Web(context, web_socket) if web_socket is not None else None
+    if web is not None:
         parts.append(f"web on http://{settings.http_host}:{settings.http_port}")
     sweeper, poll = None, None
     if processes:
@@ -174,13 +180,13 @@ def serve(settings: Settings, role: str = "all") -> int:
         sweeper.stop()
     if poll is not None:
         poll.stop()
-    if serves_web:
-        web.should_exit = True
+    if web is not None:
+        web.server.should_exit = True
     _drain(broker, workers)
     if applying is not None:
         applying.stop()
-    if serves_web:
-        web_thread.join(timeout=10)
+    if web is not None:
+        web.thread.join(timeout=10)
     log.info("stopped")
     return 1 if intake is not None and intake.lost else 0
 
