@@ -114,3 +114,10 @@ def test_the_callers_umask_is_given_back(capsys: pytest.CaptureFixture[str]) -> 
     finally:
         os.umask(before)
     capsys.readouterr()
+
+
+def test_one_role_alone_on_sqlite_is_one_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "gateway", "serve", "--role", "process"], capture_output=True,
+                            text=True, env={**os.environ, "GATEWAY_CONFIG": str(write_home(tmp_path))}, timeout=60)
+    assert result.returncode == 1
+    assert "gateway serve --role process runs beside other hosts on one PostgreSQL database" in result.stderr

@@ -71,12 +71,12 @@ def bind_web(settings: Settings) -> socket.socket:
     return sock
 
 
-def _check_role(context: Context, role: str) -> None:
+def _check_role(settings: Settings, role: str) -> None:
     """A role alone is one host among several, which share the database and the broker: on SQLite,
     or with the in-process broker, nothing would reach the other roles."""
     if role == "all":
         return
-    if context.engine.dialect.name != "postgresql" or not context.settings.broker_url:
+    if not settings.database_url.startswith("postgresql") or not settings.broker_url:
         raise ConfigError(f"gateway serve --role {role} runs beside other hosts on one PostgreSQL database "
                           "(database_url) and one Redis broker (broker_url); without them, run everything "
                           "in one gateway serve (--role all)")
@@ -123,11 +123,11 @@ def serve(settings: Settings, role: str = "all") -> int:
     runs the sweep; ``web`` serves the pages; ``all`` is the three in one process.
     """
     takes_mail, processes, serves_web = (role in ("all", part) for part in ("smtp", "process", "web"))
+    _check_role(settings, role)
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir.chmod(0o700)  # a folder made by an earlier version, or by hand, is closed to others too
     context = open_context(settings)
-    _check_role(context, role)
     if settings.clock_file is not None:
         log.warning("the clock is moved by %s (clock_file, for tests only): now is %s UTC", settings.clock_file,
                     utcnow().isoformat(timespec="seconds"))
