@@ -18,6 +18,7 @@ from gateway.context import Context, open_context
 from gateway.intake.admission import forget_node, mark_admitted, store
 from gateway.models import Inbound, IntakeNode
 from gateway.pipeline.claim import NODE_SILENT_SECONDS, Claims
+from gateway.pipeline.process import process_batch
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token
 
@@ -215,3 +216,20 @@ def test_a_backlog_held_by_another_process_does_not_hide_the_conversations_after
         claims.close()
         one.engine.dispose()
         other.engine.dispose()
+
+
+def test_a_conversation_keeps_its_key_once_its_request_exists(context: Context) -> None:
+    """The regression CI found: a reply admitted after the request was opened took ``request:N`` while
+    the reply before it, admitted earlier, had the opener's ``sender:`` key, and the two went side by
+    side, out of order."""
+    opening = _store(context, "paul@client.example", 1)
+    first_reply = _store(context, "paul@client.example", 2, In_Reply_To="<m1@client.example>")
+    process_batch(context, [opening, first_reply])
+    with context.sessions() as session:
+        request_id = session.get_one(Inbound, opening).request_id
+    assert request_id is not None
+    token = mint_reply_token(context.settings.secret_key, "support", request_id, 1)
+    second_reply = _store(context, "paul@client.example", 3, In_Reply_To="<m2@client.example>")
+    by_token = _store(context, "paul@client.example", 4, to=f"support+{token}@shop.example")
+    keys = _conversations(context)
+    assert {keys[second_reply], keys[by_token]} == {keys[opening]} == {"sender:paul@client.example"}

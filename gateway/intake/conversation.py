@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.intake.spool import Envelope
 from gateway.mail.parse import Heads, read_heads
-from gateway.models import Inbound, MessageRef
+from gateway.models import Inbound, MessageRef, Request
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
 
@@ -35,33 +35,58 @@ class Keyed:
 
 def conversations(session: Session, settings: Settings, messages: list[tuple[Envelope, bytes]]) -> list[Keyed]:
     """Each message's conversation, in the order given; those that follow another of the same list
-    (a quick reply admitted with the mail it answers) take its key. Two queries for the whole list."""
+    (a quick reply admitted with the mail it answers) take its key. Three queries for the whole list.
+
+    A conversation keeps the key it started with: a request's key is that of the message that opened
+    it (``_openers``), so that a reply admitted after the request exists (``request:N`` by its token)
+    and one admitted before (the opener's ``sender:`` key) still wait for each other.
+    """
     heads = [read_heads(raw) for _envelope, raw in messages]
     wanted = {ref for head in heads for ref in head.references}
-    known: dict[str, str] = {}
+    known: dict[str, str] = {}  # Message-ID: the conversation of the message admitted with it
+    requests: dict[str, int] = {}  # Message-ID: the request of a mail the gateway sent (or applied)
     if wanted:
-        known = {message_id: f"request:{request_id}" for message_id, request_id in session.execute(
-            select(MessageRef.message_id, MessageRef.request_id).where(MessageRef.message_id.in_(wanted)))}
-        known |= {message_id: conversation for message_id, conversation in session.execute(
+        known = {message_id: conversation for message_id, conversation in session.execute(
             select(Inbound.message_id, Inbound.conversation)
-            .where(Inbound.message_id.in_(wanted - known.keys()), Inbound.conversation != "")) if message_id}
+            .where(Inbound.message_id.in_(wanted), Inbound.conversation != "")) if message_id}
+        requests = {message_id: request_id for message_id, request_id in session.execute(
+            select(MessageRef.message_id, MessageRef.request_id)
+            .where(MessageRef.message_id.in_(wanted - known.keys())))}
+    tokens = [_by_token(settings, envelope, head) for (envelope, _raw), head in zip(messages, heads, strict=True)]
+    opened = _openers(session, {*requests.values(), *(request_id for request_id in tokens if request_id)})
     keyed = []
-    for (envelope, _raw), head in zip(messages, heads, strict=True):
-        conversation = (_by_token(settings, envelope, head)
-                        or next((known[ref] for ref in head.references if ref in known), None)
-                        or f"sender:{head.sender or envelope.mail_from.lower()}".replace("\x00", "")[:400])
+    for (envelope, _raw), head, by_token in zip(messages, heads, tokens, strict=True):
+        by_reference = next((known[ref] for ref in head.references if ref in known), None)
+        request_id = by_token or next((requests[ref] for ref in head.references if ref in requests), None)
+        if by_token is None and by_reference is not None:
+            conversation = by_reference
+        elif request_id is not None:
+            conversation = opened.get(request_id, f"request:{request_id}")
+        else:
+            conversation = f"sender:{head.sender or envelope.mail_from.lower()}".replace("\x00", "")[:400]
         if head.message_id:
             known[head.message_id] = conversation
         keyed.append(Keyed(conversation, head.message_id))
     return keyed
 
 
-def _by_token(settings: Settings, envelope: Envelope, head: Heads) -> str | None:
+def _openers(session: Session, request_ids: set[int]) -> dict[int, str]:
+    """The conversation of the message that opened each request (its ``root_message_id``), where it
+    came in by mail."""
+    if not request_ids:
+        return {}
+    return {request_id: conversation for request_id, conversation in session.execute(
+        select(Request.id, Inbound.conversation).join(Inbound, Inbound.message_id == Request.root_message_id)
+        .where(Request.id.in_(request_ids), Inbound.conversation != ""))}
+
+
+def _by_token(settings: Settings, envelope: Envelope, head: Heads) -> int | None:
+    """The request a valid reply token names, in the envelope or in To/Cc."""
     for address in [*envelope.rcpt_tos, *head.recipients]:
         local, _, domain = address.lower().partition("@")
         mailbox, plus, token = local.partition("+")
         if plus and domain == settings.domain and settings.mailbox_for(address) is not None:
             named = verify_reply_token(settings.secret_key, token, mailbox)
             if named is not None:
-                return f"request:{named.request_id}"
+                return named.request_id
     return None
