@@ -120,7 +120,7 @@ def due(context: RequestChange, command: Command, order: Order) -> None:
 def read_due(text: str) -> datetime:
     """``2027-01-15`` (the end of that day, UTC), ``2027-01-15 14:00``, ``3d`` or ``12h`` from now."""
     text = text.strip().lower()
-    if text[-1] in "dh":
+    if text[-1:] in ("d", "h") and text[:-1].isdigit():
         amount = int(text[:-1])
         return utcnow() + (timedelta(days=amount) if text[-1] == "d" else timedelta(hours=amount))
     try:

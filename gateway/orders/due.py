@@ -72,6 +72,8 @@ def _delivery_soon(session: Session, settings: Settings, mailer: Mailer, deadlin
     order = _order(session, deadline)
     if order.request.status not in WORKING or order.due_at is None:
         return f"nothing to do: the order is {order.request.status}"
+    record_event(order.request, "due", f"delivery due {order.due_at.isoformat(timespec='minutes')} UTC: "
+                 "coordinators reminded")
     tell_coordinators(mailer, order, "delivery_due", {"due_at": _when(order)})
     return "coordinators reminded"
 
@@ -99,6 +101,8 @@ def _revision_unanswered(session: Session, settings: Settings, mailer: Mailer, d
     order = _order(session, deadline)
     if order.revision_status != "requested":
         return "nothing to do: the revision was answered"
+    hours = timeline.times_of(settings, order).revision_answer_hours
+    record_event(order.request, "revision", f"not answered within {hours:g} hours: coordinators told")
     tell_coordinators(mailer, order, "revision_overdue", {"reason": order.revision_reason or ""})
     return "coordinators told the revision waits for an answer"
 

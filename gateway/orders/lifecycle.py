@@ -145,7 +145,7 @@ def remind_payment(settings: Settings, mailer: Mailer, order: Order, author: str
 def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tracking: str = "",
                force: bool = False) -> None:
     """A confirmed order is shipped; the customer is told, with the tracking reference. A prepayment
-    order ships once paid, unless ``force``."""
+    order ships once paid, unless ``force``: then it is reminded still, but no longer cancelled by itself."""
     if order.request.status != "confirmed":
         raise OrderError(f"order #{order.number} is {order.request.status}: only a confirmed order can be shipped")
     if timeline.is_prepayment(settings, order) and order.payment_status != "paid" and not force:
@@ -154,6 +154,7 @@ def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tr
                          "record the payment with #paid AMOUNT, or write #ship force")
     order.tracking = tracking or order.tracking
     order.shipped_at = utcnow()
+    timeline.shipped(mailer.session, order)
     set_status(order, "shipped", author)
     tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""})
 

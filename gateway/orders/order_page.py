@@ -61,7 +61,9 @@ def _open_actions(order: Order, deadlines: list[Deadline]) -> tuple[str, ...]:
     actions: list[str] = []
     if status == "delivered":
         actions.append("complete")
-        review_open = all(d.kind != "review" or d.state == "pending" for d in deadlines)
+        # A refusal or a new delivery restarts the window: the newest review deadline is the one that counts.
+        reviews = [d for d in deadlines if d.kind == "review"]
+        review_open = not reviews or any(d.state == "pending" for d in reviews)
         if order.revision_status != "requested" and review_open:
             actions.append("revision")
     if (status in OPEN or (status in WORKING and order.decided_at is not None)) \

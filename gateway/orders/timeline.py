@@ -80,6 +80,11 @@ def paid(session: Session, order: Order) -> None:
     void(session, order.request, _PREPAYMENT, "paid")
 
 
+def shipped(session: Session, order: Order) -> None:
+    """Goods that left cannot be cancelled for want of payment: a transfer still awaited is only reminded."""
+    void(session, order.request, [PREPAYMENT_CANCEL], "shipped")
+
+
 def delivered(session: Session, settings: Settings, order: Order) -> None:
     """Delivered: the delivery deadlines end, the review window opens."""
     void(session, order.request, [DELIVERY, DELIVERY_REMINDER, REVISION_ANSWER], "delivered")

@@ -16,6 +16,7 @@ from conftest import Gateway, body_text, mail, reply_address, write_home
 CUSTOMER = "jean.dupont@client.example"
 ALICE = "alice@shop.example"
 HOUR = 3600
+DAY = 24 * HOUR
 
 
 FAKE_CARD = '[payments]\nprovider = "fake-card"\n'
@@ -189,6 +190,48 @@ def test_a_revision_then_a_second_delivery_then_silence_completes_the_order(shop
     assert any("completed without a review" in e["detail"] for e in shop.show(number)["events"])
 
 
+def test_due_date_reminder_and_late_flag_then_a_refused_revision_reopens_the_review_window(shop: Gateway) -> None:
+    number, notice = confirmed_order(shop)
+    answer(shop, notice, "#due bientôt")
+    [refused] = [m for m in shop.mails_to(ALICE) if "Command refused" in str(m["Subject"])]
+    assert "#due does not take 'bientôt'" in body_text(refused), "a date it cannot read is refused"
+    answer(shop, notice, "#due 3d")
+    details = order(shop, number)
+    assert [(d["kind"], d["state"]) for d in details["deadlines"]] == [
+        ("acceptance", "void"), ("delivery-reminder", "pending"), ("delivery", "pending"),
+        ("delivery-reminder", "void"), ("delivery", "void")], "the mailbox's 5 days replaced by #due's 3"
+    move_clock(shop, 2 * DAY + 600)  # the mailbox's default reminder: 24 hours before
+    until(lambda: any("Delivery due" in str(m["Subject"]) for m in shop.mails_to(ALICE)))
+    assert order(shop, number)["late"] is False
+    move_clock(shop, 3 * DAY + 600)
+    until(lambda: order(shop, number)["late"] is True)
+    shop.wait_idle()
+    assert [str(m["Subject"]) for m in shop.mails_to(ALICE) if "Late" in str(m["Subject"])] == [
+        f"[#{number}] Late: order #{number}"]
+    assert any("en retard" in str(m["Subject"]) for m in shop.mails_to(CUSTOMER))
+    answer(shop, notice, "#deliver\nEnfin, le logo.")
+    [delivered] = [m for m in shop.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
+    link = page_link(shop, delivered)
+    assert post(link, "revision", reason="Trop petit.").status_code == 303
+    shop.wait_idle()
+    [asked] = [m for m in shop.mails_to(ALICE) if "Revision asked" in str(m["Subject"])]
+    answer(shop, asked, "#revision refuse La taille est celle du devis.")
+    assert shop.show(number)["status"] == "delivered"
+    details = order(shop, number)
+    assert details["revision"] == {"reason": "Trop petit.", "status": "refused"}
+    assert [d["state"] for d in details["deadlines"] if d["kind"] == "review"] == ["void", "pending"], "restarted"
+    [told] = [m for m in shop.mails_to(CUSTOMER) if "révision" in str(m["Subject"])]
+    assert "La taille est celle du devis." in body_text(told)
+    assert post(link, "revision", reason="Vraiment trop petit.").status_code == 303, "the window is open again"
+    move_clock(shop, 5 * DAY + 1200)  # revision_answer_hours = 48 after the second request
+    until(lambda: any("Revision unanswered" in str(m["Subject"]) for m in shop.mails_to(ALICE)))
+    assert order(shop, number)["revision"] == {"reason": "Vraiment trop petit.", "status": "requested"}
+    events = [(e["kind"], e["detail"]) for e in shop.show(number)["events"]]
+    assert [kind for kind, _detail in events if kind in ("due", "late", "revision")] == [
+        "due", "due", "late", "revision", "revision", "revision", "revision"]
+    assert events[-1] == ("revision", "not answered within 48 hours: coordinators told")
+
+
 def test_a_customers_cancellation_refused_then_another_accepted_and_refunded(shop: Gateway) -> None:
     number, notice = confirmed_order(shop)
     [confirmation] = [m for m in shop.mails_to(CUSTOMER) if "confirm" in str(m["Subject"]).lower()]
@@ -252,15 +295,18 @@ def prepaid_shop(tmp_path: Path) -> Iterator[Gateway]:
 
 def test_prepayment_reminded_then_cancelled_and_a_statement_import_in_between_stops_it(prepaid_shop: Gateway) -> None:
     shop = prepaid_shop
-    paid_later, unpaid = new_order(shop, "transfer"), new_order(shop, "transfer")
+    paid_later, unpaid, trusted = new_order(shop, "transfer"), new_order(shop, "transfer"), new_order(shop, "transfer")
     notices = shop.mails_to(ALICE)
     for notice in notices:
         answer(shop, notice, "#confirm")
     answer(shop, notices[1], "#ship COLIS-1")
     assert shop.show(unpaid)["status"] == "confirmed", "#ship waits for the transfer"
     [error] = [m for m in shop.mails_to(ALICE) if "#ship" in body_text(m) and "force" in body_text(m)]
+    answer(shop, notices[2], "#ship force COLIS-3")
+    assert (shop.show(trusted)["status"], order(shop, trusted)["payment_status"]) == ("shipped", "unpaid")
+    assert any("COLIS-3" in body_text(m) for m in shop.mails_to(CUSTOMER)), "the customer has the tracking"
     move_clock(shop, 7 * 24 * HOUR + 60)
-    until(lambda: len([m for m in shop.mails_to(CUSTOMER) if "virement" in str(m["Subject"])]) == 2)
+    until(lambda: len([m for m in shop.mails_to(CUSTOMER) if "virement" in str(m["Subject"])]) == 3)
     reminder = [m for m in shop.mails_to(CUSTOMER) if "virement" in str(m["Subject"])][0]
     assert "IBAN FR76 3000 6000 0112 3456 7890 189" in body_text(reminder)
     assert f"#{paid_later}" in body_text(reminder) and "/order/" in body_text(reminder)
@@ -275,6 +321,7 @@ def test_prepayment_reminded_then_cancelled_and_a_statement_import_in_between_st
     move_clock(shop, 14 * 24 * HOUR + 120)
     until(lambda: shop.show(unpaid)["status"] == "cancelled")
     assert shop.show(paid_later)["status"] == "confirmed"
+    assert shop.show(trusted)["status"] == "shipped", "goods shipped on trust are reminded, never cancelled"
     assert {d["kind"]: d["state"] for d in order(shop, paid_later)["deadlines"]}["prepayment-cancel"] == "void"
     assert any("not paid within 14 days" in body_text(m) for m in shop.mails_to(CUSTOMER))
     answer(shop, notices[0], "#ship COLIS-2")
@@ -299,7 +346,6 @@ interval = "year"
 [subscriptions]
 retry_days = [1, 3]
 """
-DAY = 24 * HOUR
 
 
 def subscriptions(gw: Gateway) -> list[dict[str, object]]:
