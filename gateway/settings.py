@@ -6,6 +6,7 @@ Everything is read once into a frozen ``Settings``; nothing here runs at import.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -217,6 +218,22 @@ def _plans(raw: list[dict[str, Any]], where: str) -> tuple[Plan, ...]:
     return tuple(plans)
 
 
+_IBAN_SHAPED = re.compile(r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,32}")
+
+
+def _bank_details(text: str, where: str) -> str:
+    """The bank details told to customers who pay by transfer. An IBAN in them with a wrong check digit
+    or length for its country would send every customer's transfer back: refused here, not at the bank."""
+    from stdnum import iban  # kept out of start-up: only a configuration with bank details pays for it
+
+    for shaped in _IBAN_SHAPED.finditer(text):
+        compact = shaped.group().replace(" ", "")
+        if not any(iban.is_valid(compact[:length]) for length in range(15, len(compact) + 1)):
+            raise ConfigError(f"{where}: [payments] bank_details: {shaped.group()[:42]!r} is not a valid IBAN "
+                              "(its check digits or its length for the country are wrong)")
+    return text
+
+
 def _retry_days(raw: dict[str, Any], where: str) -> tuple[int, ...]:
     days = raw.get("retry_days", [1, 3, 5, 7])
     if not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days):
@@ -357,7 +374,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         default_payment_method=method,
         stripe_api_key=str(payments.get("stripe_api_key", "")),
         stripe_api_base=str(payments.get("stripe_api_base", "")),
-        bank_details=str(payments.get("bank_details", "")),
+        bank_details=_bank_details(str(payments.get("bank_details", "")), str(path)),
         stripe_webhook_secret=str(payments.get("stripe_webhook_secret", "")),
         plans=_plans(raw.get("plans", []), str(path)),
         retry_days=_retry_days(raw.get("subscriptions", {}), str(path)),

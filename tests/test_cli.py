@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import re
 import subprocess
@@ -20,8 +23,34 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0
     listed = capsys.readouterr().out
     for command in ("serve", "worker", "parse", "import", "requests", "people", "products", "replay", "check",
-                    "comments", "orders", "stats"):
+                    "comments", "orders", "stats", "sweep", "payments", "subscriptions"):
         assert command in listed
+
+
+def test_sweep_does_what_is_due_once_and_says_so(tmp_path: Path) -> None:
+    """``gateway sweep`` (for cron, or to catch up by hand) under a clock moved by ``clock_file``."""
+    config = write_home(tmp_path, extra='clock_file = "clock"', orders_mailbox="acceptance_hours = 1")
+    env = {**os.environ, "GATEWAY_CONFIG": str(config)}
+
+    def gateway(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=60)
+
+    (tmp_path / "order.json").write_text('{"customer": {"email": "jean@client.example"}, "subject": "Logo", '
+                                         '"items": [{"description": "Logo", "quantity": 1, "unit_price": "9.00"}]}')
+    assert gateway("orders", "create", "order.json").returncode == 0
+    outbox = tmp_path / "var" / "outbox" / "new"
+    placed = set(outbox.iterdir())
+    assert gateway("sweep").stdout == "nothing was due\n"
+    (tmp_path / "clock").write_text(str(2 * 3600))
+    swept = gateway("sweep", "--json")
+    assert swept.returncode == 0
+    assert json.loads(swept.stdout) == {"quotes_expired": [], "failed": [], "mails": 1, "deadlines": [
+        "deadline 1 (acceptance of #1): cancelled (not accepted within 1 hours)"]}
+    assert gateway("sweep").stdout == "nothing was due\n", "once"
+    [told] = set(outbox.iterdir()) - placed
+    cancelled = email.message_from_bytes(told.read_bytes(), policy=email.policy.default)
+    assert (cancelled["To"], "annulée" in cancelled["Subject"]) == ("jean@client.example", True), "sent by the command"
 
 
 def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,3 +150,18 @@ def test_one_role_alone_on_sqlite_is_one_clear_error(tmp_path: Path) -> None:
                             text=True, env={**os.environ, "GATEWAY_CONFIG": str(write_home(tmp_path))}, timeout=60)
     assert result.returncode == 1
     assert "gateway serve --role process runs beside other hosts on one PostgreSQL database" in result.stderr
+
+
+@pytest.mark.parametrize("details, error", [
+    ("IBAN FR76 3000 6000 0112 3456 7890 189, BIC AGRIFRPP888", None),
+    ("Banque Exemple\nIBAN: DE89370400440532013000 (BIC COBADEFFXXX)", None),
+    ("IBAN FR76 3000 6000 0112 3456 7890 188", "'FR76 3000 6000 0112 3456 7890 188' is not a valid IBAN"),
+    ("IBAN DE89 3704 0044 0532 0130", "'DE89 3704 0044 0532 0130' is not a valid IBAN")])
+def test_an_iban_in_the_bank_details_is_checked_before_customers_copy_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, details: str,
+        error: str | None) -> None:
+    config = write_home(tmp_path, sections=f"[payments]\nbank_details = {json.dumps(details)}\n")
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    assert main(["check"]) == (1 if error else 0)
+    if error:
+        assert f"[payments] bank_details: {error}" in capsys.readouterr().err

@@ -7,6 +7,9 @@ is cancelled and refunded) is the deadline these tests watch.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -166,6 +169,48 @@ def test_a_crash_in_the_middle_of_a_sweep_leaves_the_deadline_to_the_next_sweep_
     assert [_order(context, n)[1] for n in numbers] == ["refunded"] * 3
     assert [len(_order(context, n)[2]) for n in numbers] == [2, 2, 2], "one refund each"
     assert len(_mails(context, "order_cancelled.customer")) == 3
+
+
+_KILLED_MID_SWEEP = """
+import os, signal, sys
+from datetime import datetime
+from pathlib import Path
+import time_machine
+from gateway.context import open_context
+from gateway.deadlines import run_due
+from gateway.orders.due import HANDLERS
+from gateway.settings import Mailbox, OrderTimes, Settings
+
+home = Path(sys.argv[1])
+settings = Settings(home=home, data_dir=home / "var", secret_key="s" * 40, payment_provider="fake-card",
+                    mailboxes=(Mailbox("support@shop.example"),
+                               Mailbox("orders@shop.example", "orders", times=OrderTimes(acceptance_hours=48))))
+done = []
+
+def killed_on_the_second(*args):
+    outcome = HANDLERS["acceptance"](*args)
+    done.append(outcome)
+    if len(done) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # after acting, before the commit
+    return outcome
+
+with time_machine.travel(datetime.fromisoformat(sys.argv[2]), tick=False):
+    run_due(open_context(settings), {"acceptance": killed_on_the_second})
+"""
+
+
+def test_a_sweeping_process_killed_mid_sweep_leaves_everything_to_the_next_sweep(
+        context: Context, clock: time_machine.Coordinates, tmp_path: Path) -> None:
+    numbers = _paid_orders(context, 3)
+    clock.move_to(START + timedelta(days=3))
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_SWEEP, str(tmp_path),
+                             (START + timedelta(days=3)).isoformat()], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [_order(context, n)[0] for n in numbers] == ["pending"] * 3, "nothing of the batch was kept"
+    assert _mails(context, "order_cancelled.customer") == []
+    assert len(run_due(context, HANDLERS).done) == 3
+    assert [len(_order(context, n)[2]) for n in numbers] == [2, 2, 2], "one refund each"
+    assert run_due(context, HANDLERS).done == []
 
 
 def test_a_clock_moved_backwards_does_nothing_twice(context: Context, clock: time_machine.Coordinates) -> None:

@@ -9,7 +9,7 @@ mail applies and its sender is told why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from gateway.attachments import keep_attachments
 from gateway.change import RequestChange
@@ -127,6 +127,8 @@ def read_due(text: str) -> datetime:
         when = datetime.fromisoformat(text.replace(" ", "T"))
     except ValueError as error:
         raise OrderError(f"{text!r} is not a date such as 2027-01-15, nor 3d or 12h") from error
+    if when.tzinfo is not None:  # stored times are UTC without a zone
+        when = when.astimezone(UTC).replace(tzinfo=None)
     return when + timedelta(days=1, seconds=-1) if len(text) == 10 else when
 
 

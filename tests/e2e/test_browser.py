@@ -95,8 +95,11 @@ def test_a_customer_completes_a_delivered_order_in_a_real_browser_and_a_stale_pa
     [delivered] = [m for m in market.mails_to(CUSTOMER) if "livrée" in str(m["Subject"])]
     link = page_link(market, delivered)
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    page.goto(link)
+    opened = page.goto(link)
+    assert opened is not None and opened.status == 200
     assert "Livrée" in page.inner_text("main")
+    page.reload()  # a mail scanner or a second look: reading never acts
+    assert (market.show(number)["status"], market.show(number)["order"]["review"]) == ("delivered", None)
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "order-delivered-phone.png"), full_page=True)
@@ -118,3 +121,6 @@ def test_a_customer_completes_a_delivered_order_in_a_real_browser_and_a_stale_pa
     assert posted.value.status == 409
     assert "Cette action n'est plus possible" in stale.inner_text("main")
     assert market.show(number)["order"]["revision"] is None
+    forged = browser.new_page()
+    gone = forged.goto(link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB"))
+    assert gone is not None and gone.status == 404, "a forged token names no order"

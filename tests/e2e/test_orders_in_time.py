@@ -362,11 +362,13 @@ def test_a_subscription_through_renewals_a_decline_retries_recovery_a_plan_chang
     try:
         path = gw.home / "order.json"
         path.write_text(json.dumps({"customer": {"email": CUSTOMER, "name": "Jean", "locale": "fr"},
-                                    "subject": "Abonnement pro", "payment_method": "card", "plan": "pro-monthly",
+                                    "subject": "Abonnement pro", "payment_method": "card",
                                     "items": [{"description": "Pro", "quantity": 1, "unit_price": "29.00"}]}))
         number = int(gw.cli("orders", "create", str(path)).stdout.split("#")[1].split()[0])
         gw.cli("people", "set", CUSTOMER, "--card", "tok_visa")
         [notice] = gw.mails_to(ALICE)
+        answer(gw, notice, "#plan pro-monthly")  # by mail, before the confirmation (or "plan" in the order)
+        assert subscriptions(gw) == []
         answer(gw, notice, "#confirm")
         [listed] = subscriptions(gw)
         assert (listed["plan"], listed["status"], listed["order"]) == ("pro-monthly", "active", number)
