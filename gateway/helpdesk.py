@@ -84,7 +84,7 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
                 participant.active = True
             return participant
     participant = Participant(request=request, email=email, name=name or (person.name if person else ""),
-                              role=role, person=person, mail_only=mail_only)
+                              role=role, person=person, mail_only=mail_only, active=True)  # read before the flush
     session.add(participant)
     return participant
 

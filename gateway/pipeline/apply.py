@@ -33,7 +33,6 @@ from gateway.helpdesk import (
     requests_opened_by,
     upsert_person,
 )
-from gateway.mail.parse import ParsedMail
 from gateway.models import MessageRef, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
@@ -41,7 +40,7 @@ from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
 from gateway.pipeline.message import Incoming, Known
-from gateway.pipeline.thread import find_thread
+from gateway.pipeline.thread import find_thread, requests_named
 from gateway.rules.engine import run_rules
 
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
@@ -70,16 +69,18 @@ class CommandsRefused(Exception):
 
 
 def look_up(session: Session, batch: list[Incoming]) -> Known:
-    """The messages' senders' accounts and their own Message-IDs stored before, read with one query
-    each for the whole batch: looked up one message at a time, each query would first flush what
-    the messages before it changed. (A Message-ID that two messages of the batch share fails the
-    claim of the second one, so no message adds a reference that another one looks up.)"""
+    """What the batch's messages look up, read with one query each for the whole batch (``Known``):
+    looked up one message at a time, each query would first flush what the messages before it
+    changed. (A Message-ID that two messages of the batch share fails the claim of the second one,
+    so no message adds a reference that another one looks up.)"""
     people: dict[str, Person | None] = dict.fromkeys(i.sender.lower() for i in batch if i.sender)
     people.update((p.email, p) for p in session.scalars(select(Person).where(Person.email.in_(people))))
-    wanted = {i.parsed.message_id for i in batch if i.parsed.message_id}
-    refs = {ref.message_id: ref for ref in session.scalars(
-        select(MessageRef).where(MessageRef.message_id.in_(wanted)))} if wanted else {}
-    known = Known(people, refs)
+    own = {i.parsed.message_id for i in batch if i.parsed.message_id}
+    named = {m for i in batch for m in (i.parsed.in_reply_to, *i.parsed.references) if m}
+    stored = list(session.scalars(select(MessageRef).where(MessageRef.message_id.in_(own | named)))) \
+        if own or named else []
+    threads = requests_named(session, {ref.message_id: ref.request_id for ref in stored if ref.message_id in named})
+    known = Known(people, {ref.message_id: ref for ref in stored if ref.message_id in own}, threads, frozenset(own))
     for incoming in batch:
         incoming.known = known
     return known
@@ -106,8 +107,12 @@ def require_sender(incoming: Incoming) -> None:
 def thread(incoming: Incoming) -> None:
     """The request it belongs to and its author's rights (``thread.find_thread``); the request's
     waiting mails (a digest) are held while it is applied."""
-    incoming.thread = find_thread(incoming.session, incoming.parsed, incoming.raw, incoming.envelope_to,
-                                  incoming.settings)
+    parsed, known = incoming.parsed, incoming.known
+    assert known is not None
+    # a reply to a message of its own batch: its request is read now, as that message left it
+    answers_the_batch = not known.batch.isdisjoint((parsed.in_reply_to, *parsed.references))
+    incoming.thread = find_thread(incoming.session, parsed, incoming.raw, incoming.envelope_to, incoming.settings,
+                                  None if answers_the_batch else known.threads)
     if incoming.thread.request is not None:
         incoming.mailer.write_waiting(incoming.thread.request)
 
@@ -186,7 +191,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
     comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
-    _remember_message_id(session, parsed, request, seen)
+    _remember_message_id(incoming, request, seen)
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
     acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
@@ -211,7 +216,7 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     if any(c.name == "note" for c in commands):
         note = next(c for c in commands if c.name == "note")
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
-    _remember_message_id(session, parsed, request, seen)
+    _remember_message_id(incoming, request, seen)
     comment = None
     rules = RequestChange(session, incoming.settings, incoming.mailer, request, author)
     if rest and not text_is_taken(commands, rest):
@@ -241,10 +246,10 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     return f"{done} on #{request.id} by {author.role} {author.email}{flag} (via {via}){applied}"
 
 
-def _remember_message_id(session: Session, parsed: ParsedMail, request: Request, seen: MessageRef | None) -> None:
+def _remember_message_id(incoming: Incoming, request: Request, seen: MessageRef | None) -> None:
     """Later mails that name this one in References thread to the request; ``seen``: it is stored already."""
-    if parsed.message_id and seen is None:
-        append(session, MessageRef, request, message_id=parsed.message_id)
+    if incoming.parsed.message_id and seen is None:
+        append(incoming.session, MessageRef, request, message_id=incoming.parsed.message_id)
 
 
 def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | None:

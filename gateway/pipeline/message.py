@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from gateway.addresses import is_addr_spec
 from gateway.mail.parse import ParsedMail
-from gateway.models import Inbound, MessageRef, Person
+from gateway.models import Inbound, MessageRef, Person, Request
 from gateway.notify import Mailer
 from gateway.pipeline.thread import Thread
 from gateway.settings import Mailbox, Settings
@@ -18,10 +18,13 @@ from gateway.settings import Mailbox, Settings
 @dataclass
 class Known:
     """What applying messages looks up before it changes anything, read for a whole batch at once
-    (``apply.look_up``): accounts by address (None: none yet) and stored references by Message-ID."""
+    (``apply.look_up``): accounts by address (None: none yet), the messages' own Message-IDs stored
+    before, and the requests of the stored Message-IDs their In-Reply-To and References name."""
 
     people: dict[str, Person | None]
     refs: dict[str, MessageRef]
+    threads: dict[str, Request]
+    batch: frozenset[str]  # the batch's own Message-IDs: a reply to one of them is threaded as it is applied
 
 
 @dataclass

@@ -204,7 +204,7 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
         except IntegrityError as error:
             raise _NotTogether("a message of the batch was applied before") from error
         mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], context.settings))
-        look_up(session, batch)
+        mailer.read_ahead(*set(look_up(session, batch).threads.values()))
         decisions, marks = [], [0]
         for incoming in batch:
             try:

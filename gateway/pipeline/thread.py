@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -100,19 +100,28 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], sett
     return None
 
 
-def _by_references(session: Session, parsed: ParsedMail, sender: str,
-                   authenticated: Callable[[], bool]) -> Thread | None:
+def _by_references(session: Session, parsed: ParsedMail, sender: str, authenticated: Callable[[], bool],
+                   named: Mapping[str, Request] | None) -> Thread | None:
     wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references)] if m]
     if not wanted:
         return None
-    refs = session.scalars(select(MessageRef).where(MessageRef.message_id.in_(wanted))).all()
-    by_id = {ref.message_id: ref for ref in refs}
-    for message_id in wanted:
-        if message_id in by_id:
-            request = _request(session, by_id[message_id].request_id)
-            if request is not None:
-                return Thread(request, _author(session, request, sender, None, authenticated), "references")
-    return None
+    if named is None:
+        named = requests_named(session, dict(session.execute(
+            select(MessageRef.message_id, MessageRef.request_id).where(MessageRef.message_id.in_(wanted))).tuples()))
+    request = next((named[message_id] for message_id in wanted if message_id in named), None)
+    if request is None:
+        return None
+    return Thread(request, _author(session, request, sender, None, authenticated), "references")
+
+
+def requests_named(session: Session, stored: Mapping[str, int]) -> dict[str, Request]:
+    """The requests of stored Message-IDs (``stored``: Message-ID to request id), each loaded with what
+    processing reads, all in one query; a Message-ID whose request is gone is left out."""
+    if not stored:
+        return {}
+    requests = {request.id: request for request in session.scalars(
+        select(Request).where(Request.id.in_(set(stored.values()))).options(*_WITH_WHAT_PROCESSING_READS)).unique()}
+    return {message_id: requests[request_id] for message_id, request_id in stored.items() if request_id in requests}
 
 
 def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str,
@@ -139,10 +148,12 @@ def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]
     return list({participant.request_id: participant.request for participant in participants}.values())
 
 
-def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: list[str], settings: Settings) -> Thread:
+def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: list[str], settings: Settings,
+                named: Mapping[str, Request] | None = None) -> Thread:
     """The request a message belongs to and its author. A From that names no one for certain
     (``ParsedMail.sender_unambiguous``) makes its author unverified whatever else it has; ``raw`` is
-    read only for the gateway's own DKIM check."""
+    read only for the gateway's own DKIM check. ``named``: the requests of the Message-IDs its
+    In-Reply-To and References name, read before for a whole batch (``requests_named``); None: read here."""
     sender = parsed.sender.address if parsed.sender else ""
     found = _by_token(session, parsed, envelope_to, settings, sender)
     if found is None and not is_forward(parsed):
@@ -151,7 +162,7 @@ def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: l
             return (authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
                     or settings.check_dkim and dkim_verified(raw, sender, settings.dkim_txt) is not None)
 
-        found = (_by_references(session, parsed, sender, authenticated)
+        found = (_by_references(session, parsed, sender, authenticated, named)
                  or _by_subject_tag(session, parsed, sender, authenticated))
     if found is None:
         return Thread(None, None, "new")
