@@ -1,11 +1,14 @@
-"""``gateway import``: an mbox file or a Maildir through the same door, pipeline and batching as SMTP.
+"""``gateway import``: an mbox file or a Maildir through the same door and pipeline as SMTP.
 
-Messages are taken ``PROCESS_TOGETHER`` at a time, as ``serve`` takes what its listeners received:
-written to the spool with one flush, admitted in one transaction (numbered in the order of the
-archive), applied together (``process_batch``), and their mails sent. A batch is stored before it is
-applied, so an interrupted import loses nothing: what was stored and not applied is applied at the next
-``serve``. With ``--no-mail`` each message is stored quiet (``inbound.quiet``): whoever applies it, this
-command or a processor after an interruption, keeps its mails marked suppressed, never sent.
+Messages are stored ``PROCESS_TOGETHER`` at a time, as the SMTP listeners' are admitted (written to the
+spool with one flush, admitted in one transaction, numbered in the order of the archive), and applied
+as ``serve`` applies them: ``processor.drain`` claims whole conversations, oldest first, and applies
+them in batches, in the processor (a process of its own) for an archive large enough to pay for
+starting one. Storing, applying and sending overlap: this thread stores and sends, two others
+drain. Everything is stored before it is applied, so an interrupted import loses
+nothing: what was stored and not applied is applied at the next ``serve``. With ``--no-mail`` each
+message is stored quiet (``inbound.quiet``): whoever applies it, this command or a processor after an
+interruption, keeps its mails marked suppressed, never sent.
 """
 
 from __future__ import annotations
@@ -13,20 +16,31 @@ from __future__ import annotations
 import itertools
 import json
 import mailbox
+import queue
 import sys
+import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 
+from sqlalchemy import func, select
 from tqdm import tqdm
 
-from gateway.context import open_context
+from gateway.context import Context, open_context
 from gateway.intake.admission import PROCESS_TOGETHER, store_all
 from gateway.intake.spool import Envelope
+from gateway.models import Inbound
 from gateway.outbound.outbox import deliver_all
-from gateway.pipeline.process import process_batch
+from gateway.service import processor
 from gateway.settings import ConfigError, Settings
-from gateway.transaction import writer
+
+# From this many messages on, the processor's start (about a second of CPU, on the other core) pays
+# for itself (bench/README.md, "import_mbox").
+OWN_PROCESS_FROM = 200
+PROGRESS_SECONDS = 0.5
 
 
 def _archive(path: Path) -> mailbox.Mailbox:
@@ -50,26 +64,120 @@ def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
         yield batch
 
 
+class _Applier:
+    """``processor.drain`` in ``DRAINS`` threads, as ``serve``'s workers drain: while the processor
+    applies one batch, the other thread reads and parses the next. A drain is started again whenever
+    messages were stored after it last looked; the outbox ids they hand over wait in ``sent`` for the
+    importing thread to send. Nothing is applied before the processor has started: applying here
+    meanwhile would only hold up the storing, whose turns at SQLite's writer it would take."""
+
+    DRAINS = 2
+
+    def __init__(self, context: Context, own_process: bool) -> None:
+        self.context = context
+        self.sent: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._threads = ThreadPoolExecutor(self.DRAINS, thread_name_prefix="import-apply")
+        self._draining: list[Future[None]] = []
+        self._starting = self._threads.submit(processor.start, context.settings, yielding=False) \
+            if own_process else None  # in an applying thread, while this one stores the first batches
+
+    def stored(self) -> None:
+        """More messages are stored: drained by the running drains if they still look, else by new ones."""
+        if self._starting is not None:
+            if not self._starting.done():
+                return
+            self._starting.result()  # a processor that cannot start stops the import, with its reason
+            self._starting = None
+        self._forget_done()
+        while len(self._draining) < self.DRAINS:
+            self._draining.append(self._threads.submit(processor.drain, self.context, self.sent.put,
+                                                       self._stopping))
+
+    def _forget_done(self) -> None:
+        for done in [drain for drain in self._draining if drain.done()]:
+            done.result()  # a drain that failed stops the import, with its reason
+            self._draining.remove(done)
+
+    def send(self, wait: float = 0.0) -> None:
+        """Send what was applied so far (a command has no worker: the mails go now); ``wait``: for the
+        next mails to send, this long at most."""
+        try:
+            outbox_ids = self.sent.get(timeout=wait) if wait else self.sent.get_nowait()
+        except queue.Empty:
+            return
+        deliver_all(self.context, outbox_ids)
+        while not self.sent.empty():
+            deliver_all(self.context, self.sent.get())
+
+    def finish(self, progress: Callable[[], object]) -> None:
+        """Everything stored applied and sent; a last drain sees what the others may have missed.
+        ``progress`` is called every ``PROGRESS_SECONDS`` meanwhile."""
+        if self._starting is not None:
+            futures_wait([self._starting])
+        self.stored()
+        shown = time.monotonic()
+        while self._draining:
+            self.send(wait=0.05)
+            self._forget_done()
+            if time.monotonic() - shown >= PROGRESS_SECONDS:
+                progress()
+                shown = time.monotonic()
+        self._threads.submit(processor.drain, self.context, self.sent.put).result()
+        self.stop()
+        progress()
+
+    def stop(self) -> None:
+        """The batches being applied finish, no other starts; what they applied is sent. (Called twice:
+        the second time finds nothing to do.)"""
+        self._stopping.set()
+        self._threads.shutdown()
+        processor.stop()
+        self.send()
+
+
+def _outcomes(context: Context, inbound_ids: list[int]) -> Counter[str]:
+    """What became of the imported messages, as their rows say."""
+    counts: Counter[str] = Counter()
+    with context.sessions() as session:
+        for start in range(0, len(inbound_ids), 500):
+            counts.update({status: count for status, count in session.execute(
+                select(Inbound.status, func.count()).where(Inbound.id.in_(inbound_ids[start:start + 500]))
+                .group_by(Inbound.status))})
+    return counts
+
+
+def _applied(context: Context, inbound_ids: list[int]) -> int:
+    """How many of the imported messages are no longer pending (their ids grow with the archive)."""
+    with context.sessions() as session:
+        return len(inbound_ids) - int(session.scalar(select(func.count()).where(
+            Inbound.id.between(inbound_ids[0], inbound_ids[-1]), Inbound.status == "pending")) or 0)
+
+
 def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False,
                 send_mail: bool = True) -> int:
     target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
     if target is None:
         raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
     archive = _archive(path)
+    total = len(archive)
     context = open_context(settings)
-    counts: Counter[str] = Counter()
-    bar = tqdm(total=len(archive), unit="mail", file=sys.stderr, disable=None)
-    for raws in _batches(_messages(archive), PROCESS_TOGETHER):
-        # one received time for the batch: admission keeps the archive's order
-        envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
-        stored = store_all(context, [(raw, envelope) for raw in raws])
-        with writer(context, background=True):  # a serve beside it on SQLite keeps its turns
-            outcomes = process_batch(context, stored)
-        deliver_all(context, [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids])
-        counts.update(outcome.status for outcome in outcomes)
-        bar.update(len(raws))
-        bar.set_postfix(counts)
-    bar.close()
+    applier = _Applier(context, own_process=total >= OWN_PROCESS_FROM)
+    stored: list[int] = []
+    try:
+        with tqdm(total=total, unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
+            for raws in _batches(_messages(archive), PROCESS_TOGETHER):
+                # one received time for the batch: admission keeps the archive's order
+                envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
+                stored += store_all(context, [(raw, envelope) for raw in raws])
+                applier.stored()
+                applier.send()
+                bar.update(len(raws))
+        with tqdm(total=len(stored), unit="mail", desc="applied", file=sys.stderr, disable=None) as bar:
+            applier.finish(lambda: None if bar.disable or not stored else bar.update(_applied(context, stored) - bar.n))
+    finally:  # interrupted: what is stored and not applied is applied by the next serve
+        applier.stop()
+    counts = _outcomes(context, stored)
     if as_json:
         print(json.dumps(dict(counts)))
     else:

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -106,20 +107,30 @@ def start(settings: Settings, *, yielding: bool = True) -> Processor:
     return _running
 
 
-def drain(context: Context) -> None:
+def stop() -> None:
+    """Stop this process's processor, once what it was given is applied; ``apply`` runs here again."""
+    global _running
+    if _running is not None:
+        _running.stop()
+        _running = None
+
+
+def drain(context: Context, send: Callable[[list[int]], None] = queues.send_mail,
+          stopping: threading.Event | None = None) -> None:
     """Apply what may be applied now, batch after batch, until nothing is left that no one else
-    holds; each batch's mail is handed to ``send_mail`` once it is committed."""
+    holds or ``stopping`` is set; each batch's mail is handed to ``send`` (the ``send_mail`` actor)
+    once it is committed."""
     global _claims
     if _claims is None or _claims.context is not context:  # one per process: its threads share it
         _claims = Claims(context)
     claims = _claims
-    while inbound_ids := claims.take(PROCESS_TOGETHER):
+    while not (stopping and stopping.is_set()) and (inbound_ids := claims.take(PROCESS_TOGETHER)):
         try:
             outbox_ids = apply(inbound_ids)
         finally:
             claims.release(inbound_ids)
         if outbox_ids:
-            queues.send_mail(outbox_ids)
+            send(outbox_ids)
 
 
 def apply(inbound_ids: list[int]) -> list[int]:

@@ -134,9 +134,9 @@ def serve(settings: Settings, role: str = "all") -> int:
     broker = configure(settings)
     if takes_mail:  # nothing to yield to on a host that takes no mail in
         broker.add_middleware(YieldToTheListener())
-    applying, workers = None, []
+    workers = []
     if processes:
-        applying = processor.start(settings, yielding=takes_mail)
+        processor.start(settings, yielding=takes_mail)
         sqlite = context.engine.dialect.name == "sqlite"  # one writer at a time: more sending threads only wait
         workers = start_workers(broker, {"inbound": 2, "outbox": 2 if sqlite else 4})
     if takes_mail:  # what was received but not admitted before a crash or a stop
@@ -183,8 +183,8 @@ def serve(settings: Settings, role: str = "all") -> int:
     if web is not None:
         web.server.should_exit = True
     _drain(broker, workers)
-    if applying is not None:
-        applying.stop()
+    if processes:
+        processor.stop()
     if web is not None:
         web.thread.join(timeout=10)
     log.info("stopped")
