@@ -346,8 +346,10 @@ def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, A
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
-                       *, acknowledge: bool, defects: list[str], opened_before: int) -> None:
-    """Coordinators are alerted; the customer gets one acknowledgment, never an automatic sender.
+                       *, acknowledge: bool, defects: list[str], opened_before: int,
+                       observers: list[str] | None = None) -> None:
+    """Coordinators are alerted (with the observers the customer's Cc added); the customer gets one
+    acknowledgment, never an automatic sender.
 
     ``opened_before``: the requests the same sender opened in the last hour. Past
     ``requests_per_sender_hour`` of them, a flood (a mail bomb, a forged sender, two robots) would turn
@@ -362,7 +364,7 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
             tell_team(mailer, request, "flood", {"comment": comment, "sender": requester.email,
                                                  "limit": limit}, exclude=comment.author_email)
         return
-    context = {"comment": comment, "defects": defects}
+    context = {"comment": comment, "defects": defects, "observers": observers or []}
     tell_team(mailer, request, "new_request", context, exclude=comment.author_email)
     if acknowledge:
         mailer.send(request, requester, "acknowledgment", "customer", {"comment": comment},

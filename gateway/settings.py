@@ -60,6 +60,7 @@ class Mailbox:
     include_supplier: bool = False
     imap: ImapSettings | None = None
     times: OrderTimes = OrderTimes()
+    cc_become_observers: bool = True  # the Cc of a customer's opening mail: mail-only observers (CONTRACT §4)
 
     @property
     def local_part(self) -> str:
@@ -290,8 +291,11 @@ def _mailbox(raw: dict[str, Any], where: str) -> Mailbox:
                 raise ConfigError(f"{where}: mailbox {address} has {name} = {value!r}; use a number of "
                                   f"{name.rpartition('_')[2]}, 0 to turn it off")
             times[name] = float(value)
+    cc = raw.get("cc_become_observers", True)
+    if not isinstance(cc, bool):
+        raise ConfigError(f"{where}: mailbox {address} has cc_become_observers = {cc!r}; use true or false")
     return Mailbox(address=address, kind=kind, include_supplier=bool(raw.get("include_supplier", False)), imap=imap,
-                   times=OrderTimes(**times))
+                   times=OrderTimes(**times), cc_become_observers=cc)
 
 
 def _mailboxes(config: dict[str, Any], home: Path, config_path: Path | None) -> tuple[Mailbox, ...]:

@@ -192,13 +192,38 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     _remember_message_id(incoming, request, seen)
+    observers = _observers_from_cc(incoming, request) if incoming.mailbox.cc_become_observers else []
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
     acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
     notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
-                       opened_before=opened_before)
+                       opened_before=opened_before, observers=observers)
     incoming.row.request = request
     return Opened(request, incoming.sender)
+
+
+MAX_CC_OBSERVERS = 10  # a mail Cc'd to a crowd makes no crowd of observers: the first ten, and an event
+
+
+def _observers_from_cc(incoming: Incoming, request: Request) -> list[str]:
+    """The customer's colleagues in the Cc of their opening mail take part as mail-only observers: a
+    reply to all from them is then a participant's. Not the gateway's own addresses, not the
+    sender, not a coordinator (who is told anyway)."""
+    team = {person.email for person in incoming.mailer.coordinators()}
+    wanted = []
+    for cc in incoming.parsed.cc:
+        email = cc.address.lower()
+        if (email and email != incoming.sender and email not in team and email not in wanted
+                and not incoming.settings.is_own_address(email) and not takes_no_reply(email)):
+            wanted.append(email)
+    names = {cc.address.lower(): cc.name for cc in incoming.parsed.cc}
+    for email in wanted[:MAX_CC_OBSERVERS]:
+        join(incoming.session, request, email, role="observer", name=names[email], mail_only=True)
+    if wanted:
+        left_out = f"; {len(wanted) - MAX_CC_OBSERVERS} more left out" if len(wanted) > MAX_CC_OBSERVERS else ""
+        record_event(request, "observer", f"{', '.join(wanted[:MAX_CC_OBSERVERS])} added from the Cc of "
+                                          f"{incoming.sender}'s mail{left_out}")
+    return wanted[:MAX_CC_OBSERVERS]
 
 
 def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:

@@ -181,3 +181,50 @@ def client_can_still_reach(gw: Gateway, address: str) -> bool:
         client.ehlo()
         client.mail(CUSTOMER)
         return client.rcpt(address)[0] == 250
+
+
+MANAGER = "claire.martin@client.example"
+
+
+def test_the_customers_colleagues_in_cc_become_observers_and_a_reply_to_all_is_theirs(shop: Gateway) -> None:
+    opening = mail(f"Jean <{CUSTOMER}>", "support@shop.example", "Facture", "Bonjour, la facture est fausse.",
+                   message_id="<facture@client.example>")
+    opening["Cc"] = (f"Claire Martin <{MANAGER}>, support@shop.example, {ALICE}, "
+                     "no-reply@client.example")
+    shop.send(opening, ["support@shop.example"])
+    shop.wait_idle()
+    participants = {(p["email"], p["role"], p["mail_only"]) for p in shop.show(1)["participants"]
+                    if p["role"] != "coordinator"}
+    assert participants == {(CUSTOMER, "requester", False), (MANAGER, "observer", True)}, \
+        "not the gateway's own address, not a coordinator, not a robot"
+    [notice] = shop.mails_to(ALICE)
+    assert f"now mail-only observers: {MANAGER}" in body_text(notice) and "#observer remove" in body_text(notice)
+    reply_all = (f"Authentication-Results: {TRUSTED}; dkim=pass header.d=client.example header.s=s1\r\n"
+                 f"From: Claire Martin <{MANAGER}>\r\nTo: Jean <{CUSTOMER}>\r\nCc: support@shop.example\r\n"
+                 "Subject: RE: Facture\r\nMessage-ID: <accord@client.example>\r\n"
+                 "In-Reply-To: <facture@client.example>\r\nReferences: <facture@client.example>\r\n\r\n"
+                 "Accord donné.\r\n").encode()
+    shop.send(reply_all, recipients=["support@shop.example"], sender=MANAGER)
+    shop.wait_idle()
+    comment = last_comment(shop)
+    assert (comment["author"], comment["role"], comment["visibility"], comment["unverified_sender"]) == (
+        MANAGER, "observer", "public", False)
+    assert any("Accord donné." in body_text(m) for m in shop.mails_to(CUSTOMER)), "the customer sees it"
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", f"#observer remove {MANAGER}"))
+    shop.wait_idle()
+    assert any(f"{MANAGER} removed" in e["detail"] for e in shop.show(1)["events"])
+
+
+def test_a_mailbox_can_keep_the_cc_out(tmp_path: Path) -> None:
+    home = write_home(tmp_path / "home")
+    home.write_text(home.read_text().replace('include_supplier = false\n',
+                                             'include_supplier = false\ncc_become_observers = false\n', 1))
+    running = Gateway(home).start()
+    try:
+        opening = mail(f"Jean <{CUSTOMER}>", "support@shop.example", "Facture", "Bonjour.")
+        opening["Cc"] = MANAGER
+        running.send(opening, ["support@shop.example"])
+        running.wait_idle()
+        assert [p["email"] for p in running.show(1)["participants"] if p["role"] != "coordinator"] == [CUSTOMER]
+    finally:
+        assert running.stop() == 0
