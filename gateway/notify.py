@@ -33,6 +33,7 @@ from gateway.clock import utcnow
 from gateway.helpdesk import Author, coordinators, join, record_event
 from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request
 from gateway.outbound.compose import MailFile, UnsafeHeader, compose, new_message_id
+from gateway.outbound.guide import hint
 from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail
 from gateway.settings import Settings
@@ -292,7 +293,8 @@ class Mailer:
         rendered = render_mail(self.settings.home, event, audience, locale, {
             **context, "request": request, "site_name": self.settings.site_name,
             "base_url": self.settings.base_url, "recipient_email": recipient,
-            "recipient_name": person.name if person else ""})
+            "recipient_name": person.name if person else "",
+            "commands": _commands(request, audience, recipient, person, locale, context)})
         message_id = new_message_id(self.settings)
         try:
             raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
@@ -307,6 +309,17 @@ class Mailer:
                     "raw": raw, "created_at": mail.created_at}
         if audience == "customer" and request is not None:
             self._hold_if_leaking(request, rendered.text, mail, context)
+
+
+def _commands(request: Request | None, audience: str, recipient: str, person: Person | None, locale: str,
+              context: dict[str, Any]) -> str:
+    """The footer line of a team mail about a request: the commands its reader may use now
+    (``outbound.guide``), for their role in the request; ``also_commands``: what the order adds."""
+    if request is None or audience != "coordinator":
+        return ""
+    participant = next((p for p in request.participants if p.email == recipient), None)
+    role = participant.role if participant is not None else person.role if person is not None else "coordinator"
+    return hint(request, role, locale, tuple(context.get("also_commands", ())))
 
 
 def coordinators_to_tell(mailer: Mailer, request: Request) -> list[Person]:
@@ -347,9 +360,11 @@ def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, A
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
                        *, acknowledge: bool, defects: list[str], opened_before: int,
-                       observers: list[str] | None = None) -> None:
-    """Coordinators are alerted (with the observers the customer's Cc added); the customer gets one
-    acknowledgment, never an automatic sender.
+                       observers: list[str] | None = None, event: str = "new_request",
+                       about: dict[str, Any] | None = None) -> None:
+    """Coordinators are alerted with ``event`` (an order opened by mail: ``order_new``, ``about`` it),
+    with the observers the customer's Cc added; the customer gets one acknowledgment, never an
+    automatic sender.
 
     ``opened_before``: the requests the same sender opened in the last hour. Past
     ``requests_per_sender_hour`` of them, a flood (a mail bomb, a forged sender, two robots) would turn
@@ -364,8 +379,8 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
             tell_team(mailer, request, "flood", {"comment": comment, "sender": requester.email,
                                                  "limit": limit}, exclude=comment.author_email)
         return
-    context = {"comment": comment, "defects": defects, "observers": observers or []}
-    tell_team(mailer, request, "new_request", context, exclude=comment.author_email)
+    context = {**(about or {}), "comment": comment, "defects": defects, "observers": observers or []}
+    tell_team(mailer, request, event, context, exclude=comment.author_email)
     if acknowledge:
         mailer.send(request, requester, "acknowledgment", "customer", {"comment": comment},
                     auto_submitted="auto-replied")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -79,7 +81,8 @@ def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coo
     assert order.total == Decimal("450.00") and order.payment_status == "unpaid"
     assert [(m.recipient, m.template) for m in mails(session)] == [
         (CUSTOMER, "order_received.customer"), ("alice@shop.example", "order_new.coordinator")]
-    assert "450.00 EUR" in mails(session)[0].raw.decode()
+    received = email.message_from_bytes(mails(session)[0].raw, policy=email.policy.default)
+    assert "450,00\xa0€" in received.get_body(("plain",)).get_content(), "money as a French reader writes it"
     assert order.request.comments[0].source == "web", "the order itself is the first comment"
 
 

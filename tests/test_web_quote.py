@@ -19,13 +19,13 @@ from gateway.orders.card import ensure_order
 from gateway.orders.models import Quote
 from gateway.orders.quote_page import unfollowed
 from gateway.orders.quotes import create_quote, withdraw_quote
+from gateway.outbound import l10n
 from gateway.service.broker import configure
 from gateway.service.tasks import follow_up_quote
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_quote_token
 from gateway.transaction import mailing
 from gateway.web.app import create_app
-from gateway.web.i18n import long_date
 from gateway.web.openapi import openapi_document
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2 than httpx: same client
@@ -91,11 +91,11 @@ def test_an_open_quote_shows_its_amount_validity_and_two_buttons_in_the_customer
     french, english = quote(context), quote(context, "en", "99.5", "mary@client.example")
     page = client.get(french)
     assert page.status_code == 200 and 'lang="fr"' in page.text
-    assert "450.00" in page.text and "Accepter le devis" in page.text and "Refuser le devis" in page.text
+    assert "450,00\xa0€" in page.text and "Accepter le devis" in page.text and "Refuser le devis" in page.text
     assert "Valable jusqu&#39;au" in page.text
     assert f'action="{french}/accept"' in page.text and f'action="{french}/decline"' in page.text
     page = client.get(english, headers={"Accept-Language": "fr"})
-    assert 'lang="en"' in page.text and "99.50" in page.text and "Accept the quote" in page.text
+    assert 'lang="en"' in page.text and "€99.50" in page.text and "Accept the quote" in page.text
     assert page.headers["referrer-policy"] == "no-referrer" and page.headers["cache-control"] == "no-store"
 
 
@@ -168,9 +168,14 @@ def test_the_redirect_after_a_decision_carries_the_pages_security_headers(contex
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
 
 
-def test_dates_read_naturally_in_each_language() -> None:
-    assert long_date(datetime(2026, 12, 1), "fr") == "1er décembre 2026"
-    assert long_date(datetime(2026, 12, 23) + timedelta(hours=5), "en") == "23 December 2026"
+def test_money_and_dates_read_as_each_reader_writes_them() -> None:
+    assert l10n.day(datetime(2026, 12, 1), "fr") == "1er décembre 2026"
+    assert l10n.day(datetime(2027, 1, 5) + timedelta(hours=5), "fr") == "5 janvier 2027"
+    assert l10n.day(datetime(2026, 12, 23), "en") == "December 23, 2026"
+    assert l10n.moment(datetime(2027, 1, 5, 14, 0), "fr") == "5 janvier 2027 à 14:00 UTC"
+    assert l10n.money("1500.00", "EUR", "fr") == "1\u202f500,00\xa0€"
+    assert l10n.money(Decimal("1500"), "EUR", "en") == "€1,500.00"
+    assert l10n.money("99.5", "USD", "fr") == "99,50\xa0$US"
 
 
 def test_the_openapi_document_is_version_3_with_the_bearer_key() -> None:

@@ -46,7 +46,13 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "product": (_COORDINATOR, re.compile(r"^\S+$")),
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
+    "help": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
 }
+
+
+def allowed(role: str) -> list[str]:
+    """The commands ``role`` may write, in the table's order."""
+    return [name for name, (roles, _pattern) in GRAMMAR.items() if role in roles]
 
 
 @dataclass(frozen=True)

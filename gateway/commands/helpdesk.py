@@ -1,4 +1,4 @@
-"""Helpdesk commands: status, assignment, labels, observers, expected response, product, delivery."""
+"""Helpdesk commands: status, assignment, labels, observers, expected response, product, delivery, help."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from sqlalchemy.orm import Session
 
 from gateway.addresses import BadAddress, addr_spec
 from gateway.change import RequestChange
-from gateway.commands.grammar import Command
+from gateway.commands.grammar import Command, allowed
 from gateway.commands.registry import CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product
+from gateway.outbound.guide import table
 
 
 @handles("status")
@@ -85,6 +86,18 @@ def observer(context: RequestChange, command: Command) -> None:
     record_event(request, "observer", f"{email} added by {context.author.email}")
     if person is not None:
         context.mailer.send(request, participant, "observer_added", "coordinator", {"added_by": context.author.email})
+
+
+@handles("help")
+def help_table(context: RequestChange, command: Command) -> None:
+    """Every command the author may write, with what it does, mailed to them alone."""
+    author = context.author
+    if author.participant is None:
+        return
+    names = allowed(author.role)
+    context.mailer.send(context.request, author.participant, "help", "sender",
+                        {"role": author.role, "table_en": table(names, "en"), "table_fr": table(names, "fr")},
+                        auto_submitted="auto-replied")
 
 
 @handles("expect")

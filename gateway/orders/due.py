@@ -25,10 +25,6 @@ from gateway.settings import Settings
 SWEEP = "the gateway"  # the author of what a deadline does, in events and mails
 
 
-def _when(order: Order) -> str:
-    return order.due_at.strftime("%Y-%m-%d %H:%M UTC") if order.due_at else ""
-
-
 # What a handler reads and changes of an order, loaded with it: lazy loads, one query each, were
 # most of a sweep's time (bench/sweep.py).
 _WITH_WHAT_HANDLERS_READ = (joinedload(Order.request).selectinload(Request.participants),
@@ -74,7 +70,7 @@ def _delivery_soon(session: Session, settings: Settings, mailer: Mailer, deadlin
         return f"nothing to do: the order is {order.request.status}"
     record_event(order.request, "due", f"delivery due {order.due_at.isoformat(timespec='minutes')} UTC: "
                  "coordinators reminded")
-    tell_coordinators(mailer, order, "delivery_due", {"due_at": _when(order)})
+    tell_coordinators(mailer, order, "delivery_due", {"due_at": order.due_at})
     return "coordinators reminded"
 
 
@@ -84,8 +80,8 @@ def _late(session: Session, settings: Settings, mailer: Mailer, deadline: Deadli
         return f"nothing to do: the order is {order.request.status}"
     order.late = True
     record_event(order.request, "late", f"not delivered by {deadline.due_at.isoformat(timespec='minutes')} UTC")
-    tell_coordinators(mailer, order, "order_late", {"due_at": _when(order)})
-    tell_customer(mailer, order, "order_late", {"due_at": _when(order)})
+    tell_coordinators(mailer, order, "order_late", {"due_at": order.due_at})
+    tell_customer(mailer, order, "order_late", {"due_at": order.due_at})
     return "late"
 
 

@@ -214,7 +214,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
     record_event(order.request, "cancelled", f"by {author}" + (f": {reason}" if reason else ""))
     _closed(mailer.session, order, "order cancelled")
     money = {"reason": reason, "refunded": format_amount(-sum((r.amount for r in refunded), ZERO)),
-             "by_hand": [f"{format_amount(p.amount)} {p.currency} ({p.method})" for p in by_hand]}
+             "by_hand": [{"amount": p.amount, "currency": p.currency, "method": p.method} for p in by_hand]}
     tell_customer(mailer, order, "order_cancelled", money)
     tell_coordinators(mailer, order, "order_cancelled", {**money, "by": author}, author=author)
     return Cancellation(refunded, by_hand)

@@ -27,7 +27,19 @@ def order_context(order: Order) -> dict[str, Any]:
         "items": [{"description": item.description or (item.product.name if item.product else item.offer),
                    "offer": item.offer, "quantity": item.quantity, "unit_price": format_amount(item.unit_price),
                    "amount": format_amount(item.amount)} for item in order.items],
+        "also_commands": _also_commands(order),
     }
+
+
+def _also_commands(order: Order) -> tuple[str, ...]:
+    """The commands the order's own state makes worth naming to the team before the stage's own
+    (``outbound.guide.next_commands``): a customer's request to answer, a subscription running."""
+    named = tuple(name for name, status in (("cancellation", order.cancellation_status),
+                                            ("revision", order.revision_status)) if status == "requested")
+    subscription = order.subscription
+    if subscription is not None and subscription.status != "inactive":
+        named += ("plan", "terminate")
+    return named
 
 
 def order_link(settings: Settings, order: Order) -> str:

@@ -60,7 +60,7 @@ def quote_link(settings: Settings, quote: Quote) -> str:
 
 def quote_context(settings: Settings, quote: Quote) -> dict[str, object]:
     return {"quote": quote, "version": quote.version, "amount": format_amount(quote.amount),
-            "quote_currency": quote.currency, "valid_until": quote.valid_until.date().isoformat(),
+            "quote_currency": quote.currency, "valid_until": quote.valid_until,
             "link": quote_link(settings, quote), "reason": quote.reason,
             "quote_items": [{"description": i.description, "quantity": i.quantity,
                              "unit_price": format_amount(i.unit_price), "amount": format_amount(i.amount)}

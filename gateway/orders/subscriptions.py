@@ -58,7 +58,7 @@ def _plan(settings: Settings, name: str) -> Plan:
 
 def _tell(mailer: Mailer, order: Order, subscription: Subscription, change: str, **details: object) -> None:
     context = {"change": change, "subscription": subscription, "plan": subscription.plan,
-               "period_end": _day(subscription.current_period_end), **details}
+               "period_end": subscription.current_period_end, **details}
     tell_customer(mailer, order, "subscription", context)
     tell_coordinators(mailer, order, "subscription", context)
 
@@ -97,7 +97,7 @@ def start_subscription(session: Session, settings: Settings, mailer: Mailer, ord
         subscription.status, subscription.next_charge_at = "scheduled", order.plan_starts_at
         session.flush()
         schedule(session, order.request, START, order.plan_starts_at)
-        _tell(mailer, order, subscription, "scheduled", starts=_day(order.plan_starts_at))
+        _tell(mailer, order, subscription, "scheduled", starts=order.plan_starts_at)
         return subscription
     _begin_period(session, settings, mailer, order, subscription, now, "started")
     return subscription
@@ -139,7 +139,7 @@ def _charge(session: Session, settings: Settings, mailer: Mailer, order: Order, 
         record_event(order.request, "subscription", f"{plan.name}: {amount} charged, active to {_day(period_end_)}")
         if not subscription.ends_at_period_end:
             schedule(session, order.request, RENEWAL, period_end_)
-        _tell(mailer, order, subscription, change, amount=amount)
+        _tell(mailer, order, subscription, change, amount=plan.amount, plan_currency=plan.currency)
         return
     subscription.failed_charges += 1
     record_event(order.request, "subscription", f"{plan.name}: {amount} declined ({result.message})")
@@ -148,10 +148,12 @@ def _charge(session: Session, settings: Settings, mailer: Mailer, order: Order, 
         retry_at = subscription.current_period_start + timedelta(days=settings.retry_days[attempt])
         subscription.status, subscription.next_charge_at = "payment-failed", retry_at
         schedule(session, order.request, RETRY, retry_at)
-        _tell(mailer, order, subscription, "declined", amount=amount, reason=result.message, retry=_day(retry_at))
+        _tell(mailer, order, subscription, "declined", amount=plan.amount, plan_currency=plan.currency,
+              reason=result.message, retry=retry_at)
         return
     subscription.status, subscription.reason, subscription.next_charge_at = "inactive", "payment-failed", None
-    _tell(mailer, order, subscription, "inactive", amount=amount, reason=result.message)
+    _tell(mailer, order, subscription, "inactive", amount=plan.amount, plan_currency=plan.currency,
+          reason=result.message)
 
 
 def terminate(session: Session, mailer: Mailer, order: Order, now: bool, author: str) -> Subscription:

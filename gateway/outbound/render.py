@@ -1,20 +1,27 @@
 """Mail and page templates: the home's ``templates/`` first, the built-in defaults second.
 
 A mail is three templates, ``mail/<locale>/<event>.<audience>.{subject,txt,html}.j2``,
-so a site can override one language or one part without copying the rest.
+so a site can override one language or one part without copying the rest. The HTML part is set in
+one layout for every mail (``mail/layout.html.j2``: the site's name, a readable width, the styles
+for buttons and tables, dark mode), whose CSS is then inlined (css-inline) for the mail clients that
+read only ``style`` attributes. Every template has ``locale`` and the filters of ``l10n``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
+from markupsafe import Markup
+
+from gateway.outbound.l10n import FILTERS, LOCALES
 
 DEFAULTS = Path(__file__).resolve().parent.parent / "defaults" / "templates"
-LOCALES = ("fr", "en")
 
 
 @dataclass(frozen=True)
@@ -29,22 +36,32 @@ def environment(home: Path) -> Environment:
     """A home's templates, each read once per process, as its rules are: Jinja's reload check cost a
     ``stat`` of the file at every mail rendered."""
     loader = ChoiceLoader([FileSystemLoader(str(home / "templates")), FileSystemLoader(str(DEFAULTS))])
-    return Environment(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-                       keep_trailing_newline=True, auto_reload=False)
+    env = Environment(loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                      keep_trailing_newline=True, auto_reload=False)
+    env.filters.update(FILTERS)
+    return env
+
+
+_SPACES = re.compile(r"[ \t\r\n]+")
+# The layout's <style> stays too: mail clients that read it apply its dark-mode rules.
+_INLINER = css_inline.CSSInliner(keep_style_tags=True)
 
 
 @lru_cache(maxsize=256)
-def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template]:
-    """A mail's three templates, looked up once per process (Jinja's own lookup, at every mail, was a
-    sixth of rendering)."""
+def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template, Template]:
+    """A mail's three templates and the layout, looked up once per process (Jinja's own lookup, at
+    every mail, was a sixth of rendering)."""
     env = environment(home)
     return (env.get_template(f"{base}.subject.j2"), env.get_template(f"{base}.txt.j2"),
-            env.get_template(f"{base}.html.j2"))
+            env.get_template(f"{base}.html.j2"), env.get_template("mail/layout.html.j2"))
 
 
 def render_mail(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> RenderedMail:
     """The subject, text and HTML of one mail, in ``locale`` (French when unknown)."""
-    subject, text, html = _mail_templates(home, f"mail/{locale if locale in LOCALES else 'fr'}/{event}.{audience}")
-    return RenderedMail(subject=" ".join(subject.render(context).split()), text=text.render(context),
-                        html=html.render(context))
+    locale = locale if locale in LOCALES else "fr"
+    subject, text, html, layout = _mail_templates(home, f"mail/{locale}/{event}.{audience}")
+    context = {**context, "locale": locale}
+    title = _SPACES.sub(" ", subject.render(context)).strip()  # one line; Babel's no-break spaces stay
+    page = layout.render({**context, "subject": title, "content": Markup(html.render(context))})
+    return RenderedMail(subject=title, text=text.render(context), html=_INLINER.inline(page))

@@ -36,6 +36,7 @@ from gateway.helpdesk import (
 from gateway.models import MessageRef, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
+from gateway.orders.mail import order_context
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
@@ -185,8 +186,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
     opened_before = requests_opened_by(session, sender, utcnow() - timedelta(hours=1))
     request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
-    if request.kind == "order":
-        ensure_order(session, request, incoming.settings)
+    order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
     author = Author(incoming.sender, "requester", requester)
     comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
                           inbound_id=incoming.row.id)
@@ -197,7 +197,9 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
               inbound_id=incoming.row.id)
     acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
     notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
-                       opened_before=opened_before, observers=observers)
+                       opened_before=opened_before, observers=observers,
+                       event="order_new" if order else "new_request",  # an order's notice names its commands
+                       about={**order_context(order), "source": "mail"} if order else None)
     incoming.row.request = request
     return Opened(request, incoming.sender)
 

@@ -6,18 +6,9 @@ no quote behind it (a forged or unknown link) follows the browser, then the site
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from starlette.requests import Request
 
-LOCALES = ("fr", "en")
-
-_MONTHS = {
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-           "novembre", "décembre"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"),
-}
+from gateway.outbound.l10n import LOCALES
 
 STRINGS: dict[str, dict[str, str]] = {
     "fr": {
@@ -53,7 +44,7 @@ STRINGS: dict[str, dict[str, str]] = {
                         "ou répondez à ce mail pour nous écrire.",
         "replaced_title": "Ce devis a été remplacé",
         "replaced_text": "La version {version} de ce devis a été remplacée par la version {new_version} : "
-                         "{amount}\u00a0{currency}.",
+                         "{amount}.",
         "replaced_open": "Voir la version {new_version}",
         "withdrawn_title": "Ce devis a été retiré",
         "withdrawn_text": "Nous avons retiré ce devis le {date} ; il ne peut plus être accepté. "
@@ -134,7 +125,7 @@ STRINGS: dict[str, dict[str, str]] = {
                         "or reply to that email to write to us.",
         "replaced_title": "This quote was replaced",
         "replaced_text": "Version {version} of this quote was replaced by version {new_version}: "
-                         "{amount}\u00a0{currency}.",
+                         "{amount}.",
         "replaced_open": "See version {new_version}",
         "withdrawn_title": "This quote was withdrawn",
         "withdrawn_text": "We withdrew this quote on {date}; it can no longer be accepted. "
@@ -187,13 +178,6 @@ STRINGS: dict[str, dict[str, str]] = {
 
 def strings(locale: str) -> dict[str, str]:
     return STRINGS[locale if locale in LOCALES else "fr"]
-
-
-def long_date(value: datetime, locale: str) -> str:
-    """``23 décembre 2026`` / ``23 December 2026`` (dates are UTC, as stored)."""
-    months = _MONTHS[locale if locale in LOCALES else "fr"]
-    day = "1er" if value.day == 1 and locale == "fr" else str(value.day)
-    return f"{day} {months[value.month - 1]} {value.year}"
 
 
 def browser_locale(request: Request, default: str) -> str:

@@ -10,9 +10,10 @@ from typing import Any
 
 from starlette.responses import HTMLResponse, PlainTextResponse
 
+from gateway.outbound.l10n import day
 from gateway.outbound.render import environment
 from gateway.settings import Settings
-from gateway.web.i18n import long_date, strings
+from gateway.web.i18n import strings
 
 # The token is in the URL: no Referer leaks it, no cache keeps it, no frame can overlay the buttons.
 PAGE_HEADERS = {
@@ -35,5 +36,5 @@ def render_page(settings: Settings, template: str, locale: str, status_code: int
     """``web/<template>.html.j2`` in ``locale``, with the site name and the page strings as ``t``."""
     page = environment(settings.home).get_template(f"web/{template}.html.j2")
     html = page.render(locale=locale, t=strings(locale), site_name=settings.site_name,
-                       date=lambda value: long_date(value, locale), **context)
+                       date=lambda value: day(value, locale), **context)
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)

@@ -57,7 +57,7 @@ def test_a_good_order_is_created_and_mails_the_customer_and_the_coordinators(
     assert [item["amount"] for item in summary["items"]] == ["450.00", "25.00"]
     shop.wait_idle()
     [confirmation] = shop.mails_to(CUSTOMER)
-    assert "n°1" in str(confirmation["Subject"]) and "475.00 EUR" in body_text(confirmation)
+    assert "n°1" in str(confirmation["Subject"]) and "475,00\xa0€" in body_text(confirmation)
     [notice] = shop.mails_to(ALICE)
     assert "#1" in str(notice["Subject"])
     shown = shop.show(1)

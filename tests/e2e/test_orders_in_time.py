@@ -87,9 +87,9 @@ def test_an_order_not_accepted_in_48_hours_is_cancelled_by_itself_and_both_sides
     assert [(d["kind"], d["state"]) for d in order(shop, number)["deadlines"]] == [("acceptance", "done")]
     [to_customer] = [m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]
     assert "not accepted within 48 hours" in body_text(to_customer)
-    assert "120.00 EUR (transfer)" in body_text(to_customer), "paid by transfer: refunded directly"
+    assert "120,00\xa0€ (transfer)" in body_text(to_customer), "paid by transfer: refunded directly"
     [to_alice] = [m for m in shop.mails_to(ALICE) if "cancelled" in str(m["Subject"])]
-    assert "To refund by hand: 120.00 EUR (transfer)" in body_text(to_alice)
+    assert "To refund by hand: €120.00 (transfer)" in body_text(to_alice)
     time.sleep(1.5)
     assert len([m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]) == 1, "once"
 
@@ -106,7 +106,7 @@ def test_a_coordinator_cancels_a_confirmed_card_order_and_the_card_is_refunded(s
     assert order(shop, number)["payment_status"] == "refunded"
     [to_customer] = [m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]
     text = body_text(to_customer)
-    assert "Rupture de stock" in text and "120.00 EUR vous sont remboursés" in text
+    assert "Rupture de stock" in text and "120,00\xa0€ vous sont remboursés" in text
     assert {d["state"] for d in order(shop, number)["deadlines"]} == {"void"}, "nothing more is due"
     move_clock(shop, 50 * HOUR)
     time.sleep(2.5)

@@ -57,7 +57,7 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
 
     answer(shop, alert, "#quote 450")
     [quote_mail] = quotes_to(shop, CUSTOMER)
-    assert "450.00 EUR" in str(quote_mail["Subject"])
+    assert "450,00\xa0€" in str(quote_mail["Subject"]), "money as the French customer writes it"
     first_link = re.search(r"http://127\.0\.0\.1:8000/quote/([A-Za-z0-9_-]+)", body_text(quote_mail))
     assert first_link is not None
     assert status(shop, 1) == "in-progress"
@@ -82,7 +82,7 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     created = shop.cli("orders", "create", str(order_file(shop, "450.13")))
     assert created.stdout.startswith("order #1 created")
     [received] = shop.mails_to(CUSTOMER)
-    assert "n°1" in str(received["Subject"]) and "450.13 EUR" in body_text(received)
+    assert "n°1" in str(received["Subject"]) and "450,13\xa0€" in body_text(received)
     [notice] = shop.mails_to(ALICE)
 
     answer(shop, notice, "#confirm")
@@ -154,3 +154,27 @@ def test_an_order_file_with_errors_is_refused_with_one_line_and_stores_nothing(s
     assert "customer.email" in result.stderr and "items[0].unit_price" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert shop.count("SELECT count(*) FROM requests") == 0
+
+
+def test_notices_teach_the_commands_of_the_stage_and_help_answers_with_the_whole_table(shop: Gateway) -> None:
+    shop.add_person("bob@shop.example", "coordinator", "en")
+    shop.send(mail(f"Jean Dupont <{CUSTOMER}>", "orders@shop.example", "Devis site vitrine",
+                   "Bonjour, combien pour un site vitrine ?"))
+    shop.wait_idle()
+    [notice] = shop.mails_to(ALICE)
+    text = body_text(notice)
+    assert str(notice["Subject"]).endswith("New order #1: Devis site vitrine"), "an order by mail: the order notice"
+    assert "Bonjour, combien pour un site vitrine ?" in text
+    assert "Commands at the top of a reply: #quote AMOUNT [CURRENCY], #confirm, #decline REASON" in text
+    shop.cli("orders", "create", str(order_file(shop, "450.00")))
+    [placed] = [m for m in shop.mails_to(ALICE) if "New order #2" in str(m["Subject"])]
+    answer(shop, placed, "#confirm\nC'est parti.")
+    assert status(shop, 2) == "confirmed"
+    [told] = [m for m in shop.mails_to("bob@shop.example") if "C'est parti." in body_text(m)]
+    assert "Commands at the top of a reply: #ship [TRACKING], #deliver, #paid AMOUNT [REFERENCE]" in \
+        body_text(told), "a confirmed order: what comes next"
+    answer(shop, notice, "#help")
+    [table] = [m for m in shop.mails_to(ALICE) if "Commands by mail" in str(m["Subject"])]
+    assert "#cancel REASON" in body_text(table) and "cancels and refunds" in body_text(table)
+    assert "#help" in body_text(table) and "(your role: coordinator)" in body_text(table)
+    assert shop.show(1)["comments"][-1]["text"] != "#help", "no comment from a mail of commands alone"

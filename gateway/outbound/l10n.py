@@ -1,0 +1,50 @@
+"""Money and dates as each reader writes them, by Babel: ``1 500,00 €`` and ``5 janvier 2027`` for a
+French reader, ``€1,500.00`` and ``January 5, 2027`` for an English one.
+
+Amounts are kept as ``Decimal`` (or their ``"450.00"`` strings) and times as naive UTC ``datetime``
+until the moment a mail or a page is rendered for one reader; these are the template filters that
+write them then (``render.environment``, ``web.pages``). Times are shown in UTC, as stored, and say so.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency, format_decimal
+
+LOCALES = ("fr", "en")
+
+
+def _locale(locale: str) -> str:
+    return locale if locale in LOCALES else "fr"
+
+
+def money(amount: Decimal | str | int, currency: str, locale: str) -> str:
+    """``1 500,00 €`` / ``€1,500.00``: the amount with its currency, as the reader writes it."""
+    return format_currency(Decimal(str(amount)), currency, locale=_locale(locale))
+
+
+def number(value: Decimal | int | float | str, locale: str) -> str:
+    return format_decimal(Decimal(str(value)), locale=_locale(locale))
+
+
+def day(value: date | datetime | str | None, locale: str) -> str:
+    """``5 janvier 2027`` / ``January 5, 2027`` (French writes the first of the month ``1er``)."""
+    if value is None or value == "":
+        return ""
+    when = date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    written = format_date(when, format="long", locale=_locale(locale))
+    return "1er" + written[1:] if _locale(locale) == "fr" and when.day == 1 else written
+
+
+def moment(value: datetime | None, locale: str) -> str:
+    """``5 janvier 2027 à 14:00 UTC`` / ``January 5, 2027 at 2:00 PM UTC``."""
+    if value is None:
+        return ""
+    at = " à " if _locale(locale) == "fr" else " at "
+    return day(value, locale) + at + format_time(value, format="short", locale=_locale(locale)) + " UTC"
+
+
+FILTERS = {"money": money, "number": number, "day": day, "moment": moment}

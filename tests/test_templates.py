@@ -1,0 +1,113 @@
+"""Every built-in mail, rendered in both languages: money and dates as the reader writes them, nothing
+left unrendered, HTML that parses, links that work from a mail client; and a home's own template wins."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from gateway.outbound.render import DEFAULTS, render_mail
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+MAILS = sorted({p.name.rsplit(".", 2)[0] for p in (DEFAULTS / "mail" / "en").glob("*.j2")})
+
+
+def _context() -> dict[str, object]:
+    """One context with every variable any mail template reads, amounts and times as the code gives them."""
+    customer = SimpleNamespace(email="jean@client.example")
+    order = SimpleNamespace(customer=customer, number=12)
+    item = {"description": "Logo", "offer": "", "quantity": 2, "unit_price": "750.00", "amount": "1500.00"}
+    return {
+        "accepted": True, "added_by": "alice@shop.example", "address": "jean@client.example",
+        "amount": "1500.00", "amount_due": "1500.00", "amount_paid": "0.00",
+        "bank_details": "IBAN FR76 3000 6000 0112 3456 7890 189",
+        "bad": [SimpleNamespace(line="#frobnicate", reason="unknown command")], "by": "alice@shop.example",
+        "by_customer": True, "by_hand": [{"amount": Decimal("20"), "currency": "EUR", "method": "transfer"}],
+        "change": "renewed", "charged": False, "commands": "Commands at the top of a reply: #ship [TRACKING]",
+        "comment": SimpleNamespace(text="Le colis est arrivé abîmé.", author_email="jean@client.example",
+                                   visibility="public", unverified_sender=False, author_role="requester"),
+        "currency": "EUR", "defects": [], "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
+        "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,
+        "link": "https://shop.example/quote/abc", "mailbox": "support@shop.example", "message": 7, "next_plan": "pro",
+        "number": 12, "observers": [], "order": order, "order_link": "https://shop.example/order/abc",
+        "payment": SimpleNamespace(provider="fake-card"), "payment_link": "https://pay.example/12",
+        "payment_method": "transfer", "period_end": datetime(2027, 2, 1), "plan": "pro", "plan_currency": "EUR",
+        "quote_currency": "EUR", "quote_items": [item], "rating": 5, "reason": "trop cher",
+        "recipient": "jean@client.example", "recipient_name": "Jean", "recipient_email": "jean@client.example",
+        "reference": "#12", "refunded": "1500.00", "review": "Parfait", "review_days": 7, "role": "coordinator",
+        "request": SimpleNamespace(id=12, subject="Logo", status="confirmed", kind="order",
+                                   mailbox="orders@shop.example"),
+        "retry": datetime(2027, 1, 8), "rows": [], "sender": "jean@client.example", "site_name": "Boutique Exemple",
+        "base_url": "https://shop.example", "source": "mail", "starts": datetime(2027, 3, 1), "status": "",
+        "subject": "Logo", "subscription": SimpleNamespace(id=3), "table_en": [("#help", "this table")],
+        "table_fr": [("#help", "ce tableau")], "text": "Voici le logo.", "total": "1500.00", "tracking": "COLIS-1",
+        "valid_until": datetime(2027, 1, 5), "version": 2,
+    }
+
+
+class _Tags(HTMLParser):
+    """The open tags left unclosed, and every link."""
+
+    VOID = {"meta", "br", "hr", "img", "input", "link"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [value or "" for name, value in attrs if name == "href"]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, f"</{tag}> closes <{self.open[-1] if self.open else None}>"
+        self.open.pop()
+
+
+@pytest.mark.parametrize("locale", ["fr", "en"])
+@pytest.mark.parametrize("mail", MAILS)
+def test_every_mail_reads_well_in_both_languages(mail: str, locale: str, tmp_path: Path) -> None:
+    event, audience = mail.split(".")
+    rendered = render_mail(tmp_path, event, audience, locale, _context())
+    for part in (rendered.subject, rendered.text, rendered.html):
+        assert "{{" not in part and "{%" not in part and "None" not in part
+        assert not re.search(r"\d\.\d\d ?(EUR|€)", part), "money is never written 1500.00 EUR"
+        assert not re.search(r"\b20\d\d-\d\d-\d\d\b", part), "dates are never written 2027-01-05"
+    if "1500" in rendered.text.replace("\u202f", "").replace(",", ""):
+        assert ("1\u202f500,00\xa0€" if locale == "fr" else "€1,500.00") in rendered.text, "as the reader writes it"
+    tags = _Tags()
+    tags.feed(rendered.html)
+    assert tags.open == [], "every tag closed"
+    assert all(link.startswith(("https://", "http://", "mailto:")) for link in tags.links), tags.links
+    assert f'lang="{locale}"' in rendered.html and "style=" in rendered.html, "the layout, its CSS inlined"
+
+
+def test_a_quote_mail_shows_the_amount_the_date_and_a_button() -> None:
+    rendered = render_mail(Path("/nonexistent"), "quote_sent", "customer", "fr", _context())
+    assert rendered.subject == "Votre devis n°12-2 : 1\u202f500,00\xa0€"
+    assert "valable jusqu'au 5 janvier 2027" in rendered.text
+    assert re.search(r'<a class="button" href="https://shop.example/quote/abc" style="[^"]*background', rendered.html)
+    assert "<table" in rendered.html and "750" not in rendered.text.split("Logo")[0]
+
+
+def test_a_homes_own_template_wins_over_the_built_in_one(tmp_path: Path) -> None:
+    ours = render_mail(REPOSITORY, "acknowledgment", "customer", "fr", _context())
+    built_in = render_mail(tmp_path, "acknowledgment", "customer", "fr", _context())
+    assert "du lundi au vendredi" in ours.text and "du lundi au vendredi" not in built_in.text
+    assert "Nous avons bien reçu votre demande n°12" in built_in.text
+    english = render_mail(REPOSITORY, "acknowledgment", "customer", "en", _context())
+    assert "du lundi au vendredi" not in english.text, "the override is for one language only"
+
+
+def test_the_templates_readme_names_every_built_in_mail() -> None:
+    readme = (REPOSITORY / "templates" / "README.md").read_text()
+    for mail in MAILS:
+        event, audience = mail.split(".")
+        assert f"| `{event}` | {audience} |" in readme, mail
