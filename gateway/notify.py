@@ -347,7 +347,7 @@ def _expected_from(request: Request, participant: Participant) -> bool:
 
 
 def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, Any],
-              exclude: str = "") -> None:
+              exclude: str = "", files: Sequence[MailFile] = ()) -> None:
     """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``;
     the one who must answer next is told so."""
     told = [join(mailer.session, request, person.email, role="coordinator", person=person)
@@ -355,13 +355,13 @@ def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, A
     told += [p for p in request.participants if p.role == "supplier" and p.active and p.email != exclude]
     for participant in told:
         mailer.send(request, participant, event, "coordinator",
-                    {**context, "expected": _expected_from(request, participant)})
+                    {**context, "expected": _expected_from(request, participant)}, files=files)
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
                        *, acknowledge: bool, defects: list[str], opened_before: int,
                        observers: list[str] | None = None, event: str = "new_request",
-                       about: dict[str, Any] | None = None) -> None:
+                       about: dict[str, Any] | None = None, files: Sequence[MailFile] = ()) -> None:
     """Coordinators are alerted with ``event`` (an order opened by mail: ``order_new``, ``about`` it),
     with the observers the customer's Cc added; the customer gets one acknowledgment, never an
     automatic sender.
@@ -380,21 +380,21 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
                                                  "limit": limit}, exclude=comment.author_email)
         return
     context = {**(about or {}), "comment": comment, "defects": defects, "observers": observers or []}
-    tell_team(mailer, request, event, context, exclude=comment.author_email)
+    tell_team(mailer, request, event, context, exclude=comment.author_email, files=files)
     if acknowledge:
         mailer.send(request, requester, "acknowledgment", "customer", {"comment": comment},
                     auto_submitted="auto-replied")
 
 
 def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: Author,
-                   defects: list[str]) -> None:
-    """Each participant who may see the comment, never its author."""
-    context = {"comment": comment, "author": author, "defects": defects, "expected": False}
-    tell_team(mailer, request, "comment", context, exclude=comment.author_email)
+                   defects: list[str], about: dict[str, Any] | None = None, files: Sequence[MailFile] = ()) -> None:
+    """Each participant who may see the comment, never its author; its ``files`` go with it."""
+    context = {**(about or {}), "comment": comment, "author": author, "defects": defects, "expected": False}
+    tell_team(mailer, request, "comment", context, exclude=comment.author_email, files=files)
     for participant in list(request.participants):
         if not participant.active or participant.email == comment.author_email:
             continue
         if participant.role == "requester" and _may_see(participant, comment):
-            mailer.send(request, participant, "comment", "customer", context)
+            mailer.send(request, participant, "comment", "customer", context, files=files)
         elif participant.role == "observer" and _may_see(participant, comment):
-            mailer.send(request, participant, "comment", "coordinator", context)
+            mailer.send(request, participant, "comment", "coordinator", context, files=files)

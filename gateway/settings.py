@@ -112,6 +112,8 @@ class Settings:
     clock_file: Path | None = None  # tests only: "now" is the real time plus the seconds in it (CONTRACT §10)
     sweep_seconds: float = 60.0  # how often deadlines are swept and removed participants published (CONTRACT §10)
     requests_per_sender_hour: int = 5  # acknowledged and announced; past it, one digest, then silence
+    attachments_max_mb: float = 10.0  # a comment's files travel with it up to this much a mail; past it, links
+    attachment_link_days: int = 30  # how long such a download link works
     mailboxes: tuple[Mailbox, ...] = field(default_factory=tuple)
     quote_validity_days: int = 30
     api_key: str = ""
@@ -368,6 +370,8 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         relay=relay,
         mails_per_hour=int(section.get("mails_per_hour", 20)),
         requests_per_sender_hour=int(section.get("requests_per_sender_hour", 5)),
+        attachments_max_mb=float(section.get("attachments_max_mb", 10)),
+        attachment_link_days=int(section.get("attachment_link_days", 30)),
         sweep_seconds=float(section.get("sweep_seconds", 60)),
         requeue_seconds=float(section.get("requeue_seconds", 300)),
         clock_file=home / str(section["clock_file"]) if section.get("clock_file") else None,

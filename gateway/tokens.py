@@ -15,6 +15,8 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 _MAC_BYTES = 10
 _ID_BYTES = 5  # up to ~10^12 requests and participants
@@ -125,3 +127,35 @@ def verify_order_token(secret_key: str, token: str) -> int | None:
     """The order number a link names, or None when it is malformed or its signature is wrong."""
     payload = _urlsafe_signed(token, _ORDER_ID_BYTES, _ORDER_MAC_BYTES, lambda signed: _order_mac(secret_key, signed))
     return int.from_bytes(payload, "big") if payload is not None else None
+
+
+_FILE_ID_BYTES = 6
+_FILE_UNTIL_BYTES = 4  # the hour it expires, counted from 1970
+_FILE_MAC_BYTES = 14  # 6 + 4 + 14 = 24 bytes: 32 characters
+
+
+class FileToken(NamedTuple):
+    attachment_id: int
+    expires_at: datetime  # naive UTC, as every stored time
+
+
+def _file_mac(secret_key: str, payload: bytes) -> bytes:
+    return hmac.new(secret_key.encode(), b"file:" + payload, hashlib.sha256).digest()[:_FILE_MAC_BYTES]
+
+
+def mint_file_token(secret_key: str, attachment_id: int, expires_at: datetime) -> str:
+    """The token of a download link to one stored file of a comment, good until ``expires_at`` (to the hour)."""
+    hours = int(expires_at.replace(tzinfo=UTC).timestamp() // 3600)
+    payload = attachment_id.to_bytes(_FILE_ID_BYTES, "big") + hours.to_bytes(_FILE_UNTIL_BYTES, "big")
+    return base64.urlsafe_b64encode(payload + _file_mac(secret_key, payload)).decode().rstrip("=")
+
+
+def verify_file_token(secret_key: str, token: str) -> FileToken | None:
+    """The file and the expiry a download link names, or None when it is malformed or forged."""
+    payload = _urlsafe_signed(token, _FILE_ID_BYTES + _FILE_UNTIL_BYTES, _FILE_MAC_BYTES,
+                              lambda signed: _file_mac(secret_key, signed))
+    if payload is None:
+        return None
+    hours = int.from_bytes(payload[_FILE_ID_BYTES:], "big")
+    return FileToken(int.from_bytes(payload[:_FILE_ID_BYTES], "big"),
+                     datetime.fromtimestamp(hours * 3600, UTC).replace(tzinfo=None))

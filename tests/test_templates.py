@@ -18,7 +18,7 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 MAILS = sorted({p.name.rsplit(".", 2)[0] for p in (DEFAULTS / "mail" / "en").glob("*.j2")})
 
 
-def _context() -> dict[str, object]:
+def mail_context() -> dict[str, object]:
     """One context with every variable any mail template reads, amounts and times as the code gives them."""
     customer = SimpleNamespace(email="jean@client.example")
     order = SimpleNamespace(customer=customer, number=12)
@@ -75,7 +75,7 @@ class _Tags(HTMLParser):
 @pytest.mark.parametrize("mail", MAILS)
 def test_every_mail_reads_well_in_both_languages(mail: str, locale: str, tmp_path: Path) -> None:
     event, audience = mail.split(".")
-    rendered = render_mail(tmp_path, event, audience, locale, _context())
+    rendered = render_mail(tmp_path, event, audience, locale, mail_context())
     for part in (rendered.subject, rendered.text, rendered.html):
         assert "{{" not in part and "{%" not in part and "None" not in part
         assert not re.search(r"\d\.\d\d ?(EUR|€)", part), "money is never written 1500.00 EUR"
@@ -90,7 +90,7 @@ def test_every_mail_reads_well_in_both_languages(mail: str, locale: str, tmp_pat
 
 
 def test_a_quote_mail_shows_the_amount_the_date_and_a_button() -> None:
-    rendered = render_mail(Path("/nonexistent"), "quote_sent", "customer", "fr", _context())
+    rendered = render_mail(Path("/nonexistent"), "quote_sent", "customer", "fr", mail_context())
     assert rendered.subject == "Votre devis n°12-2 : 1\u202f500,00\xa0€"
     assert "valable jusqu'au 5 janvier 2027" in rendered.text
     assert re.search(r'<a class="button" href="https://shop.example/quote/abc" style="[^"]*background', rendered.html)
@@ -98,11 +98,11 @@ def test_a_quote_mail_shows_the_amount_the_date_and_a_button() -> None:
 
 
 def test_a_homes_own_template_wins_over_the_built_in_one(tmp_path: Path) -> None:
-    ours = render_mail(REPOSITORY, "acknowledgment", "customer", "fr", _context())
-    built_in = render_mail(tmp_path, "acknowledgment", "customer", "fr", _context())
+    ours = render_mail(REPOSITORY, "acknowledgment", "customer", "fr", mail_context())
+    built_in = render_mail(tmp_path, "acknowledgment", "customer", "fr", mail_context())
     assert "du lundi au vendredi" in ours.text and "du lundi au vendredi" not in built_in.text
     assert "Nous avons bien reçu votre demande n°12" in built_in.text
-    english = render_mail(REPOSITORY, "acknowledgment", "customer", "en", _context())
+    english = render_mail(REPOSITORY, "acknowledgment", "customer", "en", mail_context())
     assert "du lundi au vendredi" not in english.text, "the override is for one language only"
 
 

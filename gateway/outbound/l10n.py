@@ -47,4 +47,13 @@ def moment(value: datetime | None, locale: str) -> str:
     return day(value, locale) + at + format_time(value, format="short", locale=_locale(locale)) + " UTC"
 
 
-FILTERS = {"money": money, "number": number, "day": day, "moment": moment}
+def size(count: int, locale: str) -> str:
+    """A file's size: ``12,3 Mo`` / ``12.3 MB`` (kilobytes below one megabyte)."""
+    megabytes = count / (1024 * 1024)
+    unit = ("Mo", "Ko") if _locale(locale) == "fr" else ("MB", "KB")
+    if megabytes >= 1:
+        return f"{format_decimal(round(megabytes, 1), locale=_locale(locale))}\xa0{unit[0]}"
+    return f"{format_decimal(max(1, round(count / 1024)), locale=_locale(locale))}\xa0{unit[1]}"
+
+
+FILTERS = {"money": money, "number": number, "day": day, "moment": moment, "size": size}

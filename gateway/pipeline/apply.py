@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.addresses import takes_no_reply
 from gateway.appends import append
-from gateway.attachments import keep_attachments
+from gateway.attachments import keep_attachments, travelling
 from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.dispatch import apply_commands, implemented
@@ -196,10 +196,12 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
     acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
+    files = travelling(settings, comment)
     notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
                        opened_before=opened_before, observers=observers,
                        event="order_new" if order else "new_request",  # an order's notice names its commands
-                       about={**order_context(order), "source": "mail"} if order else None)
+                       about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
+                              "links_until": files.links_until}, files=files.files)
     incoming.row.request = request
     return Opened(request, incoming.sender)
 
@@ -265,7 +267,9 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     if request.assignee is not assignee:
         run_rules(rules, "assignment", inbound_id=incoming.row.id)
     if comment is not None:
-        notify_comment(incoming.mailer, request, comment, author, parsed.defects)
+        files = travelling(incoming.settings, comment)
+        notify_comment(incoming.mailer, request, comment, author, parsed.defects,
+                       about={"links": files.links, "links_until": files.links_until}, files=files.files)
     incoming.row.request_id = request.id
     flag = " unverified sender" if author.unverified else ""
     done = f"{comment.visibility} comment" if comment is not None else "no comment"

@@ -16,6 +16,9 @@ from conftest import Gateway
 from test_orders_in_time import CUSTOMER, FAKE_CARD, MARKETPLACE, confirmed_order, page_link, start_market
 from test_orders_in_time import answer as answer_as_alice
 from test_quote_page import ALICE, answer, order_with_quote, quote_statuses, start_shop
+from test_templates import MAILS, mail_context
+
+from gateway.outbound.render import render_mail
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -51,7 +54,7 @@ def test_a_customer_accepts_the_quote_in_a_real_browser_on_a_phone(shop: Gateway
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     page.goto(f"http://127.0.0.1:{shop.http_port}{link}")
-    assert "420.00" in page.inner_text(".amount")
+    assert "420,00" in page.inner_text(".amount")
     assert page.locator("button.accept").is_visible() and page.locator("button.decline").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "no sideways scrolling"
     page.screenshot(path=str(ARTIFACTS / "quote-open-phone.png"), full_page=True)
@@ -76,7 +79,7 @@ def test_the_gone_page_reads_well_in_a_browser(shop: Gateway, browser: Any) -> N
     assert response is not None and response.status == 410
     page.screenshot(path=str(ARTIFACTS / "quote-replaced-phone.png"), full_page=True)
     page.click("a.button")
-    assert "500.00" in page.inner_text(".amount")
+    assert "500,00" in page.inner_text(".amount")
     page.close()
 
 
@@ -124,3 +127,25 @@ def test_a_customer_completes_a_delivered_order_in_a_real_browser_and_a_stale_pa
     forged = browser.new_page()
     gone = forged.goto(link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB"))
     assert gone is not None and gone.status == 404, "a forged token names no order"
+
+
+def test_every_customer_mail_reads_on_a_phone_and_a_desktop_and_in_dark_mode(browser: Any, tmp_path: Path) -> None:
+    """Each customer mail's HTML part as a mail client shows it: no sideways scrolling on a phone, the
+    dark-mode rules applied; screenshots in ``test-artifacts/mail-*.png``."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport=PHONE, device_scale_factor=2)
+    customer_mails = [mail for mail in MAILS if mail.endswith(".customer")]
+    assert len(customer_mails) >= 15
+    for mail in customer_mails:
+        event, audience = mail.split(".")
+        html = render_mail(tmp_path, event, audience, "fr", mail_context()).html
+        for width, name in ((PHONE["width"], "phone"), (1024, "desktop")):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.emulate_media(color_scheme="light")
+            page.set_content(html)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{mail} scrolls sideways"
+            page.screenshot(path=str(ARTIFACTS / f"mail-{event}-{name}.png"), full_page=True)
+        page.emulate_media(color_scheme="dark")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(17, 20, 24)", f"{mail} in dark mode: {background}"
+    page.close()

@@ -68,7 +68,7 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     assert len(shop.mails_to(CUSTOMER)) == before + 1, "the item lines are the quote, not a comment too"
     assert len(shop.show(1)["comments"]) == 1
     second = quotes_to(shop, CUSTOMER)[-1]
-    assert "420.00" in str(second["Subject"]) and "Page supplémentaire" in body_text(second)
+    assert "420,00" in str(second["Subject"]) and "Page supplémentaire" in body_text(second)
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'replaced'") == 1
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'open'") == 1
 

@@ -89,7 +89,7 @@ def test_a_customer_accepts_a_quote_then_the_coordinator_confirms_and_the_card_i
     page = web.get(link)
     assert page.status_code == 200
     text = visible_text(page.text)
-    assert "450,00\xa0€" in text and "Boutique Test" in text
+    assert "450,00 €" in text and "Boutique Test" in text, "as a French reader writes it"
     assert "commande n°1" in text and "Valable jusqu'au" in text
     assert "Accepter le devis" in text and "Refuser le devis" in text
     assert page.headers["cache-control"] == "no-store" and "frame-ancestors 'none'" in page.headers[
@@ -139,7 +139,7 @@ def test_a_replaced_quote_answers_410_naming_its_new_version_and_a_withdrawn_one
     old = web.get(first)
     assert old.status_code == 410
     text = visible_text(old.text)
-    assert "Ce devis a été remplacé" in text and "version 2" in text and "500,00\xa0€" in text
+    assert "Ce devis a été remplacé" in text and "version 2" in text and "500,00 €" in text
     assert f'href="{second}"' in old.text
     assert web.post(f"{first}/accept").status_code == 410
     assert web.post(f"{first}/decline", data={"reason": "non"}).status_code == 410
