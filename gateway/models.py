@@ -43,6 +43,7 @@ class Person(Base):
     failing_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     invoice_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     card_reference: Mapped[str | None] = mapped_column(String(200), default=None)  # the card renewals are charged on
+    page_key: Mapped[int] = mapped_column(Integer, default=0)  # in their page's link: a new one revokes the old links
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 

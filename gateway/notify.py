@@ -37,7 +37,7 @@ from gateway.outbound.guide import hint
 from gateway.outbound.leaks import find_leak
 from gateway.outbound.render import render_mail
 from gateway.settings import Settings
-from gateway.tokens import mint_reply_token, reply_address
+from gateway.tokens import mint_person_token, mint_reply_token, reply_address
 
 
 class UnwrittenMail(RuntimeError):
@@ -294,7 +294,8 @@ class Mailer:
             **context, "request": request, "site_name": self.settings.site_name,
             "base_url": self.settings.base_url, "recipient_email": recipient,
             "recipient_name": person.name if person else "",
-            "commands": _commands(request, audience, recipient, person, locale, context)})
+            "commands": _commands(request, audience, recipient, person, locale, context),
+            "my_page": page_link(self.settings, person) if audience == "customer" and person and person.id else ""})
         message_id = new_message_id(self.settings)
         try:
             raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
@@ -309,6 +310,11 @@ class Mailer:
                     "raw": raw, "created_at": mail.created_at}
         if audience == "customer" and request is not None:
             self._hold_if_leaking(request, rendered.text, mail, context)
+
+
+def page_link(settings: Settings, person: Person) -> str:
+    """The customer's own page (``orders.customer_page``), named in the footer of every mail they get."""
+    return f"{settings.base_url}/me/{mint_person_token(settings.secret_key, person.id, person.page_key or 0)}"
 
 
 def _commands(request: Request | None, audience: str, recipient: str, person: Person | None, locale: str,

@@ -159,3 +159,27 @@ def verify_file_token(secret_key: str, token: str) -> FileToken | None:
     hours = int.from_bytes(payload[_FILE_ID_BYTES:], "big")
     return FileToken(int.from_bytes(payload[:_FILE_ID_BYTES], "big"),
                      datetime.fromtimestamp(hours * 3600, UTC).replace(tzinfo=None))
+
+
+_PERSON_ID_BYTES = 5
+_PERSON_KEY_BYTES = 2
+_PERSON_MAC_BYTES = 14  # 5 + 2 + 14 = 21 bytes: 28 characters
+
+
+def _person_mac(secret_key: str, payload: bytes) -> bytes:
+    return hmac.new(secret_key.encode(), b"person:" + payload, hashlib.sha256).digest()[:_PERSON_MAC_BYTES]
+
+
+def mint_person_token(secret_key: str, person_id: int, page_key: int) -> str:
+    """The token of a customer's own page link: their account and its current ``page_key``, signed."""
+    payload = person_id.to_bytes(_PERSON_ID_BYTES, "big") + (page_key % 65536).to_bytes(_PERSON_KEY_BYTES, "big")
+    return base64.urlsafe_b64encode(payload + _person_mac(secret_key, payload)).decode().rstrip("=")
+
+
+def verify_person_token(secret_key: str, token: str) -> tuple[int, int] | None:
+    """The account and page key a page link names, or None when it is malformed or forged."""
+    payload = _urlsafe_signed(token, _PERSON_ID_BYTES + _PERSON_KEY_BYTES, _PERSON_MAC_BYTES,
+                              lambda signed: _person_mac(secret_key, signed))
+    if payload is None:
+        return None
+    return int.from_bytes(payload[:_PERSON_ID_BYTES], "big"), int.from_bytes(payload[_PERSON_ID_BYTES:], "big")

@@ -175,3 +175,40 @@ def test_an_encoded_word_in_a_charset_named_with_a_nul_is_an_unknown_charset() -
     parsed = parse(b"From: =?a\x00b?q?Jean?= <a@b.example>\r\nSubject: =?ut\x00f-8?q?Caf=C3=A9?=\r\n\r\nx\r\n")
     assert parsed.sender is not None and parsed.sender.address == "a@b.example"
     assert "Caf" in parsed.subject
+
+
+_FORWARDS = {
+    "gmail-fr": ("Subject: Fwd: Facture\r\n\r\nVoir ci-dessous.\r\n\r\n---------- Message transféré ---------\r\n"
+                 "De : Jean Dupont <jean@client.example>\r\nDate: lun. 7 déc. 2026 à 10:02\r\nSubject: Facture\r\n"
+                 "To: <alice@shop.example>\r\n\r\n\r\nBonjour.\r\n", "Facture", "Voir ci-dessous."),
+    "outlook-fr": ("Subject: TR: Facture\r\n\r\nPour info.\r\n\r\n________________________________\r\n"
+                   "De : Jean Dupont <jean@client.example>\r\nEnvoyé : lundi 7 décembre 2026 10:02\r\n"
+                   "À : Alice <alice@shop.example>\r\nObjet : Facture\r\n\r\nBonjour.\r\n", "Facture", "Pour info."),
+    "outlook-old": ("Subject: FW: Facture\r\n\r\n-----Original Message-----\r\n"
+                    "From: Jean Dupont [mailto:jean@client.example]\r\nSent: Monday, December 7, 2026 10:02 AM\r\n"
+                    "To: Alice\r\nSubject: Facture\r\n\r\nBonjour.\r\n", "Facture", ""),
+    "apple-fr": ("Subject: Fwd: Facture\r\n\r\n\r\nDébut du message réexpédié :\r\n\r\n"
+                 "De: Jean Dupont <jean@client.example>\r\nObjet: Facture\r\nDate: 7 décembre 2026 à 10:02:00 UTC+1\r\n"
+                 "À: alice@shop.example\r\n\r\nBonjour.\r\n", "Facture", ""),
+    "thunderbird": ("Subject: Fwd: Facture\r\n\r\n\r\n-------- Forwarded Message --------\r\nSubject: \tFacture\r\n"
+                    "Date: \tMon, 7 Dec 2026 10:02:00 +0100\r\nFrom: \tJean Dupont <jean@client.example>\r\n"
+                    "To: \talice@shop.example\r\n\r\nBonjour.\r\n", "Facture", ""),
+}
+
+
+@pytest.mark.parametrize("client", sorted(_FORWARDS))
+def test_a_forward_is_read_back_whatever_client_wrote_it(client: str) -> None:
+    body, subject, note = _FORWARDS[client]
+    raw = ("From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nContent-Type: text/plain; charset=utf-8\r\n"
+           + body).encode()
+    original = parse(raw).forwarded
+    assert original is not None
+    assert (original.address, original.name, original.subject, original.text, original.note) == (
+        "jean@client.example", "Jean Dupont", subject, "Bonjour.", note)
+
+
+def test_a_reply_quoting_headers_is_not_a_forward() -> None:
+    raw = (b"From: Alice <alice@shop.example>\r\nSubject: Re: Facture\r\n\r\nOui.\r\n\r\n"
+           b"-----Original Message-----\r\nFrom: Jean <jean@client.example>\r\nSubject: Facture\r\n\r\nBonjour.\r\n")
+    assert parse(raw).forwarded is None
+    assert parse(b"From: a@b.example\r\nSubject: Fwd: rien\r\n\r\nPas de message ici.\r\n").forwarded is None

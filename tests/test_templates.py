@@ -47,7 +47,7 @@ def mail_context() -> dict[str, object]:
         "base_url": "https://shop.example", "source": "mail", "starts": datetime(2027, 3, 1), "status": "",
         "subject": "Logo", "subscription": SimpleNamespace(id=3), "table_en": [("#help", "this table")],
         "table_fr": [("#help", "ce tableau")], "text": "Voici le logo.", "total": "1500.00", "tracking": "COLIS-1",
-        "valid_until": datetime(2027, 1, 5), "version": 2,
+        "valid_until": datetime(2027, 1, 5), "version": 2, "my_page": "https://shop.example/me/abc",
     }
 
 

@@ -91,8 +91,11 @@ def cmd_people_set(args: argparse.Namespace) -> int:
     context = open_context(settings_of(args))
     with context.sessions.begin() as session:
         person = find_person(session, args.email) or upsert_person(session, args.email)
-        if args.invoice is None and args.card is None:
-            raise UserError("nothing to set: give --invoice yes|no or --card TOKEN")
+        if args.invoice is None and args.card is None and not args.new_page_link:
+            raise UserError("nothing to set: give --invoice yes|no, --card TOKEN or --new-page-link")
+        if args.new_page_link:
+            person.page_key = (person.page_key or 0) + 1
+            print(f"{person.email}: a new link to their page; the links mailed before no longer open it")
         if args.invoice is not None:
             person.invoice_enabled = args.invoice == "yes"
             print(f"{person.email}: invoice payment {'enabled' if person.invoice_enabled else 'disabled'}")
@@ -222,6 +225,8 @@ def register_order_commands(add: AddCommand,
     person.add_argument("--invoice", choices=["yes", "no"], help="may this customer pay by invoice")
     person.add_argument("--card", metavar="TOKEN", help="the card subscriptions are charged on (a provider's saved "
                         "card: a Stripe PaymentMethod id, or fake-card's tok_visa / tok_chargeDeclined)")
+    person.add_argument("--new-page-link", action="store_true",
+                        help="revoke the links to this customer's own page mailed so far (new mails carry a new one)")
     person.set_defaults(handler=cmd_people_set)
     payments = add("payments", cmd_payments_import, "payments that arrive by themselves: bank statements")
     payments.add_argument("--data", help="data folder")

@@ -29,4 +29,7 @@ def parsed_json(parsed: ParsedMail) -> dict[str, Any]:
         "tokens": parsed.tokens(),
         "commands": [{"name": c.name, "args": c.args} for c in commands],
         "defects": parsed.defects,
+        "forwarded": {"from": {"address": original.address, "name": original.name}, "subject": original.subject,
+                      "text": original.text, "note": original.note, "attached": original.attached}
+        if (original := parsed.forwarded) is not None else None,
     }

@@ -21,7 +21,9 @@ from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datet
 from typing import Any
 
 from gateway.addresses import is_addr_spec
+from gateway.mail import forwards
 from gateway.mail.classify import Classification, classify, suppresses_auto_response
+from gateway.mail.forwards import Original
 from gateway.mail.headers import POLICY, decode_header_value, decode_text
 from gateway.mail.html import html_to_text
 from gateway.mail.replies import extract_reply
@@ -76,6 +78,7 @@ class ParsedMail:
     attachments: list[Attachment]
     classification: Classification
     embeds_message: bool = False  # a ``message/rfc822`` part: a forward with the original inside
+    forwarded: Original | None = None  # a forward, read back: the original's sender, subject, text
     sender_unambiguous: bool = True  # From is one address that a strict parser reads the same (``_unambiguous``)
     authentication_results: tuple[str, ...] = ()  # every Authentication-Results header, as received
     suppresses_auto_response: bool = False  # the sender asked for no automatic answer
@@ -281,6 +284,22 @@ def _drop_charsets_with_nul(message: Message, defects: list[str]) -> None:
             defects.append("charset named with a NUL")
 
 
+def _forwarded(message: Message, text: str, subject: str, embeds_message: bool) -> Original | None:
+    """The original of a forward: attached whole, else inline below a separator; looked for only in a
+    mail that says it is a forward (its subject) or carries a message."""
+    if embeds_message:
+        original = forwards.attached(message)
+        if original is not None:
+            texts, htmls, _files = _walk_bodies(original, [])
+            original_text = "\n".join(texts) if texts else (html_to_text("\n".join(htmls)) if htmls else "")
+            found = forwards.from_attached(original, original_text.replace("\r\n", "\n"), text)
+            if found is not None:
+                return found
+    if forwards.FORWARD_SUBJECT.match(subject):
+        return forwards.inline(text, subject)
+    return None
+
+
 def parse(raw: bytes) -> ParsedMail:
     """Parse one message; never raises on malformed input (what was wrong is in ``defects``)."""
     defects: list[str] = []
@@ -307,11 +326,12 @@ def parse(raw: bytes) -> ParsedMail:
     text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     sender = senders[0] if senders else None
+    subject = without_nul(decode_header_value(message.get("Subject")))
     return ParsedMail(
         sender=sender,
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
-        subject=without_nul(decode_header_value(message.get("Subject"))),
+        subject=subject,
         message_id=next(iter(_message_ids(message.get("Message-ID"))), None),
         in_reply_to=next(iter(_message_ids(message.get("In-Reply-To"))), None),
         references=_message_ids(message.get("References")),
@@ -322,6 +342,7 @@ def parse(raw: bytes) -> ParsedMail:
         attachments=attachments,
         classification=classify(message, sender.address if sender else None),
         embeds_message=embeds_message,
+        forwarded=_forwarded(message, text, subject, embeds_message),
         sender_unambiguous=_unambiguous(message, sender),
         authentication_results=tuple(message.get_all("Authentication-Results", [])),
         suppresses_auto_response=suppresses_auto_response(message),

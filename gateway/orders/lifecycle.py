@@ -20,6 +20,7 @@ from gateway.helpdesk import record_event
 from gateway.notify import Mailer
 from gateway.orders import timeline
 from gateway.orders.card import OrderError, set_label, set_status
+from gateway.orders.delivery_note import delivery_note
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
@@ -156,7 +157,9 @@ def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tr
     order.shipped_at = utcnow()
     timeline.shipped(mailer.session, order)
     set_status(order, "shipped", author)
-    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""})
+    locale = order.customer.locale or settings.locale
+    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""},
+                  files=[delivery_note(settings, order, locale)])
 
 
 def complete_order(session: Session, order: Order, author: str, force: bool = False) -> None:

@@ -41,7 +41,7 @@ from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
 from gateway.pipeline.message import Incoming, Known
-from gateway.pipeline.thread import find_thread, requests_named
+from gateway.pipeline.thread import find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
@@ -153,9 +153,46 @@ def list_inbox(incoming: Incoming) -> str | None:
     return None
 
 
+def open_forwarded(incoming: Incoming) -> Opened | None:
+    """A coordinator forwarded a customer's mail to the mailbox: the request is the customer's. Its
+    opening comment is the original, the coordinator's words above it a note whose ``#commands`` apply;
+    the customer hears nothing until a coordinator answers publicly. A forward its From's MTA did not
+    vouch for is opened all the same, flagged unverified, and its commands are plain text."""
+    original, parsed = incoming.parsed.forwarded, incoming.parsed
+    if (incoming.threaded.request is not None or original is None or incoming.account.role != "coordinator"
+            or original.address == incoming.sender or incoming.settings.is_own_address(original.address)):
+        return None
+    verified = is_authenticated(parsed, incoming.raw, incoming.settings)
+    commands, rest = split_commands(original.note) if verified else ([], original.note)
+    bad = check_commands(commands, "coordinator", implemented())
+    bad += lookup_problems(incoming.session, [c for c in commands if c.line not in {b.line for b in bad}])
+    if bad:
+        raise CommandsRefused(incoming.sender, None, bad)
+    assert incoming.known is not None
+    customer = upsert_person(incoming.session, original.address, name=original.name or None,
+                             people=incoming.known.people)
+    opened = _open(incoming, customer, incoming.seen, subject=original.subject or parsed.subject,
+                   text=original.text, acknowledge=False, unverified=not verified, cc_observers=False)
+    request, session = opened.request, incoming.session
+    forwarder = Author(incoming.sender, "coordinator",
+                       join(session, request, incoming.sender, role="coordinator", person=incoming.account),
+                       unverified=not verified)
+    note = add_comment(session, request, forwarder, rest, visibility="private" if forwarder.unverified else "note",
+                       inbound_id=incoming.row.id) if rest else None
+    record_event(request, "forwarded", f"{original.address}'s mail forwarded by {incoming.sender}"
+                                       + ("" if verified else " (not authenticated: unverified)"))
+    if commands:
+        apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, forwarder, note, rest),
+                       commands)
+    return Opened(request, f"{original.address} (forwarded by {incoming.sender})")
+
+
 def open_new(incoming: Incoming) -> Opened | None:
     """No request named: a new one, acknowledged, its rules run, the coordinators told."""
-    return _open(incoming, incoming.account, incoming.seen) if incoming.threaded.request is None else None
+    if incoming.threaded.request is not None:
+        return None
+    return _open(incoming, incoming.account, incoming.seen, subject=incoming.parsed.subject,
+                 text=incoming.parsed.text.strip(), acknowledge=True, cc_observers=True)
 
 
 def comment(incoming: Incoming) -> str:
@@ -169,7 +206,8 @@ def comment(incoming: Incoming) -> str:
 
 
 STEPS: tuple[Callable[[Incoming], str | Opened | None], ...] = (
-    ignore_our_own, require_sender, thread, bounce, robot, sender_account, list_inbox, open_new, comment)
+    ignore_our_own, require_sender, thread, bounce, robot, sender_account, list_inbox, open_forwarded, open_new,
+    comment)
 
 
 def apply_message(incoming: Incoming) -> str | Opened:
@@ -181,21 +219,26 @@ def apply_message(incoming: Incoming) -> str | Opened:
     raise AssertionError("the last step always decides")
 
 
-def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened:
-    parsed, session, sender, settings = incoming.parsed, incoming.session, incoming.sender, incoming.settings
+def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subject: str, text: str,
+          acknowledge: bool, cc_observers: bool, unverified: bool = False) -> Opened:
+    """A new request whose customer is ``person`` (the sender, or the author of a forwarded mail),
+    opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment."""
+    parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
+    sender = person.email
     opened_before = requests_opened_by(session, sender, utcnow() - timedelta(hours=1))
-    request, requester = open_request(session, incoming.mailbox, parsed.subject, person,
+    request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
-    author = Author(incoming.sender, "requester", requester)
-    comment = add_comment(session, request, author, parsed.text.strip(), visibility="public",
+    author = Author(sender, "requester", requester, unverified=unverified)
+    comment = add_comment(session, request, author, text, visibility="private" if unverified else "public",
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     _remember_message_id(incoming, request, seen)
-    observers = _observers_from_cc(incoming, request) if incoming.mailbox.cc_become_observers else []
+    observers = _observers_from_cc(incoming, request) if cc_observers and incoming.mailbox.cc_become_observers else []
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
-    acknowledge = not (parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
+    acknowledge = acknowledge and not (parsed.suppresses_auto_response or takes_no_reply(sender)
+                                       or settings.is_own_address(sender))
     files = travelling(settings, comment)
     notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
                        opened_before=opened_before, observers=observers,
@@ -203,7 +246,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None) -> Opened
                        about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
                               "links_until": files.links_until}, files=files.files)
     incoming.row.request = request
-    return Opened(request, incoming.sender)
+    return Opened(request, sender)
 
 
 MAX_CC_OBSERVERS = 10  # a mail Cc'd to a crowd makes no crowd of observers: the first ten, and an event

@@ -148,6 +148,14 @@ def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]
     return list({participant.request_id: participant.request for participant in participants}.values())
 
 
+def is_authenticated(parsed: ParsedMail, raw: bytes, settings: Settings) -> bool:
+    """The site's MTA vouches for the From (DKIM or DMARC pass aligned with it, in an
+    Authentication-Results of ``trusted_authserv_id``), or the gateway's own DKIM check does."""
+    sender = parsed.sender.address if parsed.sender else ""
+    return (authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
+            or settings.check_dkim and dkim_verified(raw, sender, settings.dkim_txt) is not None)
+
+
 def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: list[str], settings: Settings,
                 named: Mapping[str, Request] | None = None) -> Thread:
     """The request a message belongs to and its author. A From that names no one for certain
@@ -159,8 +167,7 @@ def find_thread(session: Session, parsed: ParsedMail, raw: bytes, envelope_to: l
     if found is None and not is_forward(parsed):
         @cache
         def authenticated() -> bool:  # asked only where a team role's rights are at stake
-            return (authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
-                    or settings.check_dkim and dkim_verified(raw, sender, settings.dkim_txt) is not None)
+            return is_authenticated(parsed, raw, settings)
 
         found = (_by_references(session, parsed, sender, authenticated, named)
                  or _by_subject_tag(session, parsed, sender, authenticated))

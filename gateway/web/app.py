@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from gateway.context import Context
-from gateway.web import api, files, health, metrics, openapi, order, quote, webhooks
+from gateway.web import api, files, health, metrics, mine, openapi, order, quote, webhooks
 
 ROUTES = [
     Route("/healthz", health.healthz),
@@ -19,6 +19,7 @@ ROUTES = [
     Route("/order/{token}/revision", order.revision, methods=["POST"]),
     Route("/order/{token}/cancel", order.cancel, methods=["POST"]),
     Route("/files/{token}", files.download, name="file"),
+    Route("/me/{token}", mine.show, name="mine"),
     Route("/webhooks/stripe", webhooks.stripe_webhook, methods=["POST"]),
     Route("/api/orders", api.post_order, methods=["POST"]),
     Route("/openapi.json", openapi.document),

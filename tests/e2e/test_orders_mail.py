@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import pypdf
 import pytest
 from conftest import Gateway, body_text, mail, reply_address, write_home
 
@@ -104,7 +106,12 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
 
     answer(shop, notice, "#paid 450.13 VIR-42\n#ship COLIS42")
     assert status(shop, 1) == "shipped"
-    assert "COLIS42" in body_text(shop.mails_to(CUSTOMER)[-1])
+    shipped = shop.mails_to(CUSTOMER)[-1]
+    assert "COLIS42" in body_text(shipped)
+    [note] = list(shipped.iter_attachments())
+    assert (note.get_filename(), note.get_content_type()) == ("bon-de-livraison-1.pdf", "application/pdf")
+    text = pypdf.PdfReader(io.BytesIO(note.get_content())).pages[0].extract_text()
+    assert "Bon de livraison" in text and "Commande n°1" in text and "1 Audit SEO" in text and "COLIS42" in text
     assert shop.count("SELECT count(*) FROM orders WHERE payment_status = 'paid'") == 1
     answer(shop, notice, "#complete")
     assert status(shop, 1) == "completed"

@@ -1,0 +1,88 @@
+"""A coordinator forwards a customer's mail to the mailbox: the request is the customer's (issue 19).
+
+The forwards are written the way Gmail, Outlook, Apple Mail and Thunderbird write them, inline and
+as an attached message, in French and English; the forwarder's own words are a note whose commands
+apply, and the customer hears nothing until someone answers publicly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Gateway, body_text, mail, reply_address, write_home
+
+CUSTOMER = "jean.dupont@client.example"
+ALICE = "alice@shop.example"
+BOB = "bob@shop.example"
+TRUSTED = "mx.shop.example"
+VOUCHED = f"Authentication-Results: {TRUSTED}; dkim=pass header.d=shop.example header.s=s1\r\n"
+
+GMAIL = ("From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nSubject: Fwd: Facture en double\r\n"
+         "Message-ID: <fwd-gmail@shop.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+         "#assign bob@shop.example\r\nPeux-tu regarder ? Il est client depuis 2019.\r\n\r\n"
+         "---------- Forwarded message ---------\r\nFrom: Jean Dupont <jean.dupont@client.example>\r\n"
+         "Date: Mon, 7 Dec 2026 at 10:02\r\nSubject: Facture en double\r\nTo: <alice@shop.example>\r\n\r\n\r\n"
+         "Bonjour, j'ai reçu la facture 2026-114 deux fois.\r\nJean\r\n")
+OUTLOOK_ATTACHED = ("From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nSubject: TR: Colis abîmé\r\n"
+                    "Message-ID: <fwd-outlook@shop.example>\r\nMIME-Version: 1.0\r\n"
+                    "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n"
+                    "Content-Type: text/plain; charset=utf-8\r\n\r\nPour info, à traiter.\r\n--b1\r\n"
+                    "Content-Type: message/rfc822\r\n\r\nFrom: \"Dupont, Jean\" <jean.dupont@client.example>\r\n"
+                    "Subject: Colis abîmé\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                    "Le colis est arrivé abîmé.\r\n--b1--\r\n")
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Gateway]:
+    running = Gateway(write_home(tmp_path / "home", sections=f'[smtp]\ntrusted_authserv_id = "{TRUSTED}"\n')).start()
+    running.add_person(ALICE, "coordinator", "en")
+    running.add_person(BOB, "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
+def send(gw: Gateway, raw: str, *, vouched: bool = True) -> None:
+    gw.send(((VOUCHED if vouched else "") + raw).encode(), recipients=["support@shop.example"], sender=ALICE)
+    gw.wait_idle()
+
+
+def test_a_forward_from_gmail_opens_the_customers_request_and_the_forwarders_words_are_a_note(shop: Gateway) -> None:
+    send(shop, GMAIL)
+    request = shop.show(1)
+    assert request["subject"] == "Facture en double"
+    assert [(p["email"], p["role"]) for p in request["participants"] if p["role"] == "requester"] == [
+        (CUSTOMER, "requester")], "the customer, not the coordinator who forwarded"
+    opening, note = request["comments"][0], request["notes"][0] if request["notes"] else None
+    assert (opening["author"], opening["visibility"], opening["unverified_sender"]) == (CUSTOMER, "public", False)
+    assert opening["text"] == "Bonjour, j'ai reçu la facture 2026-114 deux fois.\nJean"
+    assert note is not None and "Peux-tu regarder ? Il est client depuis 2019." in str(note)
+    assert request["assignee"] == BOB, "#assign in the forwarder's words applied"
+    assert shop.mails_to(CUSTOMER) == [], "the customer hears nothing yet"
+    [told] = shop.mails_to(BOB)
+    shop.send(mail(BOB, reply_address(told), "Re: Facture", "Bonjour Jean, nous annulons le doublon."))
+    shop.wait_idle()
+    [answer] = shop.mails_to(CUSTOMER)
+    assert "nous annulons le doublon" in body_text(answer) and "Peux-tu regarder" not in body_text(answer)
+
+
+def test_an_outlook_forward_as_attachment_in_french_is_the_customers_request(shop: Gateway) -> None:
+    send(shop, OUTLOOK_ATTACHED)
+    request = shop.show(1)
+    assert request["subject"] == "Colis abîmé"
+    assert request["comments"][0]["author"] == CUSTOMER
+    assert request["comments"][0]["text"] == "Le colis est arrivé abîmé."
+    assert any(p["email"] == CUSTOMER and p["role"] == "requester" for p in request["participants"])
+
+
+def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_text(shop: Gateway) -> None:
+    send(shop, GMAIL, vouched=False)
+    request = shop.show(1)
+    opening = request["comments"][0]
+    assert (opening["author"], opening["visibility"], opening["unverified_sender"]) == (CUSTOMER, "private", True)
+    assert request["assignee"] is None, "#assign from an unauthenticated forward is plain text"
+    assert any("#assign bob@shop.example" in c["text"] for c in request["comments"])
+    assert shop.mails_to(CUSTOMER) == []
+    assert any("not authenticated" in e["detail"] for e in request["events"])
