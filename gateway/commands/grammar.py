@@ -32,7 +32,8 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "quote": (_COORDINATOR, re.compile(r"^(?:\d+(?:[.,]\d{1,2})?(?:\s+[A-Za-z]{3})?|[A-Za-z]{3})?$")),
     "withdraw": (_COORDINATOR, re.compile(r"^$")),
     "payment": (_COORDINATOR, re.compile(r"^(card|transfer|cash|invoice)$", re.I)),
-    "paid": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+\S+)?$")),
+    # "#paid 450 VIR-2291 -- reçu en deux fois": the amount, the bank's reference, a comment on the payment
+    "paid": (_COORDINATOR, re.compile(r"^\d+(?:[.,]\d{1,2})?(?:\s+(?!--)\S+)?(?:\s+--\s+\S.{0,499})?$")),
     "remind": (_COORDINATOR, re.compile(r"^$")),
     "ship": (_COORDINATOR, re.compile(r"^(?:force\b\s*)?\S*$", re.I)),  # force: a prepayment order not paid yet
     "complete": (_COORDINATOR, re.compile(r"^(force)?$", re.I)),
@@ -47,6 +48,10 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
     "help": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
+    "manager": (_COORDINATOR, re.compile(r"^(\S+@\S+|me|none)$", re.I)),
+    "tag": (_COORDINATOR, re.compile(r"^\S.{0,59}$")),
+    "untag": (_COORDINATOR, re.compile(r"^\S.{0,59}$")),
+    "comment": (_COORDINATOR, re.compile(r"^.{0,2000}$", re.S)),
 }
 
 

@@ -16,7 +16,7 @@ from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.grammar import Command
 from gateway.commands.registry import CommandError, handles, takes_text
-from gateway.helpdesk import add_comment
+from gateway.helpdesk import add_comment, find_person, record_event
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
     answer_cancellation,
@@ -95,11 +95,48 @@ def payment(context: RequestChange, command: Command, order: Order) -> None:
 
 @order_command("paid")
 def paid(context: RequestChange, command: Command, order: Order) -> None:
-    amount_text, _, reference = command.args.partition(" ")
+    """``#paid AMOUNT [REFERENCE] [-- COMMENT]``."""
+    recorded, _, comment = command.args.partition(" -- ")
+    amount_text, _, reference = recorded.partition(" ")
     amount = parse_amount(amount_text)
     if amount is None:
         raise OrderError(f"{amount_text!r} is not an amount such as 450 or 450.00")
-    record_paid(context.session, order, amount, reference.strip(), context.author.email)
+    payment = record_paid(context.session, order, amount, reference.strip(), context.author.email)
+    if comment.strip():
+        payment.comment = comment.strip()
+
+
+@order_command("manager")
+def manager(context: RequestChange, command: Command, order: Order) -> None:
+    """``#manager EMAIL|me|none``: the coordinator who manages the order (its card's manager)."""
+    target = command.args.lower()
+    if target == "me":
+        target = context.author.email
+    person = None if target == "none" else find_person(context.session, target)
+    if target != "none" and (person is None or person.role != "coordinator"):
+        raise OrderError(f"{target} is not a coordinator")
+    order.manager = person
+    record_event(order.request, "manager", f"{person.email if person else 'none'}, set by {context.author.email}")
+
+
+@order_command("tag")
+def tag(context: RequestChange, command: Command, order: Order) -> None:
+    if command.args not in order.tags:
+        order.tags = [*order.tags, command.args]
+
+
+@order_command("untag")
+def untag(context: RequestChange, command: Command, order: Order) -> None:
+    if command.args not in order.tags:
+        raise OrderError(f"order #{order.number} has no tag {command.args!r}")
+    order.tags = [name for name in order.tags if name != command.args]
+
+
+@order_command("comment")
+def internal_comment(context: RequestChange, command: Command, order: Order) -> None:
+    """``#comment TEXT``: the order card's internal comment (team only), replaced; ``#comment`` alone clears it."""
+    order.internal_comment = command.args.strip()
+    record_event(order.request, "comment", f"internal comment set by {context.author.email}")
 
 
 @order_command("remind")

@@ -35,6 +35,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "tracking": order.tracking,
         "customer": order.customer.email,
         "manager": order.manager.email if order.manager else None,
+        "internal_comment": order.internal_comment or None,
         "due_at": iso_utc(order.due_at),
         "late": order.late,
         "delivered_at": iso_utc(order.delivered_at),

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "terminate": ("#terminate [now]", "ends the subscription", "met fin à l'abonnement"),
     "due": ("#due DATE|3d", "the delivery deadline", "la date de livraison promise"),
     "payment": ("#payment card|transfer|cash|invoice", "the payment method", "le moyen de paiement"),
-    "paid": ("#paid AMOUNT [REFERENCE]", "records a payment", "enregistre un paiement"),
+    "paid": ("#paid AMOUNT [REFERENCE] [-- COMMENT]", "records a payment", "enregistre un paiement"),
     "remind": ("#remind", "reminds the customer to pay", "relance le client pour le paiement"),
     "ship": ("#ship [TRACKING]", "shipped: the customer is told", "expédiée : le client est prévenu"),
     "deliver": ("#deliver", "your text and files are the delivery", "votre texte et vos fichiers sont la livraison"),
@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("#list [STATUS]", "to the mailbox's address: the open requests", "à l'adresse de la boîte : les "
              "demandes ouvertes"),
     "help": ("#help", "this table", "ce tableau"),
+    "manager": ("#manager EMAIL|me|none", "the order's manager", "le responsable de la commande"),
+    "tag": ("#tag NAME", "a tag on the order", "une étiquette sur la commande"),
+    "untag": ("#untag NAME", "takes a tag off the order", "retire une étiquette de la commande"),
+    "comment": ("#comment TEXT", "the order's internal comment", "le commentaire interne de la commande"),
 }
 
 _ORDER_STAGES: dict[str, tuple[str, ...]] = {

@@ -185,3 +185,21 @@ def test_notices_teach_the_commands_of_the_stage_and_help_answers_with_the_whole
     assert "#cancel REASON" in body_text(table) and "cancels and refunds" in body_text(table)
     assert "#help" in body_text(table) and "(your role: coordinator)" in body_text(table)
     assert shop.show(1)["comments"][-1]["text"] != "#help", "no comment from a mail of commands alone"
+
+
+def test_the_order_card_is_kept_by_mail_manager_tags_internal_comment_and_a_payments_comment(shop: Gateway) -> None:
+    shop.add_person("bob@shop.example", "coordinator", "en")
+    shop.cli("orders", "create", str(order_file(shop, "450.00", method="transfer")))
+    [notice] = shop.mails_to(ALICE)
+    answer(shop, notice, "#manager bob@shop.example\n#tag vip\n#tag urgent\n#untag urgent\n"
+                         "#comment Client historique, livrer en main propre\n"
+                         "#paid 200 VIR-77 -- acompte reçu par virement")
+    shown = shop.show(1)
+    card = shown["order"]
+    assert (card["manager"], card["tags"], card["internal_comment"]) == (
+        "bob@shop.example", ["vip"], "Client historique, livrer en main propre")
+    last = shown["payments"][-1]
+    assert (last["amount"], last["comment"]) == ("200.00", "acompte reçu par virement")
+    assert all("historique" not in body_text(m) for m in shop.mails_to(CUSTOMER)), "the internal comment stays inside"
+    answer(shop, notice, "#manager carol@client.example")
+    assert shop.show(1)["order"]["manager"] == "bob@shop.example", "only a coordinator manages an order"
