@@ -86,7 +86,9 @@ def cmd_requests(args: argparse.Namespace) -> int:
             else:
                 _print_request(detail)
             return 0
-        requests = [request_summary(r) for r in load_requests(session, args.kind, args.status)]
+        requests = [request_summary(r) for r in load_requests(session, args.kind, args.status, customer=args.customer,
+                                                              label=args.label, search=args.search,
+                                                              unread=args.unread)]
     if args.sort == "expected":
         order = {"coordinator": 0, "supplier": 1, "customer": 2}
         requests.sort(key=lambda r: order.get(r["expected_response"] or "", 3))
@@ -95,7 +97,8 @@ def cmd_requests(args: argparse.Namespace) -> int:
     else:
         for r in requests:
             expected = r["expected_response"] or "-"
-            print(f"#{r['number']:<6} {r['kind']:<8} {r['status']:<12} {expected:<12} {r['subject'][:60]}")
+            print(f"#{r['number']:<6} {r['kind']:<8} {r['status']:<12} {expected:<12} "
+                  f"{(r['requester'] or '-')[:32]:<32} {r['subject'][:60]}")
     return 0
 
 
@@ -253,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="the inbox, newest first")
     listing.add_argument("--kind", choices=["helpdesk", "order"])
     listing.add_argument("--status")
+    listing.add_argument("--customer", metavar="EMAIL", help="only the requests this customer opened")
+    listing.add_argument("--label", metavar="NAME", help="only the requests with this label")
+    listing.add_argument("--search", metavar="TEXT", help="words in the subject or a comment, or a number (#123)")
+    listing.add_argument("--unread", action="store_true", help="only the requests nobody has acted on since")
     listing.add_argument("--sort", choices=["newest", "expected"], default="newest",
                          help="newest first (default), or those waiting on the coordinators first")
     listing.add_argument("--json", action="store_true")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.clock import iso_utc
-from gateway.models import Comment, Inbound, Request, RuleMatch
+from gateway.models import Comment, Inbound, Label, Participant, Request, RuleMatch
 from gateway.orders.summaries import order_detail
 
 
@@ -20,6 +20,8 @@ def request_summary(request: Request) -> dict[str, Any]:
         "status": request.status,
         "subject": request.subject,
         "assignee": request.assignee.email if request.assignee else None,
+        "requester": next((p.email for p in request.participants if p.role == "requester"), None),
+        "unread": request.unread,
         "expected_response": request.expected_response,
         "created_at": iso_utc(request.created_at),
         "updated_at": iso_utc(request.updated_at),
@@ -64,11 +66,31 @@ def request_detail(session: Session, request: Request) -> dict[str, Any]:
     return detail
 
 
-def load_requests(session: Session, kind: str | None = None, status: str | None = None) -> list[Request]:
-    """The inbox, newest first."""
-    query = select(Request).options(selectinload(Request.assignee)).order_by(Request.id.desc())
+def load_requests(session: Session, kind: str | None = None, status: str | None = None, *,
+                  customer: str | None = None, label: str | None = None, search: str | None = None,
+                  unread: bool = False) -> list[Request]:
+    """The inbox, newest first; ``customer``: their requests; ``search``: the words in the subject or a
+    comment, or the request's number (``123`` or ``#123``), case-insensitive."""
+    query = (select(Request).options(selectinload(Request.assignee), selectinload(Request.participants))
+             .order_by(Request.id.desc()))
     if kind:
         query = query.where(Request.kind == kind)
     if status:
         query = query.where(Request.status == status)
+    if customer:
+        query = query.where(Request.participants.any(
+            (Participant.email == customer.lower()) & (Participant.role == "requester")))
+    if label:
+        query = query.where(Request.labels.any(Label.name == label))
+    if unread:
+        query = query.where(Request.unread.is_(True))
+    if search and search.strip():
+        words = search.strip()
+        number = words.lstrip("#")
+        matches = [Request.subject.ilike(f"%{words}%"), Request.comments.any(Comment.text.ilike(f"%{words}%"))]
+        if number.isdigit():
+            matches.append(Request.id == int(number))
+        query = query.where(or_(*matches))
     return list(session.scalars(query))
+
+

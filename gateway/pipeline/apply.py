@@ -305,6 +305,8 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
                                       tuple(parsed.attachments)), commands)
     except CommandError as error:
         raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
+    if author.role == "coordinator" and not author.unverified:
+        request.unread = False  # a coordinator acted on it: read, until something new comes back (a decision)
     if request.status != status:
         run_rules(rules, "status", inbound_id=incoming.row.id, previous_status=status)
     if request.assignee is not assignee:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -108,7 +109,23 @@ def test_list_to_the_bare_address_answers_with_open_requests_waiting_on_the_read
     listing = body_text(desk.mails_to("alice@shop.example")[-1])
     assert listing.index("#2") < listing.index("#1"), "#2 waits on the coordinators, #1 on the customer"
     assert "Facture" in listing and "Livraison" in listing
+    assert "(de paul@client.example)" in listing, "the requester column"
     assert len(desk.requests()) == 2, "#list opens no request"
+
+
+def test_list_from_an_observer_answers_with_the_requests_they_observe_only(desk: Gateway) -> None:
+    desk.send(mail("paul@client.example", "support@shop.example", "Facture", "Ma facture ?"))
+    desk.wait_idle()
+    desk.reply("alice@shop.example", alert(desk), "#observer add compta@client.example")
+    desk.send(mail("compta@client.example", "support@shop.example", "liste", "#list"))
+    desk.wait_idle()
+    [listing] = desk.mails_to("compta@client.example")[-1:]
+    text = body_text(listing)
+    assert "#1" in text and "Livraison" in text and "Facture" not in text, "only what they observe"
+    assert len(desk.requests()) == 2, "#list opens no request"
+    desk.send(mail("stranger@else.example", "support@shop.example", "liste", "#list"))
+    desk.wait_idle()
+    assert len(desk.requests()) == 3, "from anyone else, #list is a new request's first line"
 
 
 def test_list_answers_at_most_mails_per_hour_listings_to_a_coordinator(tmp_path: Path) -> None:
@@ -136,3 +153,25 @@ def test_visibility_can_change_afterwards_and_the_log_says_the_customer_saw_it(d
     assert request["comments"][-1]["visibility"] == "private"
     assert any("already seen" in e["detail"] for e in request["events"])
     assert desk.cli("comments", "visibility", "999", "public", check=False).returncode == 1
+
+
+def test_the_inbox_filters_by_customer_label_words_and_unread(gateway: Gateway) -> None:
+    gateway.add_person("alice@shop.example", "coordinator", "en")
+    gateway.send(mail("Jean <jean@client.example>", "support@shop.example", "Colis abîmé", "Le carton est déchiré."))
+    gateway.send(mail("Marie <marie@client.example>", "support@shop.example", "Facture", "Une question de TVA."))
+    gateway.wait_idle()
+    notice = next(m for m in gateway.mails_to("alice@shop.example") if "Facture" in str(m["Subject"]))
+    gateway.reply("alice@shop.example", notice, "#label compta\nJe regarde.")
+
+    def numbers(*options: str) -> list[int]:
+        return [r["number"] for r in json.loads(gateway.cli("requests", "list", "--json", *options).stdout)]
+
+    assert numbers("--customer", "JEAN@client.example") == [1]
+    assert numbers("--label", "compta") == [2]
+    assert numbers("--search", "carton") == [1], "a word of a comment"
+    assert numbers("--search", "facture") == [2], "a word of the subject, any case"
+    assert numbers("--search", "#2") == [2]
+    assert numbers("--unread") == [1], "Alice acted on #2"
+    listed = json.loads(gateway.cli("requests", "list", "--json").stdout)
+    assert [r["requester"] for r in listed] == ["marie@client.example", "jean@client.example"]
+    assert "jean@client.example" in gateway.cli("requests", "list").stdout, "the requester column"
