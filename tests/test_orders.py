@@ -170,19 +170,21 @@ def test_completing_is_refused_while_unpaid_unless_forced(context: Context, sess
     ship_order(context.settings, mailer, order, "alice@shop.example", "COLIS123")
     assert "COLIS123" in mails(session, "order_shipped.customer")[0].raw.decode()
     with pytest.raises(OrderError, match="not paid"):
-        complete_order(session, order, "alice@shop.example")
+        complete_order(session, mailer, order, "alice@shop.example")
     record_paid(session, order, Decimal("400"), "VIR-1", "alice@shop.example")
     assert order.payment_status == "partial"
     record_paid(session, order, Decimal("50"), "VIR-2", "alice@shop.example")
     assert order.payment_status == "paid"
-    complete_order(session, order, "alice@shop.example")
+    complete_order(session, mailer, order, "alice@shop.example")
     assert order.request.status == "completed"
+    mailer.write_outbox()
+    assert [m.recipient for m in mails(session, "order_completed.customer")] == [CUSTOMER], "the customer is told"
 
 
 def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Session, mailer: Mailer) -> None:
     order = new_order(context, session, payment_method="cash")
     confirm_order(context.settings, mailer, order, "alice@shop.example")
-    complete_order(session, order, "alice@shop.example", force=True)
+    complete_order(session, mailer, order, "alice@shop.example", force=True)
     assert order.request.status == "completed" and order.payment_status == "unpaid"
 
 

@@ -11,6 +11,8 @@ from gateway.commands.grammar import Command, allowed
 from gateway.commands.registry import CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product
+from gateway.orders.card import OrderError, ensure_order
+from gateway.orders.lifecycle import start_processing
 from gateway.outbound.guide import table
 
 
@@ -20,6 +22,13 @@ def set_status(context: RequestChange, command: Command) -> None:
     request = context.request
     if request.kind == "order" and status != "in-progress":
         raise CommandError(command.line, "an order's status changes with #confirm, #decline, #ship, #complete")
+    if request.kind == "order":
+        try:
+            start_processing(context.mailer, ensure_order(context.session, request, context.settings),
+                             context.author.email)
+        except OrderError as error:
+            raise CommandError(command.line, str(error)) from error
+        return
     if request.status != status:
         record_event(request, "status", f"{request.status} -> {status} by {context.author.email}")
         request.status = status

@@ -219,4 +219,5 @@ def ship(context: RequestChange, command: Command, order: Order) -> None:
 
 @order_command("complete")
 def complete(context: RequestChange, command: Command, order: Order) -> None:
-    complete_order(context.session, order, context.author.email, force=command.args.lower() == "force")
+    complete_order(context.session, context.mailer, order, context.author.email,
+                   force=command.args.lower() == "force")

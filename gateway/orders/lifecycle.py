@@ -162,8 +162,9 @@ def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tr
                   files=[delivery_note(settings, order, locale)])
 
 
-def complete_order(session: Session, order: Order, author: str, force: bool = False) -> None:
-    """A confirmed or shipped order is completed once paid (``force`` completes it unpaid)."""
+def complete_order(session: Session, mailer: Mailer, order: Order, author: str, force: bool = False) -> None:
+    """A confirmed or shipped order is completed once paid (``force`` completes it unpaid); the customer
+    is told."""
     if order.request.status not in ("confirmed", "shipped"):
         raise OrderError(f"order #{order.number} is {order.request.status}: only a confirmed or shipped order "
                          "can be completed")
@@ -174,6 +175,7 @@ def complete_order(session: Session, order: Order, author: str, force: bool = Fa
     order.completed_at = utcnow()
     timeline.ended(session, order, "order completed")
     set_status(order, "completed", author + (" (forced, unpaid)" if order.payment_status != "paid" else ""))
+    tell_customer(mailer, order, "order_completed", {"by_customer": False, "silent": False})
 
 
 def _closed(session: Session, order: Order, how: str) -> None:
@@ -261,6 +263,16 @@ def _page(settings: Settings, order: Order) -> dict[str, object]:
     return {"review_days": f"{days:g}" if days else ""}
 
 
+def start_processing(mailer: Mailer, order: Order, author: str) -> None:
+    """``#status in-progress`` on an order: the team is at work on it, and the customer is told so."""
+    if order.request.status not in OPEN:
+        raise OrderError(f"order #{order.number} is {order.request.status}: only a pending order goes in progress "
+                         "(a confirmed one is shipped with #ship)")
+    if order.request.status != "in-progress":
+        set_status(order, "in-progress", author)
+        tell_customer(mailer, order, "order_processing", {})
+
+
 def complete_by_customer(settings: Settings, mailer: Mailer, order: Order, rating: int | None, review: str) -> None:
     """The customer completes a delivered order from its page, with a rating and a review if they wish."""
     if order.request.status != "delivered":
@@ -281,7 +293,7 @@ def complete_unreviewed(mailer: Mailer, order: Order, days: float) -> None:
     set_status(order, "completed", "the gateway")
     _closed(mailer.session, order, "review window over")
     record_event(order.request, "review", f"none within {days:g} days: completed without a review")
-    tell_customer(mailer, order, "order_completed", {"by_customer": False})
+    tell_customer(mailer, order, "order_completed", {"by_customer": False, "silent": True})
     tell_coordinators(mailer, order, "order_completed", {"rating": None, "review": "", "by_customer": False})
 
 

@@ -203,3 +203,20 @@ def test_the_order_card_is_kept_by_mail_manager_tags_internal_comment_and_a_paym
     assert all("historique" not in body_text(m) for m in shop.mails_to(CUSTOMER)), "the internal comment stays inside"
     answer(shop, notice, "#manager carol@client.example")
     assert shop.show(1)["order"]["manager"] == "bob@shop.example", "only a coordinator manages an order"
+
+
+def test_the_customer_is_told_when_the_order_is_being_processed_and_when_it_is_completed(shop: Gateway) -> None:
+    shop.cli("orders", "create", str(order_file(shop, "80.00", method="cash")))
+    [notice] = shop.mails_to(ALICE)
+    before = len(shop.mails_to(CUSTOMER))
+    answer(shop, notice, "#status in-progress")
+    assert status(shop, 1) == "in-progress"
+    [processing] = shop.mails_to(CUSTOMER)[before:]
+    assert "en cours de traitement" in str(processing["Subject"]) and "/order/" in body_text(processing)
+    answer(shop, notice, "#status in-progress")
+    assert len(shop.mails_to(CUSTOMER)) == before + 1, "told once"
+    answer(shop, notice, "#confirm")
+    answer(shop, notice, "#complete force")
+    assert status(shop, 1) == "completed"
+    [completed] = [m for m in shop.mails_to(CUSTOMER) if "terminée" in str(m["Subject"])]
+    assert "est terminée. Merci" in body_text(completed), "completed by the team: no word of a missing review"
