@@ -42,13 +42,22 @@ def mail_context() -> dict[str, object]:
         "quote_currency": "EUR", "quote_items": [item], "rating": 5, "reason": "trop cher",
         "recipient": "jean@client.example", "recipient_name": "Jean", "recipient_email": "jean@client.example",
         "reference": "#12", "refunded": "1500.00", "review": "Parfait", "review_days": 7, "role": "coordinator",
-        "request": SimpleNamespace(id=12, subject="Logo", status="confirmed", kind="order",
+        "request": SimpleNamespace(id=12, subject="Logo", status="confirmed", kind="order", assignee=None,
                                    mailbox="orders@shop.example"),
         "retry": datetime(2027, 1, 8), "rows": [], "sender": "jean@client.example", "site_name": "Boutique Exemple",
         "base_url": "https://shop.example", "source": "mail", "starts": datetime(2027, 3, 1), "status": "",
         "subject": "Logo", "subscription": SimpleNamespace(id=3), "table_en": [("#help", "this table")],
         "table_fr": [("#help", "ce tableau")], "text": "Voici le logo.", "total": "1500.00", "tracking": "COLIS-1",
         "valid_until": datetime(2027, 1, 5), "version": 2, "my_page": "https://shop.example/me/abc",
+        "labels": ["vip"], "participants": [SimpleNamespace(email="jean@client.example", role="requester")],
+        "product": None, "delivery": "LIV-9",
+        "card": {"order": {"items": [item], "total": "1500.00", "amount_paid": "0.00", "payment_status": "unpaid",
+                           "payment_method": "transfer", "tags": ["vip"], "manager": "alice@shop.example",
+                           "internal_comment": "à livrer en main propre",
+                           "deadlines": [{"kind": "delivery", "due_at": "2027-01-05T14:00:00Z", "state": "pending"}]},
+                 "payments": [{"date": "2027-01-02T10:00:00Z", "amount": "200.00", "currency": "EUR",
+                               "method": "transfer", "status": "succeeded", "transaction_id": "VIR-7",
+                               "comment": "acompte"}]},
     }
 
 

@@ -12,7 +12,9 @@ from gateway.commands.registry import CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product
 from gateway.orders.card import OrderError, ensure_order
-from gateway.orders.lifecycle import start_processing
+from gateway.orders.lifecycle import payment_link, start_processing
+from gateway.orders.mail import order_link
+from gateway.orders.summaries import order_detail
 from gateway.outbound.guide import table
 
 
@@ -107,6 +109,23 @@ def help_table(context: RequestChange, command: Command) -> None:
     context.mailer.send(context.request, author.participant, "help", "sender",
                         {"role": author.role, "table_en": table(names, "en"), "table_fr": table(names, "fr")},
                         auto_submitted="auto-replied")
+
+
+@handles("show")
+def show_card(context: RequestChange, command: Command) -> None:
+    """The request's whole card, mailed to the coordinator who asked: participants, labels, product and
+    delivery, and for an order its items, payments, payment link, tags, manager, internal comment and
+    deadlines."""
+    request, author = context.request, context.author
+    if author.participant is None:
+        return
+    order = ensure_order(context.session, request, context.settings) if request.kind == "order" else None
+    context.mailer.send(request, author.participant, "card", "sender", {
+        "card": order_detail(context.session, request), "participants": [p for p in request.participants if p.active],
+        "labels": [label.name for label in request.labels], "product": request.product,
+        "delivery": request.delivery_ref, "currency": order.currency if order else "",
+        "payment_link": payment_link(context.settings, order) if order else None,
+        "order_link": order_link(context.settings, order) if order else None}, auto_submitted="auto-replied")
 
 
 @handles("expect")

@@ -43,7 +43,7 @@ class Confirmation:
     payment: Payment | None = None
 
 
-def _payment_link(settings: Settings, order: Order) -> str | None:
+def payment_link(settings: Settings, order: Order) -> str | None:
     if order.amount_due <= ZERO:
         return None
     return provider_for(settings, order.payment_method).payment_link(charge_request(order))
@@ -76,7 +76,7 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
         start_subscription(mailer.session, settings, mailer, order)
     set_label(order.request, AWAITING_RESPONSE, False)
     tell_customer(mailer, order, "order_confirmed", {"charged": payment is not None,
-                                                     "payment_link": _payment_link(settings, order)})
+                                                     "payment_link": payment_link(settings, order)})
     return Confirmation("confirmed", payment)
 
 
@@ -140,7 +140,7 @@ def remind_payment(settings: Settings, mailer: Mailer, order: Order, author: str
                          f"({format_amount(order.amount_paid)} of {format_amount(order.total)} {order.currency})")
     record_event(order.request, "payment-reminder", f"{format_amount(order.amount_due)} {order.currency} "
                  f"reminded by {author}")
-    tell_customer(mailer, order, "payment_reminder", {"payment_link": _payment_link(settings, order)})
+    tell_customer(mailer, order, "payment_reminder", {"payment_link": payment_link(settings, order)})
 
 
 def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tracking: str = "",

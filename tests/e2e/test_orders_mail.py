@@ -203,6 +203,12 @@ def test_the_order_card_is_kept_by_mail_manager_tags_internal_comment_and_a_paym
     assert all("historique" not in body_text(m) for m in shop.mails_to(CUSTOMER)), "the internal comment stays inside"
     answer(shop, notice, "#manager carol@client.example")
     assert shop.show(1)["order"]["manager"] == "bob@shop.example", "only a coordinator manages an order"
+    answer(shop, notice, "#show")
+    [card] = [m for m in shop.mails_to(ALICE) if "Card of request #1" in str(m["Subject"])]
+    text = body_text(card)
+    for shown in ("Tags: vip", "Manager: bob@shop.example", "Internal comment: Client historique",
+                  "€200.00 transfer", "acompte reçu par virement", "Order page: http"):
+        assert shown in text, shown
 
 
 def test_the_customer_is_told_when_the_order_is_being_processed_and_when_it_is_completed(shop: Gateway) -> None:
