@@ -36,6 +36,11 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10)
 
 
+# Kept by migration 0006, not described by the models: the full-text index of the comments
+# (``gateway requests list --search``): an FTS5 table and its shadow tables on SQLite, a GIN index on
+# PostgreSQL. Schema comparisons leave these names out.
+SEARCH_INDEX = ("comments_search", "ix_comments_search")
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (run at every start; a no-op when current).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from gateway.clock import iso_utc
@@ -66,6 +66,16 @@ def request_detail(session: Session, request: Request) -> dict[str, Any]:
     return detail
 
 
+def _comment_matches(session: Session, words: str) -> ColumnElement[bool]:
+    """A comment holding every word, by the full-text index of migration 0006 (accents and case folded
+    on SQLite; PostgreSQL's ``simple`` configuration)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_tsvector("simple", Comment.text).op("@@")(func.plainto_tsquery("simple", words))
+    quoted = " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
+    return Comment.id.in_(text("SELECT rowid FROM comments_search WHERE comments_search MATCH :words")
+                          .bindparams(words=quoted))
+
+
 def load_requests(session: Session, kind: str | None = None, status: str | None = None, *,
                   customer: str | None = None, label: str | None = None, search: str | None = None,
                   unread: bool = False) -> list[Request]:
@@ -87,7 +97,7 @@ def load_requests(session: Session, kind: str | None = None, status: str | None 
     if search and search.strip():
         words = search.strip()
         number = words.lstrip("#")
-        matches = [Request.subject.ilike(f"%{words}%"), Request.comments.any(Comment.text.ilike(f"%{words}%"))]
+        matches = [Request.subject.ilike(f"%{words}%"), Request.comments.any(_comment_matches(session, words))]
         if number.isdigit():
             matches.append(Request.id == int(number))
         query = query.where(or_(*matches))

@@ -169,6 +169,7 @@ def test_the_inbox_filters_by_customer_label_words_and_unread(gateway: Gateway) 
     assert numbers("--customer", "JEAN@client.example") == [1]
     assert numbers("--label", "compta") == [2]
     assert numbers("--search", "carton") == [1], "a word of a comment"
+    assert numbers("--search", "DECHIRE carton") == [1], "every word, accents and case folded"
     assert numbers("--search", "facture") == [2], "a word of the subject, any case"
     assert numbers("--search", "#2") == [2]
     assert numbers("--unread") == [1], "Alice acted on #2"
