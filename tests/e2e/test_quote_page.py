@@ -7,6 +7,7 @@ the mails are the links the test follows.
 from __future__ import annotations
 
 import html
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -95,9 +96,14 @@ def test_a_customer_accepts_a_quote_then_the_coordinator_confirms_and_the_card_i
     assert page.headers["cache-control"] == "no-store" and "frame-ancestors 'none'" in page.headers[
         "content-security-policy"]
 
+    def unread() -> list[int]:
+        return [r["number"] for r in json.loads(shop.cli("requests", "list", "--unread", "--json").stdout)]
+
+    assert unread() == [], "read: Alice sent the quote"
     accepted = web.post(f"{link}/accept")
     assert accepted.status_code == 303 and accepted.headers["location"] == link
     shop.wait_idle()
+    assert unread() == [1], "back in the inbox, unread, after the customer's decision"
     outcome = web.get(link)
     assert outcome.status_code == 200
     assert "Devis accepté" in visible_text(outcome.text) and "/accept" not in outcome.text
