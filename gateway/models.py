@@ -53,6 +53,7 @@ class Product(Base):
     sku: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(300))
     supplier_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    on_quote: Mapped[bool] = mapped_column(Boolean, default=False)  # no set price: an order of it waits for a quote
     supplier: Mapped[Person | None] = relationship()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
-from gateway.models import Outbox, Request
+from gateway.models import Outbox, Product, Request
 from gateway.notify import Mailer
 from gateway.orders.card import NotAnOrder, OrderError, ensure_order
 from gateway.orders.lifecycle import (
@@ -112,6 +112,18 @@ def test_an_order_needs_items_unless_it_is_on_quote(context: Context, session: S
     assert isinstance(errors, list) and [e.field for e in errors] == ["items"]
     draft = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}, "on_quote": True})
     assert isinstance(draft, OrderDraft) and draft.on_quote
+
+
+def test_an_item_of_a_product_priced_on_quote_needs_no_price_and_the_order_waits_for_a_quote(
+        context: Context, session: Session) -> None:
+    session.add_all([Product(sku="SITE", name="Site sur mesure", on_quote=True), Product(sku="LOGO", name="Logo")])
+    session.flush()
+    draft = validate_order(session, context.settings, {"customer": {"email": CUSTOMER},
+                                                       "items": [{"sku": "SITE", "quantity": 1}]})
+    assert isinstance(draft, OrderDraft) and draft.on_quote and draft.items[0].unit_price == Decimal("0")
+    errors = validate_order(session, context.settings, {"customer": {"email": CUSTOMER},
+                                                        "items": [{"sku": "LOGO", "quantity": 1}]})
+    assert isinstance(errors, list) and [e.field for e in errors] == ["items[0].unit_price"], "a priced product"
 
 
 def test_invoice_payment_is_refused_unless_enabled_for_the_customer(context: Context, session: Session) -> None:

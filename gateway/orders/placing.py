@@ -38,7 +38,8 @@ ORDER_SCHEMA: dict[str, Any] = {
             "locale": {"type": "string", "enum": ["fr", "en"]}}},
         "subject": {"type": "string", "maxLength": 300},
         "items": {"type": "array", "items": {
-            "type": "object", "required": ["quantity", "unit_price"], "additionalProperties": False,
+            # unit_price may be left out only for a product priced on quote (``gateway products add --on-quote``)
+            "type": "object", "required": ["quantity"], "additionalProperties": False,
             "anyOf": [{"required": ["sku"]}, {"required": ["description"]}], "properties": {
                 "sku": {"type": "string"}, "offer": {"type": "string"}, "description": {"type": "string"},
                 "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
@@ -131,15 +132,17 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
         if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
             errors.append(FieldError(f"{path}.quantity", f"required: a whole number from 1 to {MAX_QUANTITY}"))
             quantity = None
-        price = amount_of(raw.get("unit_price"))
-        if price is None:
-            errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
         product = None
         sku = _text(raw, "sku", f"{path}.sku", errors)
         if sku:
             product = session.scalars(select(Product).where(Product.sku == sku)).first()
             if product is None:
                 errors.append(FieldError(f"{path}.sku", f"no product with SKU {sku}"))
+        price = amount_of(raw.get("unit_price"))
+        if price is None and "unit_price" not in raw and product is not None and product.on_quote:
+            price, draft.on_quote = ZERO, True  # priced on quote: the order waits for one
+        if price is None:
+            errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
         description = _text(raw, "description", f"{path}.description", errors)
         if not sku and not description:
             errors.append(FieldError(path, "needs a sku or a description"))
@@ -188,7 +191,7 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
     on_quote = payload.get("on_quote", False)
     if not isinstance(on_quote, bool):
         errors.append(FieldError("on_quote", "must be true or false"))
-    draft.on_quote = on_quote is True
+    draft.on_quote = draft.on_quote or on_quote is True
     if sum((item.quantity * item.unit_price for item in draft.items), ZERO) > LARGEST:
         errors.append(FieldError("items", f"the items add up to more than the largest amount, {LARGEST}"))
     if not draft.items and not draft.on_quote and "items" not in [e.field.split("[")[0] for e in errors]:
