@@ -280,6 +280,21 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         assert running.stop() == 0
 
 
+TRUSTED_MTA = "mx.shop.example"  # the authserv-id of the site's own MTA, in [smtp] trusted_authserv_id
+
+
+@pytest.fixture
+def vouched_shop(tmp_path: Path) -> Iterator[Gateway]:
+    """A running gateway that trusts the Authentication-Results of ``TRUSTED_MTA``; Alice and Bob coordinate."""
+    running = Gateway(write_home(tmp_path / "home",
+                                 sections=f'[smtp]\ntrusted_authserv_id = "{TRUSTED_MTA}"\n')).start()
+    running.add_person("alice@shop.example", "coordinator", "en")
+    running.add_person("bob@shop.example", "coordinator", "en")
+    yield running
+    if running.process is not None:
+        assert running.stop() == 0
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""

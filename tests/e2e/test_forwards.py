@@ -7,17 +7,12 @@ apply, and the customer hears nothing until someone answers publicly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from conftest import Gateway, body_text, mail, reply_address, write_home
+from conftest import TRUSTED_MTA, Gateway, body_text, mail, reply_address
 
 CUSTOMER = "jean.dupont@client.example"
 ALICE = "alice@shop.example"
 BOB = "bob@shop.example"
-TRUSTED = "mx.shop.example"
-VOUCHED = f"Authentication-Results: {TRUSTED}; dkim=pass header.d=shop.example header.s=s1\r\n"
+VOUCHED = f"Authentication-Results: {TRUSTED_MTA}; dkim=pass header.d=shop.example header.s=s1\r\n"
 
 GMAIL = ("From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nSubject: Fwd: Facture en double\r\n"
          "Message-ID: <fwd-gmail@shop.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -34,22 +29,13 @@ OUTLOOK_ATTACHED = ("From: Alice <alice@shop.example>\r\nTo: support@shop.exampl
                     "Le colis est arrivé abîmé.\r\n--b1--\r\n")
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Gateway]:
-    running = Gateway(write_home(tmp_path / "home", sections=f'[smtp]\ntrusted_authserv_id = "{TRUSTED}"\n')).start()
-    running.add_person(ALICE, "coordinator", "en")
-    running.add_person(BOB, "coordinator", "en")
-    yield running
-    if running.process is not None:
-        assert running.stop() == 0
-
-
 def send(gw: Gateway, raw: str, *, vouched: bool = True) -> None:
     gw.send(((VOUCHED if vouched else "") + raw).encode(), recipients=["support@shop.example"], sender=ALICE)
     gw.wait_idle()
 
 
-def test_a_forward_from_gmail_opens_the_customers_request_and_the_forwarders_words_are_a_note(shop: Gateway) -> None:
+def test_a_gmail_forward_opens_the_customers_request_and_the_forwarders_words_are_a_note(vouched_shop: Gateway) -> None:
+    shop = vouched_shop
     send(shop, GMAIL)
     request = shop.show(1)
     assert request["subject"] == "Facture en double"
@@ -68,7 +54,8 @@ def test_a_forward_from_gmail_opens_the_customers_request_and_the_forwarders_wor
     assert "nous annulons le doublon" in body_text(answer) and "Peux-tu regarder" not in body_text(answer)
 
 
-def test_an_outlook_forward_as_attachment_in_french_is_the_customers_request(shop: Gateway) -> None:
+def test_an_outlook_forward_as_attachment_in_french_is_the_customers_request(vouched_shop: Gateway) -> None:
+    shop = vouched_shop
     send(shop, OUTLOOK_ATTACHED)
     request = shop.show(1)
     assert request["subject"] == "Colis abîmé"
@@ -77,7 +64,8 @@ def test_an_outlook_forward_as_attachment_in_french_is_the_customers_request(sho
     assert any(p["email"] == CUSTOMER and p["role"] == "requester" for p in request["participants"])
 
 
-def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_text(shop: Gateway) -> None:
+def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_text(vouched_shop: Gateway) -> None:
+    shop = vouched_shop
     send(shop, GMAIL, vouched=False)
     request = shop.show(1)
     opening = request["comments"][0]

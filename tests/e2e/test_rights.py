@@ -11,28 +11,22 @@ from __future__ import annotations
 import base64
 import smtplib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Gateway, body_text, mail, reply_address, write_home
+from conftest import TRUSTED_MTA, Gateway, body_text, mail, reply_address, write_home
 
 from gateway.tokens import mint_reply_token
 
 CUSTOMER = "jean@client.example"
 ALICE = "alice@shop.example"
 BOB = "bob@shop.example"
-TRUSTED = "mx.shop.example"
+TRUSTED = TRUSTED_MTA
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Gateway]:
-    running = Gateway(write_home(tmp_path / "home", sections=f'[smtp]\ntrusted_authserv_id = "{TRUSTED}"\n')).start()
-    running.add_person(ALICE, "coordinator", "en")
-    running.add_person(BOB, "coordinator", "en")
-    yield running
-    if running.process is not None:
-        assert running.stop() == 0
+def shop(vouched_shop: Gateway) -> Gateway:
+    return vouched_shop
 
 
 def open_request(gw: Gateway, mailbox: str = "support@shop.example") -> None:
