@@ -48,11 +48,13 @@ class Travelling:
 
 def travelling(settings: Settings, comment: Comment | None) -> Travelling:
     """The comment's files for its mails: attached while they add up to ``attachments_max_mb`` at most,
-    else a download link each, good for ``attachment_link_days``."""
+    else a download link each, good for ``attachment_link_days``. A stranger's files (an unverified
+    comment) are never attached: the shop's own address would hand them on past the team's filters."""
     stored = list(comment.attachments) if comment is not None else []
     if not stored:
         return Travelling()
-    if sum(a.size for a in stored) <= settings.attachments_max_mb * 1024 * 1024:
+    assert comment is not None
+    if not comment.unverified_sender and sum(a.size for a in stored) <= settings.attachments_max_mb * 1024 * 1024:
         return Travelling(files=[MailFile(a.filename, a.content_type,
                                           attachment_path(settings.data_dir, a.sha256).read_bytes()) for a in stored])
     session = object_session(comment)

@@ -107,6 +107,8 @@ class Participant(Base):
     role: Mapped[str] = mapped_column(String(20))
     mail_only: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # an observer from the customer's side (in the Cc of their first mail): sees what the customer sees
+    customer_side: Mapped[bool] = mapped_column(Boolean, default=False)
 
     request: Mapped[Request] = relationship(back_populates="participants")
     person: Mapped[Person | None] = relationship()

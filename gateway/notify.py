@@ -338,7 +338,7 @@ def coordinators_to_tell(mailer: Mailer, request: Request) -> list[Person]:
 
 
 def _may_see(participant: Participant, comment: Comment) -> bool:
-    if participant.role == "requester":
+    if participant.role == "requester" or participant.customer_side:
         return comment.visibility == "public" and not comment.unverified_sender
     if comment.visibility == "note":
         return participant.role in ("coordinator", "supplier")
@@ -403,4 +403,5 @@ def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: A
         if participant.role == "requester" and _may_see(participant, comment):
             mailer.send(request, participant, "comment", "customer", context, files=files)
         elif participant.role == "observer" and _may_see(participant, comment):
-            mailer.send(request, participant, "comment", "coordinator", context, files=files)
+            mailer.send(request, participant, "comment", "customer" if participant.customer_side else "coordinator",
+                        context, files=files)

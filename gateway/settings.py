@@ -237,6 +237,13 @@ def _bank_details(text: str, where: str) -> str:
     return text
 
 
+def _within(section: dict[str, Any], key: str, default: float, low: float, high: float, where: str) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: [gateway] {key} = {value!r}; use a number from {low:g} to {high:g}")
+    return float(value)
+
+
 def _retry_days(raw: dict[str, Any], where: str) -> tuple[int, ...]:
     days = raw.get("retry_days", [1, 3, 5, 7])
     if not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days):
@@ -370,8 +377,8 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         relay=relay,
         mails_per_hour=int(section.get("mails_per_hour", 20)),
         requests_per_sender_hour=int(section.get("requests_per_sender_hour", 5)),
-        attachments_max_mb=float(section.get("attachments_max_mb", 10)),
-        attachment_link_days=int(section.get("attachment_link_days", 30)),
+        attachments_max_mb=_within(section, "attachments_max_mb", 10, 0, 1024, str(path)),
+        attachment_link_days=int(_within(section, "attachment_link_days", 30, 1, 3650, str(path))),
         sweep_seconds=float(section.get("sweep_seconds", 60)),
         requeue_seconds=float(section.get("requeue_seconds", 300)),
         clock_file=home / str(section["clock_file"]) if section.get("clock_file") else None,

@@ -212,3 +212,15 @@ def test_a_reply_quoting_headers_is_not_a_forward() -> None:
            b"-----Original Message-----\r\nFrom: Jean <jean@client.example>\r\nSubject: Facture\r\n\r\nBonjour.\r\n")
     assert parse(raw).forwarded is None
     assert parse(b"From: a@b.example\r\nSubject: Fwd: rien\r\n\r\nPas de message ici.\r\n").forwarded is None
+
+
+def test_a_hostile_forward_costs_its_length_once_and_names_no_one() -> None:
+    """A From line of 600 KB with no address, and 200,000 separators: each read once (a quadratic reading
+    took minutes on these), and neither is a forward of anyone."""
+    separator = b"Subject: Fwd: x\r\n\r\n---------- Forwarded message ---------\r\n"
+    long_from = separator + b"From: " + b"a" * 600_000 + b"\r\n\r\nx\r\n"
+    separators = b"Subject: Fwd: x\r\n\r\n" + b"__________\r\n" * 200_000
+    forged = (b"Subject: Fwd: x\r\n\r\n---------- Forwarded message ---------\r\nFrom: Jean <"
+              + b"j" * 400 + b"@client.example>\r\n\r\nBonjour.\r\n")
+    for body in (long_from, separators, forged):
+        assert parse(b"From: alice@shop.example\r\n" + body).forwarded is None

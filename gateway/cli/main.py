@@ -165,7 +165,8 @@ def cmd_products(args: argparse.Namespace) -> int:
             product = Product(sku=args.sku, name=args.name)
             session.add(product)
         product.name = args.name
-        product.on_quote = args.on_quote
+        if args.on_quote is not None:
+            product.on_quote = args.on_quote == "yes"
         if args.supplier:
             product.supplier = upsert_person(session, args.supplier, role="supplier")
         print(f"{product.sku}: {product.name}" + (f", supplier {args.supplier}" if args.supplier else "")
@@ -283,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     product.add_argument("sku", metavar="SKU")
     product.add_argument("--name", required=True)
     product.add_argument("--supplier", metavar="EMAIL", type=email_argument)
-    product.add_argument("--on-quote", action="store_true",
-                         help="no set price: an order naming it without a unit price waits for a quote")
+    product.add_argument("--on-quote", choices=["yes", "no"],
+                         help="yes: no set price, an order naming it without a unit price waits for a quote "
+                              "(unchanged when left out)")
     replay = add("replay", cmd_replay, "re-run stored raw messages through the pipeline (idempotent)")
     replay.add_argument("number", type=int, nargs="?", metavar="NUMBER", help="a stored message's number")
     replay.add_argument("--failed", action="store_true", help="every message whose processing failed")

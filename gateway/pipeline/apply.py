@@ -41,7 +41,7 @@ from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
 from gateway.pipeline.message import Incoming, Known
-from gateway.pipeline.thread import find_thread, is_authenticated, requests_named
+from gateway.pipeline.thread import REFERENCES_READ, find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
 _OUR_MESSAGE_ID = re.compile(r"<[^<>\s]+@([^<>\s]+)>")
@@ -77,7 +77,7 @@ def look_up(session: Session, batch: list[Incoming]) -> Known:
     people: dict[str, Person | None] = dict.fromkeys(i.sender.lower() for i in batch if i.sender)
     people.update((p.email, p) for p in session.scalars(select(Person).where(Person.email.in_(people))))
     own = {i.parsed.message_id for i in batch if i.parsed.message_id}
-    named = {m for i in batch for m in (i.parsed.in_reply_to, *i.parsed.references) if m}
+    named = {m for i in batch for m in (i.parsed.in_reply_to, *i.parsed.references[-REFERENCES_READ:]) if m}
     stored = list(session.scalars(select(MessageRef).where(MessageRef.message_id.in_(own | named)))) \
         if own or named else []
     threads = requests_named(session, {ref.message_id: ref.request_id for ref in stored if ref.message_id in named})
@@ -162,6 +162,9 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     if (incoming.threaded.request is not None or original is None or incoming.account.role != "coordinator"
             or original.address == incoming.sender or incoming.settings.is_own_address(original.address)):
         return None
+    known = find_person(incoming.session, original.address)
+    if known is not None and known.role != "customer":  # a colleague's mail forwarded: no customer's request
+        return None
     verified = is_authenticated(parsed, incoming.raw, incoming.settings)
     commands, rest = split_commands(original.note) if verified else ([], original.note)
     bad = check_commands(commands, "coordinator", implemented())
@@ -234,7 +237,8 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
                           inbound_id=incoming.row.id)
     keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
     _remember_message_id(incoming, request, seen)
-    observers = _observers_from_cc(incoming, request) if cc_observers and incoming.mailbox.cc_become_observers else []
+    observers = _observers_from_cc(incoming, request) if (
+        cc_observers and incoming.mailbox.cc_become_observers and parsed.sender_unambiguous) else []
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
     acknowledge = acknowledge and not (parsed.suppresses_auto_response or takes_no_reply(sender)
@@ -253,9 +257,10 @@ MAX_CC_OBSERVERS = 10  # a mail Cc'd to a crowd makes no crowd of observers: the
 
 
 def _observers_from_cc(incoming: Incoming, request: Request) -> list[str]:
-    """The customer's colleagues in the Cc of their opening mail take part as mail-only observers: a
-    reply to all from them is then a participant's. Not the gateway's own addresses, not the
-    sender, not a coordinator (who is told anyway)."""
+    """The customer's colleagues in the Cc of their opening mail take part as mail-only observers of the
+    customer's side, who see what the customer sees (public comments, never a team one): a reply to
+    all from them is then a participant's. Not the gateway's own addresses, not the sender, not a
+    coordinator (who is told anyway)."""
     team = {person.email for person in incoming.mailer.coordinators()}
     wanted = []
     for cc in incoming.parsed.cc:
@@ -265,7 +270,7 @@ def _observers_from_cc(incoming: Incoming, request: Request) -> list[str]:
             wanted.append(email)
     names = {cc.address.lower(): cc.name for cc in incoming.parsed.cc}
     for email in wanted[:MAX_CC_OBSERVERS]:
-        join(incoming.session, request, email, role="observer", name=names[email], mail_only=True)
+        join(incoming.session, request, email, role="observer", name=names[email], mail_only=True).customer_side = True
     if wanted:
         left_out = f"; {len(wanted) - MAX_CC_OBSERVERS} more left out" if len(wanted) > MAX_CC_OBSERVERS else ""
         record_event(request, "observer", f"{', '.join(wanted[:MAX_CC_OBSERVERS])} added from the Cc of "

@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session, joinedload
 
 from gateway.helpdesk import Author, find_person
 from gateway.mail.authentication import authenticated_by, dkim_verified
+from gateway.mail.forwards import FORWARD_SUBJECT
 from gateway.mail.parse import ParsedMail
 from gateway.models import MessageRef, Participant, Request
 from gateway.settings import Settings
 from gateway.tokens import ReplyToken, verify_reply_token
 
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
-_FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|tr|wg|rv|enc|i)\s*:", re.I)
 # What the rules and the notifications read of the request, loaded with it in one query (a request
 # has a few labels and participants): one lazy load at a time, after the mail has changed
 # something, would cost a query and a flush each.
@@ -43,7 +43,9 @@ class Thread:
 
 def is_forward(parsed: ParsedMail) -> bool:
     """A forwarded message (``Fwd:`` with the original inside) starts a conversation of its own."""
-    if not _FORWARD_SUBJECT.match(parsed.subject):
+    if parsed.forwarded is not None:
+        return True
+    if not FORWARD_SUBJECT.match(parsed.subject):
         return False
     text = parsed.text.lower()
     return parsed.embeds_message or "forwarded message" in text or "message transféré" in text
@@ -100,9 +102,13 @@ def _by_token(session: Session, parsed: ParsedMail, envelope_to: list[str], sett
     return None
 
 
+REFERENCES_READ = 50  # the newest References of a message: a thread is named by its last ones, and a
+# hostile mail with thousands would make a query with as many parameters
+
+
 def _by_references(session: Session, parsed: ParsedMail, sender: str, authenticated: Callable[[], bool],
                    named: Mapping[str, Request] | None) -> Thread | None:
-    wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references)] if m]
+    wanted = [m for m in [parsed.in_reply_to, *reversed(parsed.references[-REFERENCES_READ:])] if m]
     if not wanted:
         return None
     if named is None:
@@ -150,7 +156,11 @@ def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]
 
 def is_authenticated(parsed: ParsedMail, raw: bytes, settings: Settings) -> bool:
     """The site's MTA vouches for the From (DKIM or DMARC pass aligned with it, in an
-    Authentication-Results of ``trusted_authserv_id``), or the gateway's own DKIM check does."""
+    Authentication-Results of ``trusted_authserv_id``), or the gateway's own DKIM check does; never for
+    a From that names no one for certain (``ParsedMail.sender_unambiguous``: a second From above a
+    signed one)."""
+    if not parsed.sender_unambiguous:
+        return False
     sender = parsed.sender.address if parsed.sender else ""
     return (authenticated_by(parsed.authentication_results, sender, settings.trusted_authserv_id) is not None
             or settings.check_dkim and dkim_verified(raw, sender, settings.dkim_txt) is not None)

@@ -123,7 +123,7 @@ class _Applier:
             if time.monotonic() - shown >= PROGRESS_SECONDS:
                 progress()
                 shown = time.monotonic()
-        self._threads.submit(processor.drain, self.context, self.sent.put).result()
+        self._threads.submit(processor.drain, self.context, self.sent.put, self._stopping).result()
         self.stop()
         progress()
 

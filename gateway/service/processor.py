@@ -96,6 +96,7 @@ class Processor:
 
 _running: Processor | None = None
 _claims: Claims | None = None
+_making_claims = threading.Lock()
 
 
 def start(settings: Settings, *, yielding: bool = True) -> Processor:
@@ -121,9 +122,10 @@ def drain(context: Context, send: Callable[[list[int]], None] = queues.send_mail
     holds or ``stopping`` is set; each batch's mail is handed to ``send`` (the ``send_mail`` actor)
     once it is committed."""
     global _claims
-    if _claims is None or _claims.context is not context:  # one per process: its threads share it
-        _claims = Claims(context)
-    claims = _claims
+    with _making_claims:  # one per process, which its threads share: two would not exclude each other
+        if _claims is None or _claims.context is not context:
+            _claims = Claims(context)
+        claims = _claims
     while not (stopping and stopping.is_set()) and (inbound_ids := claims.take(PROCESS_TOGETHER)):
         try:
             outbox_ids = apply(inbound_ids)

@@ -74,3 +74,15 @@ def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_tex
     assert any("#assign bob@shop.example" in c["text"] for c in request["comments"])
     assert shop.mails_to(CUSTOMER) == []
     assert any("not authenticated" in e["detail"] for e in request["events"])
+
+
+def test_a_second_from_above_a_signed_one_is_no_authenticated_forward(vouched_shop: Gateway) -> None:
+    """A replayed mail whose MTA's DKIM pass is for Mallory, with a From naming Alice added above hers."""
+    shop = vouched_shop
+    shop.send((VOUCHED + "From: Alice <alice@shop.example>\r\n" + GMAIL.replace(
+        "From: Alice <alice@shop.example>", "From: Mallory <mallory@provider.example>", 1)).encode(),
+        recipients=["support@shop.example"], sender="mallory@provider.example")
+    shop.wait_idle()
+    request = shop.show(1)
+    assert request["assignee"] is None, "no coordinator's command from an ambiguous From"
+    assert all(not (c["role"] == "coordinator" and not c["unverified_sender"]) for c in request["comments"])

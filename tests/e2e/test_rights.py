@@ -204,6 +204,12 @@ def test_the_customers_colleagues_in_cc_become_observers_and_a_reply_to_all_is_t
     assert (comment["author"], comment["role"], comment["visibility"], comment["unverified_sender"]) == (
         MANAGER, "observer", "public", False)
     assert any("Accord donné." in body_text(m) for m in shop.mails_to(CUSTOMER)), "the customer sees it"
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", "#private\nMarge faible, attention."))
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", "#public\nAvoir émis."))
+    shop.wait_idle()
+    to_manager = [body_text(m) for m in shop.mails_to(MANAGER)]
+    assert any("Avoir émis." in text for text in to_manager), "the customer's colleague gets the public answers"
+    assert not any("Marge faible" in text for text in to_manager), "never a team comment: what the customer sees"
     shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", f"#observer remove {MANAGER}"))
     shop.wait_idle()
     assert any(f"{MANAGER} removed" in e["detail"] for e in shop.show(1)["events"])
