@@ -105,6 +105,9 @@ def test_amounts_too_large_to_keep_exactly_are_field_errors(context: Context, se
         {"description": "w", "quantity": 900_000, "unit_price": "10000.00"}]})
     assert isinstance(errors, list)
     assert [e.field for e in errors] == ["items[0].quantity", "items[1]", "items"]
+    errors = validate_order(session, context.settings, {"customer": {"email": CUSTOMER}, "items": [
+        {"description": "v", "quantity": 1, "unit_price": 20130431424569911639033631505607819264}]})
+    assert isinstance(errors, list) and [e.field for e in errors] == ["items[0].unit_price"], "a JSON integer too"
 
 
 def test_an_order_needs_items_unless_it_is_on_quote(context: Context, session: Session) -> None:

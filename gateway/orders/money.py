@@ -30,7 +30,7 @@ def amount_of(value: object) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return Decimal(value).quantize(CENT) if value >= 0 else None
+        return parse_amount(str(value)) if value >= 0 else None  # past the context's precision: not an amount
     if isinstance(value, Decimal):
         return parse_amount(str(value)) if value.is_finite() else None
     if isinstance(value, str):
