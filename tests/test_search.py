@@ -25,7 +25,7 @@ def context(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Context]
 
 def _request(context: Context, subject: str, text: str) -> int:
     with context.sessions.begin() as session:
-        person = upsert_person(session, "jean@client.example")
+        person = upsert_person(session, "jean@client.example", name="Jean Dupont")
         request, requester = open_request(session, context.settings.mailboxes[0], subject, person, None)
         add_comment(session, request, Author(person.email, "requester", requester), text, visibility="public")
         session.flush()
@@ -45,6 +45,7 @@ def test_search_finds_the_words_of_a_comment_the_subject_and_the_number(context:
     assert found("carton facture") == [], "not one word of each"
     assert found("FACTURE") == [invoice], "the subject, any case"
     assert found(f"#{invoice}") == [invoice]
+    assert found("dupont") == [invoice, damaged], "the customer's name, newest first"
     assert found('"; DROP TABLE comments; --') == [], "words, never SQL or a query language"
     if context.engine.dialect.name == "sqlite":
         assert found("dechire") == [damaged], "accents folded"

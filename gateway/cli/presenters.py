@@ -80,7 +80,7 @@ def load_requests(session: Session, kind: str | None = None, status: str | None 
                   customer: str | None = None, label: str | None = None, search: str | None = None,
                   unread: bool = False) -> list[Request]:
     """The inbox, newest first; ``customer``: their requests; ``search``: the words in the subject or a
-    comment, or the request's number (``123`` or ``#123``), case-insensitive."""
+    comment, the customer's name or address, or the request's number (``123`` or ``#123``), any case."""
     query = (select(Request).options(selectinload(Request.assignee), selectinload(Request.participants))
              .order_by(Request.id.desc()))
     if kind:
@@ -97,7 +97,10 @@ def load_requests(session: Session, kind: str | None = None, status: str | None 
     if search and search.strip():
         words = search.strip()
         number = words.lstrip("#")
-        matches = [Request.subject.ilike(f"%{words}%"), Request.comments.any(_comment_matches(session, words))]
+        requester = (Participant.role == "requester") & (Participant.name.ilike(f"%{words}%")
+                                                         | Participant.email.ilike(f"%{words}%"))
+        matches = [Request.subject.ilike(f"%{words}%"), Request.comments.any(_comment_matches(session, words)),
+                   Request.participants.any(requester)]
         if number.isdigit():
             matches.append(Request.id == int(number))
         query = query.where(or_(*matches))

@@ -136,6 +136,12 @@ def test_a_named_product_brings_in_its_supplier_who_may_not_change_status(tmp_pa
         gw.send(mail("autre@client.example", "support@shop.example", "Question générale", "Rien à voir"))
         gw.wait_idle()
         assert len(gw.mails_to("usine@supplier.example")) == 3, "no product named: no supplier"
+        gw.send(mail(CUSTOMER, "support@shop.example", "Autre chose", "Sans rapport."))
+        gw.send(mail("usine@supplier.example", "support@shop.example", "liste", "#list"))
+        gw.wait_idle()
+        listing = body_text(gw.mails_to("usine@supplier.example")[-1])
+        assert "Ma Lampe Arc clignote" in listing and "Autre chose" not in listing, "a supplier's own requests"
+        assert f"(de {CUSTOMER})" in listing, "with their requester"
     finally:
         assert gw.stop() == 0
 
