@@ -107,9 +107,11 @@ class MailFile(NamedTuple):
     payload: bytes
 
 
+@lru_cache(maxsize=32)
 def _file_part(file: MailFile) -> bytes:
     """One attachment, written by the email library: base64, and a file name of any script encoded as
-    RFC 2231 says (a control character in it is dropped, never written)."""
+    RFC 2231 says (a control character in it is dropped, never written). Written once for all the
+    mails that carry it: a comment's files go to each of its recipients alike."""
     maintype, _, subtype = file.content_type.partition("/")
     if not maintype or not subtype or maintype in ("multipart", "message", "text"):
         maintype, subtype = "application", "octet-stream"  # as bytes: what a sender called it is not trusted

@@ -17,7 +17,7 @@ from typing import Any
 
 import css_inline
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from gateway.outbound.l10n import FILTERS, LOCALES
 
@@ -46,22 +46,38 @@ def environment(home: Path) -> Environment:
 _SPACES = re.compile(r"[ \t\r\n]+")
 # The layout's <style> stays too: mail clients that read it apply its dark-mode rules.
 _INLINER = css_inline.CSSInliner(keep_style_tags=True)
+_SUBJECT, _CONTENT = "gateway-layout-subject-3f9a", "gateway-layout-content-3f9a"
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
+
+
+@lru_cache(maxsize=64)
+def _frame(home: Path, locale: str, site_name: str) -> tuple[str, str, str]:
+    """The layout around every mail's HTML, rendered and inlined once per home, locale and site name:
+    its head (the subject left to fill in), its tail, and its CSS, with which each mail's own fragment
+    is then inlined alone (a third less work than the whole page each time). The layout sees only
+    ``locale``, ``site_name``, ``subject`` and ``content``."""
+    page = environment(home).get_template("mail/layout.html.j2").render(
+        locale=locale, site_name=site_name, subject=_SUBJECT, content=Markup(_CONTENT))
+    head, tail = _INLINER.inline(page).split(_CONTENT, 1)
+    return head, tail, "\n".join(_STYLE.findall(page))
 
 
 @lru_cache(maxsize=256)
-def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template, Template]:
-    """A mail's three templates and the layout, looked up once per process (Jinja's own lookup, at
-    every mail, was a sixth of rendering)."""
+def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template]:
+    """A mail's three templates, looked up once per process (Jinja's own lookup, at every mail, was a
+    sixth of rendering)."""
     env = environment(home)
     return (env.get_template(f"{base}.subject.j2"), env.get_template(f"{base}.txt.j2"),
-            env.get_template(f"{base}.html.j2"), env.get_template("mail/layout.html.j2"))
+            env.get_template(f"{base}.html.j2"))
 
 
 def render_mail(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> RenderedMail:
     """The subject, text and HTML of one mail, in ``locale`` (French when unknown)."""
     locale = locale if locale in LOCALES else "fr"
-    subject, text, html, layout = _mail_templates(home, f"mail/{locale}/{event}.{audience}")
+    subject, text, html = _mail_templates(home, f"mail/{locale}/{event}.{audience}")
     context = {**context, "locale": locale}
     title = _SPACES.sub(" ", subject.render(context)).strip()  # one line; Babel's no-break spaces stay
-    page = layout.render({**context, "subject": title, "content": Markup(html.render(context))})
-    return RenderedMail(subject=title, text=text.render(context), html=_INLINER.inline(page))
+    head, tail, css = _frame(home, locale, str(context.get("site_name", "")))
+    fragment = css_inline.inline_fragment(html.render(context), css)
+    return RenderedMail(subject=title, text=text.render(context),
+                        html=head.replace(_SUBJECT, str(escape(title)), 1) + fragment + tail)
