@@ -78,10 +78,15 @@ def _quote_mac(secret_key: str, payload: bytes) -> bytes:
     return hmac.new(secret_key.encode(), b"quote:" + payload, hashlib.sha256).digest()[:_QUOTE_MAC_BYTES]
 
 
+def _urlsafe_token(payload: bytes, signature: bytes) -> str:
+    """A link token: base64url of the payload and its HMAC, without padding (``A-Z a-z 0-9 _ -``)."""
+    return base64.urlsafe_b64encode(payload + signature).decode().rstrip("=")
+
+
 def mint_quote_token(secret_key: str, quote_id: int, version: int) -> str:
     """The token of a quote link: base64url (``A-Z a-z 0-9 _ -``) of the quote, its version and an HMAC."""
     payload = quote_id.to_bytes(_QUOTE_ID_BYTES, "big") + version.to_bytes(_QUOTE_VERSION_BYTES, "big")
-    return base64.urlsafe_b64encode(payload + _quote_mac(secret_key, payload)).decode().rstrip("=")
+    return _urlsafe_token(payload, _quote_mac(secret_key, payload))
 
 
 def _urlsafe_signed(token: str, size: int, mac_bytes: int, mac: Callable[[bytes], bytes]) -> bytes | None:
@@ -120,7 +125,7 @@ def _order_mac(secret_key: str, payload: bytes) -> bytes:
 def mint_order_token(secret_key: str, order_number: int) -> str:
     """The token of an order page link (CONTRACT §10): base64url of the order number and an HMAC."""
     payload = order_number.to_bytes(_ORDER_ID_BYTES, "big")
-    return base64.urlsafe_b64encode(payload + _order_mac(secret_key, payload)).decode().rstrip("=")
+    return _urlsafe_token(payload, _order_mac(secret_key, payload))
 
 
 def verify_order_token(secret_key: str, token: str) -> int | None:
@@ -147,7 +152,7 @@ def mint_file_token(secret_key: str, attachment_id: int, expires_at: datetime) -
     """The token of a download link to one stored file of a comment, good until ``expires_at`` (to the hour)."""
     hours = int(expires_at.replace(tzinfo=UTC).timestamp() // 3600)
     payload = attachment_id.to_bytes(_FILE_ID_BYTES, "big") + hours.to_bytes(_FILE_UNTIL_BYTES, "big")
-    return base64.urlsafe_b64encode(payload + _file_mac(secret_key, payload)).decode().rstrip("=")
+    return _urlsafe_token(payload, _file_mac(secret_key, payload))
 
 
 def verify_file_token(secret_key: str, token: str) -> FileToken | None:
@@ -173,7 +178,7 @@ def _person_mac(secret_key: str, payload: bytes) -> bytes:
 def mint_person_token(secret_key: str, person_id: int, page_key: int) -> str:
     """The token of a customer's own page link: their account and its current ``page_key``, signed."""
     payload = person_id.to_bytes(_PERSON_ID_BYTES, "big") + (page_key % 65536).to_bytes(_PERSON_KEY_BYTES, "big")
-    return base64.urlsafe_b64encode(payload + _person_mac(secret_key, payload)).decode().rstrip("=")
+    return _urlsafe_token(payload, _person_mac(secret_key, payload))
 
 
 def verify_person_token(secret_key: str, token: str) -> tuple[int, int] | None:
