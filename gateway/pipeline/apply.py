@@ -20,7 +20,7 @@ from gateway.attachments import keep_attachments, travelling
 from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.dispatch import apply_commands, implemented
-from gateway.commands.grammar import BadCommand, check_commands, split_commands
+from gateway.commands.grammar import BadCommand, Command, check_commands, split_commands
 from gateway.commands.registry import CommandError, lookup_problems, text_is_taken
 from gateway.helpdesk import (
     Author,
@@ -167,10 +167,7 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
         return None
     verified = is_authenticated(parsed, incoming.raw, incoming.settings)
     commands, rest = split_commands(original.note) if verified else ([], original.note)
-    bad = check_commands(commands, "coordinator", implemented())
-    bad += lookup_problems(incoming.session, [c for c in commands if c.line not in {b.line for b in bad}])
-    if bad:
-        raise CommandsRefused(incoming.sender, None, bad)
+    _refuse_bad_lines(incoming.session, commands, "coordinator", incoming.sender, None)
     assert incoming.known is not None
     customer = upsert_person(incoming.session, original.address, name=original.name or None,
                              people=incoming.known.people)
@@ -184,9 +181,8 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
                        inbound_id=incoming.row.id) if rest else None
     record_event(request, "forwarded", f"{original.address}'s mail forwarded by {incoming.sender}"
                                        + ("" if verified else " (not authenticated: unverified)"))
-    if commands:
-        apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, forwarder, note, rest),
-                       commands)
+    _apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, forwarder, note, rest),
+                    commands)
     return Opened(request, f"{original.address} (forwarded by {incoming.sender})")
 
 
@@ -278,16 +274,31 @@ def _observers_from_cc(incoming: Incoming, request: Request) -> list[str]:
     return wanted[:MAX_CC_OBSERVERS]
 
 
+def _refuse_bad_lines(session: Session, commands: list[Command], role: str, author: str,
+                      request: Request | None) -> None:
+    """Every command line that is unknown, malformed, not allowed for ``role`` or names what does not
+    exist, all at once: any of them and nothing of the mail applies (CONTRACT §5)."""
+    bad = check_commands(commands, role, implemented())
+    bad_lines = {b.line for b in bad}
+    bad += lookup_problems(session, [c for c in commands if c.line not in bad_lines])
+    if bad:
+        raise CommandsRefused(author, request, bad)
+
+
+def _apply_commands(change: RequestChange, commands: list[Command]) -> None:
+    """The mail's commands in turn; one that its handler refuses is the whole mail's refusal."""
+    try:
+        apply_commands(change, commands)
+    except CommandError as error:
+        raise CommandsRefused(change.author.email, change.request, [BadCommand(error.line, error.reason)]) from error
+
+
 def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:
     parsed, session = incoming.parsed, incoming.session
     commands, rest = split_commands(parsed.reply_text)
     if author.unverified or author.role in ("requester", "unknown"):
         commands, rest = [], parsed.reply_text
-    bad = check_commands(commands, author.role, implemented())
-    bad_lines = {b.line for b in bad}
-    bad += lookup_problems(session, [c for c in commands if c.line not in bad_lines])
-    if bad:
-        raise CommandsRefused(author.email, request, bad)
+    _refuse_bad_lines(session, commands, author.role, author.email, request)
     explicit = next((c.name for c in reversed(commands) if c.name in ("private", "public")), None)
     visibility = "private" if author.unverified else (explicit or "public")
     if any(c.name == "note" for c in commands):
@@ -305,11 +316,8 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         if not author.unverified and kept_as == visibility:  # neither a stranger posing as the team nor a
             remember_visibility(request, comment)          # reply held for the review window changes the habit
     status, assignee = request.status, request.assignee
-    try:
-        apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment, rest,
-                                      tuple(parsed.attachments)), commands)
-    except CommandError as error:
-        raise CommandsRefused(author.email, request, [BadCommand(error.line, error.reason)]) from error
+    _apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment, rest,
+                                  tuple(parsed.attachments)), commands)
     if author.role == "coordinator" and not author.unverified:
         request.unread = False  # a coordinator acted on it: read, until something new comes back (a decision)
     if request.status != status:

@@ -86,3 +86,11 @@ def test_a_second_from_above_a_signed_one_is_no_authenticated_forward(vouched_sh
     request = shop.show(1)
     assert request["assignee"] is None, "no coordinator's command from an ambiguous From"
     assert all(not (c["role"] == "coordinator" and not c["unverified_sender"]) for c in request["comments"])
+
+
+def test_a_command_the_forwarders_words_cannot_apply_refuses_the_whole_mail(vouched_shop: Gateway) -> None:
+    shop = vouched_shop
+    send(shop, GMAIL.replace("#assign bob@shop.example", "#confirm"))  # an order's command, to the helpdesk
+    [refused] = [m for m in shop.mails_to(ALICE) if "Command refused" in str(m["Subject"])]
+    assert "#confirm applies to orders" in body_text(refused)
+    assert shop.requests() == [], "nothing of the mail applied"
