@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ def test_non_ascii_subjects_and_names_come_back_exactly_in_lines_under_78_charac
     head = raw.split(b"\r\n\r\n", 1)[0]
     subject_lines = head[head.index(b"Subject: "):head.index(b"\r\nMessage-ID:")].split(b"\r\n")
     assert head.isascii() and len(subject_lines) > 3 and max(len(line) for line in subject_lines) < 78
+    words = b" ".join(subject_lines)[len(b"Subject: "):].split()
+    assert all(re.fullmatch(rb"=\?utf-8\?q\?[A-Za-z0-9!*+/_=-]+\?=", word) for word in words), "RFC 2047 §5 (3)"
     assert not message.defects and all(not part.defects for part in message.walk())
 
 
@@ -82,5 +85,8 @@ def test_every_composed_mail_reads_back_to_exactly_its_headers_with_one_to(
     assert (sender.display_name, sender.addr_spec) == (site_name.translate(LINE_BREAKS_AS_SPACES),
                                                        "support@shop.example")
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    subject_lines = head[head.index(b"Subject: "):head.index(b"\r\nMessage-ID:")].split(b"\r\n")
+    assert all(len(line) <= 78 for line in subject_lines), "RFC 5322 2.1.1"
     assert message["Reply-To"] == "support+abc@shop.example" and message["Message-ID"] == "<m1@shop.example>"
     assert message.get_content_type() == "multipart/alternative"
