@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 import rule_engine
 
+from gateway.rules import parser_tables
 from gateway.rules.conditions import Condition, compile_condition, matches
 from gateway.rules.loader import RuleFileError, load_rules, read_rule_file
 
@@ -119,3 +122,19 @@ def reference(condition: Condition, facts: dict[str, object]) -> bool:
         return bool(condition.parsed.matches(facts))
     except (TypeError, rule_engine.errors.EngineError):
         return False
+
+
+def test_the_parser_tables_kept_in_the_package_are_those_the_installed_rule_engine_builds(tmp_path: Path) -> None:
+    """Stale tables would cost start-up time only (ply ignores them and builds its own): this says when to
+    write them again."""
+    kept = Path(parser_tables.__file__).with_name("rule_engine_tables.py")
+    assert parser_tables.write(tmp_path).read_text() == kept.read_text(), \
+        "rule-engine's grammar changed: copy the file written by gateway.rules.parser_tables.write over it"
+
+
+def test_loading_rules_takes_rule_engines_parser_from_the_kept_tables() -> None:
+    """In a fresh interpreter, as every command and processor starts: ply read the tables, it did not build them."""
+    probe = ("import gateway.rules.conditions, rule_engine, gateway.rules.rule_engine_tables as kept;"
+             "print(rule_engine.Rule.parser._parser.action is kept._lr_action)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True", result.stderr

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# isort: off
+from gateway.rules import parser_tables  # noqa: F401 (before rule_engine: its parser's tables)
 import rule_engine
+# isort: on
 
 FACTS = {
     "event": "message, comment, status or assignment",
