@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.settings import Settings
@@ -40,9 +40,17 @@ def make_engine(settings: Settings) -> Engine:
 # (``gateway requests list --search``): an FTS5 table and its shadow tables on SQLite, a GIN index on
 # PostgreSQL. Schema comparisons leave these names out.
 SEARCH_INDEX = ("comments_search", "ix_comments_search")
+# The key of the PostgreSQL advisory lock that lets one process at a time migrate (any fixed number).
+_MIGRATION_LOCK = 0x6761746577617901
+
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (run at every start; a no-op when current).
+
+    Every host of a deployment starts this at once on a new database (CONTRACT §11): on PostgreSQL
+    they take turns behind a transaction's advisory lock, so the first migrates and the others find
+    the schema current, where two would both create ``alembic_version`` and one would fail. (On
+    SQLite one host serves a database, and its processor starts once it has migrated.)
 
     Alembic is imported here: it is 11 MB of a process's memory, which the processor, started
     once the serving process has migrated, does without.
@@ -53,6 +61,8 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 import gateway.orders.models  # noqa: F401  (the order tables join the metadata)
 from gateway.db import SEARCH_INDEX, migrate
@@ -31,3 +33,28 @@ def test_the_migrated_schema_is_the_models_schema(engine: Engine) -> None:
             "include_name": lambda name, _kind, _parent: not (name or "").startswith(SEARCH_INDEX)})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
+
+
+def _migrate_when_all_are_ready(url: str, ready: Barrier) -> None:
+    engine = create_engine(url)
+    ready.wait()
+    migrate(engine)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_hosts_starting_together_on_a_new_database_all_start(postgres_url: str) -> None:
+    """Every container of the compose file migrates at its start, at the same moment on a new database:
+    one migrates, the others wait and find the schema current; none fails."""
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Barrier(4)
+    hosts = [spawn.Process(target=_migrate_when_all_are_ready, args=(postgres_url, ready)) for _ in range(4)]
+    for host in hosts:
+        host.start()
+    for host in hosts:
+        host.join(120)
+    assert [host.exitcode for host in hosts] == [0, 0, 0, 0]
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    engine.dispose()
