@@ -97,6 +97,12 @@ _VALEDICTION = re.compile(
     re.I,
 )
 _SIGNATURE_TAIL = 10  # at most this many non-blank lines may follow a weak signature start
+# A name signed under a closing ("Best regards," / "Jef"): a few words, no digits, address or link.
+_NAME = re.compile(r"^(?:[-–—~]{1,2}|//)?\s?[^\W\d_][\w.'’-]*(?:\s[^\W\d_][\w.'’-]*){0,3}$")
+# Marks that clients and tracking add-ons leave where nothing is written: zero-width characters and
+# the "ᐧ" (U+1427) a tracking pixel's add-on puts on a line of its own.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e\u00ad"
+_MARK_LINE = re.compile(r"^[\s\u1427" + _INVISIBLE + r"]*$")
 
 
 def _is_quoted(line: str) -> bool:
@@ -224,6 +230,18 @@ def _short_tail(lines: list[str], start: int) -> bool:
     return True
 
 
+def _following(lines: list[str], index: int) -> list[str]:
+    """The non-blank lines after ``index``."""
+    return [line.strip() for line in lines[index + 1:] if line.strip()]
+
+
+def _is_sign_off(lines: list[str], index: int) -> bool:
+    """A closing followed by nothing but one short name ("Best regards," / "//Jef"): the sender's own
+    words, kept. With more under it (a title, a company, a phone), it opens a signature."""
+    following = _following(lines, index)
+    return len(following) <= 1 and all(_NAME.match(line) and len(line) <= 40 for line in following)
+
+
 def _is_signature_start(lines: list[str], index: int) -> bool:
     line = lines[index].strip()
     if line in _STRICT_DELIMITERS:
@@ -233,7 +251,8 @@ def _is_signature_start(lines: list[str], index: int) -> bool:
     if _RULE.match(line):
         return (index == 0 or not lines[index - 1].strip()) and _short_tail(lines, index)
     if _VALEDICTION.match(line):
-        return len(line) <= 40 and _short_tail(lines, index) and len(lines) - index <= _SIGNATURE_TAIL
+        return (len(line) <= 40 and _short_tail(lines, index) and len(lines) - index <= _SIGNATURE_TAIL
+                and not _is_sign_off(lines, index))
     return False
 
 
@@ -300,7 +319,20 @@ def _reply_lines(lines: list[str], after_quote: bool = False) -> tuple[list[str]
 
 
 def _split_lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    """The lines, right-stripped, with the invisible marks at their ends gone (a line of marks only is blank)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return ["" if _MARK_LINE.match(line) else _without_marks(line) for line in lines]
+
+
+def _without_marks(line: str) -> str:
+    """A line without the invisible marks at its ends; a trailing "ᐧ" goes too unless it ends a word
+    of Canadian syllabics (U+1400-U+167F), the one script where it is a letter."""
+    line = line.strip(_INVISIBLE).rstrip()
+    if line.endswith("\u1427"):
+        kept = line.rstrip("\u1427" + _INVISIBLE + " \t\u00a0")
+        if not "\u1400" <= kept[-1:] <= "\u167f":
+            return kept
+    return line
 
 
 def _reply(text: str) -> tuple[str, bool]:
