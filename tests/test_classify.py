@@ -62,13 +62,21 @@ def corpus_scores() -> dict[str, Check]:
     """Run every sisimai case through :func:`classify` and score each expectation."""
     expected: dict[str, dict[str, object]] = json.loads((SISIMAI / "expected.json").read_text())
     checks = {name: Check() for name in (
-        "is_bounce", "auto_reply", "feedback_report", "not_bounce", "all_automatic",
+        "is_bounce", "delays", "auto_reply", "feedback_report", "not_bounce", "all_automatic",
         "status", "status_stated", "reply_code",
     )}
     for name, case in sorted(expected.items()):
-        result = classify_raw((SISIMAI / name).read_bytes())
+        raw = (SISIMAI / name).read_bytes()
+        result = classify_raw(raw)
         is_bounce = bool(case["is_bounce"])
-        checks["is_bounce"].record(name, (result.auto == "bounce") == is_bounce)
+        # sisimai counts a delay notice as a (soft) bounce; the gateway tells it apart: not a bounce
+        if is_bounce and says_delayed(raw):
+            told_apart = (result.auto == "auto-generated" and result.delivery is not None
+                          and result.delivery.kind == "delayed")
+            checks["delays"].record(name, told_apart)
+            checks["is_bounce"].record(name, told_apart)
+        else:
+            checks["is_bounce"].record(name, (result.auto == "bounce") == is_bounce)
         if case.get("is_auto_reply"):
             checks["auto_reply"].record(name, result.auto == "auto-replied")
         if case.get("is_feedback_report"):
@@ -82,7 +90,7 @@ def corpus_scores() -> dict[str, Check]:
         if not is_bounce or not recipients:
             continue
         first = recipients[0]
-        got = result.failed_recipients[0] if result.failed_recipients else None
+        got = result.delivery.recipients[0] if result.delivery and result.delivery.recipients else None
         if first["status"]:
             ok = got is not None and got.status == first["status"]
             checks["status"].record(name, ok)
@@ -91,6 +99,15 @@ def corpus_scores() -> dict[str, Check]:
         if first["reply_code"]:
             checks["reply_code"].record(name, got is not None and got.reply_code == first["reply_code"])
     return checks
+
+
+def says_delayed(raw: bytes) -> bool:
+    """What the report itself says, read without the gateway's code: every DSN ``Action`` field is
+    ``delayed``, or (no such field) its Subject speaks of a delay."""
+    actions = {action.lower() for action in re.findall(rb"(?im)^Action:[ \t]*(\w+)", raw)}
+    if actions:
+        return actions == {b"delayed"}
+    return re.search(rb"(?im)^Subject:.*\bdelay", raw.split(b"\n\n", 1)[0]) is not None
 
 
 def print_scores(checks: dict[str, Check]) -> None:
@@ -107,7 +124,17 @@ def test_delivery_reports_are_told_apart_from_other_mail() -> None:
     checks = corpus_scores()
     print_scores(checks)
     assert checks["is_bounce"].total == 588
-    assert checks["is_bounce"].share >= 0.98, checks["is_bounce"].misses
+    # Reached: 587/588. Left: lhost-sendmail-14, a person forwarding a report ("Fwd: Returned mail"),
+    # which the gateway takes for a person asking about it, on purpose.
+    assert checks["is_bounce"].share >= 0.995, checks["is_bounce"].misses
+
+
+@corpus
+def test_delay_notices_are_told_apart_from_failures() -> None:
+    """A server still trying is not a failing address: 22 of sisimai's reports are delays."""
+    check = corpus_scores()["delays"]
+    assert check.total == 22
+    assert check.share == 1.0, check.misses
 
 
 @corpus
@@ -120,7 +147,8 @@ def test_automatic_replies_in_the_corpus_are_auto_replied() -> None:
 @corpus
 def test_feedback_reports_are_complaints_not_bounces() -> None:
     check = corpus_scores()["feedback_report"]
-    assert check.share >= 0.9, check.misses
+    assert check.total == 15
+    assert check.share == 1.0, check.misses
 
 
 @corpus
@@ -338,3 +366,238 @@ def test_a_report_of_successful_deliveries_is_not_a_bounce() -> None:
     result = classify_raw(raw.encode())
     assert result.auto == "auto-generated"
     assert result.failed_recipients == ()
+
+
+# --- delivery reports told apart: failed, delayed, delivered (written here, in our own words) ---------
+
+
+def dsn(action: str, status: str, *, diagnostic: str = "", extra: str = "") -> bytes:
+    """A standard report from mx.example.net about our mail to bob@example.net."""
+    diagnostic_line = f"Diagnostic-Code: smtp; {diagnostic}\n" if diagnostic else ""
+    return f"""From: MAILER-DAEMON@mx.example.net
+To: support@shop.example
+Subject: Delivery Status Notification
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="r"
+
+--r
+Content-Type: text/plain
+
+This is the mail system at host mx.example.net.
+
+--r
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+Arrival-Date: Mon, 5 Jan 2026 10:00:00 +0100
+
+Final-Recipient: rfc822; bob@example.net
+Action: {action}
+Status: {status}
+{diagnostic_line}{extra}
+--r--
+""".encode()
+
+
+def test_a_delayed_report_is_automatic_mail_not_a_bounce() -> None:
+    result = classify_raw(dsn("delayed", "4.4.1", diagnostic="connect to mx.example.net: Connection timed out"))
+    assert result.auto == "auto-generated" and result.failed_recipients == ()
+    assert result.delivery is not None
+    assert result.delivery.as_json() == {
+        "kind": "delayed", "reporting_mta": "mx.example.net",
+        "recipients": [{"address": "bob@example.net", "status": "4.4.1", "action": "delayed",
+                        "diagnostic": "connect to mx.example.net: Connection timed out", "permanent": False}]}
+
+
+def test_a_failure_for_good_is_a_permanent_bounce_and_one_that_may_pass_is_not_permanent() -> None:
+    gone = classify_raw(dsn("failed", "5.1.1", diagnostic="550 5.1.1 <bob@example.net>: User unknown"))
+    full = classify_raw(dsn("failed", "4.2.2", diagnostic="452 4.2.2 Mailbox full, retries ran out"))
+    assert gone.auto == full.auto == "bounce"
+    assert [(r.status, r.permanent) for r in gone.failed_recipients] == [("5.1.1", True)]
+    assert [(r.status, r.permanent) for r in full.failed_recipients] == [("4.2.2", False)]
+
+
+def test_a_report_naming_a_failure_and_a_delay_is_a_failure_that_lists_both() -> None:
+    extra = "\nFinal-Recipient: rfc822; ann@example.net\nAction: delayed\nStatus: 4.4.7\n"
+    result = classify_raw(dsn("failed", "5.2.1", diagnostic="550 5.2.1 Mailbox disabled", extra=extra))
+    assert result.auto == "bounce" and result.delivery is not None and result.delivery.kind == "failed"
+    assert [(r.address, r.action, r.permanent) for r in result.delivery.recipients] == [
+        ("bob@example.net", "failed", True), ("ann@example.net", "delayed", False)]
+
+
+@pytest.mark.parametrize("action", ["delivered", "relayed", "expanded"])
+def test_a_report_of_success_says_which(action: str) -> None:
+    result = classify_raw(dsn(action, "2.0.0"))
+    assert result.auto == "auto-generated" and result.delivery is not None
+    assert result.delivery.kind == action and result.failed_recipients == ()
+
+
+DAEMON = "From: Mail Delivery System <MAILER-DAEMON@relay.example.org>\nTo: support@shop.example\n"
+DELAY_NOTICES = {
+    "exim": (DAEMON + "Subject: Warning: message 1tQx7Z-0004Ab-2C delayed 24 hours\n",
+             "This message was created automatically by mail delivery software.\n\n"
+             "A message that you sent has not yet been delivered to one or more of its recipients after more\n"
+             "than 24 hours on the queue on relay.example.org.\n\n"
+             "  bob@example.net\n"
+             "    Delay reason: SMTP error from remote mail server after RCPT TO:<bob@example.net>:\n"
+             "    451 4.7.1 Greylisted, please try again later\n\n"
+             "No action is required on your part. Delivery attempts will continue for some time, and this\n"
+             "warning may be repeated at intervals if the message remains undelivered. Eventually the mail\n"
+             "delivery software will give up, and when that happens, the message will be returned to you.\n"),
+    "gmail": ("From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\nTo: support@shop.example\n"
+              "Subject: Delivery Status Notification (Delay)\n",
+              "** Delivery incomplete **\n\nThere was a temporary problem delivering your message to "
+              "bob@example.net. Gmail will retry for 46 more hours. You'll be notified if the delivery fails "
+              "permanently.\n\nThe response was:\n\n421 4.7.0 Try again later, closing connection.\n"),
+    "microsoft": ("From: postmaster@outlook.example\nTo: support@shop.example\n"
+                  "Subject: Delivery delayed:Votre demande #12\n",
+                  "Delivery is delayed to these recipients or groups:\n\nbob@example.net\n\n"
+                  "Subject: Votre demande #12\n\nThis message hasn't been delivered yet. Delivery will continue "
+                  "to be attempted.\n\nThe server will keep trying to deliver this message for the next 1 days, "
+                  "19 hours and 52 minutes. You'll be notified if the message can't be delivered by that time.\n"),
+    "sendmail": (DAEMON + "Subject: Warning: could not send message for past 4 hours\n",
+                 "    **********************************************\n"
+                 "    **      THIS IS A WARNING MESSAGE ONLY      **\n"
+                 "    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n"
+                 "    **********************************************\n\n"
+                 "The original message was received at Mon, 5 Jan 2026 10:00:00 +0100\n\n"
+                 "   ----- Transcript of session follows -----\n"
+                 "<bob@example.net>... Deferred: Connection timed out with mx.example.net.\n"
+                 "Warning: message still undelivered after 4 hours\n"
+                 "Will keep trying until message is 5 days old\n"),
+    "french": (DAEMON + "Subject: Remise différée : Votre demande #12\n",
+               "Ce message n'a pas encore pu être remis à bob@example.net. Le serveur de messagerie fera de "
+               "nouvelles tentatives pendant 48 heures.\n\nDiagnostic : 450 4.2.1 Mailbox busy\n"),
+}
+
+
+@pytest.mark.parametrize("name", DELAY_NOTICES)
+def test_a_plain_text_delay_notice_is_not_a_bounce(name: str) -> None:
+    headers, body = DELAY_NOTICES[name]
+    result = classify_raw(message(headers, body))
+    assert result.auto == "auto-generated", result.reason
+    assert result.delivery is not None and result.delivery.kind == "delayed"
+    assert [(r.address, r.permanent) for r in result.delivery.recipients] in ([("bob@example.net", False)], [])
+
+
+OLD_BOUNCES = {
+    "sendmail permanent fatal errors": (
+        DAEMON + "Subject: Returned mail: see transcript for details\n",
+        "The original message was received at Mon, 5 Jan 2026 10:00:00 +0100\n"
+        "from shop.example [192.0.2.10]\n\n"
+        "   ----- The following addresses had permanent fatal errors -----\n"
+        "<bob@example.net>\n    (reason: 550 5.1.1 <bob@example.net>... User unknown)\n\n"
+        "   ----- Transcript of session follows -----\n"
+        "... while talking to mx.example.net.:\n>>> RCPT To:<bob@example.net>\n"
+        "<<< 550 5.1.1 <bob@example.net>... User unknown\n", "5.1.1"),
+    "domino could not be delivered to the following recipients": (
+        "From: Postmaster <postmaster@notes.example.net>\nTo: support@shop.example\n"
+        "Subject: DELIVERY FAILURE: User bob (bob@example.net) not listed in Domino Directory\n",
+        "Your message\n\n  Subject: Votre demande #12\n\n"
+        "was not delivered to:\n\n  bob@example.net\n\n"
+        "because:\n\n  User bob (bob@example.net) not listed in Domino Directory\n", ""),
+    "microsoft relay": (
+        "From: Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@example.net>\n"
+        "To: support@shop.example\nSubject: Undeliverable: Votre demande #12\nReturn-Path: <>\n",
+        "Delivery has failed to these recipients or groups:\n\nbob@example.net\n"
+        "The email address you entered couldn't be found.\n\n"
+        "Diagnostic information for administrators:\n\nGenerating server: mail.example.net\n\n"
+        "bob@example.net\nRemote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not "
+        "found by SMTP address lookup'\n", "5.1.10"),
+    "university relay": (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@relay.univ.example.edu>\nTo: support@shop.example\n"
+        "Subject: Your message could not be delivered\n",
+        "Your message could not be delivered to the following recipients:\n\n"
+        "     bob@example.net\n          Unrouteable address: host lookup did not complete (permanent error)\n"
+        "          550 5.4.4 Unable to route\n\nThe message has been returned to the sender.\n", "5.4.4"),
+}
+
+
+@pytest.mark.parametrize("name", OLD_BOUNCES)
+def test_plain_text_bounces_of_older_servers_name_the_failed_recipient(name: str) -> None:
+    headers, body, status = OLD_BOUNCES[name]
+    result = classify_raw(message(headers, body))
+    assert result.auto == "bounce", result.reason
+    assert result.delivery is not None and result.delivery.kind == "failed"
+    [recipient] = result.failed_recipients
+    assert recipient.address == "bob@example.net" and recipient.status == status
+
+
+def test_a_transcript_gives_the_refused_command_not_the_accepted_ones() -> None:
+    body = ("Transcript of session follows.\n\n Out: 220 mx.example.net ESMTP\n In:  MAIL FROM:<support@shop.example>\n"
+            " Out: 250 2.1.0 Ok\n In:  RCPT TO:<bob@example.net>\n Out: 250 2.1.5 Ok\n In:  DATA\n"
+            " Out: 451 4.3.0 Error: queue file write error\n In:  QUIT\n Out: 221 2.0.0 Bye\n")
+    result = classify_raw(message(DAEMON + "Subject: Postfix SMTP server: errors from shop.example\n", body))
+    assert result.auto == "bounce"
+    [recipient] = result.failed_recipients
+    assert (recipient.address, recipient.status, recipient.reply_code) == ("bob@example.net", "4.3.0", "451")
+
+
+def test_a_mailing_list_refusing_the_post_is_a_bounce() -> None:
+    headers = ("From: shop-list-admin@lists.example.org\nTo: support@shop.example\n"
+               "Subject: You are not a member of shop-list\nX-MLServer: fml [fml 4.0.3]\n"
+               "List-Post: <mailto:shop-list@lists.example.org>\n")
+    result = classify_raw(message(headers, "Only members may post to this list.\n"))
+    assert result.auto == "bounce", result.reason
+
+
+def test_a_mailing_lists_ordinary_post_is_bulk_not_a_bounce() -> None:
+    headers = ("From: ann@example.org\nTo: shop-list@lists.example.org\nSubject: Who is a member of the club?\n"
+               "List-Id: <shop-list.lists.example.org>\n")
+    assert classify_raw(message(headers, "Hello, are you a member?\n")).auto == "bulk"
+
+
+ARF_ATTACHED = """From: abuse-reports@isp.example
+To: support@shop.example
+Subject: FW: Abuse report
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="outer"
+
+--outer
+Content-Type: text/plain
+
+A complaint about mail from your domain, attached.
+
+--outer
+Content-Type: message/rfc822
+
+From: feedback@isp.example
+To: support@shop.example
+Subject: Complaint
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="inner"
+
+--inner
+Content-Type: text/plain
+
+This is an email abuse report.
+
+--inner
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: ISP-FBL/1.0
+Version: 1
+
+--inner--
+
+--outer--
+"""
+
+
+def test_a_feedback_report_forwarded_as_an_attachment_is_a_complaint() -> None:
+    result = classify_raw(ARF_ATTACHED.encode())
+    assert result.feedback_report and result.auto == "auto-generated"
+
+
+def test_a_feedback_report_whose_outer_part_is_not_a_report_is_a_complaint() -> None:
+    raw = ARF_ATTACHED.replace("multipart/report; report-type=feedback-report;", "multipart/mixed;")
+    result = classify_raw(raw.encode())
+    assert result.feedback_report and result.auto != "bounce"
+
+
+def test_apple_mails_unsubscribe_request_is_a_feedback_report() -> None:
+    headers = ("From: ann@icloud.example\nTo: support@shop.example\nSubject: unsubscribe\n"
+               "Auto-Submitted: auto-replied\nX-Apple-Unsubscribe: true\n")
+    result = classify_raw(message(headers, "Apple Mail sent this email to unsubscribe from the message.\n"))
+    assert result.feedback_report and result.auto == "auto-generated"

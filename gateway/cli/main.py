@@ -49,6 +49,12 @@ def cmd_parse(args: argparse.Namespace) -> int:
     print(f"Subject:   {parsed['subject']}")
     print(f"Message-ID: {parsed['message_id']}")
     print(f"Automatic: {parsed['auto'] or 'no'}" + (f" ({parsed['auto_reason']})" if parsed["auto"] else ""))
+    if delivery := parsed["delivery"]:
+        print(f"Delivery:  {delivery['kind']}" + (f", reported by {delivery['reporting_mta']}"
+                                                    if delivery["reporting_mta"] else ""))
+        for recipient in delivery["recipients"]:
+            print(f"  {recipient['address'] or '(unnamed)'} {recipient['action']} {recipient['status'] or '-'}"
+                  + (" permanent" if recipient["permanent"] else "") + f" {recipient['diagnostic'][:100]}")
     print(f"Attachments: {', '.join(a['filename'] for a in parsed['attachments']) or 'none'}")
     print(f"Defects:   {', '.join(parsed['defects']) or 'none'}")
     print("\n" + parsed["reply_text"])

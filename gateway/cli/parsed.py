@@ -26,6 +26,8 @@ def parsed_json(parsed: ParsedMail) -> dict[str, Any]:
         "attachments": [a.as_json() for a in parsed.attachments],
         "auto": parsed.auto,
         "auto_reason": parsed.classification.reason,
+        "delivery": delivery.as_json() if (delivery := parsed.classification.delivery) else None,
+        "feedback_report": parsed.classification.feedback_report,
         "tokens": parsed.tokens(),
         "commands": [{"name": c.name, "args": c.args} for c in commands],
         "defects": parsed.defects,

@@ -22,22 +22,57 @@ from email.utils import getaddresses
 
 from gateway.mail.html import html_to_text
 
+FAILED, DELAYED = "failed", "delayed"
+_SUCCESS_ACTIONS = ("delivered", "relayed", "expanded")
+
 
 @dataclass(frozen=True)
-class FailedRecipient:
-    address: str  # lowercase email of the recipient that failed
+class ReportedRecipient:
+    """One recipient a delivery report names, and what became of the mail to it."""
+
+    address: str  # lowercase email of the recipient, "" when the report does not say
     status: str  # enhanced status code like "5.1.1", or "" if unknown
     reply_code: str  # SMTP reply code like "550", or ""
     diagnostic: str  # the diagnostic text, trimmed (may be "")
+    action: str = FAILED  # failed, delayed, delivered, relayed or expanded (RFC 3464 ``Action``)
+
+    @property
+    def permanent(self) -> bool:
+        """Failed for good: the server gave up, with a permanent code (5.x.x). Only this says that the
+        address itself fails; a 4.x.x failure (a full mailbox, retries that ran out) returned the mail
+        without saying so, and a delay is still being tried."""
+        return self.action == FAILED and self.status.startswith("5")
+
+    def as_json(self) -> dict[str, object]:
+        return {"address": self.address, "status": self.status, "action": self.action,
+                "diagnostic": self.diagnostic, "permanent": self.permanent}
 
 
 @dataclass(frozen=True)
-class DeliveryReport:
-    """What the RFC 3464 fields of a message say (``found`` is False when it has none)."""
+class Delivery:
+    """What a delivery report says happened to a mail (``gateway parse --json``: ``delivery``)."""
 
-    found: bool
-    failed: tuple[FailedRecipient, ...] = ()
-    delivered: int = 0  # recipients reported delivered, relayed or expanded: not failures
+    recipients: tuple[ReportedRecipient, ...]
+    reporting_mta: str = ""  # the server that wrote the report, when it says
+    kind_when_empty: str = FAILED  # a report that names no recipient: what its words said
+
+    @property
+    def kind(self) -> str:
+        """``failed`` when any recipient failed, else ``delayed`` when any is delayed, else the
+        success the recipients share (``delivered``, ``relayed``, ``expanded``)."""
+        actions = [recipient.action for recipient in self.recipients]
+        for kind in (FAILED, DELAYED, *_SUCCESS_ACTIONS):
+            if kind in actions:
+                return kind
+        return self.kind_when_empty
+
+    @property
+    def failed(self) -> tuple[ReportedRecipient, ...]:
+        return tuple(recipient for recipient in self.recipients if recipient.action == FAILED)
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "recipients": [recipient.as_json() for recipient in self.recipients],
+                "reporting_mta": self.reporting_mta or None}
 
 
 # An enhanced status code (RFC 3463), not part of an IP address or a version number.
@@ -50,7 +85,7 @@ _REPLY_CODE = re.compile(
 _REPLY_THEN_STATUS = re.compile(r"(?<![\d.])([245][0-5]\d)[ -]+[#('\"]?([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
-_SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+_REPORTING_MTA = re.compile(r"^Reporting-MTA:[ \t]*(?:[\w-]+[ \t]*;)?[ \t]*([^\s;]+)", re.I | re.M)
 
 # Where the copy of the original message starts in a plain-text bounce: a
 # separator line naming it, a short line naming it, or its first header.
@@ -177,32 +212,34 @@ def _reply_code_in(text: str) -> str:
     return match.group(1) if match else ""
 
 
-def _failed_recipient(address: str, status: str, diagnostic: str) -> FailedRecipient:
-    """One failed recipient, with the most telling codes its report gives.
+def _recipient(address: str, status: str, diagnostic: str, action: str = FAILED) -> ReportedRecipient:
+    """One recipient, with the most telling codes its report gives.
 
     The remote server's own answer, quoted in the diagnostic as ``550 5.7.1 ...``
-    (the last one when a report quotes several attempts), says more than the
-    Status field, which the reporting server often fills with its own generic
-    code (``4.4.7`` expired, ``5.0.0``). Without one, a bare ``X.0.0`` Status
-    gives way to any code in the diagnostic, and a reply code alone gives
-    ``X.0.0``.
+    (the last refusal when a report quotes several replies: a transcript's
+    ``250 2.1.0 Ok`` lines are what went well), says more than the Status field,
+    which the reporting server often fills with its own generic code (``4.4.7``
+    expired, ``5.0.0``). Without one, a bare ``X.0.0`` Status gives way to any
+    code in the diagnostic, and a reply code alone gives ``X.0.0``.
     """
     diagnostic = " ".join(diagnostic.split())
     quoted = _REPLY_THEN_STATUS.findall(diagnostic)
-    if quoted:
-        reply_code, status = quoted[-1]
-        return FailedRecipient(address, status, reply_code, diagnostic)
+    refusals = [(reply, code) for reply, code in quoted if not reply.startswith("2")]
+    if refusals or quoted:
+        reply_code, status = (refusals or quoted)[-1]
+        return ReportedRecipient(address, status, reply_code, diagnostic, action)
     reply_code = _reply_code_in(diagnostic)
     from_text = _status_in(diagnostic)
     if from_text and (not status or status.endswith(".0.0")):
         status = from_text
     if not status and reply_code:
         status = f"{reply_code[0]}.0.0"
-    return FailedRecipient(address, status, reply_code, diagnostic)
+    return ReportedRecipient(address, status, reply_code, diagnostic, action)
 
 
-def delivery_report(msg: Message, *, text: str | None = None) -> DeliveryReport:
-    """The recipients an RFC 3464 report names, from ``message/delivery-status`` parts.
+def delivery_report(msg: Message, *, text: str | None = None) -> Delivery | None:
+    """What an RFC 3464 report says of each recipient, from its ``message/delivery-status`` parts;
+    None when the message has no such fields.
 
     Servers that write the same fields into a text part instead are read too (``text``: the
     message's ``report_text``, when the caller has it already).
@@ -213,25 +250,25 @@ def delivery_report(msg: Message, *, text: str | None = None) -> DeliveryReport:
         texts = [written] if re.search(r"^Final-Recipient:", written, re.I | re.M) else []
     blocks = [block for text in texts for block in _recipient_blocks(text)]
     if not blocks:
-        return DeliveryReport(found=bool(texts))
-    failed: list[FailedRecipient] = []
-    delivered = 0
+        return None
+    recipients: list[ReportedRecipient] = []
     for block in blocks:
         action = block.get("action", "").split()[0].lower() if block.get("action", "").split() else ""
         status = _status_in(block.get("status", ""))
-        if action in _SUCCESS_ACTIONS or (status.startswith("2.") and action not in ("failed", "delayed")):
-            delivered += 1
-            continue
+        if action not in (FAILED, DELAYED, *_SUCCESS_ACTIONS):
+            action = "delivered" if status.startswith("2.") else FAILED  # no Action, or one no RFC names
         address = _address_of(block.get("final-recipient", "")) or _address_of(
             block.get("original-recipient", "")
         )
         diagnostic = block.get("diagnostic-code", "")
         diagnostic = diagnostic.split(";", 1)[1] if re.match(r"^\s*[\w-]+\s*;", diagnostic) else diagnostic
-        failed.append(_failed_recipient(address, status, diagnostic))
-    return DeliveryReport(found=True, failed=tuple(_completed(r, msg) for r in failed), delivered=delivered)
+        recipient = _recipient(address, status, diagnostic, action)
+        recipients.append(recipient if action in _SUCCESS_ACTIONS else _completed(recipient, msg))
+    mta = next((match.group(1).lower() for text in texts for match in [_REPORTING_MTA.search(text)] if match), "")
+    return Delivery(tuple(recipients), mta)
 
 
-def _completed(recipient: FailedRecipient, msg: Message) -> FailedRecipient:
+def _completed(recipient: ReportedRecipient, msg: Message) -> ReportedRecipient:
     """A recipient whose fields give only a generic code, completed from the report's text.
 
     Some servers (OpenSMTPD) write ``Status: 5.0.0`` with no diagnostic and put
@@ -243,7 +280,7 @@ def _completed(recipient: FailedRecipient, msg: Message) -> FailedRecipient:
     for index, line in enumerate(lines):
         if recipient.address in line.lower():
             for paragraph in (line, " ".join(lines[index : index + 3])):
-                found = _failed_recipient(recipient.address, "", paragraph)
+                found = _recipient(recipient.address, "", paragraph, recipient.action)
                 if found.reply_code or found.status:
                     return found
     return recipient
@@ -261,7 +298,7 @@ def _json_string(name: str, text: str) -> str:
     return match.group(1) if match else ""
 
 
-def ses_notification(msg: Message, *, text: str | None = None) -> tuple[str, tuple[FailedRecipient, ...]] | None:
+def ses_notification(msg: Message, *, text: str | None = None) -> tuple[str, tuple[ReportedRecipient, ...]] | None:
     """``(notificationType, bounced recipients)`` of an Amazon SES notification mail, or None.
 
     Read by patterns rather than ``json.loads``: SNS folds long lines of the
@@ -275,7 +312,7 @@ def ses_notification(msg: Message, *, text: str | None = None) -> tuple[str, tup
     bounced = text.split('"bouncedRecipients"', 1)[1] if '"bouncedRecipients"' in text else ""
     bounced = bounced.split("]", 1)[0]
     failed = tuple(
-        _failed_recipient(
+        _recipient(
             _json_string("emailAddress", item).lower(),
             _status_in(_json_string("status", item)),
             _json_string("diagnosticCode", item).split(";", 1)[-1],
@@ -297,7 +334,9 @@ def _failure_section(text: str) -> str:
 
 
 _RECIPIENT_LINE = re.compile(
-    r"^(?:(?:to|recipient|address|final-recipient|original-recipient|rcpt\s+to|destinataire|empf[äa]nger)"
+    r"^(?!(?:mail\s+)?from\s*:)"  # the sender, in a transcript's MAIL FROM
+    r"(?:(?:in:|>>>)\s*(?=rcpt\s+to))?"  # a transcript's command line (Postfix "In:", sendmail ">>>")
+    r"(?:(?:to|recipient|address|final-recipient|original-recipient|rcpt\s+to|destinataire|empf[äa]nger)"
     r"\s*:?\s*(?:rfc822\s*;)?\s*)?[\"'<(]*(\S+@[^\s<>\"']+)",
     re.I,
 )
@@ -314,8 +353,8 @@ def _recipient_line(line: str, own: set[str]) -> str | None:
     return address
 
 
-def plain_bounce_recipients(msg: Message, sender: str | None) -> tuple[FailedRecipient, ...]:
-    """Failed recipients read from a plain-text report by general patterns.
+def plain_report_recipients(msg: Message, sender: str | None, action: str = FAILED) -> tuple[ReportedRecipient, ...]:
+    """The recipients a plain-text report names, read by general patterns, each given ``action``.
 
     Each line that starts with an address opens that recipient's paragraph; its
     status and reply codes are the first found in the paragraph (or, when there
@@ -330,7 +369,7 @@ def plain_bounce_recipients(msg: Message, sender: str | None) -> tuple[FailedRec
     starts = [(i, a) for i, line in enumerate(lines) for a in [_recipient_line(line, own)] if a]
     # the same address repeated on the following lines belongs to one paragraph
     starts = [s for k, s in enumerate(starts) if k == 0 or s[1] != starts[k - 1][1]]
-    recipients: list[FailedRecipient] = []
+    recipients: list[ReportedRecipient] = []
     seen: set[str] = set()
     for k, (index, address) in enumerate(starts):
         end = starts[k + 1][0] if k + 1 < len(starts) else len(lines)
@@ -338,15 +377,22 @@ def plain_bounce_recipients(msg: Message, sender: str | None) -> tuple[FailedRec
         if address in seen:
             continue
         seen.add(address)
-        recipients.append(_failed_recipient(address, "", paragraph))
+        recipients.append(_recipient(address, "", paragraph, action))
     if len(recipients) == 1 and not recipients[0].status:
         only = recipients[0]
-        recipients[0] = _failed_recipient(only.address, "", section)
+        recipients[0] = _recipient(only.address, "", section, action)
     if not recipients:
-        address = _original_recipient(msg)
+        address = _original_recipient(msg) or _only_address(section, own)
         if address or _STATUS.search(section) or _REPLY_CODE.search(section):
-            recipients.append(_failed_recipient(address, "", section))
+            recipients.append(_recipient(address, "", section, action))
     return tuple(recipients)
+
+
+def _only_address(section: str, own: set[str]) -> str:
+    """The one address a report's words name inside a sentence ("delivering your message to
+    bob@example.net"), other than the report's own; "" when none or several."""
+    named = {address.lower() for address in _ADDRESS.findall(section)} - own
+    return named.pop() if len(named) == 1 else ""
 
 
 def _original_recipient(msg: Message) -> str:

@@ -5,8 +5,10 @@ The checks are the union of what RT, Zammad, Discourse and FreeScout look at,
 run in a fixed order because one message often carries several signals:
 
 1. ARF feedback reports (``message/feedback-report``): a complaint, not a bounce.
-2. Delivery reports, standard (RFC 3464) or plain text: ``"bounce"``. They win
-   over everything else because they tell that an address is failing.
+2. Delivery reports, standard (RFC 3464) or plain text. A report of a failure
+   (the server gave up) is ``"bounce"``, and wins over everything else because
+   it may tell that an address is failing; a delay (the server is still trying)
+   or a delivery is ``"auto-generated"``. Each comes with its :class:`Delivery`.
 3. Automatic replies (RFC 3834 ``Auto-Submitted: auto-replied``, the older
    ``X-Autoreply`` family, ``Precedence: auto_reply``, out-of-office subjects).
 4. Other machine-made mail (``Auto-Submitted`` other than ``no``, an empty
@@ -32,16 +34,19 @@ from email.message import Message
 from email.utils import getaddresses
 
 from gateway.mail.bounces import (
-    FailedRecipient,
+    DELAYED,
+    FAILED,
+    Delivery,
+    ReportedRecipient,
     delivery_report,
-    plain_bounce_recipients,
+    plain_report_recipients,
     report_parts,
     report_text,
     ses_notification,
 )
 from gateway.mail.headers import decode_header_value
 
-__all__ = ["Classification", "FailedRecipient", "classify", "suppresses_auto_response"]
+__all__ = ["Classification", "Delivery", "ReportedRecipient", "classify", "suppresses_auto_response"]
 
 AUTO_REPLIED = "auto-replied"
 AUTO_GENERATED = "auto-generated"
@@ -53,8 +58,12 @@ BOUNCE = "bounce"
 class Classification:
     auto: str | None  # None, "auto-replied", "auto-generated", "bulk" or "bounce"
     reason: str  # short human-readable why ("" when auto is None)
-    failed_recipients: tuple[FailedRecipient, ...] = ()  # for bounces only
+    delivery: Delivery | None = None  # what a delivery report says (a bounce, a delay, a delivery)
     feedback_report: bool = False  # an ARF complaint report (auto is then "auto-generated")
+
+    @property
+    def failed_recipients(self) -> tuple[ReportedRecipient, ...]:
+        return self.delivery.failed if self.delivery else ()
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,10 @@ _BOUNCE_SUBJECT = re.compile(
     r"undeliver|not\s+(?:be\s+)?deliver|could\s+not\s+be\s+delivered|delivery\s+(?:status|failure|failed|"
     r"has\s+failed|problem|notification)|returned\s+mail|mail\s+delivery\s+failed|failure\s+notice|"
     r"failed\s+delivery|failure\s+delivery|delivery\s+failure|mail\s+(?:system\s+)?(?:error|failure)|"
-    r"returning\s+message|delayed\s+mail|warning:\s.*delayed|error\s+sending\s+your\s+mail|non[-\s]?delivery|"
+    r"returning\s+message|delayed\s+mail|warning:\s.*delayed|delivery\s+delayed|error\s+sending\s+your\s+mail|"
+    r"non[-\s]?delivery|"
     r"non\s+remis|non\s+d[ée]livr|[ée]chec\s+de\s+(?:la\s+)?(?:remise|distribution)|impossible\s+de\s+remettre|"
+    r"remise\s+(?:diff[ée]r[ée]e|retard[ée]e)|"
     r"unzustellbar|nicht\s+zustellbar|no\s+se\s+puede\s+entregar|не\s+доставлено|配信できません",
     re.I,
 )
@@ -131,7 +142,8 @@ _BOUNCE_BODY = re.compile(
     r"error\s+sending\s+your\s+mail|(?:has|have)\s+been\s+delayed|still\s+being\s+retried|"
     r"delivery\s+(?:is\s+)?(?:delayed|temporarily\s+suspended)|user\s+unknown|no\s+such\s+(?:user|recipient)|"
     r"mailbox\s+(?:unavailable|full|not\s+found)|message\s+(?:could\s+not|cannot)\s+be\s+sent|"
-    r"giving\s+up|given\s+up|non\s+remis|n'a\s+pas\s+pu\s+[êe]tre\s+(?:remis|d[ée]livr)|"
+    r"giving\s+up|given\s+up|non\s+remis|n'a\s+pas\s+(?:encore\s+)?pu\s+[êe]tre\s+(?:remis|d[ée]livr)|"
+    r"transcript\s+of\s+(?:the\s+)?session\s+follows|not\s+yet\s+been\s+delivered|"
     r"送信できませんでした|配信できませんでした|送信に失敗|届きませんでした",
     re.I,
 )
@@ -143,6 +155,32 @@ _SMTP_EVIDENCE = re.compile(
     re.I,
 )
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|tr|wg|rv)\s*:", re.I)
+# A report that the server is still trying: its subject, or its words. Exim's and Microsoft's delay
+# notices also say what will happen if it gives up ("the message will be returned"), so these win.
+_DELAY_SUBJECT = re.compile(
+    r"\bdelay(?:ed)?\b|still\s+undelivered|could\s+not\s+send\s+message\s+for\s+past|"
+    r"delivery\s+status\s+notification\s+\(delay\)|remise\s+(?:retardée|différée)|\bretard",
+    re.I,
+)
+_DELAY_TEXT = re.compile(
+    r"not\s+(?:yet\s+been|been\s+delivered\s+yet)|hasn't\s+been\s+delivered\s+yet|"
+    r"(?:has|have)\s+been\s+delayed|delivery\s+(?:is\s+|has\s+been\s+)?delayed|"
+    r"still\s+(?:being\s+)?(?:retried|trying|undelivered|in\s+the\s+queue)|"
+    r"will\s+(?:keep\s+(?:on\s+)?trying|continue\s+(?:to\s+(?:try|be\s+attempted)|trying)|retry|be\s+retried)|"
+    r"warning\s+(?:message\s+)?only|(?:do|does)\s+not\s+need\s+to\s+resend|no\s+action\s+is\s+required|"
+    r"delivery\s+incomplete|temporary\s+problem\s+delivering|"
+    r"n'a\s+pas\s+encore\s+(?:pu\s+)?(?:été\s+)?(?:remis|distribu|livr)|nouvelles?\s+tentatives?",
+    re.I,
+)
+# A mailing list's manager refusing a post (not a member, a loop): the list did not take the mail.
+_LIST_HEADERS = ("X-MLServer", "X-ML-Name", "X-ML-Info", "Mailing-List", "List-Id", "List-Post",
+                 "List-Subscribe", "X-Mailman-Version")
+_LIST_REFUSAL = re.compile(
+    r"\bnot\s+(?:a\s+)?(?:member|subscriber)|only\s+(?:members|subscribers)\s+(?:may|can)\s+post|"
+    r"loop\s+alert|mail\s+loop|(?:post|posting|message)\s+(?:was\s+)?(?:rejected|refused|denied)|"
+    r"not\s+allowed\s+to\s+post",
+    re.I,
+)
 
 
 def classify(msg: Message, sender: str | None) -> Classification:
@@ -155,9 +193,9 @@ def classify(msg: Message, sender: str | None) -> Classification:
     text, heads = report_text(msg), _Heads.of(msg)
     return (
         _feedback_report(msg)
-        or _standard_bounce(msg, text)
+        or _standard_report(msg, text)
         or _ses_notification(msg, text)
-        or _plain_bounce(msg, sender, text, heads)
+        or _plain_report(msg, sender, text, heads)
         or _by_headers(msg, sender, heads)
         or Classification(auto=None, reason="")
     )
@@ -177,22 +215,25 @@ def _report_type(msg: Message) -> str:
 
 
 def _feedback_report(msg: Message) -> Classification | None:
-    """ARF (RFC 5965): a complaint about mail we sent, forwarded by a mailbox provider."""
-    for part in report_parts(msg):
+    """ARF (RFC 5965): a complaint about mail we sent, forwarded by a mailbox provider; or the
+    unsubscribe request Apple Mail sends for its reader (``X-Apple-Unsubscribe: true``)."""
+    for part in msg.walk():  # into attached messages too: providers forward complaints in odd wrappings
         if part.get_content_type() == "message/feedback-report" or (
             part.get_content_type() == "multipart/report" and _report_type(part) == "feedback-report"
         ):
             return Classification(AUTO_GENERATED, "multipart/report feedback-report", feedback_report=True)
+    if str(msg.get("X-Apple-Unsubscribe", "")).strip().lower() == "true":
+        return Classification(AUTO_GENERATED, "X-Apple-Unsubscribe: an unsubscribe request", feedback_report=True)
     return None
 
 
-def _standard_bounce(msg: Message, text: str) -> Classification | None:
-    """RFC 3464 reports. A report of successful deliveries only is automatic, not a bounce."""
-    report = delivery_report(msg, text=text)
-    if report.failed:
-        return Classification(BOUNCE, "multipart/report delivery-status", report.failed)
-    if report.delivered:
-        return Classification(AUTO_GENERATED, "delivery-status: delivered")
+def _standard_report(msg: Message, text: str) -> Classification | None:
+    """RFC 3464 reports: a failure is a bounce; a delay or a delivery is automatic mail, not a bounce."""
+    delivery = delivery_report(msg, text=text)
+    if delivery is not None:
+        if delivery.kind == FAILED:
+            return Classification(BOUNCE, "multipart/report delivery-status", delivery)
+        return Classification(AUTO_GENERATED, f"delivery-status: {delivery.kind}", delivery)
     if msg.get_content_type() == "multipart/report" and _report_type(msg) == "disposition-notification":
         return Classification(AUTO_REPLIED, "multipart/report disposition-notification")
     return None
@@ -205,11 +246,12 @@ def _ses_notification(msg: Message, text: str) -> Classification | None:
         return None
     kind, failed = notification
     if kind.lower() == "bounce":
-        return Classification(BOUNCE, "Amazon SES bounce notification", failed)
+        return Classification(BOUNCE, "Amazon SES bounce notification", Delivery(failed))
     # an SES complaint is the mailbox provider's feedback report, relayed as JSON
     complaint = kind.lower() == "complaint"
     reason = f"Amazon SES {kind.lower()} notification"
-    return Classification(AUTO_GENERATED, reason, feedback_report=complaint)
+    delivery = Delivery((), kind_when_empty="delivered") if kind.lower() == "delivery" else None
+    return Classification(AUTO_GENERATED, reason, delivery, feedback_report=complaint)
 
 
 def is_daemon(address: str, display_name: str = "") -> bool:
@@ -251,6 +293,8 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
     """
     subject = heads.subject
     head = text[:4000]  # where a server says why it failed
+    if _LIST_REFUSAL.search(subject) and any(msg.get(name) for name in _LIST_HEADERS):
+        return f"mailing list refused the post: {subject[:60]!r}"
     if _sender_is_daemon(heads, sender):
         if _BOUNCE_SUBJECT.search(subject):
             return f"mail server sender, subject {subject[:60]!r}"
@@ -267,17 +311,24 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
     evidence = bool(_SMTP_EVIDENCE.search(head))
     if robot and _BOUNCE_BODY.search(head) and (evidence or _has_returned_message(msg)):
         return "automatic sender with a delivery failure text"
+    null_sender = sender == "" or re.match(r"^\s*<\s*>\s*$", str(msg.get("Return-Path", "x"))) is not None
+    if null_sender and report_subject and _BOUNCE_BODY.search(head):
+        return f"null sender, delivery failure subject {subject[:60]!r} and text"
     if report_subject and _BOUNCE_BODY.search(head) and evidence:
         return f"delivery failure subject {subject[:60]!r} and text"
     return None
 
 
-def _plain_bounce(msg: Message, sender: str | None, text: str, heads: _Heads) -> Classification | None:
-    """Delivery reports written as plain text (Exim, qmail, Gmail, old Exchange...)."""
+def _plain_report(msg: Message, sender: str | None, text: str, heads: _Heads) -> Classification | None:
+    """Delivery reports written as plain text (Exim, qmail, Gmail, old Exchange...): a failure is a
+    bounce; a delay notice (the server says it is still trying) is automatic mail."""
     reason = _plain_bounce_reason(msg, sender, text, heads)
     if reason is None:
         return None
-    return Classification(BOUNCE, reason, plain_bounce_recipients(msg, sender))
+    if _DELAY_SUBJECT.search(heads.subject) or _DELAY_TEXT.search(text[:4000]):
+        delayed = Delivery(plain_report_recipients(msg, sender, DELAYED), kind_when_empty=DELAYED)
+        return Classification(AUTO_GENERATED, f"delivery delayed: {reason}", delayed)
+    return Classification(BOUNCE, reason, Delivery(plain_report_recipients(msg, sender)))
 
 
 def _by_headers(msg: Message, sender: str | None, heads: _Heads) -> Classification | None:

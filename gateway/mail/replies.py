@@ -103,6 +103,7 @@ _NAME = re.compile(r"^(?:[-–—~]{1,2}|//)?\s?[^\W\d_][\w.'’-]*(?:\s[^\W\d_]
 # the "ᐧ" (U+1427) a tracking pixel's add-on puts on a line of its own.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u180e\u00ad"
 _MARK_LINE = re.compile(r"^[\s\u1427" + _INVISIBLE + r"]*$")
+_ANY_MARK = re.compile(r"[\u1427" + _INVISIBLE + r"]")
 
 
 def _is_quoted(line: str) -> bool:
@@ -321,6 +322,8 @@ def _reply_lines(lines: list[str], after_quote: bool = False) -> tuple[list[str]
 def _split_lines(text: str) -> list[str]:
     """The lines, right-stripped, with the invisible marks at their ends gone (a line of marks only is blank)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if _ANY_MARK.search(text) is None:  # most mail: one search instead of one a line
+        return [line.rstrip() for line in lines]
     return ["" if _MARK_LINE.match(line) else _without_marks(line) for line in lines]
 
 

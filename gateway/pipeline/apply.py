@@ -1,5 +1,5 @@
 """What one parsed message does to the state: a new request, a comment with its commands,
-an event for a robot, a failing address for a bounce, or the inbox for ``#list``.
+an event for a robot, a failing address for a bounce (an event for a delay), or the inbox for ``#list``.
 
 Runs inside the processing transaction; returns the decision for the log line.
 """
@@ -33,6 +33,7 @@ from gateway.helpdesk import (
     requests_opened_by,
     upsert_person,
 )
+from gateway.mail.bounces import DELAYED, FAILED, Delivery
 from gateway.models import MessageRef, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
@@ -118,9 +119,14 @@ def thread(incoming: Incoming) -> None:
         incoming.mailer.write_waiting(incoming.thread.request)
 
 
-def bounce(incoming: Incoming) -> str | None:
-    """A delivery report: the addresses that failed for good are marked failing."""
-    return _apply_bounce(incoming) if incoming.parsed.auto == "bounce" else None
+def delivery_report(incoming: Incoming) -> str | None:
+    """A report that our mail failed or is delayed: the addresses that failed for good are marked
+    failing and the team is told; a delay, or a failure that may pass, is only an event on the request
+    the mail was about (a server still trying says nothing against the address)."""
+    delivery = incoming.parsed.classification.delivery
+    if delivery is None or delivery.kind not in (FAILED, DELAYED):
+        return None
+    return _apply_delivery_report(incoming, delivery)
 
 
 def robot(incoming: Incoming) -> str | None:
@@ -205,8 +211,8 @@ def comment(incoming: Incoming) -> str:
 
 
 STEPS: tuple[Callable[[Incoming], str | Opened | None], ...] = (
-    ignore_our_own, require_sender, thread, bounce, robot, sender_account, list_inbox, open_forwarded, open_new,
-    comment)
+    ignore_our_own, require_sender, thread, delivery_report, robot, sender_account, list_inbox, open_forwarded,
+    open_new, comment)
 
 
 def apply_message(incoming: Incoming) -> str | Opened:
@@ -351,17 +357,27 @@ def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | Non
     return session.get(Request, ref.request_id) if ref else None
 
 
-def _apply_bounce(incoming: Incoming) -> str:
+def _apply_delivery_report(incoming: Incoming, delivery: Delivery) -> str:
     session = incoming.session
     request = _bounced_request(session, incoming.raw, incoming.settings.domain)
-    failed = [r for r in incoming.parsed.classification.failed_recipients if r.status.startswith("5")]
-    for recipient in failed:
-        person = find_person(session, recipient.address)
-        if person is not None and person.failing_since is None:
-            person.failing_since = utcnow()
-        if request is not None:
-            record_event(request, "bounce", f"{recipient.address} {recipient.status} {recipient.diagnostic}")
-            tell_team(incoming.mailer, request, "bounce", {"address": recipient.address, "status": recipient.status,
-                                                            "diagnostic": recipient.diagnostic})
-    addresses = ", ".join(r.address for r in failed) or "no permanent failure"
-    return f"delivery report ({addresses})" + (f" for request #{request.id}" if request else "")
+    if request is not None:
+        incoming.row.request_id = request.id
+    told: list[str] = []
+    for recipient in delivery.recipients:
+        if recipient.permanent:
+            person = find_person(session, recipient.address)
+            if person is not None and person.failing_since is None:
+                person.failing_since = utcnow()
+            told.append(f"{recipient.address} failing")
+            if request is not None:
+                record_event(request, "bounce", f"{recipient.address} {recipient.status} {recipient.diagnostic}")
+                tell_team(incoming.mailer, request, "bounce", {"address": recipient.address,
+                                                                "status": recipient.status,
+                                                                "diagnostic": recipient.diagnostic})
+        elif recipient.action in (FAILED, DELAYED):
+            told.append(f"{recipient.address} {recipient.action} {recipient.status}".rstrip())
+            if request is not None:
+                record_event(request, f"delivery {recipient.action}",
+                             f"{recipient.address} {recipient.status} {recipient.diagnostic}".strip())
+    about = f" for request #{request.id}" if request else ""
+    return f"delivery report, {delivery.kind} ({', '.join(told) or 'no recipient named'}){about}"

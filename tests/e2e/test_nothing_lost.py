@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -106,22 +107,20 @@ def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gate
     assert len(gateway.requests()) == 1, "a bulk mail opens no request"
 
 
-def test_a_bounce_marks_the_address_failing_and_tells_the_coordinators(gateway: Gateway) -> None:
-    gateway.add_person("alice@shop.example", "coordinator")
-    gateway.send(mail("Paul <paul@gone.example>", "support@shop.example", "Adresse", "Bonjour"))
-    gateway.wait_idle()
-    acknowledgment = gateway.mails_to("paul@gone.example")[0]
-    report = f"""From: MAILER-DAEMON@mx.gone.example
+def _delivery_report(acknowledgment: Message, action: str, status: str, diagnostic: str) -> bytes:
+    """What mx.gone.example writes back about the gateway's mail to paul@gone.example."""
+    return f"""From: MAILER-DAEMON@mx.gone.example
 To: support@shop.example
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <bounce-1@mx.gone.example>
+Subject: {"Undelivered Mail Returned to Sender" if action == "failed" else "Delayed Mail (still being retried)"}
+Message-ID: <report-{action}@mx.gone.example>
 MIME-Version: 1.0
 Content-Type: multipart/report; report-type=delivery-status; boundary="B"
 
 --B
 Content-Type: text/plain
 
-This is the mail system at host mx.gone.example. Your message could not be delivered.
+This is the mail system at host mx.gone.example. Your message could not be delivered{
+    "." if action == "failed" else " for more than 4 hours. It will be retried until it is 5 days old."}
 
 --B
 Content-Type: message/delivery-status
@@ -129,9 +128,9 @@ Content-Type: message/delivery-status
 Reporting-MTA: dns; mx.gone.example
 
 Final-Recipient: rfc822; paul@gone.example
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <paul@gone.example>: Recipient address rejected: User unknown
+Action: {action}
+Status: {status}
+Diagnostic-Code: smtp; {diagnostic}
 
 --B
 Content-Type: text/rfc822-headers
@@ -143,6 +142,15 @@ Subject: {acknowledgment["Subject"]}
 
 --B--
 """.replace("\n", "\r\n").encode()
+
+
+def test_a_bounce_marks_the_address_failing_and_tells_the_coordinators(gateway: Gateway) -> None:
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail("Paul <paul@gone.example>", "support@shop.example", "Adresse", "Bonjour"))
+    gateway.wait_idle()
+    acknowledgment = gateway.mails_to("paul@gone.example")[0]
+    report = _delivery_report(acknowledgment, "failed", "5.1.1",
+                              "550 5.1.1 <paul@gone.example>: Recipient address rejected: User unknown")
     gateway.send(report, ["support@shop.example"], sender="")
     gateway.wait_idle()
     alert = gateway.mails_to("alice@shop.example")[-1]
@@ -153,6 +161,32 @@ Subject: {acknowledgment["Subject"]}
                       "Re: Adresse", "Bonjour Paul"))
     gateway.wait_idle()
     assert len(gateway.mails_to("paul@gone.example")) == before, "no more mail to a failing address"
+    assert len(gateway.requests()) == 1
+
+
+@pytest.mark.parametrize("action, status, diagnostic", [
+    ("delayed", "4.4.1", "connect to mx.gone.example[192.0.2.7]:25: Connection timed out"),
+    ("failed", "4.2.2", "452 4.2.2 <paul@gone.example>: Mailbox full (retries ran out)"),
+], ids=["delayed", "failed-for-now"])
+def test_a_delay_or_a_temporary_failure_never_marks_the_address_failing(
+        gateway: Gateway, action: str, status: str, diagnostic: str) -> None:
+    """The server still trying, or one that gave up for a reason that may pass: Paul still gets mail."""
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail("Paul <paul@gone.example>", "support@shop.example", "Adresse", "Bonjour"))
+    gateway.wait_idle()
+    acknowledgment = gateway.mails_to("paul@gone.example")[0]
+    alerts = len(gateway.mails_to("alice@shop.example"))
+    gateway.send(_delivery_report(acknowledgment, action, status, diagnostic), ["support@shop.example"], sender="")
+    gateway.wait_idle()
+    assert len(gateway.mails_to("alice@shop.example")) == alerts, "no coordinator is alerted"
+    events = gateway.show(1)["events"]
+    assert [e["kind"] for e in events] == [f"delivery {action}"], "the request shows its mail is late"
+    assert "paul@gone.example" in events[0]["detail"] and status in events[0]["detail"]
+    before = len(gateway.mails_to("paul@gone.example"))
+    gateway.send(mail("alice@shop.example", reply_address(gateway.mails_to("alice@shop.example")[0]),
+                      "Re: Adresse", "Bonjour Paul"))
+    gateway.wait_idle()
+    assert len(gateway.mails_to("paul@gone.example")) == before + 1, "Paul is still written to"
     assert len(gateway.requests()) == 1
 
 
