@@ -68,16 +68,26 @@ class Classification:
 
 @dataclass(frozen=True)
 class _Heads:
-    """The headers that several checks read, decoded once (parsing From is the costly part)."""
+    """What several checks read of the headers, decoded and judged once (parsing From is the costly part)."""
 
     subject: str
     senders: list[tuple[str, str]]  # From: (display name, address)
+    daemon: bool  # a mail server sent it (MAILER-DAEMON, postmaster...)
+    null_sender: bool  # an empty envelope sender or Return-Path, as reports are sent
+    robot: bool  # a machine, though not necessarily a mail server: a null sender or a no-reply address
 
     @classmethod
-    def of(cls, msg: Message) -> _Heads:
-        return cls(decode_header_value(msg.get("Subject")), getaddresses([str(v) for v in msg.get_all("From", [])]))
+    def of(cls, msg: Message, sender: str | None) -> _Heads:
+        senders = getaddresses([str(v) for v in msg.get_all("From", [])])
+        daemon = bool(sender and is_daemon(sender)) or any(
+            is_daemon(address or name, decode_header_value(name)) for name, address in senders)
+        null_sender = sender == "" or _EMPTY_PATH.match(str(msg.get("Return-Path", "x"))) is not None
+        robot = null_sender or any(_NO_REPLY.match(a) for a in [a for _, a in senders] + [sender or ""])
+        return cls(decode_header_value(msg.get("Subject")), senders, daemon, null_sender, robot)
 
 
+_EMPTY_PATH = re.compile(r"^\s*<\s*>\s*$")
+_NO_REPLY = re.compile(r"^no[-_.]?reply\b", re.I)
 _ANY = re.compile(r"\S")
 _NOT_NO = re.compile(r"^(?!(?:no|false|0)\b)\S", re.I)
 
@@ -190,7 +200,8 @@ def classify(msg: Message, sender: str | None) -> Classification:
     ``sender`` is the From address (lowercased) or the envelope sender, ``""``
     for a null envelope sender, or None when unknown.
     """
-    text, heads = report_text(msg), _Heads.of(msg)
+    heads = _Heads.of(msg, sender)
+    text = report_text(msg) if _may_be_a_report(msg, heads) else ""
     return (
         _feedback_report(msg)
         or _standard_report(msg, text)
@@ -199,6 +210,14 @@ def classify(msg: Message, sender: str | None) -> Classification:
         or _by_headers(msg, sender, heads)
         or Classification(auto=None, reason="")
     )
+
+
+def _may_be_a_report(msg: Message, heads: _Heads) -> bool:
+    """Whether the text of ``msg`` is worth reading for a report: a server or a robot sent it, its
+    subject reads like one, or it is a report. A customer's mail is classified by its parts and
+    headers alone, without decoding its body once more (parsing decodes it for the reply)."""
+    return (heads.daemon or heads.robot or msg.get_content_type() == "multipart/report"
+            or _BOUNCE_SUBJECT.search(heads.subject) is not None)
 
 
 def suppresses_auto_response(msg: Message) -> bool:
@@ -260,25 +279,8 @@ def is_daemon(address: str, display_name: str = "") -> bool:
     return bool(_DAEMON_LOCAL.match(local)) or bool(display_name and _DAEMON_NAME.search(display_name))
 
 
-def _sender_is_daemon(heads: _Heads, sender: str | None) -> bool:
-    if sender and is_daemon(sender):
-        return True
-    for name, address in heads.senders:
-        if is_daemon(address or name, decode_header_value(name)):
-            return True
-    return False
-
-
 def _has_returned_message(msg: Message) -> bool:
     return any(p.get_content_type() in ("message/rfc822", "text/rfc822-headers") for p in report_parts(msg))
-
-
-def _sender_is_robot(msg: Message, heads: _Heads, sender: str | None) -> bool:
-    """A no-reply address or a null Return-Path: a machine, though not necessarily a mail server."""
-    if sender == "" or re.match(r"^\s*<\s*>\s*$", str(msg.get("Return-Path", "x"))):
-        return True
-    addresses = [a for _, a in heads.senders] + [sender or ""]
-    return any(re.match(r"^no[-_.]?reply\b", a, re.I) for a in addresses)
 
 
 def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _Heads) -> str | None:
@@ -295,7 +297,7 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
     head = text[:4000]  # where a server says why it failed
     if _LIST_REFUSAL.search(subject) and any(msg.get(name) for name in _LIST_HEADERS):
         return f"mailing list refused the post: {subject[:60]!r}"
-    if _sender_is_daemon(heads, sender):
+    if heads.daemon:
         if _BOUNCE_SUBJECT.search(subject):
             return f"mail server sender, subject {subject[:60]!r}"
         returned = msg.get_content_type() != "text/plain" and _has_returned_message(msg)
@@ -304,15 +306,14 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
         return None
     if _FORWARD_SUBJECT.match(subject):
         return None
-    robot = _sender_is_robot(msg, heads, sender)
+    robot = heads.robot
     report_subject = bool(_BOUNCE_SUBJECT.search(subject))
     if not (robot or report_subject):
         return None  # most mail: its text is not even read
     evidence = bool(_SMTP_EVIDENCE.search(head))
     if robot and _BOUNCE_BODY.search(head) and (evidence or _has_returned_message(msg)):
         return "automatic sender with a delivery failure text"
-    null_sender = sender == "" or re.match(r"^\s*<\s*>\s*$", str(msg.get("Return-Path", "x"))) is not None
-    if null_sender and report_subject and _BOUNCE_BODY.search(head):
+    if heads.null_sender and report_subject and _BOUNCE_BODY.search(head):
         return f"null sender, delivery failure subject {subject[:60]!r} and text"
     if report_subject and _BOUNCE_BODY.search(head) and evidence:
         return f"delivery failure subject {subject[:60]!r} and text"
