@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from gateway.config_keys import SECTIONS, problems
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says what and how to fix it."""
@@ -195,8 +197,6 @@ _ENVIRONMENT = {
     "GATEWAY_BASE_URL": "base_url",
     "GATEWAY_DATA_DIR": "data_dir",
 }
-_PAYMENT_PROVIDERS = ("manual", "fake-card", "stripe")
-_PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")
 _DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
 
 
@@ -237,18 +237,16 @@ def _bank_details(text: str, where: str) -> str:
     return text
 
 
-def _within(section: dict[str, Any], key: str, default: float, low: float, high: float, where: str) -> float:
-    value = section.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{where}: [gateway] {key} = {value!r}; use a number from {low:g} to {high:g}")
-    return float(value)
+class _Section:
+    """One section's values: what the file (or the environment) set, checked against its declaration
+    (``config_keys``) when the file was read, else the declared default."""
 
+    def __init__(self, name: str, values: dict[str, Any]) -> None:
+        self.defaults = {key.name: key.default for key in SECTIONS[name]}
+        self.values = values
 
-def _retry_days(raw: dict[str, Any], where: str) -> tuple[int, ...]:
-    days = raw.get("retry_days", [1, 3, 5, 7])
-    if not isinstance(days, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days):
-        raise ConfigError(f"{where}: [subscriptions] retry_days is {days!r}; use whole days such as [1, 3, 5, 7]")
-    return tuple(sorted(days))
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name] if name in self.values else self.defaults[name]
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -263,12 +261,19 @@ def find_config(explicit: str | None) -> Path | None:
     return local.resolve() if local.is_file() else None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, *, mailbox_file: bool = False) -> dict[str, Any]:
+    """A configuration file, checked against the declared keys (``config_keys``): every problem at once."""
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: {error}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: {error}") from error
+    found = problems(raw, path, text, mailbox_file=mailbox_file)
+    if found:
+        raise ConfigError("\n".join(found))
+    return raw
 
 
 def _imap(raw: dict[str, Any], where: str) -> ImapSettings:
@@ -310,7 +315,7 @@ def _mailbox(raw: dict[str, Any], where: str) -> Mailbox:
 def _mailboxes(config: dict[str, Any], home: Path, config_path: Path | None) -> tuple[Mailbox, ...]:
     found: list[Mailbox] = [_mailbox(m, str(config_path)) for m in config.get("mailboxes", [])]
     for path in sorted((home / "mailboxes").glob("*.toml")):
-        found.append(_mailbox(_read_toml(path), str(path)))
+        found.append(_mailbox(_read_toml(path, mailbox_file=True), str(path)))
     seen: set[str] = set()
     for mailbox in found:
         if mailbox.address in seen:
@@ -345,52 +350,49 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         orders["api_key"] = os.environ["GATEWAY_API_KEY"]
     if os.environ.get("GATEWAY_STRIPE_API_KEY"):
         payments["stripe_api_key"] = os.environ["GATEWAY_STRIPE_API_KEY"]
-    provider = str(payments.get("provider", "manual"))
-    if provider not in _PAYMENT_PROVIDERS:
-        raise ConfigError(f"[payments] provider is {provider!r}; use one of {', '.join(_PAYMENT_PROVIDERS)}")
-    method = str(payments.get("default_method", "transfer"))
-    if method not in _PAYMENT_METHODS:
-        raise ConfigError(f"[payments] default_method is {method!r}; use one of {', '.join(_PAYMENT_METHODS)}")
+    gateway = _Section("gateway", section)
+    smtp_, http_ = _Section("smtp", smtp), _Section("http", http)
+    orders_, payments_ = _Section("orders", orders), _Section("payments", payments)
     return Settings(
         home=home,
         domain=domain,
-        base_url=str(section.get("base_url", "http://127.0.0.1:8000")).rstrip("/"),
+        base_url=str(gateway["base_url"]).rstrip("/"),
         secret_key=_secret(section, home),
         data_dir=data if data.is_absolute() else (home / data),
-        database_url=str(section.get("database_url", "")),
-        broker_url=str(section.get("broker_url", "")),
-        broker_namespace=str(section.get("broker_namespace", "gateway")),
-        locale=str(section.get("locale", "fr")),
-        site_name=str(section.get("site_name", "Boutique Exemple")),
-        currency=str(section.get("currency", "EUR")),
-        smtp_host=str(smtp.get("host", "127.0.0.1")),
-        smtp_port=int(smtp.get("port", 2525)),
-        max_message_size=int(smtp.get("max_message_size", 26_214_400)),
-        trusted_authserv_id=str(smtp.get("trusted_authserv_id", "")),
-        check_dkim=bool(smtp.get("check_dkim", False)),
-        smtp_max_sessions=int(smtp.get("max_sessions", 400)),
-        smtp_max_sessions_per_address=int(smtp.get("max_sessions_per_address", 50)),
-        smtp_idle_seconds=float(smtp.get("idle_seconds", 120)),
-        smtp_data_seconds=float(smtp.get("data_seconds", 600)),
-        http_host=str(http.get("host", "127.0.0.1")),
-        http_port=int(http.get("port", 8000)),
+        database_url=gateway["database_url"],
+        broker_url=gateway["broker_url"],
+        broker_namespace=gateway["broker_namespace"],
+        locale=gateway["locale"],
+        site_name=gateway["site_name"],
+        currency=gateway["currency"],
+        smtp_host=smtp_["host"],
+        smtp_port=smtp_["port"],
+        max_message_size=smtp_["max_message_size"],
+        trusted_authserv_id=smtp_["trusted_authserv_id"],
+        check_dkim=smtp_["check_dkim"],
+        smtp_max_sessions=smtp_["max_sessions"],
+        smtp_max_sessions_per_address=smtp_["max_sessions_per_address"],
+        smtp_idle_seconds=float(smtp_["idle_seconds"]),
+        smtp_data_seconds=float(smtp_["data_seconds"]),
+        http_host=http_["host"],
+        http_port=http_["port"],
         relay=relay,
-        mails_per_hour=int(section.get("mails_per_hour", 20)),
-        requests_per_sender_hour=int(section.get("requests_per_sender_hour", 5)),
-        attachments_max_mb=_within(section, "attachments_max_mb", 10, 0, 1024, str(path)),
-        attachment_link_days=int(_within(section, "attachment_link_days", 30, 1, 3650, str(path))),
-        sweep_seconds=float(section.get("sweep_seconds", 60)),
-        requeue_seconds=float(section.get("requeue_seconds", 300)),
+        mails_per_hour=gateway["mails_per_hour"],
+        requests_per_sender_hour=gateway["requests_per_sender_hour"],
+        attachments_max_mb=float(gateway["attachments_max_mb"]),
+        attachment_link_days=gateway["attachment_link_days"],
+        sweep_seconds=float(gateway["sweep_seconds"]),
+        requeue_seconds=float(gateway["requeue_seconds"]),
         clock_file=home / str(section["clock_file"]) if section.get("clock_file") else None,
         mailboxes=mailboxes,
-        quote_validity_days=int(orders.get("quote_validity_days", 30)),
+        quote_validity_days=orders_["quote_validity_days"],
         api_key=str(orders.get("api_key", section.get("api_key", ""))),
-        payment_provider=provider,
-        default_payment_method=method,
-        stripe_api_key=str(payments.get("stripe_api_key", "")),
-        stripe_api_base=str(payments.get("stripe_api_base", "")),
-        bank_details=_bank_details(str(payments.get("bank_details", "")), str(path)),
-        stripe_webhook_secret=str(payments.get("stripe_webhook_secret", "")),
+        payment_provider=payments_["provider"],
+        default_payment_method=payments_["default_method"],
+        stripe_api_key=payments_["stripe_api_key"],
+        stripe_api_base=payments_["stripe_api_base"],
+        bank_details=_bank_details(payments_["bank_details"], str(path)),
+        stripe_webhook_secret=payments_["stripe_webhook_secret"],
         plans=_plans(raw.get("plans", []), str(path)),
-        retry_days=_retry_days(raw.get("subscriptions", {}), str(path)),
+        retry_days=tuple(sorted(_Section("subscriptions", raw.get("subscriptions", {}))["retry_days"])),
     )

@@ -167,8 +167,8 @@ def test_an_iban_in_the_bank_details_is_checked_before_customers_copy_it(
         assert f"[payments] bank_details: {error}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("line, says", [("attachment_link_days = 0", "attachment_link_days = 0; use a number from 1"),
-                                        ("attachments_max_mb = -1", "attachments_max_mb = -1; use a number from 0")])
+@pytest.mark.parametrize("line, says", [("attachment_link_days = 0", "attachment_link_days is 0; use a number from 1"),
+                                        ("attachments_max_mb = -1", "attachments_max_mb is -1; use a number from 0")])
 def test_attachment_settings_out_of_range_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch, line: str, says: str) -> None:
     monkeypatch.setenv("GATEWAY_CONFIG", str(write_home(tmp_path, extra=line)))
