@@ -190,13 +190,8 @@ def _secret(section: dict[str, Any], home: Path) -> str:
         raise ConfigError(f"secret_key_file {path}: {error.strerror}") from error
 
 
-_ENVIRONMENT = {
-    "GATEWAY_SECRET_KEY": "secret_key",
-    "GATEWAY_DATABASE_URL": "database_url",
-    "GATEWAY_BROKER_URL": "broker_url",
-    "GATEWAY_BASE_URL": "base_url",
-    "GATEWAY_DATA_DIR": "data_dir",
-}
+# The [gateway] keys an environment variable overrides (GATEWAY_SECRET_KEY, GATEWAY_DATABASE_URL…).
+_ENVIRONMENT = {key.env: key.name for key in SECTIONS["gateway"] if key.env}
 _DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
 
 

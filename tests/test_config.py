@@ -6,12 +6,17 @@ serve`` as it stops ``gateway check`` here (CONTRACT §2: an unknown section or 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import write_home
+from aiosmtpd.controller import Controller
+from conftest import free_port, write_home
 
 from gateway.cli.main import main
+from gateway.db import make_engine, migrate
+from gateway.settings import check_secret, load
 
 
 def _refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -76,3 +81,171 @@ def test_the_repository_home_and_its_example_files_pass(monkeypatch: pytest.Monk
     monkeypatch.setenv("GATEWAY_SECRET_KEY", "a-secret-of-at-least-thirty-two-characters")
     root = Path(__file__).resolve().parents[1]
     assert main(["check", "--config", str(root / "gateway.toml")]) == 0
+
+
+# --- the reference, generated ---------------------------------------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_docs_configuration_md_is_the_generated_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "reference"]) == 0
+    assert capsys.readouterr().out == (REPOSITORY / "docs" / "configuration.md").read_text(encoding="utf-8"), \
+        "the declarations changed: gateway config reference > docs/configuration.md"
+
+
+def test_the_reference_names_every_key_a_site_may_write() -> None:
+    text = (REPOSITORY / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for needle in ("## [smtp]", "`trusted_authserv_id`", "## [[mailboxes]]", "`acceptance_hours`",
+                   "## [mailboxes.imap]", "`password_env`", "`GATEWAY_SECRET_KEY`", "`fr`, `en`"):
+        assert needle in text
+
+
+# --- config show ----------------------------------------------------------------------------------------
+
+SECRETS = ("s3cret-signing-key-0123456789abcdef", "relay-pa55word", "whsec_t0ps3cret", "imap-pa55word",
+           "db-pa55word", "sk_test_env_s3cret")
+
+
+def test_config_show_says_where_each_value_comes_from_and_never_prints_a_secret(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""[gateway]
+domain = "shop.example"
+secret_key = "{SECRETS[0]}"
+site_name = "Boutique"
+
+[relay]
+host = "relay.shop.example"
+user = "gateway"
+password = "{SECRETS[1]}"
+
+[payments]
+stripe_webhook_secret = "{SECRETS[2]}"
+
+[[mailboxes]]
+address = "orders@shop.example"
+kind = "orders"
+imap = {{ host = "imap.shop.example", user = "orders", password = "{SECRETS[3]}" }}
+""")
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"postgresql+psycopg://gateway:{SECRETS[4]}@db.internal:5432/gw")
+    monkeypatch.setenv("GATEWAY_STRIPE_API_KEY", SECRETS[5])
+    assert main(["config", "--config", str(config), "show"]) == 0
+    text = capsys.readouterr().out
+    assert main(["config", "show", "--config", str(config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    for secret in SECRETS:
+        assert secret not in text and secret not in json.dumps(shown)
+    gateway = shown["sections"]["gateway"]
+    assert gateway["site_name"] == {"value": "Boutique", "source": str(config)}
+    assert gateway["locale"] == {"value": "fr", "source": "default"}
+    assert gateway["database_url"] == {"value": "postgresql+psycopg://gateway:***@db.internal:5432/gw",
+                                       "source": "GATEWAY_DATABASE_URL"}
+    assert gateway["secret_key"]["value"] == "***"
+    assert shown["sections"]["payments"]["stripe_api_key"]["source"] == "GATEWAY_STRIPE_API_KEY"
+    assert shown["mailboxes"][0]["imap"]["value"]["password"] == "***"
+    assert f'site_name = "Boutique"  # {config}' in text and 'locale = "fr"  # default' in text
+
+
+# --- gateway init -----------------------------------------------------------------------------------------
+
+
+def test_init_makes_a_home_that_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "maboutique"
+    assert main(["init", str(home), "--domain", "maboutique.example", "--site-name", "Ma Boutique",
+                 "--locale", "en"]) == 0
+    config = home / "gateway.toml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    for made in ("mailboxes/support.toml", "mailboxes/orders.toml", "rules/README.md", "templates/README.md",
+                 "NEXT-STEPS.md"):
+        assert (home / made).is_file(), made
+    settings = load(str(config))
+    assert (settings.domain, settings.site_name, settings.locale) == ("maboutique.example", "Ma Boutique", "en")
+    assert [m.address for m in settings.mailboxes] == ["orders@maboutique.example", "support@maboutique.example"]
+    check_secret(settings.secret_key)
+    assert main(["init", str(tmp_path / "other"), "--domain", "maboutique.example"]) == 0
+    assert load(str(tmp_path / "other" / "gateway.toml")).secret_key != settings.secret_key, "a fresh key each"
+    capsys.readouterr()
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "ok   data:" in out and "not created yet" in out
+
+
+def test_init_never_overwrites_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    (home / "mailboxes").mkdir(parents=True)
+    (home / "mailboxes" / "support.toml").write_text('address = "help@mine.example"\n')
+    assert _refused(capsys, ["init", str(home), "--domain", "mine.example"]).count("already exist") == 1
+    assert sorted(p.name for p in home.rglob("*")) == ["mailboxes", "support.toml"], "nothing was written"
+    assert (home / "mailboxes" / "support.toml").read_text() == 'address = "help@mine.example"\n'
+    (home / "mailboxes" / "support.toml").unlink()
+    assert main(["init", str(home), "--domain", "mine.example"]) == 0
+    before = (home / "gateway.toml").read_text()
+    assert "gateway init never overwrites" in _refused(capsys, ["init", str(home), "--domain", "mine.example"])
+    assert (home / "gateway.toml").read_text() == before
+
+
+# --- gateway check: what the home needs around it ----------------------------------------------------------
+
+
+def _findings(capsys: pytest.CaptureFixture[str], argv: list[str], status: int) -> dict[str, dict[str, Any]]:
+    assert main([*argv, "--json"]) == status
+    return {finding["check"]: finding for finding in json.loads(capsys.readouterr().out)}
+
+
+def test_check_finds_the_database_at_the_newest_migration_once_created(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path)
+    migrate(make_engine(load(str(config))))
+    database = _findings(capsys, ["check", "--config", str(config)], 0)["database"]
+    assert database["ok"] and "reachable, at the newest migration" in database["detail"]
+
+
+@pytest.mark.postgres
+def test_check_fails_on_an_unreachable_database_and_broker(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_url: str) -> None:
+    config = write_home(tmp_path, database_url=postgres_url, broker_url="redis://127.0.0.1:6379/0")
+    found = _findings(capsys, ["check", "--config", str(config)], 0)
+    assert found["database"]["ok"] and "at migration none; gateway serve brings it to" in found["database"]["detail"]
+    assert found["broker"] == {"check": "broker", "ok": True, "detail": "redis://127.0.0.1:6379/0: reachable"}
+    closed = free_port()
+    config = write_home(tmp_path, database_url=f"postgresql+psycopg://postgres@127.0.0.1:{closed}/test",
+                        broker_url=f"redis://127.0.0.1:{closed}/0")
+    found = _findings(capsys, ["check", "--config", str(config)], 1)
+    assert not found["database"]["ok"] and "unreachable" in found["database"]["detail"]
+    assert not found["broker"]["ok"] and "unreachable" in found["broker"]["detail"]
+
+
+def test_check_fails_when_the_data_folder_cannot_be_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    config = write_home(tmp_path)
+    config.write_text(config.read_text().replace('data_dir = "var"', 'data_dir = "a-file/var"'))
+    data = _findings(capsys, ["check", "--config", str(config)], 1)["data"]
+    assert not data["ok"] and "not writable" in data["detail"]
+
+
+class _Recorder:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        return "250 OK"
+
+
+def test_check_says_whether_the_relay_offers_starttls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    relay = Controller(_Recorder(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        config = write_home(tmp_path, sections=f'[relay]\nhost = "127.0.0.1"\nport = {port}\n')
+        found = _findings(capsys, ["check", "--config", str(config), "--relay"], 0)
+        assert found["relay"] == {"check": "relay", "ok": True,
+                                  "detail": f"127.0.0.1:{port}: EHLO answered, no STARTTLS offered"}
+        config = write_home(tmp_path, sections=f'[relay]\nhost = "127.0.0.1"\nport = {port}\nstarttls = true\n')
+        relay_finding = _findings(capsys, ["check", "--config", str(config), "--relay"], 1)["relay"]
+        assert not relay_finding["ok"] and "but [relay] starttls = true" in relay_finding["detail"]
+    finally:
+        relay.stop()
+    config = write_home(tmp_path, sections=f'[relay]\nhost = "127.0.0.1"\nport = {port}\n')
+    assert "no answer to EHLO" in _findings(capsys, ["check", "--config", str(config), "--relay"], 1)["relay"]["detail"]
+    assert main(["check", "--config", str(config), "--relay"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("ok   config:") and lines[-1].startswith("FAIL relay:"), "one finding a line"

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.addresses import email_argument
 from gateway.cli.base import UsageError, UserError, print_json, settings_of, signing_settings
+from gateway.cli.config import register_config_commands
 from gateway.cli.orders import register_order_commands
 from gateway.logs import configure_logging
 from gateway.runtime import count_in
@@ -122,15 +123,15 @@ def _print_request(detail: dict[str, Any]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from gateway.cli.check import check_home
+    from gateway.cli.check import as_json, check_home
 
-    report = check_home(signing_settings(args))
+    findings = check_home(signing_settings(args), relay=args.relay)
     if args.json:
-        print_json(report)
+        print_json(as_json(findings))
     else:
-        print(f"home {report['home']}: {len(report['mailboxes'])} mailboxes, {report['rules']} rules, "
-              f"{report['templates']} templates: ok")
-    return 0
+        for finding in findings:
+            print(finding.line())
+    return 0 if all(finding.ok for finding in findings) else 1
 
 
 def cmd_comments(args: argparse.Namespace) -> int:
@@ -251,8 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--json", action="store_true", help="print the counts as JSON")
     imp.add_argument("--no-mail", action="store_true",
                      help="import history quietly: notifications are recorded, never sent")
-    check = add("check", cmd_check, "validate a home (config, mailboxes, rules, templates) without starting")
-    check.add_argument("--json", action="store_true")
+    check = add("check", cmd_check, "validate a home without starting: config, mailboxes, rules, templates, the "
+                "data folder, the database, the broker; one finding a line, exit 1 when one fails")
+    check.add_argument("--data", help="data folder")
+    check.add_argument("--relay", action="store_true", help="also say EHLO to the [relay] (is STARTTLS offered?)")
+    check.add_argument("--json", action="store_true", help="the findings as JSON: [{check, ok, detail}]")
     comments = add("comments", cmd_comments, "change comments afterwards")
     comments.add_argument("--data", help="data folder")
     comment_actions = comments.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -303,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data", help="data folder")
     sweep.add_argument("--json", action="store_true", help="print what was done as JSON")
     register_order_commands(add, people_actions)
+    register_config_commands(add)
     return parser
 
 
