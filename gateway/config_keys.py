@@ -156,8 +156,8 @@ def _line(text: str, table: str, key: str | None) -> int:
             current = header.group(1)
             if key is None and current == table:
                 return number
-        elif key is not None and current == table and re.match(rf"^\s*{re.escape(key)}\s*=", line):
-            return number
+        elif key is not None and current == table and re.search(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=", line):
+            return number  # at the start of the line, or inside an inline table (imap = { … })
     return 0
 
 

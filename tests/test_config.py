@@ -249,3 +249,10 @@ def test_check_says_whether_the_relay_offers_starttls(tmp_path: Path, capsys: py
     assert main(["check", "--config", str(config), "--relay"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("ok   config:") and lines[-1].startswith("FAIL relay:"), "one finding a line"
+
+
+def test_a_misspelled_key_of_a_mailboxs_imap_table_is_refused_with_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path, orders_mailbox='imap = { host = "imap.shop.example", prot = 993 }')
+    assert "gateway.toml:20: `prot`: unknown key in [[mailboxes]] imap; did you mean `port`?" in _refused(
+        capsys, ["check", "--config", str(config)])
