@@ -90,3 +90,18 @@ def test_every_composed_mail_reads_back_to_exactly_its_headers_with_one_to(
     assert all(len(line) <= 78 for line in subject_lines), "RFC 5322 2.1.1"
     assert message["Reply-To"] == "support+abc@shop.example" and message["Message-ID"] == "<m1@shop.example>"
     assert message.get_content_type() == "multipart/alternative"
+
+
+def test_a_long_message_id_of_the_customer_is_written_as_it_is_so_clients_thread(tmp_path: Path) -> None:
+    """Gmail's and Outlook's Message-IDs run past a folded line: encoded or folded inside, no client
+    would match them to the customer's own mail."""
+    root = "<CAKx8f3vQ9m2Zr7+YbN0k1TqW5uJc4d6hP-E3sLx9oA_gV2nB7w@mail.gmail.com>"
+    raw = compose(Settings(home=tmp_path), mailbox="support@shop.example", recipient="jean@client.example",
+                  reply_to="support+abc@shop.example", rendered=RenderedMail("Colis", "Bonjour", "<p>Bonjour</p>"),
+                  message_id="<AM0PR01MB6123456789ABCDEF0123456789.eurprd01.prod.example@shop.example>",
+                  number=12, root_message_id=root)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert f"\r\nIn-Reply-To: {root}\r\n" in head and f"\r\nReferences: {root}\r\n" in head
+    assert "\r\nMessage-ID: <AM0PR01MB6123456789ABCDEF0123456789.eurprd01.prod.example@shop.example>\r\n" in head
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["In-Reply-To"] == root and message["References"] == root

@@ -53,6 +53,14 @@ def _header(name: str, value: str) -> bytes:
     return _folded(name, value)
 
 
+def _identifier_header(name: str, message_id: str) -> bytes:
+    """Message-ID, In-Reply-To, References: written as they are, never folded inside an identifier nor
+    encoded (a client matches them byte for byte to thread a conversation, and a customer's own
+    Message-ID, which the request's mails name, is often longer than a folded line: Gmail's, Outlook's).
+    RFC 5322 allows the line up to 998 characters."""
+    return f"{name}: {_safe(name, message_id).translate(_OTHER_LINE_BREAKS)}\r\n".encode()
+
+
 def _address_header(name: str, address: str) -> bytes:
     """A bare address as it is: an internationalised one (``jérôme@…``) in raw UTF-8, as RFC 6532
     writes it (an RFC 2047 word is not allowed in an address, and no client would read it back)."""
@@ -170,11 +178,11 @@ def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, 
         _address_header("To", recipient),
         _address_header("Reply-To", reply_to),
         _header("Subject", subject),
-        _header("Message-ID", message_id),
+        _identifier_header("Message-ID", message_id),
         _header("Date", format_datetime(utcnow().replace(tzinfo=UTC))),
     ]
     if root_message_id:
-        head += [_header("In-Reply-To", root_message_id), _header("References", root_message_id)]
+        head += [_identifier_header("In-Reply-To", root_message_id), _identifier_header("References", root_message_id)]
     head += [_header("Auto-Submitted", auto_submitted), _header("X-Auto-Response-Suppress", "All")]
     if number is not None:
         head.append(_header("X-Gateway-Request", str(number)))
