@@ -601,3 +601,64 @@ def test_apple_mails_unsubscribe_request_is_a_feedback_report() -> None:
                "Auto-Submitted: auto-replied\nX-Apple-Unsubscribe: true\n")
     result = classify_raw(message(headers, "Apple Mail sent this email to unsubscribe from the message.\n"))
     assert result.feedback_report and result.auto == "auto-generated"
+
+
+# --- what a shop's mail says about late parcels is never a delay notice (found by a review) ---------------
+
+
+RETURNED_COPY = ("------ This is a copy of the message, including all the headers. ------\n\n"
+                 "From: support@shop.example\nTo: bob@example.net\nSubject: Re: [#12] Order delayed\n\n"
+                 "Your delivery has been delayed by the carrier; it will be retried tomorrow.\n")
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Mail delivery failed: returning message to sender",
+     "This message was created automatically by mail delivery software.\n\nA message that you sent could not "
+     "be delivered to one or more of its recipients. This is a permanent error.\n\n  bob@example.net\n"
+     "    SMTP error from remote mail server after RCPT TO:<bob@example.net>:\n    550 5.1.1 User unknown\n\n"
+     + RETURNED_COPY),
+    ("Undeliverable: Re: [#12] Order delayed",
+     "Delivery has failed to these recipients or groups:\n\nbob@example.net\n\n"
+     "Remote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n"),
+    ("Mail delivery failed: Re: [#12] Votre livraison en retard",
+     "A message that you sent could not be delivered.\n\n  bob@example.net\n    550 5.1.1 No such user\n"),
+], ids=["returned-copy-speaks-of-a-delay", "our-subject-says-delayed", "notre-sujet-dit-retard"])
+def test_a_failure_whose_quoted_subject_or_copy_speaks_of_a_delay_is_a_failure(subject: str, body: str) -> None:
+    result = classify_raw(message(DAEMON + f"Subject: {subject}\n", body))
+    assert result.auto == "bounce" and result.delivery is not None and result.delivery.kind == "failed"
+    assert [(r.address, r.status, r.permanent) for r in result.failed_recipients] == [
+        ("bob@example.net", "5.1.1", True)]
+
+
+@pytest.mark.parametrize("subject, body", [
+    ("Delivery delayed", "Hello, my order from 4.12.23 has not been delivered yet. Where is it?\n"),
+    ("Delivery delayed", "My parcel has been delayed. I chose express mail delivery!\n"),
+    ("Retard de livraison", "Bonjour, ma commande n'a pas encore été livrée, nouvelle tentative demain ?\n"),
+])
+def test_a_customer_writing_about_a_late_delivery_is_a_person(subject: str, body: str) -> None:
+    result = classify_raw(message(f"From: Claire <claire@example.org>\nTo: support@shop.example\n"
+                                  f"Subject: {subject}\n", body))
+    assert (result.auto, result.delivery) == (None, None)
+
+
+@pytest.mark.parametrize("headers", [
+    "List-Post: <mailto:club@lists.example.org>\nSubject: Re: [#12] Message refused at checkout\n",
+    "List-Id: <club.lists.example.org>\nSubject: Not a member yet - discount?\n",
+    "Mailing-List: contact club-help@lists.example.org\nSubject: Why was my message rejected?\n",
+])
+def test_a_members_post_about_refusals_is_not_a_list_refusing_it(headers: str) -> None:
+    result = classify_raw(message("From: ann@example.org\nTo: support@shop.example\n" + headers))
+    assert result.auto != "bounce" and result.delivery is None
+
+
+def test_a_report_naming_only_our_own_address_or_message_id_names_no_recipient() -> None:
+    body = ("The message sent by support@shop.example, <req-12.abc@shop.example>, could not be delivered:\n"
+            "550 5.7.1 Message rejected as spam\n")
+    result = classify_raw(message(DAEMON + "Subject: Delivery failure\n", body))
+    assert result.auto == "bounce"
+    assert [r.address for r in result.failed_recipients] == [""], "never one of ours, never marked failing"
+
+
+def test_a_reporting_mta_field_left_empty_names_none() -> None:
+    result = classify_raw(dsn("failed", "5.1.1").replace(b"Reporting-MTA: dns; mx.example.net", b"Reporting-MTA: dns;"))
+    assert result.delivery is not None and result.delivery.reporting_mta == ""

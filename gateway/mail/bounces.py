@@ -85,7 +85,8 @@ _REPLY_CODE = re.compile(
 _REPLY_THEN_STATUS = re.compile(r"(?<![\d.])([245][0-5]\d)[ -]+[#('\"]?([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):[ \t]*(.*)$")
-_REPORTING_MTA = re.compile(r"^Reporting-MTA:[ \t]*(?:[\w-]+[ \t]*;)?[ \t]*([^\s;]+)", re.I | re.M)
+_REPORTING_MTA = re.compile(r"^Reporting-MTA:[ \t]*(?:[\w-]+[ \t]*;[ \t]*(?=\S)|(?![\w-]+[ \t]*;))([^\s;]+)",
+                            re.I | re.M)
 
 # Where the copy of the original message starts in a plain-text bounce: a
 # separator line naming it, a short line naming it, or its first header.
@@ -276,7 +277,7 @@ def _completed(recipient: ReportedRecipient, msg: Message) -> ReportedRecipient:
     """
     if recipient.reply_code or not recipient.address or not recipient.status.endswith(".0.0"):
         return recipient
-    lines = _failure_section(report_text(msg)).splitlines()
+    lines = failure_section(report_text(msg)).splitlines()
     for index, line in enumerate(lines):
         if recipient.address in line.lower():
             for paragraph in (line, " ".join(lines[index : index + 3])):
@@ -325,7 +326,7 @@ def ses_notification(msg: Message, *, text: str | None = None) -> tuple[str, tup
 # --- Plain-text reports ---------------------------------------------------------------
 
 
-def _failure_section(text: str) -> str:
+def failure_section(text: str) -> str:
     """The server's own words: the text before the copy of the original message."""
     for match in _ORIGINAL_MARKER.finditer(text):
         if match.start() > 0:
@@ -361,10 +362,12 @@ def plain_report_recipients(msg: Message, sender: str | None, action: str = FAIL
     is one recipient, anywhere in the report). Without such a line, the report's
     codes are given to the original message's recipient.
     """
-    section = _failure_section(report_text(msg))
+    section = failure_section(report_text(msg))
     own = {a.lower() for _, a in getaddresses([str(v) for v in msg.get_all("From", [])]) if a}
     if sender:
         own.add(sender.lower())
+    # the report is addressed to us: an address on our domain is ours or one of our Message-IDs
+    ours = {a.lower().rpartition("@")[2] for _, a in getaddresses([str(v) for v in msg.get_all("To", [])]) if a}
     lines = section.splitlines()
     starts = [(i, a) for i, line in enumerate(lines) for a in [_recipient_line(line, own)] if a]
     # the same address repeated on the following lines belongs to one paragraph
@@ -382,16 +385,18 @@ def plain_report_recipients(msg: Message, sender: str | None, action: str = FAIL
         only = recipients[0]
         recipients[0] = _recipient(only.address, "", section, action)
     if not recipients:
-        address = _original_recipient(msg) or _only_address(section, own)
+        address = _original_recipient(msg) or _only_address(section, own, ours)
         if address or _STATUS.search(section) or _REPLY_CODE.search(section):
             recipients.append(_recipient(address, "", section, action))
     return tuple(recipients)
 
 
-def _only_address(section: str, own: set[str]) -> str:
+def _only_address(section: str, own: set[str], our_domains: set[str]) -> str:
     """The one address a report's words name inside a sentence ("delivering your message to
-    bob@example.net"), other than the report's own; "" when none or several."""
+    bob@example.net"), other than the report's own and those on our domain (a mailbox of ours, one of
+    our Message-IDs); "" when none or several."""
     named = {address.lower() for address in _ADDRESS.findall(section)} - own
+    named = {address for address in named if address.rpartition("@")[2] not in our_domains}
     return named.pop() if len(named) == 1 else ""
 
 

@@ -39,6 +39,7 @@ from gateway.mail.bounces import (
     Delivery,
     ReportedRecipient,
     delivery_report,
+    failure_section,
     plain_report_recipients,
     report_parts,
     report_text,
@@ -136,7 +137,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"undeliver|not\s+(?:be\s+)?deliver|could\s+not\s+be\s+delivered|delivery\s+(?:status|failure|failed|"
     r"has\s+failed|problem|notification)|returned\s+mail|mail\s+delivery\s+failed|failure\s+notice|"
     r"failed\s+delivery|failure\s+delivery|delivery\s+failure|mail\s+(?:system\s+)?(?:error|failure)|"
-    r"returning\s+message|delayed\s+mail|warning:\s.*delayed|delivery\s+delayed|error\s+sending\s+your\s+mail|"
+    r"returning\s+message|delayed\s+mail|warning:\s.*delayed|error\s+sending\s+your\s+mail|"
     r"non[-\s]?delivery|"
     r"non\s+remis|non\s+d[ée]livr|[ée]chec\s+de\s+(?:la\s+)?(?:remise|distribution)|impossible\s+de\s+remettre|"
     r"remise\s+(?:diff[ée]r[ée]e|retard[ée]e)|"
@@ -160,11 +161,13 @@ _BOUNCE_BODY = re.compile(
 # Something only a mail server writes, so a customer's "my parcel could not be
 # delivered" is not taken for a bounce.
 _SMTP_EVIDENCE = re.compile(
-    r"(?<![\d.])[245]\.\d{1,3}\.\d{1,3}(?!\.?\d)|\b(?:smtp|mta|rcpt\s+to|mail\s+from|remote\s+(?:host|server)|"
-    r"mail\s+server|mail\s+delivery|mailer-daemon|postmaster)\b",
+    r"(?<![\d.])[245]\d\d[ -]#?[245]\.\d{1,3}\.\d{1,3}(?!\.?\d)|#[245]\.\d{1,3}\.\d{1,3}(?!\.?\d)|"  # 550 5.1.1, #5.1.1
+    r"\b(?:smtp|mta|rcpt\s+to|mail\s+from|remote\s+(?:host|server)|"  # not a bare 4.12.23: a date
+    r"mail\s+server|mail\s+delivery\s+(?:system|subsystem|software)|mailer-daemon|postmaster)\b",
     re.I,
 )
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|tr|wg|rv)\s*:", re.I)
+_REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|sv|vs|antw|réf|fwd?|tr|wg|rv)\s*:", re.I)
 # A report that the server is still trying: its subject, or its words. Exim's and Microsoft's delay
 # notices also say what will happen if it gives up ("the message will be returned"), so these win.
 _DELAY_SUBJECT = re.compile(
@@ -182,7 +185,15 @@ _DELAY_TEXT = re.compile(
     r"n'a\s+pas\s+encore\s+(?:pu\s+)?(?:été\s+)?(?:remis|distribu|livr)|nouvelles?\s+tentatives?",
     re.I,
 )
+# A report's subject that says it failed: it wins over any delay word (ours, quoted after it, may say "delayed").
+_FAILURE_SUBJECT = re.compile(
+    r"undeliver|fail|returned|could\s+not\s+be\s+delivered|not\s+delivered|non[-\s]?remis|non\s+d[ée]livr|"
+    r"[ée]chec|unzustellbar|nicht\s+zustellbar",
+    re.I,
+)
 # A mailing list's manager refusing a post (not a member, a loop): the list did not take the mail.
+_LIST_MANAGER = re.compile(
+    r"(?:^|[-_.+])(?:admin|owner|request|bounces?|mailman|listserv|majordomo|ezmlm|fml)(?:[-_.+]|$)", re.I)
 _LIST_HEADERS = ("X-MLServer", "X-ML-Name", "X-ML-Info", "Mailing-List", "List-Id", "List-Post",
                  "List-Subscribe", "X-Mailman-Version")
 _LIST_REFUSAL = re.compile(
@@ -295,7 +306,8 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
     """
     subject = heads.subject
     head = text[:4000]  # where a server says why it failed
-    if _LIST_REFUSAL.search(subject) and any(msg.get(name) for name in _LIST_HEADERS):
+    if (_LIST_REFUSAL.search(subject) and not _REPLY_SUBJECT.match(subject)
+            and any(msg.get(name) for name in _LIST_HEADERS) and _from_list_manager(heads)):
         return f"mailing list refused the post: {subject[:60]!r}"
     if heads.daemon:
         if _BOUNCE_SUBJECT.search(subject):
@@ -320,13 +332,31 @@ def _plain_bounce_reason(msg: Message, sender: str | None, text: str, heads: _He
     return None
 
 
+def _from_list_manager(heads: _Heads) -> bool:
+    """The list's own robot wrote it (neko-admin@, owner-shop@, mailman@…), not a member posting."""
+    return heads.daemon or heads.robot or any(
+        _LIST_MANAGER.search(address.partition("@")[0]) for _, address in heads.senders)
+
+
+def _is_delay_notice(msg: Message, text: str, heads: _Heads) -> bool:
+    """A server or a robot saying it is still trying: its subject or its own words (before the copy of
+    our mail, which may well speak of a delayed parcel) speak of a delay, and neither its subject nor a
+    permanent code says it failed."""
+    if not (heads.daemon or heads.robot) or _FAILURE_SUBJECT.search(heads.subject):
+        return False
+    own_words = failure_section(text)[:4000]
+    if re.search(r"(?<![\d.])5\.\d{1,3}\.\d{1,3}(?!\.?\d)", own_words):
+        return False
+    return bool(_DELAY_SUBJECT.search(heads.subject) or _DELAY_TEXT.search(own_words))
+
+
 def _plain_report(msg: Message, sender: str | None, text: str, heads: _Heads) -> Classification | None:
     """Delivery reports written as plain text (Exim, qmail, Gmail, old Exchange...): a failure is a
     bounce; a delay notice (the server says it is still trying) is automatic mail."""
     reason = _plain_bounce_reason(msg, sender, text, heads)
     if reason is None:
         return None
-    if _DELAY_SUBJECT.search(heads.subject) or _DELAY_TEXT.search(text[:4000]):
+    if _is_delay_notice(msg, text, heads):
         delayed = Delivery(plain_report_recipients(msg, sender, DELAYED), kind_when_empty=DELAYED)
         return Classification(AUTO_GENERATED, f"delivery delayed: {reason}", delayed)
     return Classification(BOUNCE, reason, Delivery(plain_report_recipients(msg, sender)))
