@@ -11,6 +11,7 @@ line and suggests a key, which a schema library would not do for us (README, dep
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,23 +141,43 @@ ARRAYS: dict[str, tuple[Key, ...]] = {"mailboxes": MAILBOX, "plans": PLAN}
 TABLES: dict[str, tuple[Key, ...]] = {"imap": IMAP}  # a key holding a table of its own
 
 
+_SECRET_PARAMETER = re.compile(r"pass|secret|token|key", re.I)
+
+
+def masked_url(url: str) -> str:
+    """A URL safe to print: its password, and the value of any query parameter named like one, as ``***``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.partition(':')[0]}:***@{host}"
+    path, mark, query = tail.partition("?")
+    parameters = [f"{name}=***" if equals and _SECRET_PARAMETER.search(name) else f"{name}{equals}{value}"
+                  for name, equals, value in (part.partition("=") for part in query.split("&"))] if mark else []
+    return f"{scheme}://{authority}{slash}{path}{mark}{'&'.join(parameters)}"
+
+
 def closest(name: str, known: list[str]) -> str:
     """"; did you mean `x`?" for the known name nearest ``name``, or ""."""
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f"; did you mean `{match[0]}`?" if match else ""
 
 
-def _line(text: str, table: str, key: str | None) -> int:
-    """The line where ``key`` is set in ``[table]`` or ``[[table]]`` ("" : before any table), or where
-    the table opens when ``key`` is None; 0 when not found."""
-    current = ""
+def _line(text: str, table: str, key: str | None, occurrence: int = 0) -> int:
+    """The line where ``key`` is set in ``[table]`` or in the ``occurrence``-th ``[[table]]`` ("": before
+    any table), or where that table opens when ``key`` is None; 0 when not found."""
+    current, seen = "", -1
     for number, line in enumerate(text.splitlines(), start=1):
         header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?", line)
         if header:
             current = header.group(1)
-            if key is None and current == table:
+            seen += current == table
+            if key is None and current == table and seen == occurrence:
                 return number
-        elif key is not None and current == table and re.search(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=", line):
+        elif (key is not None and current == table and (seen == occurrence or not table)
+              and re.search(rf"(?:^|[{{,])\s*{re.escape(key)}\s*=", line)):
             return number  # at the start of the line, or inside an inline table (imap = { … })
     return 0
 
@@ -181,8 +202,10 @@ def _type_problem(key: Key, value: Any) -> str:
     else:  # table
         ok = isinstance(value, dict)
         wanted = "a table such as { host = \"imap.example\" }"
+    if ok and key.type == "float" and not math.isfinite(value):
+        ok, wanted = False, "a finite number"
     if not ok:
-        return f"is {value!r}; use {wanted}"
+        return f"is {'(hidden: a secret)' if key.secret else repr(value)}; use {wanted}"
     if key.choices and value not in key.choices:
         return f"is {value!r}; use one of {', '.join(key.choices)}{closest(str(value), list(key.choices))}"
     numbers = value if key.type == "list of int" else [value] if key.type in ("int", "float") else []
@@ -198,22 +221,23 @@ def problems(raw: dict[str, Any], path: Path, text: str, *, mailbox_file: bool =
     ``mailboxes/*.toml``, whose top level holds one mailbox's keys."""
     found: list[str] = []
 
-    def report(table: str, key: str | None, message: str) -> None:
-        line = _line(text, table, key)
+    def report(table: str, key: str | None, message: str, occurrence: int = 0) -> None:
+        line = _line(text, table, key, occurrence)
         found.append(f"{path}:{line}: {message}" if line else f"{path}: {message}")
 
-    def check_keys(values: dict[str, Any], keys: tuple[Key, ...], table: str, label: str) -> None:
+    def check_keys(values: dict[str, Any], keys: tuple[Key, ...], table: str, label: str,
+                   occurrence: int = 0) -> None:
         known = {key.name: key for key in keys}
         for name, value in values.items():
             key = known.get(name)
             if key is None:
-                report(table, name, f"`{name}`: unknown key in {label}{closest(name, list(known))}")
+                report(table, name, f"`{name}`: unknown key in {label}{closest(name, list(known))}", occurrence)
                 continue
             problem = _type_problem(key, value)
             if problem:
-                report(table, name, f"{label} {name} {problem}")
+                report(table, name, f"{label} {name} {problem}", occurrence)
             elif key.type == "table":
-                check_keys(value, TABLES[name], table, f"{label} {name}")
+                check_keys(value, TABLES[name], table, f"{label} {name}", occurrence)
 
     if mailbox_file:
         check_keys(raw, MAILBOX, "", "the mailbox")
@@ -223,8 +247,8 @@ def problems(raw: dict[str, Any], path: Path, text: str, *, mailbox_file: bool =
         if name in SECTIONS and isinstance(value, dict):
             check_keys(value, SECTIONS[name], name, f"[{name}]")
         elif name in ARRAYS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            for entry in value:
-                check_keys(entry, ARRAYS[name], name, f"[[{name}]]")
+            for occurrence, entry in enumerate(value):
+                check_keys(entry, ARRAYS[name], name, f"[[{name}]]", occurrence)
         elif name in SECTIONS or name in ARRAYS:
             written = f"[{name}]" if name in SECTIONS else f"[[{name}]]"
             report(name, None, f"`{name}` must be written as a section, {written}")

@@ -256,3 +256,86 @@ def test_a_misspelled_key_of_a_mailboxs_imap_table_is_refused_with_its_line(
     config = write_home(tmp_path, orders_mailbox='imap = { host = "imap.shop.example", prot = 993 }')
     assert "gateway.toml:20: `prot`: unknown key in [[mailboxes]] imap; did you mean `port`?" in _refused(
         capsys, ["check", "--config", str(config)])
+
+
+# --- found by a review --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://gateway@db/gw?password=pw-in-query", "postgresql+psycopg://gateway@db/gw?password=***"),
+    ("postgresql+psycopg:///gw?host=/run/pg&password=pw-in-query&sslmode=require",
+     "postgresql+psycopg:///gw?host=/run/pg&password=***&sslmode=require"),
+    ("redis://:pw-in-query@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
+])
+def test_no_form_of_a_password_in_a_url_is_printed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str,
+        shown: str) -> None:
+    config = write_home(tmp_path)
+    monkeypatch.setenv("GATEWAY_BROKER_URL", url)
+    assert main(["config", "--config", str(config), "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sections"]["gateway"]["broker_url"]["value"] == shown
+    main(["check", "--config", str(config)])
+    assert "pw-in-query" not in capsys.readouterr().out
+
+
+def test_a_secret_of_the_wrong_type_is_not_repeated_in_the_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path, sections="[relay]\nhost = \"127.0.0.1\"\npassword = 31415926535")
+    err = _refused(capsys, ["check", "--config", str(config)])
+    assert "[relay] password is (hidden: a secret); use a string in quotes" in err and "31415926535" not in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                value: str) -> None:
+    config = write_home(tmp_path, extra=f"sweep_seconds = {value}")
+    assert "use a finite number" in _refused(capsys, ["check", "--config", str(config)])
+
+
+def test_a_mistake_in_the_second_mailbox_is_named_at_its_own_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path, orders_mailbox='cc_become_observers = "yes"')
+    assert "gateway.toml:20: [[mailboxes]] cc_become_observers is 'yes'; use true or false" in _refused(
+        capsys, ["check", "--config", str(config)])
+
+
+def test_without_a_relay_config_show_says_mail_goes_to_the_outbox(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path)
+    assert main(["config", "--config", str(config), "show"]) == 0
+    assert "# no [relay]: outgoing mail is written to the outbox Maildir" in capsys.readouterr().out
+
+
+def test_check_fails_on_a_database_a_newer_gateway_migrated(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path)
+    engine = make_engine(load(str(config)))
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'from_the_future'")
+    engine.dispose()
+    database = _findings(capsys, ["check", "--config", str(config)], 1)["database"]
+    assert not database["ok"] and "which this version does not know" in database["detail"]
+
+
+def test_check_never_creates_a_sqlite_file_of_another_name(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_home(tmp_path)
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", f"sqlite:///{tmp_path / 'shop.sqlite'}")
+    assert "not created yet" in _findings(capsys, ["check", "--config", str(config)], 0)["database"]["detail"]
+    assert not (tmp_path / "shop.sqlite").exists()
+
+
+@pytest.mark.parametrize("domain", ['shop".example', "shop\\.example", "shop", "-shop.example", "shop..example"])
+def test_init_refuses_a_domain_that_is_not_one(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               domain: str) -> None:
+    assert "give the mail domain" in _refused(capsys, ["init", str(tmp_path / "home"), f"--domain={domain}"])
+    assert not (tmp_path / "home").exists()
+
+
+def test_init_counts_a_dangling_link_as_a_file_it_will_not_overwrite(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "home" / "mailboxes").mkdir(parents=True)
+    (tmp_path / "home" / "mailboxes" / "orders.toml").symlink_to(tmp_path / "nowhere.toml")
+    assert "already exist" in _refused(capsys, ["init", str(tmp_path / "home"), "--domain", "shop.example"])
+    assert not (tmp_path / "home" / "gateway.toml").exists() and not (tmp_path / "nowhere.toml").exists()

@@ -225,3 +225,13 @@ _MAIL_RU_HTML = (
 ], ids=["outlook-divRplyFwdMsg", "hr-then-headers", "yandex-blockquote", "mail.ru-blockquote"])
 def test_html_replies_are_cut_where_their_quote_block_starts(html: str, reply: str) -> None:
     assert reply_of(html, "text/html") == reply
+
+
+def test_a_sign_off_over_a_mobile_footer_or_a_signature_block_is_kept_without_them() -> None:
+    assert reply_of("Merci.\n\nBest regards,\nJef\n\nSent from my iPhone\n") == "Merci.\n\nBest regards,\nJef"
+    assert reply_of("Merci.\n\nBest regards,\nJef\n\n-- \nJef Smith\nACME SA\n+33 1 23 45 67 89\n") == (
+        "Merci.\n\nBest regards,\nJef")
+
+
+def test_a_mark_followed_by_a_space_goes_too() -> None:
+    assert reply_of("Thanks for the refund.\u200b \n") == "Thanks for the refund."

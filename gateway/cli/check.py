@@ -19,8 +19,10 @@ import redis
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from jinja2 import TemplateSyntaxError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.config_keys import masked_url
 from gateway.db import MIGRATIONS, make_engine
 from gateway.outbound.render import DEFAULTS, environment
 from gateway.rules.loader import load_rules
@@ -83,17 +85,14 @@ def _data_folder(folder: Path) -> Finding:
     return Finding("data", True, detail)
 
 
-def _redacted(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.rpartition('@')[2]}" if "@" in rest else url
-
-
 def _database(settings: Settings) -> Finding:
     url = settings.db_url
-    shown = _redacted(url)
-    if url.startswith("sqlite") and not (settings.data_dir / "gateway.db").exists() and "gateway.db" in url:
+    shown = masked_url(url)
+    file = make_url(url).database if url.startswith("sqlite") else None
+    if file and file != ":memory:" and not Path(file).exists():  # connecting would create it
         return Finding("database", True, f"{shown}: not created yet (gateway serve creates it)")
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    head = scripts.get_current_head()
     engine = make_engine(settings)
     try:
         with engine.connect() as connection:
@@ -105,6 +104,9 @@ def _database(settings: Settings) -> Finding:
         engine.dispose()
     if current == head:
         return Finding("database", True, f"{shown}: reachable, at the newest migration ({head})")
+    if current is not None and current not in {script.revision for script in scripts.walk_revisions()}:
+        return Finding("database", False, f"{shown}: at migration {current}, which this version does not know "
+                                          "(a newer gateway migrated it): run that version, or restore a backup")
     return Finding("database", True, f"{shown}: reachable, at migration {current or 'none'}; gateway serve "
                                      f"brings it to {head}")
 
@@ -112,9 +114,9 @@ def _database(settings: Settings) -> Finding:
 def _broker(url: str) -> Finding:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
-    except redis.RedisError as error:
-        return Finding("broker", False, f"{_redacted(url)}: unreachable: {error}")
-    return Finding("broker", True, f"{_redacted(url)}: reachable")
+    except (redis.RedisError, ValueError) as error:  # ValueError: not a Redis URL at all
+        return Finding("broker", False, f"{masked_url(url)}: unreachable: {error}")
+    return Finding("broker", True, f"{masked_url(url)}: reachable")
 
 
 def _relay(settings: Settings) -> Finding:

@@ -7,16 +7,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from gateway.cli.base import AddCommand, UserError, print_json
-from gateway.config_keys import ARRAYS, IMAP, SECTIONS, Key
+from gateway.config_keys import ARRAYS, IMAP, SECTIONS, Key, masked_url
 from gateway.settings import find_config, load
 
 SKELETON = Path(__file__).resolve().parents[1] / "defaults" / "home"
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{1,62}")  # IDNs as xn--
 
 
 # --- gateway config reference -----------------------------------------------------------------------
@@ -65,11 +67,7 @@ def _masked(key: Key, value: Any) -> Any:
     """A secret is never printed: a URL keeps all but its password, anything else only shows it is set."""
     if not key.secret or value in ("", None):
         return value
-    scheme, separator, rest = str(value).partition("://")
-    if not separator:
-        return "***"
-    userinfo, at, host = rest.rpartition("@")
-    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}" if at and ":" in userinfo else str(value)
+    return masked_url(str(value)) if "://" in str(value) else "***"
 
 
 def _entries(keys: tuple[Key, ...], values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -86,6 +84,9 @@ def effective(config: str | None) -> dict[str, Any]:
     file = str(path) if path else "default"
     sections: dict[str, Any] = {}
     for name, keys in SECTIONS.items():
+        if name == "relay" and "relay" not in raw:
+            sections[name] = None  # no relay: outgoing mail is written to the outbox Maildir
+            continue
         entries = _entries(keys, raw.get(name, {}), file)
         for key in keys:
             if key.env and os.environ.get(key.env):
@@ -110,6 +111,9 @@ def effective(config: str | None) -> dict[str, Any]:
 def _print_effective(shown: dict[str, Any]) -> None:
     print(f"# {shown['file'] or 'no config file: the built-in defaults'}")
     for name, entries in shown["sections"].items():
+        if entries is None:
+            print(f"\n# no [{name}]: outgoing mail is written to the outbox Maildir")
+            continue
         print(f"\n[{name}]")
         for key, entry in entries.items():
             print(f"{key} = {json.dumps(entry['value'], ensure_ascii=False)}  # {entry['source']}")
@@ -181,7 +185,7 @@ def _next_steps(domain: str, config: Path) -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     home = Path(args.dir)
     domain = args.domain.strip().lower()
-    if "." not in domain or "@" in domain or " " in domain:
+    if not _DOMAIN.fullmatch(domain):
         raise UserError(f"--domain {args.domain!r}: give the mail domain, such as shop.example")
     config = home / "gateway.toml"
     files = {
@@ -192,12 +196,15 @@ def cmd_init(args: argparse.Namespace) -> int:
         home / "templates" / "README.md": (SKELETON / "templates" / "README.md").read_text(encoding="utf-8"),
         home / "NEXT-STEPS.md": _next_steps(domain, config),
     }
-    existing = [str(path) for path in files if path.exists()]
+    existing = [str(path) for path in files if os.path.lexists(path)]  # a dangling link too
     if existing:
         raise UserError(f"{', '.join(existing)} already exist: gateway init never overwrites a file")
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if path == config else 0o644)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if path == config else 0o644)
+        except FileExistsError as error:  # made meanwhile by someone else: still never overwritten
+            raise UserError(f"{path} already exists: gateway init never overwrites a file") from error
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
     print(f"created {home}: {', '.join(str(path.relative_to(home)) for path in files)}")

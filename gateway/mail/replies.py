@@ -237,9 +237,14 @@ def _following(lines: list[str], index: int) -> list[str]:
 
 
 def _is_sign_off(lines: list[str], index: int) -> bool:
-    """A closing followed by nothing but one short name ("Best regards," / "//Jef"): the sender's own
-    words, kept. With more under it (a title, a company, a phone), it opens a signature."""
-    following = _following(lines, index)
+    """A closing followed by nothing but one short name ("Best regards," / "//Jef") before the end or a
+    signature of its own (a "-- " block, "Sent from my iPhone"): the sender's own words, kept. With more
+    under it (a title, a company, a phone), it opens a signature."""
+    following: list[str] = []
+    for line in _following(lines, index):
+        if line in _STRICT_DELIMITERS or _MOBILE.match(line):
+            break
+        following.append(line)
     return len(following) <= 1 and all(_NAME.match(line) and len(line) <= 40 for line in following)
 
 
@@ -330,7 +335,7 @@ def _split_lines(text: str) -> list[str]:
 def _without_marks(line: str) -> str:
     """A line without the invisible marks at its ends; a trailing "ᐧ" goes too unless it ends a word
     of Canadian syllabics (U+1400-U+167F), the one script where it is a letter."""
-    line = line.strip(_INVISIBLE).rstrip()
+    line = line.rstrip().strip(_INVISIBLE).rstrip()
     if line.endswith("\u1427"):
         kept = line.rstrip("\u1427" + _INVISIBLE + " \t\u00a0")
         if not "\u1400" <= kept[-1:] <= "\u167f":
