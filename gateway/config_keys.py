@@ -118,7 +118,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("starttls", "bool", False, "STARTTLS before authenticating"),
     ),
     "orders": (
-        Key("quote_validity_days", "int", 30, "a quote link is valid this long", 1, 3650),
+        Key("quote_validity_days", "int", 30, "a quote link is valid this long (0: it expires at once)", 0, 3650),
         Key("api_key", "str", "", "enables POST /api/orders (Authorization: Bearer …)", secret=True,
             env="GATEWAY_API_KEY"),
     ),
