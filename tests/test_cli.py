@@ -174,3 +174,18 @@ def test_attachment_settings_out_of_range_are_refused(tmp_path: Path, capsys: py
     monkeypatch.setenv("GATEWAY_CONFIG", str(write_home(tmp_path, extra=line)))
     assert main(["check"]) == 1
     assert says in capsys.readouterr().err
+
+
+def test_config_and_data_may_come_before_or_after_the_action(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_home(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    assert main(["people", "add", "ann@shop.example", "--role", "coordinator", "--config", str(config),
+                 "--data", str(elsewhere)]) == 0
+    assert (elsewhere / "gateway.db").is_file() and not (tmp_path / "var").exists()
+    capsys.readouterr()
+    assert main(["requests", "--config", str(config), "--data", str(elsewhere), "list", "--json"]) == 0
+    assert main(["requests", "list", "--json", "--config", str(config), "--data", str(elsewhere)]) == 0
+    assert capsys.readouterr().out == "[]\n[]\n"
+    assert main(["config", "show", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(config)

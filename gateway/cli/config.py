@@ -235,5 +235,4 @@ def register_config_commands(add: AddCommand) -> None:
     actions = config.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("reference", help="every section and key, as Markdown (docs/configuration.md)")
     show = actions.add_parser("show", help="the effective configuration, secrets masked, with each value's source")
-    show.add_argument("--config", default=argparse.SUPPRESS, help="the config file (also before ACTION)")
     show.add_argument("--json", action="store_true")

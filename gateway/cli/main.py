@@ -308,7 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--json", action="store_true", help="print what was done as JSON")
     register_order_commands(add, people_actions)
     register_config_commands(add)
+    for command in sub.choices.values():
+        _options_after_actions(command)
     return parser
+
+
+def _options_after_actions(command: argparse.ArgumentParser) -> None:
+    """``gateway requests list --config X`` as well as ``gateway requests --config X list``: each ACTION
+    of a command also takes the command's ``--config`` and ``--data``. Their default is left unset
+    (SUPPRESS), so an action never erases what was given before it."""
+    options = {option for action in command._actions for option in action.option_strings}
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for action_parser in action.choices.values():
+                taken = {option for known in action_parser._actions for option in known.option_strings}
+                for option in ("--config", "--data"):
+                    if option in options and option not in taken:
+                        action_parser.add_argument(option, default=argparse.SUPPRESS,
+                                                   help=f"as {option} before the action")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
