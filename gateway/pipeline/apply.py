@@ -34,7 +34,7 @@ from gateway.helpdesk import (
     upsert_person,
 )
 from gateway.mail.bounces import DELAYED, FAILED, Delivery
-from gateway.models import MessageRef, Person, Request
+from gateway.models import MessageRef, Outbox, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
 from gateway.orders.mail import order_context
@@ -357,6 +357,15 @@ def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | Non
     return session.get(Request, ref.request_id) if ref else None
 
 
+def _quotes_our_mail_to(session: Session, raw: bytes, domain: str, address: str) -> bool:
+    """Whether a report quotes the Message-ID of a mail we sent to ``address``: what a real report of
+    our mail carries, and a forged one ("stop mailing this customer") cannot guess."""
+    text = raw.decode("utf-8", errors="replace")
+    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(text) if m.group(1) == domain]
+    return bool(ours) and session.scalar(
+        select(Outbox.id).where(Outbox.recipient == address, Outbox.message_id.in_(ours)).limit(1)) is not None
+
+
 def _apply_delivery_report(incoming: Incoming, delivery: Delivery) -> str:
     session = incoming.session
     request = _bounced_request(session, incoming.raw, incoming.settings.domain)
@@ -364,7 +373,11 @@ def _apply_delivery_report(incoming: Incoming, delivery: Delivery) -> str:
         incoming.row.request_id = request.id
     told: list[str] = []
     for recipient in delivery.recipients:
-        if recipient.permanent:
+        if recipient.permanent and not _quotes_our_mail_to(session, incoming.raw, incoming.settings.domain,
+                                                           recipient.address):
+            told.append(f"{recipient.address} failed for good, not marked: the report quotes none of our mails "
+                        "to it")
+        elif recipient.permanent:
             person = find_person(session, recipient.address)
             if person is not None and person.failing_since is None:
                 person.failing_since = utcnow()

@@ -252,3 +252,21 @@ def test_serve_stops_with_an_error_if_one_of_its_smtp_listeners_dies(tmp_path: P
         if gw.process.poll() is None:
             gw.kill()
     assert "the SMTP listener process ended by itself" in gw.log.read_text()
+
+
+def test_a_forged_bounce_cannot_cut_a_customer_off(gateway: Gateway) -> None:
+    """Anyone can write "550 5.1.1 paul@… User unknown" from MAILER-DAEMON. Only a report that quotes one
+    of our mails to Paul marks Paul failing: one that quotes another's mail (Alice received it) does not."""
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail("Paul <paul@gone.example>", "support@shop.example", "Adresse", "Bonjour"))
+    gateway.wait_idle()
+    someone_elses = gateway.mails_to("alice@shop.example")[0]
+    forged = _delivery_report(someone_elses, "failed", "5.1.1", "550 5.1.1 <paul@gone.example>: User unknown")
+    gateway.send(forged, ["support@shop.example"], sender="")
+    gateway.wait_idle()
+    assert "bounce" not in [e["kind"] for e in gateway.show(1)["events"]]
+    before = len(gateway.mails_to("paul@gone.example"))
+    gateway.send(mail("alice@shop.example", reply_address(someone_elses), "Re: Adresse", "Bonjour Paul"))
+    gateway.wait_idle()
+    assert len(gateway.mails_to("paul@gone.example")) == before + 1, "Paul is still written to"
+    assert "not marked: the report quotes none of our mails to it" in gateway.log.read_text()
