@@ -347,34 +347,36 @@ def _remember_message_id(incoming: Incoming, request: Request, seen: MessageRef 
         append(incoming.session, MessageRef, request, message_id=incoming.parsed.message_id)
 
 
-def _bounced_request(session: Session, raw: bytes, domain: str) -> Request | None:
-    """The request of the mail that bounced: one of our Message-IDs quoted in the report."""
+def _our_message_ids(raw: bytes, domain: str) -> list[str]:
+    """The Message-IDs on our domain that a report quotes (the returned mail's headers)."""
     text = raw.decode("utf-8", errors="replace")
-    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(text) if m.group(1) == domain]
+    return [m.group(0) for m in _OUR_MESSAGE_ID.finditer(text) if m.group(1) == domain]
+
+
+def _bounced_request(session: Session, ours: list[str]) -> Request | None:
+    """The request of the mail that bounced: one of our Message-IDs quoted in the report."""
     if not ours:
         return None
     ref = session.scalars(select(MessageRef).where(MessageRef.message_id.in_(ours))).first()
     return session.get(Request, ref.request_id) if ref else None
 
 
-def _quotes_our_mail_to(session: Session, raw: bytes, domain: str, address: str) -> bool:
+def _quotes_our_mail_to(session: Session, ours: list[str], address: str) -> bool:
     """Whether a report quotes the Message-ID of a mail we sent to ``address``: what a real report of
     our mail carries, and a forged one ("stop mailing this customer") cannot guess."""
-    text = raw.decode("utf-8", errors="replace")
-    ours = [m.group(0) for m in _OUR_MESSAGE_ID.finditer(text) if m.group(1) == domain]
     return bool(ours) and session.scalar(
         select(Outbox.id).where(Outbox.recipient == address, Outbox.message_id.in_(ours)).limit(1)) is not None
 
 
 def _apply_delivery_report(incoming: Incoming, delivery: Delivery) -> str:
     session = incoming.session
-    request = _bounced_request(session, incoming.raw, incoming.settings.domain)
+    ours = _our_message_ids(incoming.raw, incoming.settings.domain)
+    request = _bounced_request(session, ours)
     if request is not None:
         incoming.row.request_id = request.id
     told: list[str] = []
     for recipient in delivery.recipients:
-        if recipient.permanent and not _quotes_our_mail_to(session, incoming.raw, incoming.settings.domain,
-                                                           recipient.address):
+        if recipient.permanent and not _quotes_our_mail_to(session, ours, recipient.address):
             told.append(f"{recipient.address} failed for good, not marked: the report quotes none of our mails "
                         "to it")
         elif recipient.permanent:
