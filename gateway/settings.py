@@ -190,8 +190,6 @@ def _secret(section: dict[str, Any], home: Path) -> str:
         raise ConfigError(f"secret_key_file {path}: {error.strerror}") from error
 
 
-# The [gateway] keys an environment variable overrides (GATEWAY_SECRET_KEY, GATEWAY_DATABASE_URL…).
-_ENVIRONMENT = {key.env: key.name for key in SECTIONS["gateway"] if key.env}
 _DEFAULT_MAILBOXES = (Mailbox("support@shop.example", "helpdesk"), Mailbox("orders@shop.example", "orders"))
 
 
@@ -233,12 +231,15 @@ def _bank_details(text: str, where: str) -> str:
 
 
 class _Section:
-    """One section's values: what the file (or the environment) set, checked against its declaration
-    (``config_keys``) when the file was read, else the declared default."""
+    """One section's values: what the environment set (each key's declared variable), else the file
+    (checked against the declarations when it was read), else the declared default."""
 
-    def __init__(self, name: str, values: dict[str, Any]) -> None:
+    def __init__(self, name: str, raw: dict[str, Any]) -> None:
         self.defaults = {key.name: key.default for key in SECTIONS[name]}
-        self.values = values
+        self.values = dict(raw.get(name, {}))
+        for key in SECTIONS[name]:
+            if key.env and os.environ.get(key.env):
+                self.values[key.name] = os.environ[key.env]
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name] if name in self.values else self.defaults[name]
@@ -324,14 +325,10 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
     path = find_config(config)
     home = path.parent if path else Path.cwd()
     raw = _read_toml(path) if path else {}
-    section = dict(raw.get("gateway", {}))
-    for variable, key in _ENVIRONMENT.items():
-        if os.environ.get(variable):
-            section[key] = os.environ[variable]
+    gateway = _Section("gateway", raw)
+    section = gateway.values
     if data_dir:
         section["data_dir"] = data_dir
-    smtp = raw.get("smtp", {})
-    http = raw.get("http", {})
     relay = Relay(**raw["relay"]) if raw.get("relay") else None
     mailboxes = _mailboxes(raw, home, path) or _DEFAULT_MAILBOXES
     domain = str(section.get("domain", "shop.example")).lower()
@@ -339,15 +336,8 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         if not mailbox.address.endswith("@" + domain):
             raise ConfigError(f"mailbox {mailbox.address} is not on the gateway's domain {domain}")
     data = Path(section.get("data_dir", "var"))
-    orders = {**raw.get("orders", {})}
-    payments = {**raw.get("payments", {})}
-    if os.environ.get("GATEWAY_API_KEY"):
-        orders["api_key"] = os.environ["GATEWAY_API_KEY"]
-    if os.environ.get("GATEWAY_STRIPE_API_KEY"):
-        payments["stripe_api_key"] = os.environ["GATEWAY_STRIPE_API_KEY"]
-    gateway = _Section("gateway", section)
-    smtp_, http_ = _Section("smtp", smtp), _Section("http", http)
-    orders_, payments_ = _Section("orders", orders), _Section("payments", payments)
+    smtp_, http_ = _Section("smtp", raw), _Section("http", raw)
+    orders_, payments_ = _Section("orders", raw), _Section("payments", raw)
     return Settings(
         home=home,
         domain=domain,
@@ -381,7 +371,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         clock_file=home / str(section["clock_file"]) if section.get("clock_file") else None,
         mailboxes=mailboxes,
         quote_validity_days=orders_["quote_validity_days"],
-        api_key=str(orders.get("api_key", section.get("api_key", ""))),
+        api_key=str(orders_.values.get("api_key", section.get("api_key", ""))),
         payment_provider=payments_["provider"],
         default_payment_method=payments_["default_method"],
         stripe_api_key=payments_["stripe_api_key"],
