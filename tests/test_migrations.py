@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 
 import gateway.orders.models  # noqa: F401  (the order tables join the metadata)
-from gateway.db import SEARCH_INDEX, migrate
+from gateway.db import MIGRATIONS, NEWEST_REVISION, SEARCH_INDEX, migrate
 from gateway.models import Base
 
 
@@ -58,3 +61,19 @@ def test_hosts_starting_together_on_a_new_database_all_start(postgres_url: str) 
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     engine.dispose()
+
+
+def test_the_newest_revision_named_in_db_is_alembics_head() -> None:
+    """``migrate`` skips Alembic on a database at ``NEWEST_REVISION``: a migration added without moving
+    it would never run."""
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == NEWEST_REVISION
+
+
+def test_a_current_database_starts_without_alembic(tmp_path: Path) -> None:
+    """Alembic is 11 MB of every long-running process; on a current database it is not loaded."""
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    migrate(create_engine(url))
+    code = ("import sys; from sqlalchemy import create_engine; from gateway.db import migrate; "
+            f"migrate(create_engine({url!r})); print(sorted(m for m in sys.modules if m.startswith('alembic')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -17,7 +17,6 @@ whole gateway rather than leave it half deaf.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import socket
 import threading
@@ -27,6 +26,7 @@ from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
+from gateway.children import Child
 from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.intake.admission import admit, enqueue, forget_node, mark_admitted
@@ -68,18 +68,13 @@ def check_port(settings: Settings) -> None:
 
 
 class SmtpListener:
-    """One listener process, and the pipe on which it names the files it kept."""
+    """One listener process, and the socket on which it names the files it kept (and is told to stop)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = False
-        spawn = multiprocessing.get_context("spawn")  # no fork of a process running threads
-        self.names, names = spawn.Pipe(duplex=False)
-        control, self._control = spawn.Pipe(duplex=False)
-        self.process = spawn.Process(target=listen, args=(settings, names, control), name="smtp", daemon=True)
-        self.process.start()
-        names.close()  # only the child writes: its death reads as EOF here
-        control.close()
+        self.process = Child(listen, settings)  # its death reads as the end of ``names``
+        self.names = self.process.channel
         self._ready()
 
     def _ready(self) -> None:
@@ -97,7 +92,10 @@ class SmtpListener:
         """Stop accepting; what it named until then is still admitted."""
         self.stopping = True
         if self.process.is_alive():
-            self._control.send("stop")
+            try:
+                self.names.send("stop")
+            except OSError:  # it has just died
+                pass
         self.process.join(30)
         if self.process.is_alive():
             self.process.kill()

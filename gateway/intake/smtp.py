@@ -390,10 +390,11 @@ def start_smtp(settings: Settings, on_stored: Callable[[list[Path]], None],
     return controller
 
 
-def listen(settings: Settings, names: Connection, control: Connection) -> None:
-    """The listener process: serve SMTP until told to stop or until the serving process is gone.
+def listen(names: Connection, settings: Settings) -> None:
+    """The listener process (``children.Child``): serve SMTP until told to stop on ``names`` or until
+    the serving process is gone.
 
-    It names on the pipe the files it kept (a list) and the reasons it refused mail for (a dict of
+    It names on the socket the files it kept (a list) and the reasons it refused mail for (a dict of
     counts), which the serving process counts: this module imports no database code and no metrics
     library, so that a listener process stays small.
     """
@@ -409,7 +410,7 @@ def listen(settings: Settings, names: Connection, control: Connection) -> None:
         return
     names.send("")  # ready
     try:
-        control.recv()
+        names.recv()
     except EOFError:  # the serving process died (kill -9): do not outlive it
         os._exit(1)
     controller.stop()

@@ -22,15 +22,14 @@ marked failed, alone.
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
+import pickle
 import threading
-import time
+import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from gateway import queues
+from gateway.children import Child
 from gateway.context import Context, current, open_context
 from gateway.intake.admission import PROCESS_TOGETHER
 from gateway.logs import configure_logging
@@ -50,16 +49,19 @@ class Processor:
     def __init__(self, settings: Settings, *, yielding: bool = True) -> None:
         self._settings = settings
         self._yielding = yielding
-        self._restarting = threading.Lock()
-        self._pool = self._start()
+        self._turn = threading.Lock()  # one batch at a time goes to the process and back
+        self._child = self._start()
 
-    def _start(self) -> ProcessPoolExecutor:
+    def _start(self) -> Child:
         """Started now, not at the first message: starting takes a second of CPU, which the first mails
         would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_boot, initargs=(self._settings, os.getpid(), self._yielding))
-        pool.submit(os.getpid).result()
-        return pool
+        child = Child(_serve, self._settings, self._yielding)
+        try:
+            child.channel.recv()  # booted
+        except EOFError:
+            child.join(5)
+            raise RuntimeError(f"the processing process did not start (exit code {child.exitcode})") from None
+        return child
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
         """Apply the messages; the outbox ids to send once they are committed.
@@ -68,30 +70,41 @@ class Processor:
         new one, a batch one message at a time; a message that kills that one too is marked failed.
         """
         ahead = read_ahead(current(), inbound_ids)
-        pool = self._pool
-        applied = _submit(pool, inbound_ids, ahead)
-        for attempt in range(2):
-            if attempt:
-                pool = self._pool
-                applied = _submit(pool, inbound_ids, ahead)
-            try:
-                return applied.result()
-            except BrokenProcessPool:
-                self._restart(pool)
+        try:
+            return self._run(inbound_ids, ahead)
+        except _Died:
             if len(inbound_ids) > 1:
                 return [outbox_id for inbound_id in inbound_ids for outbox_id in self.apply([inbound_id])]
-        finished(inbound_ids[0], fail(current(), inbound_ids[0], "the processing process died twice while applying it"))
-        return []
+        try:
+            return self._run(inbound_ids, ahead)
+        except _Died:
+            died = "the processing process died twice while applying it"
+            finished(inbound_ids[0], fail(current(), inbound_ids[0], died))
+            return []
 
-    def _restart(self, broken: ProcessPoolExecutor) -> None:
-        with self._restarting:
-            if self._pool is broken:
+    def _run(self, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[int]:
+        with self._turn:
+            try:
+                self._child.channel.send((inbound_ids, ahead))
+                outcome, value = self._child.channel.recv()
+            except (EOFError, OSError):
                 log.error("the processing process died; starting another one")
-                broken.shutdown(wait=False)
-                self._pool = self._start()
+                self._child.kill()
+                self._child = self._start()
+                raise _Died from None
+        if outcome == "error":
+            raise value
+        return list(value)
 
     def stop(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Once the batch it is applying is done: it reads the end of its socket."""
+        with self._turn:
+            self._child.close()
+            self._child.join()
+
+
+class _Died(Exception):
+    """The processing process died while applying a batch."""
 
 
 _running: Processor | None = None
@@ -142,34 +155,40 @@ def apply(inbound_ids: list[int]) -> list[int]:
     return _apply(inbound_ids)
 
 
-def _submit(pool: ProcessPoolExecutor, inbound_ids: list[int], ahead: dict[int, Ahead]) -> Future[list[int]]:
-    """``pool.submit``; a pool found broken gives a future that fails as the work would have in it."""
-    try:
-        return pool.submit(_apply, inbound_ids, ahead)
-    except BrokenProcessPool as broken:
-        failed: Future[list[int]] = Future()
-        failed.set_exception(broken)
-        return failed
-
-
 def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> list[int]:
     with writer(current(), background=True):
         outcomes = process_batch(current(), inbound_ids, ahead)
     return [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
 
 
-def _boot(settings: Settings, parent: int, yielding: bool) -> None:
-    """In the processor: log as the serving process does, yield to it, connect, and watch it."""
+def _serve(channel: Connection, settings: Settings, yielding: bool) -> None:
+    """The processor (``children.Child``): log as the serving process does, yield to it, connect, then
+    apply the batches it is sent until the serving process is gone or stops it."""
     configure_logging()
     if yielding:
         run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)
     settle()
-    threading.Thread(target=_exit_with, args=(parent,), name="orphan-watch", daemon=True).start()
+    channel.send("ready")
+    while True:
+        try:
+            inbound_ids, ahead = channel.recv()
+        except EOFError:  # stopped, or the serving process died (a ``kill -9`` must not leave this behind)
+            return
+        answer: tuple[str, list[int] | Exception]
+        try:
+            answer = ("done", _apply(inbound_ids, ahead))
+        except Exception as error:  # raised in the serving process, where the batch was asked for
+            answer = ("error", _picklable(error))
+        try:
+            channel.send(answer)
+        except OSError:  # the serving process died while this batch was applied
+            return
 
 
-def _exit_with(parent: int) -> None:
-    """A ``kill -9`` of the serving process must not leave the processor behind."""
-    while os.getppid() == parent:
-        time.sleep(1)
-    os._exit(1)
+def _picklable(error: Exception) -> Exception:
+    try:
+        pickle.dumps(error)
+    except Exception:
+        return RuntimeError("".join(traceback.format_exception(error)))
+    return error

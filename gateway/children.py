@@ -1,0 +1,70 @@
+"""The child processes of ``gateway serve`` (its SMTP listeners and its processor), and the socket each
+one talks to its parent on.
+
+Why not ``multiprocessing``: whatever it spawns, it first starts a resource tracker, one more Python
+process (13 MB) that watches named semaphores and shared memory, and the gateway uses neither. A
+child here is ``python -m gateway.children``, started with one end of a socket pair: it reads the
+function to run and its arguments (pickled) from the socket, and calls it with the socket as a
+``multiprocessing.connection.Connection``, on which the two go on talking. The child sees the same
+``sys.path`` as its parent, as a spawned process would.
+
+A child whose parent dies reads the end of its socket: each child's function decides what then.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+
+class Child:
+    """A child process running ``target(channel, *args)``; ``channel`` is the parent's end of the socket."""
+
+    def __init__(self, target: Callable[..., Any], *args: Any) -> None:
+        ours, theirs = socket.socketpair()
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        with theirs:
+            self.popen = subprocess.Popen([sys.executable, "-m", "gateway.children", str(theirs.fileno())],
+                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=environment)
+        self.channel = Connection(ours.detach())
+        self.channel.send((target, args))
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.popen.poll()
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def kill(self) -> None:
+        self.popen.kill()
+        self.popen.wait()
+
+    def close(self) -> None:
+        """Close the parent's end: the child reads the end of its socket."""
+        self.channel.close()
+
+
+def _main(fd: int) -> None:
+    channel = Connection(fd)
+    target, args = channel.recv()
+    target(channel, *args)
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]))
