@@ -21,6 +21,8 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from gateway.runtime import one_malloc_arena
+
 
 class Child:
     """A child process running ``target(channel, *args)``; ``channel`` is the parent's end of the socket."""
@@ -61,6 +63,7 @@ class Child:
 
 
 def _main(fd: int) -> None:
+    one_malloc_arena()
     channel = Connection(fd)
     target, args = channel.recv()
     target(channel, *args)

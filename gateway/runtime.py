@@ -1,5 +1,5 @@
 """How the long-running processes are set up, in one place: thread priorities, the garbage collector,
-and where their metrics are counted.
+the C allocator, and where their metrics are counted.
 
 On Linux a priority (niceness, scheduling policy) belongs to a thread, so a process lowers only the
 threads whose work can wait (admission, the processor, the workers), and the others keep answering
@@ -8,6 +8,7 @@ mail clients and web pages at full priority. The figures behind each choice are 
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -40,6 +41,24 @@ def run_when_idle() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError as error:
         log.debug("could not make %s run when idle: %s", threading.current_thread().name, error)
+
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def one_malloc_arena() -> None:
+    """Every thread of this process allocates from glibc's one main arena; call it before any thread starts.
+
+    By default glibc gives each thread that allocates while another does an arena of its own, up to
+    8 a core, and each keeps the high-water mark of what its thread held: the serving process's dozen
+    threads (SQLite's caches, parsed messages, pickled batches) held 16 MB more at the peak of a run.
+    Under CPython's GIL, threads seldom allocate at the same moment, so one arena costs them no waiting.
+    Not on a C library without ``mallopt`` (musl): nothing to do there.
+    """
+    try:
+        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        log.debug("no mallopt in this C library: the allocator is left as it is")
 
 
 def settle() -> None:

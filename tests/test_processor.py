@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -64,4 +66,38 @@ def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(c
         with context.sessions() as session:
             assert set(session.scalars(select(Inbound.status))) == {"processed"}
     finally:
+        processor.stop()
+
+
+def test_batches_sent_side_by_side_each_get_their_own_answer(context: Context) -> None:
+    """Threads send their batches without waiting for the one before to be applied; the process
+    answers in the order it was sent to, and each thread reads its own batch's outbox ids."""
+    processor = Processor(context.settings)
+    channel = processor._line.child.channel
+    first = threading.Event()
+
+    class SlowFirst:
+        """The first sender is the last to read: the others must wait for it."""
+
+        def send(self, batch: object) -> None:
+            channel.send(batch)
+            if not first.is_set():
+                first.set()
+                time.sleep(0.5)
+
+        def recv(self) -> object:
+            return channel.recv()
+
+    processor._line.child.channel = SlowFirst()  # type: ignore[assignment]
+    try:
+        numbers = [[10 + 3 * thread + n for n in range(3)] for thread in range(4)]
+        batches = [[_stored(context, number) for number in batch] for batch in numbers]
+        with ThreadPoolExecutor(4) as threads:
+            answers = list(threads.map(processor.apply, batches))
+        with context.sessions() as session:
+            for batch, outbox_ids in zip(numbers, answers, strict=True):
+                recipients = set(session.scalars(select(Outbox.recipient).where(Outbox.id.in_(outbox_ids))))
+                assert recipients == {"camille@shop.example", *(f"c{number}@client.example" for number in batch)}
+    finally:
+        processor._line.child.channel = channel
         processor.stop()

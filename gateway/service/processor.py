@@ -26,6 +26,7 @@ import pickle
 import threading
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from gateway import queues
@@ -44,13 +45,19 @@ log = logging.getLogger("gateway.inbound")
 
 class Processor:
     """One process per ``gateway serve``: on SQLite, which has one writer, more would only wait for
-    it; on PostgreSQL, more processors come from more ``gateway serve --role process``."""
+    it; on PostgreSQL, more processors come from more ``gateway serve --role process``.
+
+    A batch is sent as soon as it is read ahead, while the one before is applied: the process reads
+    the next one the moment it is done, without waiting for a thread of this process to be scheduled
+    (the workers run only on what the listeners leave). It answers in the order it was sent to.
+    """
 
     def __init__(self, settings: Settings, *, yielding: bool = True) -> None:
         self._settings = settings
         self._yielding = yielding
-        self._turn = threading.Lock()  # one batch at a time goes to the process and back
-        self._child = self._start()
+        self._sending = threading.Lock()  # a batch is written whole; the process is replaced under it
+        self._answers = threading.Condition()  # the answers are read in the order the batches were sent
+        self._line = _Line(self._start())
 
     def _start(self) -> Child:
         """Started now, not at the first message: starting takes a second of CPU, which the first mails
@@ -83,24 +90,55 @@ class Processor:
             return []
 
     def _run(self, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[int]:
-        with self._turn:
+        with self._sending:
+            line = self._line
             try:
-                self._child.channel.send((inbound_ids, ahead))
-                outcome, value = self._child.channel.recv()
-            except (EOFError, OSError):
-                log.error("the processing process died; starting another one")
-                self._child.kill()
-                self._child = self._start()
-                raise _Died from None
+                line.child.channel.send((inbound_ids, ahead))
+            except OSError:
+                ticket = None
+            else:
+                ticket = line.sent
+                line.sent += 1
+        answer = None
+        if ticket is not None:
+            with self._answers:
+                self._answers.wait_for(lambda: line.answered == ticket)
+                try:
+                    answer = line.child.channel.recv()
+                except (EOFError, OSError):  # and so will every batch sent after this one
+                    pass
+                line.answered += 1
+                self._answers.notify_all()
+        if answer is None:
+            self._replace(line)
+            raise _Died
+        outcome, value = answer
         if outcome == "error":
             raise value
         return list(value)
 
+    def _replace(self, line: _Line) -> None:
+        with self._sending:
+            if self._line is line:
+                log.error("the processing process died; starting another one")
+                line.child.kill()
+                self._line = _Line(self._start())
+
     def stop(self) -> None:
-        """Once the batch it is applying is done: it reads the end of its socket."""
-        with self._turn:
-            self._child.close()
-            self._child.join()
+        """Once what it was sent is applied: it reads the end of its socket."""
+        with self._sending, self._answers:
+            self._answers.wait_for(lambda: self._line.answered == self._line.sent)
+            self._line.child.close()
+            self._line.child.join()
+
+
+@dataclass
+class _Line:
+    """A processing process, and how many batches were sent to it and answered."""
+
+    child: Child
+    sent: int = 0
+    answered: int = 0
 
 
 class _Died(Exception):

@@ -25,7 +25,7 @@ from gateway.intake.admission import admit_waiting
 from gateway.intake.imap import start_pollers
 from gateway.intake.listener import Intake, check_port
 from gateway.rules.loader import load_rules
-from gateway.runtime import settle
+from gateway.runtime import one_malloc_arena, settle
 from gateway.service import processor
 from gateway.service.broker import YieldToTheListener, configure, start_workers
 from gateway.service.sweep import Sweeper, requeue
@@ -122,6 +122,7 @@ def serve(settings: Settings, role: str = "all") -> int:
     ``smtp`` takes mail in (the listeners, IMAP) and admits it; ``process`` applies it, sends mail and
     runs the sweep; ``web`` serves the pages; ``all`` is the three in one process.
     """
+    one_malloc_arena()
     takes_mail, processes, serves_web = (role in ("all", part) for part in ("smtp", "process", "web"))
     _check_role(settings, role)
     load_rules(settings.home)  # a broken rule file stops the start, with its file, line and reason
@@ -195,6 +196,7 @@ def run_worker(settings: Settings, threads: int) -> int:
     if not settings.broker_url:
         raise ConfigError("gateway worker needs broker_url (e.g. redis://127.0.0.1:6379/0); without it, "
                           "gateway serve runs the workers itself")
+    one_malloc_arena()
     broker = configure(settings)
     open_context(settings)
     workers = start_workers(broker, {"outbox": threads})
