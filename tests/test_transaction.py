@@ -14,7 +14,7 @@ from pathlib import Path
 from gateway.context import open_context
 from gateway.intake.admission import store
 from gateway.settings import Mailbox, Settings
-from gateway.transaction import WriterGate, writer
+from gateway.writer import WriterGate, writer
 
 
 def test_a_click_goes_before_background_work_already_waiting() -> None:

@@ -32,7 +32,7 @@ from gateway.intake.spool import (
     write_incoming,
 )
 from gateway.models import Inbound, IntakeNode, database_now
-from gateway.transaction import writer
+from gateway.writer import writer
 
 log = logging.getLogger("gateway.smtp")
 

@@ -13,6 +13,7 @@ from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.models import Outbox
 from gateway.outbound.transports import PermanentError, TransientError, transport_for
+from gateway.writer import writer
 
 log = logging.getLogger("gateway.outbound")
 MAX_ATTEMPTS = 8
@@ -31,7 +32,7 @@ def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[Row[Any]]
     transaction of their own: two senders of the same ids (a message queued again by the sweep while
     the broker still held it) send each mail once."""
     token, now = uuid.uuid4().hex, utcnow()
-    with context.sessions.begin() as session:
+    with writer(context, background=True), context.sessions.begin() as session:
         session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
                                              or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
                         .values(claim=token, claimed_until=now + CLAIM))
@@ -45,9 +46,10 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
     """Send the pending rows among ``outbox_ids`` that this sender could claim; returns the ids to retry later.
 
     The mails sent, nearly always all of them, are marked with one statement; only a failure
-    loads its row to record the error and the next attempt. A process that dies between the
-    send and the mark leaves its rows claimed for ``CLAIM``: then they are sent again (at least
-    once, never lost).
+    loads its row to record the error and the next attempt. Claiming and marking take the writer's
+    turn: on SQLite, a sender left to SQLite's own retries waited seconds behind the processor. A
+    process that dies between the send and the mark leaves its rows claimed for ``CLAIM``: then they
+    are sent again (at least once, never lost).
     """
     retry: list[int] = []
     token, rows = _claim(context, outbox_ids) if outbox_ids else ("", [])
@@ -56,10 +58,10 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
     try:
         outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
     except BaseException:  # not an answer of the relay (those are outcomes): free the rows for the retry now
-        with context.sessions.begin() as session:
+        with writer(context, background=True), context.sessions.begin() as session:
             session.execute(update(Outbox).where(Outbox.claim == token).values(claim=None, claimed_until=None))
         raise
-    with context.sessions.begin() as session:
+    with writer(context, background=True), context.sessions.begin() as session:
         sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         if sent:
             session.execute(update(Outbox).where(Outbox.id.in_([row.id for row in sent]))

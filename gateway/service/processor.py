@@ -8,7 +8,7 @@ The dramatiq actors stay where they are, on the broker ``gateway serve`` configu
 and waits for the outbox ids, which it enqueues for ``send_mail`` here. The processor holds
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
 takes a quarter of its work off it. It takes its turn at that lock with the serving
-process's writers (``transaction.writer``), batch by batch, so that admission is not kept
+process's writers (``writer.writer``), batch by batch, so that admission is not kept
 waiting. What it applies, and in what order, is decided by the claims (``pipeline.claim``): one
 conversation at a time, in the order received, so several threads, processes and hosts may apply
 messages side by side.
@@ -38,7 +38,7 @@ from gateway.pipeline.claim import Claims
 from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_ahead
 from gateway.runtime import run_when_idle, settle
 from gateway.settings import Settings
-from gateway.transaction import writer
+from gateway.writer import writer
 
 log = logging.getLogger("gateway.inbound")
 
