@@ -2,5 +2,5 @@ import sys
 
 from gateway.cli.main import main
 
-if __name__ == "__main__":  # not when multiprocessing's spawn imports this module
+if __name__ == "__main__":
     sys.exit(main())

@@ -31,8 +31,11 @@ class Child:
         ours, theirs = socket.socketpair()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         with theirs:
-            self.popen = subprocess.Popen([sys.executable, "-m", "gateway.children", str(theirs.fileno())],
-                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=environment)
+            # The interpreter's flags as multiprocessing passes them; -P: no current folder before sys.path.
+            command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-P",  # type: ignore[attr-defined]
+                       "-m", "gateway.children", str(theirs.fileno())]
+            self.popen = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                          env=environment)
         self.channel = Connection(ours.detach())
         self.channel.send((target, args))
 

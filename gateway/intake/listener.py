@@ -200,6 +200,8 @@ class Intake:
         for listener in self.listeners:
             listener.stop()
         self.admitter.join(30)
+        for listener in self.listeners:  # read to the end by the admitter
+            listener.process.close()
         if not list(incoming_folder(self.context.settings.data_dir).glob("*.eml")):
             try:
                 forget_node(self.context, self.node)
@@ -221,7 +223,7 @@ def _gather(pipes: list[Connection], timeout: float) -> tuple[list[str], list[Co
         for pipe in [pipe for pipe in live if pipe in ready]:
             try:
                 told = pipe.recv()
-            except EOFError:
+            except (EOFError, OSError):  # the end of its socket, or a reset: its listener is gone
                 ended.append(pipe)
                 continue
             if isinstance(told, dict):

@@ -411,7 +411,7 @@ def listen(names: Connection, settings: Settings) -> None:
     names.send("")  # ready
     try:
         names.recv()
-    except EOFError:  # the serving process died (kill -9): do not outlive it
+    except (EOFError, OSError):  # the serving process died (kill -9): do not outlive it
         os._exit(1)
     controller.stop()
     controller.handler.writer.close()

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import Any
 
 from gateway import queues
 from gateway.children import Child
@@ -57,6 +59,7 @@ class Processor:
         self._yielding = yielding
         self._sending = threading.Lock()  # a batch is written whole; the process is replaced under it
         self._answers = threading.Condition()  # the answers are read in the order the batches were sent
+        self._stopped = False
         self._line = _Line(self._start())
 
     def _start(self) -> Child:
@@ -90,43 +93,64 @@ class Processor:
             return []
 
     def _run(self, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[int]:
-        with self._sending:
-            line = self._line
-            try:
-                line.child.channel.send((inbound_ids, ahead))
-            except OSError:
-                ticket = None
-            else:
-                ticket = line.sent
-                line.sent += 1
-        answer = None
-        if ticket is not None:
-            with self._answers:
-                self._answers.wait_for(lambda: line.answered == ticket)
-                try:
-                    answer = line.child.channel.recv()
-                except (EOFError, OSError):  # and so will every batch sent after this one
-                    pass
-                line.answered += 1
-                self._answers.notify_all()
-        if answer is None:
+        """The batch applied in the process; ``_Died`` if the process died while applying it. A batch
+        sent after that one, which the process never read, is sent again to the next process."""
+        while True:
+            line, ticket = self._send(inbound_ids, ahead)
+            answer = None if ticket is None else self._answer(line, ticket)
+            if answer is not None:
+                break
             self._replace(line)
-            raise _Died
+            if ticket is not None and line.lost == ticket:
+                raise _Died
         outcome, value = answer
         if outcome == "error":
             raise value
         return list(value)
 
+    def _send(self, inbound_ids: list[int], ahead: dict[int, Ahead]) -> tuple[_Line, int | None]:
+        """The process the batch was sent to, and its place in that process's order (None: it is dead)."""
+        with self._sending:
+            if self._stopped:
+                raise RuntimeError("the processing process was stopped")
+            line = self._line
+            try:
+                line.child.channel.send((inbound_ids, ahead))
+            except OSError:
+                return line, None
+            line.sent += 1
+            return line, line.sent - 1
+
+    def _answer(self, line: _Line, ticket: int) -> tuple[str, Any] | None:
+        """The answer to the ``ticket``-th batch sent to ``line``, once those before it are read; None when
+        the process is gone (``line.lost``: the first batch it did not answer, the one it was applying)."""
+        with self._answers:
+            self._answers.wait_for(lambda: line.answered == ticket)
+            try:
+                answer: tuple[str, Any] = line.child.channel.recv()
+            except Exception:  # the end of the socket, a reset, an answer that cannot be read: it is lost
+                if line.lost is None:
+                    line.lost = ticket
+                return None
+            finally:
+                line.answered += 1
+                self._answers.notify_all()
+            return answer
+
     def _replace(self, line: _Line) -> None:
         with self._sending:
+            if self._stopped:
+                raise RuntimeError("the processing process died while it was being stopped")
             if self._line is line:
                 log.error("the processing process died; starting another one")
                 line.child.kill()
+                line.child.close()
                 self._line = _Line(self._start())
 
     def stop(self) -> None:
-        """Once what it was sent is applied: it reads the end of its socket."""
+        """Once what it was sent is applied: it reads the end of its socket. Nothing is sent after."""
         with self._sending, self._answers:
+            self._stopped = True
             self._answers.wait_for(lambda: self._line.answered == self._line.sent)
             self._line.child.close()
             self._line.child.join()
@@ -134,11 +158,13 @@ class Processor:
 
 @dataclass
 class _Line:
-    """A processing process, and how many batches were sent to it and answered."""
+    """A processing process, how many batches were sent to it and answered, and the first it did not
+    answer (it died or its answer could not be read)."""
 
     child: Child
     sent: int = 0
     answered: int = 0
+    lost: int | None = None
 
 
 class _Died(Exception):
@@ -203,6 +229,7 @@ def _serve(channel: Connection, settings: Settings, yielding: bool) -> None:
     """The processor (``children.Child``): log as the serving process does, yield to it, connect, then
     apply the batches it is sent until the serving process is gone or stops it."""
     configure_logging()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     if yielding:
         run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)
@@ -211,7 +238,7 @@ def _serve(channel: Connection, settings: Settings, yielding: bool) -> None:
     while True:
         try:
             inbound_ids, ahead = channel.recv()
-        except EOFError:  # stopped, or the serving process died (a ``kill -9`` must not leave this behind)
+        except (EOFError, OSError):  # stopped, or the serving process died (a ``kill -9`` must not leave this)
             return
         answer: tuple[str, list[int] | Exception]
         try:
@@ -225,8 +252,9 @@ def _serve(channel: Connection, settings: Settings, yielding: bool) -> None:
 
 
 def _picklable(error: Exception) -> Exception:
+    """The error itself when the serving process can read it back, else its traceback's text."""
     try:
-        pickle.dumps(error)
+        pickle.loads(pickle.dumps(error))
     except Exception:
         return RuntimeError("".join(traceback.format_exception(error)))
     return error
