@@ -40,10 +40,6 @@ class Child:
         self.channel.send((target, args))
 
     @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
     def exitcode(self) -> int | None:
         return self.popen.poll()
 
