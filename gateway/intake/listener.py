@@ -83,7 +83,7 @@ class SmtpListener:
             raise ListenerError(f"the SMTP listener did not start within {STARTUP_SECONDS} s")
         try:
             first = self.names.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
             raise ListenerError(f"the SMTP listener exited with {self.process.exitcode}") from None
         if first:
             raise ListenerError(f"SMTP on {self.settings.smtp_host}:{self.settings.smtp_port}: {first[1:]}")

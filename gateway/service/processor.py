@@ -68,7 +68,7 @@ class Processor:
         child = Child(_serve, self._settings, self._yielding)
         try:
             child.channel.recv()  # booted
-        except EOFError:
+        except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
             child.join(5)
             raise RuntimeError(f"the processing process did not start (exit code {child.exitcode})") from None
         return child
