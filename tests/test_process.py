@@ -239,9 +239,12 @@ def test_what_a_batch_only_appends_is_there_for_the_next_message_and_after_the_c
     follow_up = store(context, (b"From: c1@client.example\r\nTo: support@shop.example\r\nSubject: Re: question 1\r\n"
                                 b"Message-ID: <again1@c>\r\nIn-Reply-To: <batch1@c>\r\n\r\nAlso the lid.\r\n"),
                       source="smtp", mailbox="support@shop.example")
+    commits = []
+    event.listen(context.engine, "commit", lambda _connection: commits.append(1))
     opened, followed = process_batch(context, [opening, follow_up])
     assert followed.request_id == opened.request_id and "(via references)" in followed.decision, \
         "the Message-ID the first message left is found by the second"
+    assert len(commits) == 1, "applied together, not one by one after the batch failed"
     with context.sessions() as session:
         refs = dict(session.execute(select(MessageRef.message_id, MessageRef.request_id)
                                     .where(MessageRef.outgoing.is_(False))).all())

@@ -178,7 +178,10 @@ def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahe
     try:
         outcomes = _together(context, inbound_ids, ahead)
     except Exception as error:  # each one alone, where a failure is kept with its reason
-        log.debug("batch of %s messages done one by one: %s", len(inbound_ids), error)
+        # Said aloud unless a message is simply not a plain one: a fault of the batch path itself would
+        # otherwise cost only speed, unseen.
+        log.log(logging.DEBUG if isinstance(error, _NotTogether) else logging.WARNING,
+                "batch of %s messages done one by one: %s: %s", len(inbound_ids), type(error).__name__, error)
         return [process_safely(context, inbound_id, ahead.get(inbound_id)) for inbound_id in inbound_ids]
     for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
         finished(inbound_id, outcome)

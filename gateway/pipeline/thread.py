@@ -113,7 +113,7 @@ def _by_references(session: Session, parsed: ParsedMail, sender: str, authentica
         return None
     if named is None:
         named = requests_named(session, dict(session.execute(
-            select(MessageRef.message_id, MessageRef.request_id).where(MessageRef.message_id.in_(wanted))).tuples()))
+            select(MessageRef.message_id, MessageRef.request_id).where(MessageRef.message_id.in_(wanted))).all()))
     request = next((named[message_id] for message_id in wanted if message_id in named), None)
     if request is None:
         return None
