@@ -3,6 +3,7 @@ applied together in one transaction end as if each came alone."""
 
 from __future__ import annotations
 
+import logging
 from email import message_from_bytes
 from pathlib import Path
 
@@ -97,6 +98,23 @@ def test_a_duplicate_or_a_broken_message_in_a_batch_leaves_the_others_as_if_each
         assert session.scalar(select(func.count(Request.id))) == 2
         statuses = dict(session.execute(select(Inbound.id, Inbound.status)).all())
     assert statuses == {first: "processed", twice: "duplicate", broken: "failed", last: "processed"}
+
+
+def test_a_batch_split_by_a_fault_is_said_as_a_warning_and_one_split_by_a_duplicate_is_not(
+        context: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A fault of the batch path itself costs only speed, since each message alone still applies: unseen
+    at debug level, one such fault once split every batch holding a reply to a mail of its own batch."""
+    caplog.set_level(logging.DEBUG, "gateway.inbound")
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and "one by one" in r.getMessage()]
+
+    process_batch(context, [_stored(context, 1), _stored(context, 1)])
+    assert "one by one" in caplog.text and warnings() == [], "a duplicate splits its batch as it should: no warning"
+    _break_applying(monkeypatch)
+    process_batch(context, [_stored(context, 2), _stored(context, 3)])
+    assert warnings() == ["batch of 2 messages done one by one: _Broken: a step of the pipeline broke"]
 
 
 def _raw_path(context: Context, inbound_id: int) -> Path:
