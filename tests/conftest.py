@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,7 @@ def new_sqlite_databases_start_migrated(monkeypatch: pytest.MonkeyPatch, migrate
             return
         connection = engine.raw_connection()
         try:
-            with sqlite3.connect(migrated_sqlite) as source:
+            with closing(sqlite3.connect(migrated_sqlite)) as source:  # ``with`` alone would only commit
                 source.backup(connection.driver_connection)  # type: ignore[arg-type]
         finally:
             connection.close()
