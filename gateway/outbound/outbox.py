@@ -30,16 +30,19 @@ CLAIM = timedelta(minutes=10)  # a sender that holds a claim longer is taken to 
 def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[Row[Any]]]:
     """The pending rows among ``outbox_ids`` that no other sender holds, claimed for this one in a short
     transaction of their own: two senders of the same ids (a message queued again by the sweep while
-    the broker still held it) send each mail once."""
+    the broker still held it) send each mail once. Only the claim takes the writer's turn; the mails,
+    which no one else may touch now, are read after it."""
     token, now = uuid.uuid4().hex, utcnow()
     with writer(context, background=True), context.sessions.begin() as session:
-        session.execute(update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
-                                             or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
-                        .values(claim=token, claimed_until=now + CLAIM))
+        claimed = session.scalars(update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
+                                                       or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+                                  .values(claim=token, claimed_until=now + CLAIM).returning(Outbox.id)).all()
+    if not claimed:
+        return token, []
+    with context.sessions() as session:
         return token, list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw,
                                                   Outbox.template, Outbox.message_id)
-                                           .where(Outbox.claim == token, Outbox.status == "pending")
-                                           .order_by(Outbox.id)))
+                                           .where(Outbox.claim == token).order_by(Outbox.id)))
 
 
 def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
