@@ -99,6 +99,7 @@ def main() -> int:
                 assert isinstance(draft, OrderDraft), draft
                 create_order(session, settings, mailer, draft)
         with context.sessions.begin() as session:
+            session.execute(text("DELETE FROM outbox_bodies"))
             session.execute(text("DELETE FROM outbox"))
             first = session.scalar(select(func.min(Deadline.request_id)))
             session.execute(text("UPDATE deadlines SET state = 'void' WHERE request_id = :first"), {"first": first})

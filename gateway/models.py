@@ -260,7 +260,11 @@ class MessageRef(Base):
 
 
 class Outbox(Base):
-    """One mail to one recipient, written in the transaction that caused it and sent after commit."""
+    """One mail to one recipient, written in the transaction that caused it and sent after commit.
+
+    Its bytes are a row of their own (``OutboxBody``): SQLite rewrites a whole row, blob and all, at
+    each change of it, and a mail's row changes twice as it is sent (claimed, then marked sent).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_recipient_request", "recipient", "request_id", "created_at"),)
@@ -271,7 +275,6 @@ class Outbox(Base):
     template: Mapped[str] = mapped_column(String(100))
     topic: Mapped[str] = mapped_column(String(200), default="")
     message_id: Mapped[str] = mapped_column(String(998))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
@@ -281,6 +284,25 @@ class Outbox(Base):
     # Who is sending it now (``outbound.outbox.deliver_all``), until when: never two senders at once.
     claim: Mapped[str | None] = mapped_column(String(32), default=None)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+    # Loaded with the row (a mail read whole is read for its bytes); the sender reads only what it needs.
+    body: Mapped[OutboxBody] = relationship(cascade="all, delete-orphan", lazy="joined", innerjoin=True)
+
+    @property
+    def raw(self) -> bytes:
+        return self.body.raw
+
+    @raw.setter
+    def raw(self, raw: bytes) -> None:
+        self.body = OutboxBody(raw=raw)
+
+
+class OutboxBody(Base):
+    """The bytes of one outbox mail, written once."""
+
+    __tablename__ = "outbox_bodies"
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ImapState(Base):

@@ -31,7 +31,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from gateway.clock import utcnow
 from gateway.helpdesk import Author, coordinators, join, record_event
-from gateway.models import Comment, MessageRef, Outbox, Participant, Person, Request
+from gateway.models import Comment, MessageRef, Outbox, OutboxBody, Participant, Person, Request
 from gateway.outbound.compose import MailFile, UnsafeHeader, compose, new_message_id
 from gateway.outbound.guide import hint
 from gateway.outbound.leaks import find_leak
@@ -55,6 +55,7 @@ class _Mail:
     mark: int
     created_at: datetime = field(default_factory=utcnow)  # asked for: before its message is marked processed
     row: dict[str, Any] = field(default_factory=dict)  # filled when written
+    raw: bytes = b""
     id: int | None = None
 
     @property
@@ -127,6 +128,7 @@ class Mailer:
                                       [mail.row for mail in mails]).all())
         for mail in mails:
             mail.id = ids[mail.row["message_id"]]
+        connection.execute(insert(OutboxBody), [{"outbox_id": mail.id, "raw": mail.raw} for mail in mails])
         refs = [{"message_id": mail.row["message_id"], "request_id": mail.row["request_id"], "outgoing": True}
                 for mail in mails if mail.row["request_id"] is not None]
         if refs:
@@ -307,7 +309,8 @@ class Mailer:
             raise UnsafeHeader(f"{error} (mail {event}.{audience} to {recipient!r}, {where})") from error
         mail.row = {"request_id": request.id if request else None, "sender": mailbox, "recipient": recipient,
                     "status": "pending", "template": f"{event}.{audience}", "topic": topic, "message_id": message_id,
-                    "raw": raw, "created_at": mail.created_at}
+                    "created_at": mail.created_at}
+        mail.raw = raw
         if audience == "customer" and request is not None:
             self._hold_if_leaking(request, rendered.text, mail, context)
 

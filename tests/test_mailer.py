@@ -33,14 +33,14 @@ def test_the_mails_of_a_transaction_are_inserted_together_just_before_it_commits
 
     def count(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if statement.startswith("INSERT INTO outbox"):
-            inserts.append(statement)
+            inserts.append(statement.split()[2])
 
     event.listen(context.engine, "before_cursor_execute", count)
     with mailing(context) as (session, mailer):
         for n in range(3):
             _write(mailer, f"c{n}@client.example")
         assert not inserts, "nothing is inserted while the transaction writes"
-    assert len(inserts) == 1
+    assert inserts == ["outbox", "outbox_bodies"], "one statement for the rows, one for their bytes"
     with context.sessions() as session:
         stored = session.execute(select(Outbox.id, Outbox.recipient).order_by(Outbox.id)).all()
     assert [(row.id, row.recipient) for row in stored] == list(zip(

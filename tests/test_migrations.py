@@ -10,7 +10,9 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
@@ -77,3 +79,24 @@ def test_a_current_database_starts_without_alembic(tmp_path: Path) -> None:
             f"migrate(create_engine({url!r})); print(sorted(m for m in sys.modules if m.startswith('alembic')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_mail_queued_before_the_outbox_bodies_keeps_its_bytes_through_the_upgrade_and_back(engine: Engine) -> None:
+    """0008 moved a mail's bytes out of its outbox row: a mail written by an older version, pending
+    when the site upgrades, is read whole after the upgrade, and back after a downgrade."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007")
+        connection.execute(text(
+            "INSERT INTO outbox (sender, recipient, template, topic, message_id, raw, status, attempts, last_error, "
+            "created_at) VALUES ('support@shop.example', 'c@client.example', 't', '', '<m@x>', :raw, 'pending', 0, '', "
+            "CURRENT_TIMESTAMP)"), {"raw": b"Subject: queued\r\n\r\nbefore the upgrade\r\n"})
+        command.upgrade(config, "0008")
+        assert connection.execute(text(
+            "SELECT b.raw FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id")).scalar_one() == \
+            b"Subject: queued\r\n\r\nbefore the upgrade\r\n"
+        command.downgrade(config, "0007")
+        assert connection.execute(text("SELECT raw FROM outbox")).scalar_one() == \
+            b"Subject: queued\r\n\r\nbefore the upgrade\r\n"

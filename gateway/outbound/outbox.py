@@ -11,7 +11,7 @@ from sqlalchemy import Row, or_, select, update
 
 from gateway.clock import utcnow
 from gateway.context import Context
-from gateway.models import Outbox
+from gateway.models import Outbox, OutboxBody
 from gateway.outbound.transports import PermanentError, TransientError, transport_for
 from gateway.writer import writer
 
@@ -40,8 +40,9 @@ def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[Row[Any]]
     if not claimed:
         return token, []
     with context.sessions() as session:
-        return token, list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, Outbox.raw,
+        return token, list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, OutboxBody.raw,
                                                   Outbox.template, Outbox.message_id)
+                                           .join(OutboxBody, OutboxBody.outbox_id == Outbox.id)
                                            .where(Outbox.claim == token).order_by(Outbox.id)))
 
 
@@ -64,17 +65,17 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
         with writer(context, background=True), context.sessions.begin() as session:
             session.execute(update(Outbox).where(Outbox.claim == token).values(claim=None, claimed_until=None))
         raise
+    sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
     with writer(context, background=True), context.sessions.begin() as session:
-        sent = [row for row, outcome in zip(rows, outcomes, strict=True) if outcome is None]
         if sent:
             session.execute(update(Outbox).where(Outbox.id.in_([row.id for row in sent]))
                             .values(status="sent", sent_at=utcnow(), last_error="", attempts=Outbox.attempts + 1,
                                     claim=None, claimed_until=None))
-        for row in sent:
-            log.info("sent %s %s to %s", row.template, row.message_id, row.recipient)
         for row, outcome in zip(rows, outcomes, strict=True):
             if outcome is not None and not _record_failure(session.get_one(Outbox, row.id), outcome):
                 retry.append(row.id)
+    for row in sent:  # once marked: the writer's turn is not held for the log
+        log.info("sent %s %s to %s", row.template, row.message_id, row.recipient)
     return retry
 
 
