@@ -410,3 +410,19 @@ def test_a_message_another_applier_committed_keeps_what_it_recorded(context: Con
     with context.sessions() as session:
         row = session.get_one(Inbound, inbound_id)
         assert (row.status, row.decision) == ("processed", applied.decision)
+
+
+def test_a_flood_counts_the_requests_of_its_own_batch_and_of_the_batches_before(context: Context) -> None:
+    """Past ``requests_per_sender_hour`` new requests from one sender, the rest are kept without an
+    acknowledgment: counted across batches (as stored) and within one (as the batch opens them)."""
+    _coordinator(context)
+    flooder = "flood@client.example"
+    first = process_batch(context, [_stored(context, n, sender=flooder) for n in range(1, 4)])
+    second = process_batch(context, [_stored(context, n, sender=flooder) for n in range(4, 9)])
+    assert [o.status for o in first + second] == ["processed"] * 8
+    with context.sessions() as session:
+        acknowledged = session.scalar(select(func.count(Outbox.id)).where(Outbox.recipient == flooder))
+        limited = session.scalars(select(Request.id).join(Request.events).where(
+            Request.events.any(kind="rate-limited")).distinct()).all()
+    assert acknowledged == context.settings.requests_per_sender_hour == 5
+    assert sorted(limited) == [o.request_id for o in second[2:]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from gateway.helpdesk import (
     open_request,
     record_event,
     remember_visibility,
-    requests_opened_by,
+    requests_opened_since,
     upsert_person,
 )
 from gateway.mail.bounces import DELAYED, FAILED, Delivery
@@ -41,7 +40,7 @@ from gateway.orders.mail import order_context
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
-from gateway.pipeline.message import Incoming, Known
+from gateway.pipeline.message import OPENING_WINDOW, Incoming, Known
 from gateway.pipeline.thread import REFERENCES_READ, find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
@@ -82,7 +81,9 @@ def look_up(session: Session, batch: list[Incoming]) -> Known:
     stored = list(session.scalars(select(MessageRef).where(MessageRef.message_id.in_(own | named)))) \
         if own or named else []
     threads = requests_named(session, {ref.message_id: ref.request_id for ref in stored if ref.message_id in named})
-    known = Known(people, {ref.message_id: ref for ref in stored if ref.message_id in own}, threads, frozenset(own))
+    opened = requests_opened_since(session, people, utcnow() - OPENING_WINDOW)
+    known = Known(people, {ref.message_id: ref for ref in stored if ref.message_id in own}, threads, frozenset(own),
+                  opened)
     for incoming in batch:
         incoming.known = known
     return known
@@ -230,7 +231,8 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
-    opened_before = requests_opened_by(session, sender, utcnow() - timedelta(hours=1))
+    assert incoming.known is not None
+    opened_before = incoming.known.opening(session, sender)
     request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
