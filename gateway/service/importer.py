@@ -16,10 +16,8 @@ from __future__ import annotations
 import itertools
 import json
 import mailbox
-import queue
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -67,17 +65,20 @@ def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
 class _Applier:
     """``processor.drain`` in ``DRAINS`` threads, as ``serve``'s workers drain: while the processor
     applies one batch, the other thread reads and parses the next. A drain is started again whenever
-    messages were stored after it last looked; the outbox ids they hand over wait in ``sent`` for the
-    importing thread to send. Nothing is applied before the processor has started: applying here
-    meanwhile would only hold up the storing, whose turns at SQLite's writer it would take."""
+    messages were stored after it last looked. The mails each batch hands over are sent by a thread of
+    their own, in the order handed over (a command has no worker): sending waits for its turns at
+    SQLite's writer, which the storing thread must not wait behind. Nothing is applied before the
+    processor has started: applying here meanwhile would only hold up the storing, whose turns at
+    SQLite's writer it would take."""
 
     DRAINS = 2
 
     def __init__(self, context: Context, own_process: bool) -> None:
         self.context = context
-        self.sent: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._threads = ThreadPoolExecutor(self.DRAINS, thread_name_prefix="import-apply")
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="import-send")
+        self._sending: list[Future[list[int]]] = []
         self._draining: list[Future[None]] = []
         self._starting = self._threads.submit(processor.start, context.settings, yielding=False) \
             if own_process else None  # in an applying thread, while this one stores the first batches
@@ -91,24 +92,19 @@ class _Applier:
             self._starting = None
         self._forget_done()
         while len(self._draining) < self.DRAINS:
-            self._draining.append(self._threads.submit(processor.drain, self.context, self.sent.put,
-                                                       self._stopping))
+            self._draining.append(self._threads.submit(processor.drain, self.context, self._send, self._stopping))
+
+    def _send(self, outbox_ids: list[int]) -> None:
+        """A batch's mails, handed over by a drain once it committed: sent by the sending thread."""
+        self._sending.append(self._sender.submit(deliver_all, self.context, outbox_ids))
 
     def _forget_done(self) -> None:
         for done in [drain for drain in self._draining if drain.done()]:
             done.result()  # a drain that failed stops the import, with its reason
             self._draining.remove(done)
-
-    def send(self, wait: float = 0.0) -> None:
-        """Send what was applied so far (a command has no worker: the mails go now); ``wait``: for the
-        next mails to send, this long at most."""
-        try:
-            outbox_ids = self.sent.get(timeout=wait) if wait else self.sent.get_nowait()
-        except queue.Empty:
-            return
-        deliver_all(self.context, outbox_ids)
-        while not self.sent.empty():
-            deliver_all(self.context, self.sent.get())
+        for sent in [sending for sending in self._sending if sending.done()]:
+            sent.result()  # so does a failure to send
+            self._sending.remove(sent)
 
     def finish(self, progress: Callable[[], object]) -> None:
         """Everything stored applied and sent; a last drain sees what the others may have missed.
@@ -116,14 +112,11 @@ class _Applier:
         if self._starting is not None:
             futures_wait([self._starting])
         self.stored()
-        shown = time.monotonic()
         while self._draining:
-            self.send(wait=0.05)
+            futures_wait(self._draining, timeout=PROGRESS_SECONDS)
             self._forget_done()
-            if time.monotonic() - shown >= PROGRESS_SECONDS:
-                progress()
-                shown = time.monotonic()
-        self._threads.submit(processor.drain, self.context, self.sent.put, self._stopping).result()
+            progress()
+        self._threads.submit(processor.drain, self.context, self._send, self._stopping).result()
         self.stop()
         progress()
 
@@ -133,7 +126,8 @@ class _Applier:
         self._stopping.set()
         self._threads.shutdown()
         processor.stop()
-        self.send()
+        self._sender.shutdown()
+        self._forget_done()
 
 
 def _outcomes(context: Context, inbound_ids: list[int]) -> Counter[str]:
@@ -171,7 +165,6 @@ def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, 
                 envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
                 stored += store_all(context, [(raw, envelope) for raw in raws])
                 applier.stored()
-                applier.send()
                 bar.update(len(raws))
         with tqdm(total=len(stored), unit="mail", desc="applied", file=sys.stderr, disable=None) as bar:
             applier.finish(lambda: None if bar.disable or not stored else bar.update(_applied(context, stored) - bar.n))
