@@ -18,8 +18,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 
 import gateway.orders.models  # noqa: F401  (the order tables join the metadata)
-from gateway.db import MIGRATIONS, NEWEST_REVISION, SEARCH_INDEX, migrate
+from gateway.db import MIGRATIONS, NEWEST_REVISION, SEARCH_INDEX, make_engine, migrate
 from gateway.models import Base
+from gateway.settings import Settings
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -81,9 +82,13 @@ def test_a_current_database_starts_without_alembic(tmp_path: Path) -> None:
     assert loaded.strip() == "[]"
 
 
-def test_mail_queued_before_the_outbox_bodies_keeps_its_bytes_through_the_upgrade_and_back(engine: Engine) -> None:
+def test_mail_queued_before_the_outbox_bodies_keeps_its_bytes_through_the_upgrade_and_back(
+        engine: Engine, tmp_path: Path) -> None:
     """0008 moved a mail's bytes out of its outbox row: a mail written by an older version, pending
-    when the site upgrades, is read whole after the upgrade, and back after a downgrade."""
+    when the site upgrades, is read whole after the upgrade, and back after a downgrade. On SQLite with
+    the gateway's own connection settings (foreign keys on)."""
+    if engine.dialect.name == "sqlite":
+        engine = make_engine(Settings(home=tmp_path, data_dir=tmp_path))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
