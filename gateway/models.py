@@ -285,11 +285,11 @@ class Outbox(Base):
     claim: Mapped[str | None] = mapped_column(String(32), default=None)
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
-    # Loaded with the row (a mail read whole is read for its bytes); the sender reads only what it needs.
-    body: Mapped[OutboxBody] = relationship(cascade="all, delete-orphan", lazy="joined", innerjoin=True)
+    body: Mapped[OutboxBody] = relationship(cascade="all, delete-orphan")
 
     @property
     def raw(self) -> bytes:
+        """The mail's bytes, read when first asked for (the sender reads them with its claimed rows)."""
         return self.body.raw
 
     @raw.setter

@@ -114,9 +114,9 @@ def test_nothing_hidden_reaches_the_customer_and_what_is_public_does(sequence: l
 
     with context.sessions() as session:
         to_customer = session.scalars(select(Outbox).where(Outbox.recipient == CUSTOMER)).all()
+        texts = [str(email.message_from_bytes(row.raw, policy=email.policy.default)  # type: ignore[union-attr]
+                     .get_body(preferencelist=("plain",)).get_content()) for row in to_customer]
     assert [row.status for row in to_customer if row.status == "held"] == [], "no customer mail is held"
-    texts = [str(email.message_from_bytes(row.raw, policy=email.policy.default)  # type: ignore[union-attr]
-                 .get_body(preferencelist=("plain",)).get_content()) for row in to_customer]
     received = {word for text in texts for word in text.split() if word.startswith("marker")}
     hidden, shown = expected(sequence)
     assert not hidden & received, f"hidden comments reached the customer: {sorted(hidden & received)}"

@@ -244,7 +244,7 @@ def test_mails_waiting_for_ids_are_written_before_another_message_of_the_batch_c
         with context.sessions() as session:
             mail = session.scalars(select(Outbox).where(Outbox.id.in_(outcome_ids),
                                                         Outbox.recipient == "dominique@shop.example")).one()
-        part = message_from_bytes(mail.raw).get_payload(0)
+            part = message_from_bytes(mail.raw).get_payload(0)
         return part.get_payload(decode=True).decode()
 
     assert "statut new" in told_dominique(outcomes[0].outbox_ids), "written before the reply that changed it"
