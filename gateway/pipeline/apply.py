@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,7 +41,7 @@ from gateway.orders.mail import order_context
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
-from gateway.pipeline.message import OPENING_WINDOW, Incoming, Known
+from gateway.pipeline.message import Incoming, Known
 from gateway.pipeline.thread import REFERENCES_READ, find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
@@ -81,9 +82,7 @@ def look_up(session: Session, batch: list[Incoming]) -> Known:
     stored = list(session.scalars(select(MessageRef).where(MessageRef.message_id.in_(own | named)))) \
         if own or named else []
     threads = requests_named(session, {ref.message_id: ref.request_id for ref in stored if ref.message_id in named})
-    opened = requests_opened_since(session, people, utcnow() - OPENING_WINDOW)
-    known = Known(people, {ref.message_id: ref for ref in stored if ref.message_id in own}, threads, frozenset(own),
-                  opened)
+    known = Known(people, {ref.message_id: ref for ref in stored if ref.message_id in own}, threads, frozenset(own))
     for incoming in batch:
         incoming.known = known
     return known
@@ -231,8 +230,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
-    assert incoming.known is not None
-    opened_before = incoming.known.opening(session, sender)
+    opened_before = _opened_before(incoming, sender)
     request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
@@ -255,6 +253,26 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
                               "links_until": files.links_until}, files=files.files)
     incoming.row.request = request
     return Opened(request, sender)
+
+
+OPENING_WINDOW = timedelta(hours=1)  # the requests a sender opened within it count towards a flood
+
+
+def _opened_before(incoming: Incoming, email: str) -> int:
+    """How many requests ``email`` opened in the last hour before the one opened now, which is counted
+    for the messages after it (``Known.opened``). Read once for every sender of the batch, at its first
+    new request, and for any other address (a forwarded mail's customer) when first met: no request was
+    opened for an address before it is read, so what is stored is its whole count then."""
+    known = incoming.known
+    assert known is not None  # ``ignore_our_own`` looked it up
+    email = email.lower()
+    if email not in known.opened:
+        with incoming.session.no_autoflush:  # what the batch changed so far is not needed to count
+            known.opened |= requests_opened_since(incoming.session, {email, *known.people} - known.opened.keys(),
+                                                  utcnow() - OPENING_WINDOW)
+    before = known.opened[email]
+    known.opened[email] = before + 1
+    return before
 
 
 MAX_CC_OBSERVERS = 10  # a mail Cc'd to a crowd makes no crowd of observers: the first ten, and an event

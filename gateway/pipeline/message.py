@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
 from gateway.addresses import is_addr_spec
-from gateway.clock import utcnow
-from gateway.helpdesk import requests_opened_since
 from gateway.mail.parse import ParsedMail
 from gateway.models import Inbound, MessageRef, Person, Request
 from gateway.notify import Mailer
 from gateway.pipeline.thread import Thread
 from gateway.settings import Mailbox, Settings
-
-OPENING_WINDOW = timedelta(hours=1)  # the requests a sender opened within it count towards a flood
 
 
 @dataclass
@@ -30,18 +25,9 @@ class Known:
     refs: dict[str, MessageRef]
     threads: dict[str, Request]
     batch: frozenset[str]  # the batch's own Message-IDs: a reply to one of them is threaded as it is applied
-    opened: dict[str, int]  # requests each sender opened in the last hour: as stored, then counted on (``opening``)
-
-    def opening(self, session: Session, email: str) -> int:
-        """The requests ``email`` opened in the last hour, before the one it opens now, which is counted
-        for the messages after it. An address that sent none of the batch (a forwarded mail's customer)
-        is read when first met: nothing of the batch opened a request for it before."""
-        email = email.lower()
-        if email not in self.opened:
-            self.opened |= requests_opened_since(session, [email], utcnow() - OPENING_WINDOW)
-        before = self.opened[email]
-        self.opened[email] = before + 1
-        return before
+    # Requests opened in the last hour, by address: read at the batch's first new request, then counted
+    # on as the batch opens more (``apply._opened_before``).
+    opened: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

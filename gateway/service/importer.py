@@ -4,8 +4,8 @@ Messages are stored ``PROCESS_TOGETHER`` at a time, as the SMTP listeners' are a
 spool with one flush, admitted in one transaction, numbered in the order of the archive), and applied
 as ``serve`` applies them: ``processor.drain`` claims whole conversations, oldest first, and applies
 them in batches, in the processor (a process of its own) for an archive large enough to pay for
-starting one. Storing, applying and sending overlap: this thread stores and sends, two others
-drain. Everything is stored before it is applied, so an interrupted import loses
+starting one. Storing, applying and sending overlap: this thread stores, two others drain, one
+sends. Everything is stored before it is applied, so an interrupted import loses
 nothing: what was stored and not applied is applied at the next ``serve``. With ``--no-mail`` each
 message is stored quiet (``inbound.quiet``): whoever applies it, this command or a processor after an
 interruption, keeps its mails marked suppressed, never sent.
@@ -118,16 +118,17 @@ class _Applier:
             progress()
         self._threads.submit(processor.drain, self.context, self._send, self._stopping).result()
         self.stop()
+        self._forget_done()  # a mail that could not be sent stops the import, with its reason
         progress()
 
     def stop(self) -> None:
         """The batches being applied finish, no other starts; what they applied is sent. (Called twice:
-        the second time finds nothing to do.)"""
+        the second time finds nothing to do.) A failure of those sends is not raised here, where the
+        import may be stopping for another reason: their mails stay pending, for the next ``serve``."""
         self._stopping.set()
         self._threads.shutdown()
         processor.stop()
         self._sender.shutdown()
-        self._forget_done()
 
 
 def _outcomes(context: Context, inbound_ids: list[int]) -> Counter[str]:
