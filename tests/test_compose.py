@@ -5,13 +5,15 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from email.message import MIMEPart
+from email.policy import SMTP
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.outbound.compose import UnsafeHeader, compose
+from gateway.outbound.compose import MailFile, UnsafeHeader, compose
 from gateway.outbound.render import RenderedMail
 from gateway.settings import Settings
 
@@ -105,3 +107,24 @@ def test_a_long_message_id_of_the_customer_is_written_as_it_is_so_clients_thread
     assert "\r\nMessage-ID: <AM0PR01MB6123456789ABCDEF0123456789.eurprd01.prod.example@shop.example>\r\n" in head
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["In-Reply-To"] == root and message["References"] == root
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(max_size=150), payload=st.binary(max_size=3000),
+       content_type=st.sampled_from(["image/jpeg", "application/pdf", "text/plain", "message/rfc822", "bogus", ""]))
+def test_an_attachment_is_written_as_the_email_librarys_own_set_content_writes_it(
+        tmp_path_factory: pytest.TempPathFactory, name: str, payload: bytes, content_type: str) -> None:
+    """The attachment's bytes are encoded by ``base64.encodebytes``, not by the library: the part must
+    still be, byte for byte, what ``EmailMessage.set_content`` makes of the same file."""
+    raw = compose(Settings(home=tmp_path_factory.getbasetemp()), mailbox="support@shop.example",
+                  recipient="jean@client.example", reply_to="support+abc@shop.example",
+                  rendered=RenderedMail("Livraison", "Bonjour", "<p>Bonjour</p>"), message_id="<m@shop.example>",
+                  files=[MailFile(name, content_type, payload)])
+    maintype, _, subtype = content_type.partition("/")
+    if maintype not in ("image", "application"):
+        maintype, subtype = "application", "octet-stream"
+    library = MIMEPart(policy=SMTP)
+    library.set_content(payload, maintype=maintype, subtype=subtype, disposition="attachment",
+                        filename="".join(c for c in name if c.isprintable()) or "file")
+    boundary = raw.rsplit(b"\r\n--", 1)[1].split(b"--", 1)[0]
+    assert raw.split(b"--" + boundary + b"\r\n")[-1] == library.as_bytes() + b"--" + boundary + b"--\r\n"

@@ -9,6 +9,7 @@ here, once per distinct value; quoted-printable bodies come from the standard li
 
 from __future__ import annotations
 
+import base64
 import quopri
 import uuid
 from collections.abc import Sequence
@@ -150,16 +151,21 @@ class MailFile(NamedTuple):
 
 @lru_cache(maxsize=32)
 def _file_part(file: MailFile) -> bytes:
-    """One attachment, written by the email library: base64, and a file name of any script encoded as
-    RFC 2231 says (a control character in it is dropped, never written). Written once for all the
-    mails that carry it: a comment's files go to each of its recipients alike."""
+    """One attachment: its headers written by the email library as its ``set_content`` writes them (a
+    file name of any script encoded as RFC 2231 says; a control character in it is dropped, never
+    written), its bytes in base64 lines by ``base64.encodebytes``, the same lines the library's encoder
+    makes a 57-byte chunk at a time in Python, three times slower. Written once for all the mails that
+    carry it: a comment's files go to each of its recipients alike."""
     maintype, _, subtype = file.content_type.partition("/")
     if not maintype or not subtype or maintype in ("multipart", "message", "text"):
         maintype, subtype = "application", "octet-stream"  # as bytes: what a sender called it is not trusted
     name = "".join(c for c in file.filename if c.isprintable()) or "file"
     part = MIMEPart(policy=SMTP)
-    part.set_content(file.payload, maintype=maintype, subtype=subtype, disposition="attachment", filename=name)
-    return part.as_bytes()
+    part["Content-Type"] = f"{maintype}/{subtype}"
+    part["Content-Transfer-Encoding"] = "base64"
+    part["Content-Disposition"] = "attachment"
+    part.set_param("filename", name, header="Content-Disposition")
+    return part.as_bytes() + base64.encodebytes(file.payload).replace(b"\n", b"\r\n")
 
 
 def compose(settings: Settings, *, mailbox: str, recipient: str, reply_to: str, rendered: RenderedMail,
