@@ -13,6 +13,7 @@ import json
 import logging
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,16 +32,27 @@ from gateway.intake.spool import (
     waiting,
     write_incoming,
 )
+from gateway.mail.parse import Heads, read_heads
 from gateway.models import Inbound, IntakeNode, database_now
 from gateway.writer import writer
 
 log = logging.getLogger("gateway.smtp")
 
 
-def _received(path: Path) -> tuple[Path, Envelope, bytes, str]:
-    """A file of ``incoming/``: its envelope, its raw bytes and its path under ``raw/``."""
+class _Received(NamedTuple):
+    """A file of ``incoming/``: its envelope, its raw bytes, its path under ``raw/`` and the headers its
+    conversation is read from (read with the file, before the writer's turn is taken)."""
+
+    path: Path
+    envelope: Envelope
+    raw: bytes
+    relative: str
+    heads: Heads
+
+
+def _received(path: Path) -> _Received:
     envelope, raw = read_received(path)
-    return path, envelope, raw, f"{envelope.received_at:%Y-%m-%d}/{path.name}"
+    return _Received(path, envelope, raw, f"{envelope.received_at:%Y-%m-%d}/{path.name}", read_heads(raw))
 
 
 _ENVELOPE_FROM_LENGTH = 998  # the column; the SMTP edge refuses worse, an IMAP Return-Path may hold anything
@@ -63,32 +75,31 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False,
     with writer(context), context.sessions.begin() as session:
         known: dict[str, int] = {}
         if recovering and found:
-            relatives = [relative for _path, _envelope, _raw, relative in found]
             known = {raw_path: inbound_id for raw_path, inbound_id in session.execute(
-                select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_(relatives)))}
-        new = [one for one in sorted(found, key=lambda one: one[1].received_at) if one[3] not in known]
-        keyed = conversations(session, context.settings, [(envelope, raw) for _path, envelope, raw, _relative in new])
-        rows = [{"source": envelope.source, "mailbox": envelope.mailbox,
-                 "envelope_from": envelope.mail_from.replace("\x00", "")[:_ENVELOPE_FROM_LENGTH],
-                 "envelope_to": json.dumps(list(envelope.rcpt_tos)), "raw_path": relative, "size": len(raw),
-                 "received_at": envelope.received_at, "conversation": key.conversation, "message_id": key.message_id,
-                 "raw": raw if in_database else None, "quiet": envelope.quiet}
-                for (_path, envelope, raw, relative), key in zip(new, keyed, strict=True)]
+                select(Inbound.raw_path, Inbound.id).where(Inbound.raw_path.in_([one.relative for one in found])))}
+        new = [one for one in sorted(found, key=lambda one: one.envelope.received_at) if one.relative not in known]
+        keyed = conversations(session, context.settings, [(one.envelope, one.heads) for one in new])
+        rows = [{"source": one.envelope.source, "mailbox": one.envelope.mailbox,
+                 "envelope_from": one.envelope.mail_from.replace("\x00", "")[:_ENVELOPE_FROM_LENGTH],
+                 "envelope_to": json.dumps(list(one.envelope.rcpt_tos)), "raw_path": one.relative,
+                 "size": len(one.raw), "received_at": one.envelope.received_at, "conversation": key.conversation,
+                 "message_id": key.message_id, "raw": one.raw if in_database else None, "quiet": one.envelope.quiet}
+                for one, key in zip(new, keyed, strict=True)]
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission
             ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id), rows).all())
         if watermark is not None and in_database:
             _mark(session, *watermark)
     if in_database:
-        for path, _envelope, _raw, _relative in found:
-            path.unlink()
+        for one in found:
+            one.path.unlink()
     else:
         folder = raw_folder(context.settings.data_dir)
-        for day in {relative.split("/")[0] for _path, _envelope, _raw, relative in found}:
+        for day in {one.relative.split("/")[0] for one in found}:
             (folder / day).mkdir(parents=True, exist_ok=True)
-        for path, _envelope, _raw, relative in found:
-            path.rename(folder / relative)
-    return [ids[relative] for _path, _envelope, _raw, relative in found]
+        for one in found:
+            one.path.rename(folder / one.relative)
+    return [ids[one.relative] for one in found]
 
 
 def mark_admitted(context: Context, node: str, watermark: datetime) -> None:

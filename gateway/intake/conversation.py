@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.intake.spool import Envelope
-from gateway.mail.parse import Heads, read_heads
+from gateway.mail.parse import Heads
 from gateway.models import Inbound, MessageRef, Request
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
@@ -33,7 +33,7 @@ class Keyed:
     message_id: str | None
 
 
-def conversations(session: Session, settings: Settings, messages: list[tuple[Envelope, bytes]]) -> list[Keyed]:
+def conversations(session: Session, settings: Settings, messages: list[tuple[Envelope, Heads]]) -> list[Keyed]:
     """Each message's conversation, in the order given; those that follow another of the same list
     (a quick reply admitted with the mail it answers) take its key. Three queries for the whole list.
 
@@ -41,7 +41,7 @@ def conversations(session: Session, settings: Settings, messages: list[tuple[Env
     it (``_openers``), so that a reply admitted after the request exists (``request:N`` by its token)
     and one admitted before (the opener's ``sender:`` key) still wait for each other.
     """
-    heads = [read_heads(raw) for _envelope, raw in messages]
+    heads = [head for _envelope, head in messages]
     wanted = {ref for head in heads for ref in head.references}
     known: dict[str, str] = {}  # Message-ID: the conversation of the message admitted with it
     requests: dict[str, int] = {}  # Message-ID: the request of a mail the gateway sent (or applied)
@@ -52,10 +52,10 @@ def conversations(session: Session, settings: Settings, messages: list[tuple[Env
         requests = {message_id: request_id for message_id, request_id in session.execute(
             select(MessageRef.message_id, MessageRef.request_id)
             .where(MessageRef.message_id.in_(wanted - known.keys())))}
-    tokens = [_by_token(settings, envelope, head) for (envelope, _raw), head in zip(messages, heads, strict=True)]
+    tokens = [_by_token(settings, envelope, head) for envelope, head in messages]
     opened = _openers(session, {*requests.values(), *(request_id for request_id in tokens if request_id)})
     keyed = []
-    for (envelope, _raw), head, by_token in zip(messages, heads, tokens, strict=True):
+    for (envelope, head), by_token in zip(messages, tokens, strict=True):
         by_reference = next((known[ref] for ref in head.references if ref in known), None)
         request_id = by_token or next((requests[ref] for ref in head.references if ref in requests), None)
         if by_token is None and by_reference is not None:
