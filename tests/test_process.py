@@ -422,7 +422,6 @@ def test_a_flood_counts_the_requests_of_its_own_batch_and_of_the_batches_before(
     assert [o.status for o in first + second] == ["processed"] * 8
     with context.sessions() as session:
         acknowledged = session.scalar(select(func.count(Outbox.id)).where(Outbox.recipient == flooder))
-        limited = session.scalars(select(Request.id).join(Request.events).where(
-            Request.events.any(kind="rate-limited")).distinct()).all()
+        limited = session.scalars(select(Request.id).where(Request.events.any(kind="rate-limited"))).all()
     assert acknowledged == context.settings.requests_per_sender_hour == 5
     assert sorted(limited) == [o.request_id for o in second[2:]]

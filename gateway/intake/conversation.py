@@ -41,8 +41,7 @@ def conversations(session: Session, settings: Settings, messages: list[tuple[Env
     it (``_openers``), so that a reply admitted after the request exists (``request:N`` by its token)
     and one admitted before (the opener's ``sender:`` key) still wait for each other.
     """
-    heads = [head for _envelope, head in messages]
-    wanted = {ref for head in heads for ref in head.references}
+    wanted = {ref for _envelope, head in messages for ref in head.references}
     known: dict[str, str] = {}  # Message-ID: the conversation of the message admitted with it
     requests: dict[str, int] = {}  # Message-ID: the request of a mail the gateway sent (or applied)
     if wanted:
