@@ -103,7 +103,7 @@ def run_due(context: Context, handlers: Mapping[str, Handler], most: int = 10_00
         failing: tuple[int, str, int] | None = None  # the deadline in hand: id, kind, request
         lines: list[str] = []
         try:
-            with mailing(context) as (session, mailer):
+            with mailing(context, background=True) as (session, mailer):
                 due = _claim(session, skip_locked, swept.failed, min(BATCH, most - len(swept.done)))
                 if not due:
                     break

@@ -1,7 +1,8 @@
 """One transaction that may write mail, its mails sent once it has committed.
 
-For changes made outside the processing of a message: a web request, a decision's follow-up.
-On SQLite, every writer of the gateway's processes takes its turn through ``writer.writer``.
+For changes made outside the processing of a message: a web request, a decision's follow-up, the
+sweep, a command. On SQLite, every writer of the gateway's processes takes its turn through
+``writer.writer``: here, for the whole transaction.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from gateway.writer import writer
 
 
 @contextmanager
-def mailing(context: Context) -> Iterator[tuple[Session, Mailer]]:
-    """A transaction that may write mail: its mails are written to the outbox just before it commits,
-    here; ``mailer.outbox_ids`` are then the mails to hand to the sender. On error nothing is written."""
-    with context.sessions.begin() as session:
+def mailing(context: Context, *, background: bool = False) -> Iterator[tuple[Session, Mailer]]:
+    """A transaction that may write mail, in the writer's turn: its mails are written to the outbox just
+    before it commits, here; ``mailer.outbox_ids`` are then the mails to hand to the sender. On error
+    nothing is written.
+
+    ``background``: work no one is waiting for (a sweep, a follow-up), which lets web requests go first.
+    """
+    with writer(context, background=background), context.sessions.begin() as session:
         mailer = Mailer(session, context.settings)
         yield session, mailer
         mailer.write_outbox()
@@ -29,11 +34,8 @@ def mailing(context: Context) -> Iterator[tuple[Session, Mailer]]:
 
 @contextmanager
 def transaction(context: Context, *, background: bool = False) -> Iterator[tuple[Session, Mailer]]:
-    """``mailing`` in the writer's turn, whose mails go to ``send_mail`` once it has committed.
-
-    ``background``: work no one is waiting for (a follow-up), which lets web requests go first.
-    """
-    with writer(context, background=background), mailing(context) as (session, mailer):
+    """``mailing``, whose mails go to ``send_mail`` once it has committed."""
+    with mailing(context, background=background) as (session, mailer):
         yield session, mailer
     if mailer.outbox_ids:
         queues.send_mail(mailer.outbox_ids)

@@ -1,7 +1,8 @@
 """The turn at SQLite's one writer lock, among the threads of a process and among the gateway's processes.
 
 Every writer of the gateway takes it on SQLite: a web request, the processor's batch, admission, the
-outbox's sender. On PostgreSQL there is nothing to wait for.
+outbox's sender, the sweep, an IMAP poller's place in its folder, ``gateway replay`` and the commands
+that change orders. On PostgreSQL there is nothing to wait for.
 """
 
 from __future__ import annotations

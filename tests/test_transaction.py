@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.context import open_context
 from gateway.intake.admission import store
+from gateway.service.sweep import Sweep, sweep
 from gateway.settings import Mailbox, Settings
 from gateway.writer import WriterGate, writer
 
@@ -88,3 +89,23 @@ def test_admission_waits_for_the_writer_of_another_process_and_a_dead_one_lets_g
     os.kill(holder.pid, signal.SIGKILL)
     admission.join(10)
     assert stored, "a writer killed in its turn does not keep the others out"
+
+
+def test_the_sweep_waits_for_the_writer_of_another_process(tmp_path: Path) -> None:
+    """The sweep runs beside the processor in ``gateway serve``: it takes its turn, rather than meeting
+    SQLite's lock and sleeping in its retries."""
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),))
+    context = open_context(settings)
+    spawn = multiprocessing.get_context("spawn")
+    holding = spawn.Event()
+    holder = spawn.Process(target=_hold_the_turn, args=(settings, holding), daemon=True)
+    holder.start()
+    assert holding.wait(60)
+    swept: list[Sweep] = []
+    sweeping = threading.Thread(target=lambda: swept.append(sweep(context)))
+    sweeping.start()
+    sweeping.join(1)
+    assert sweeping.is_alive() and not swept, "the sweep waits while another process writes"
+    os.kill(holder.pid, signal.SIGKILL)
+    sweeping.join(10)
+    assert swept and swept[0].failed == []

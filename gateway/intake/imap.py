@@ -35,6 +35,7 @@ from gateway.logs import about
 from gateway.mail.headers import POLICY
 from gateway.models import ImapState
 from gateway.settings import ImapSettings, Mailbox
+from gateway.writer import writer
 
 log = logging.getLogger("gateway.imap")
 
@@ -251,7 +252,7 @@ class ImapPoller:
             return (row.uidvalidity, row.last_uid) if row is not None and row.uidvalidity else None
 
     def _save_state(self, uidvalidity: int, last_uid: int) -> None:
-        with self.context.sessions.begin() as session:
+        with writer(self.context, background=True), self.context.sessions.begin() as session:
             row = session.scalars(select(ImapState).where(ImapState.mailbox == self.mailbox.address,
                                                           ImapState.folder == self.imap.folder)).first()
             if row is None:

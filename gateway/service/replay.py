@@ -11,11 +11,12 @@ from gateway.models import Inbound
 from gateway.outbound.outbox import deliver_all
 from gateway.pipeline.process import process_safely
 from gateway.settings import ConfigError, Settings
+from gateway.writer import writer
 
 
 def replay(settings: Settings, number: int | None, *, failed: bool, as_json: bool = False) -> int:
     context = open_context(settings)
-    with context.sessions.begin() as session:
+    with writer(context), context.sessions.begin() as session:
         if failed:
             rows = list(session.scalars(select(Inbound).where(Inbound.status == "failed").order_by(Inbound.id)))
         else:
@@ -29,7 +30,8 @@ def replay(settings: Settings, number: int | None, *, failed: bool, as_json: boo
         ids = [row.id for row in rows]
     results = []
     for inbound_id in ids:
-        outcome = process_safely(context, inbound_id)
+        with writer(context):  # a running ``gateway serve`` and this command take turns
+            outcome = process_safely(context, inbound_id)
         deliver_all(context, outcome.outbox_ids)
         results.append({"id": inbound_id, "status": outcome.status, "decision": outcome.decision})
     if as_json:

@@ -53,7 +53,7 @@ class Sweep:
 
 def sweep(context: Context) -> Sweep:
     """Expire quotes past their validity, then do every due deadline, oldest first."""
-    with mailing(context) as (session, mailer):
+    with mailing(context, background=True) as (session, mailer):
         expired = expire_quotes(session, context.settings, mailer)
     if expired:
         log.info("quotes expired: %s", ", ".join(str(q) for q in expired))
