@@ -179,13 +179,11 @@ class Mailer:
         return self._coordinators
 
     def recent(self, recipient: str, *, request: Request | None = None, topic: str | None = None) -> int:
-        """Mails written to ``recipient`` in the last hour, for one request or one topic."""
-        if request is not None and topic is None:
+        """Mails written to ``recipient`` in the last hour, about one request or of one topic (or all)."""
+        if request is not None:
             return self._recent_for_request(request, recipient)
         query = select(func.count(Outbox.id)).where(
             Outbox.recipient == recipient, Outbox.created_at >= utcnow() - timedelta(hours=1))
-        if request is not None:
-            query = query.where(Outbox.request_id == request.id)
         if topic is not None:
             query = query.where(Outbox.topic == topic)
         return self.session.scalar(query) or 0

@@ -11,9 +11,16 @@ from pathlib import Path
 import pytest
 import rule_engine
 
+from gateway.change import RequestChange
+from gateway.context import open_context
+from gateway.helpdesk import Author, add_comment, open_request
+from gateway.models import Person
 from gateway.rules import parser_tables
 from gateway.rules.conditions import Condition, compile_condition, matches
+from gateway.rules.engine import facts
 from gateway.rules.loader import RuleFileError, load_rules, read_rule_file
+from gateway.settings import Mailbox, Settings
+from gateway.transaction import mailing
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -138,3 +145,18 @@ def test_loading_rules_takes_rule_engines_parser_from_the_kept_tables() -> None:
              "print(rule_engine.Rule.parser._parser.action is kept._lr_action)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "True", result.stderr
+
+
+def test_the_facts_a_condition_can_name_are_those_the_readme_lists(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),))
+    context = open_context(settings)
+    with mailing(context) as (session, mailer):
+        customer = Person(email="jean@client.example", role="customer")
+        request, requester = open_request(session, settings.mailboxes[0], "Colis abîmé", customer, None)
+        author = Author(customer.email, "requester", requester)
+        comment = add_comment(session, request, author, "Bonjour", visibility="public")
+        named = set(facts(RequestChange(session, settings, mailer, request, author, comment), "message"))
+        session.rollback()
+    table = (REPOSITORY / "rules" / "README.md").read_text().split("### Conditions")[1].split("### Actions")[0]
+    documented = set(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE))
+    assert named == documented

@@ -153,7 +153,7 @@ class Spares:
         self._maker.start()
 
     def close(self) -> None:
-        """Remove the spares not taken (a crash leaves them to ``accept.admit_waiting``)."""
+        """Remove the spares not taken (a crash leaves them to ``admission.admit_waiting``)."""
         self._closed = True
         self._wanted.set()
         self._maker.join(10)

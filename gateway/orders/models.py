@@ -16,10 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from gateway.clock import utcnow
 from gateway.models import Base, Person, Product, Request
 
-ORDER_STATUSES = ("pending", "in-progress", "confirmed", "declined", "shipped", "delivered", "completed", "cancelled")
 PAYMENT_METHODS = ("card", "transfer", "cash", "invoice")
-PAYMENT_STATUSES = ("unpaid", "partial", "paid", "refunded")
-QUOTE_STATUSES = ("open", "accepted", "declined", "withdrawn", "replaced", "expired")
 SOURCES = ("mail", "api", "manual")
 Money = Numeric(12, 2, asdecimal=True)
 ZERO = Decimal("0.00")

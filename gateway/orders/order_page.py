@@ -46,7 +46,6 @@ class OrderView:
     revision_status: str | None
     cancellation_status: str | None
     locale: str
-    customer_name: str
 
 
 @dataclass(frozen=True)
@@ -84,8 +83,7 @@ def _view(session: Session, token: str, order: Order) -> OrderView:
                    if d.state == "pending" and d.kind in _CUSTOMER_DEADLINES],
         open_actions=_open_actions(order, deadlines), review_rating=order.review_rating,
         review_text=order.review_text, revision_status=order.revision_status,
-        cancellation_status=order.cancellation_status, locale=customer.locale or "fr",
-        customer_name=customer.name or "")
+        cancellation_status=order.cancellation_status, locale=customer.locale or "fr")
 
 
 def order_for_token(session: Session, settings: Settings, token: str, *, lock: bool = False

@@ -34,7 +34,6 @@ START = "subscription-start"
 RENEWAL = "renewal"
 RETRY = "renewal-retry"
 END = "subscription-end"
-KINDS = (START, RENEWAL, RETRY, END)
 
 
 def period_end(start: datetime, interval: str) -> datetime:

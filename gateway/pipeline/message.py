@@ -40,7 +40,7 @@ class Incoming:
     row: Inbound
     parsed: ParsedMail
     mailbox: Mailbox
-    key: str  # what makes it apply once (see ``process.dedupe_key``)
+    key: str  # what makes it apply once (see ``gateway.mail.parse.dedupe_key``)
     raw: bytes
     known: Known | None = None
     # What the steps find on the way (``apply.STEPS``), for the steps after them.

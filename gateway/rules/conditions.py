@@ -6,7 +6,7 @@ parsed tree is turned into nested closures over plain Python operations for the 
 node kinds; a condition that uses anything else keeps ``rule-engine``'s own evaluator.
 Both give the same answers (``tests/test_rules.py`` compares them).
 
-The facts a condition can name are listed in ``FACTS`` and documented in ``rules/README.md``.
+The facts a condition can name are ``engine.facts``, documented in ``rules/README.md``.
 """
 
 from __future__ import annotations
@@ -22,30 +22,6 @@ from typing import Any
 from gateway.rules import parser_tables  # noqa: F401 (before rule_engine: its parser's tables)
 import rule_engine
 # isort: on
-
-FACTS = {
-    "event": "message, comment, status or assignment",
-    "kind": "helpdesk or order",
-    "mailbox": "the mailbox address",
-    "subject": "the request's subject",
-    "text": "the text of the comment the mail posted (empty when it posted none)",
-    "sender": "the author's address",
-    "sender_domain": "the part of the author's address after @",
-    "role": "requester, coordinator, supplier, observer or unknown",
-    "unverified": "true when the author wrote with someone else's reply address",
-    "visibility": "public, private or note",
-    "explicit_visibility": "true when the mail said #private or #public",
-    "status": "the request's status",
-    "previous_status": "before a status event",
-    "labels": "the request's labels (a list)",
-    "assignee": "the assignee's address, or null",
-    "expected_response": "customer, coordinator, supplier or null",
-    "sticky_private": "true after a private team comment, until #public",
-    "has_supplier": "true when a supplier takes part in the request",
-    "include_supplier": "the mailbox's include_supplier option",
-    "mentioned_products": "SKUs of the products named in the subject or text (a list)",
-    "product": "the SKU of the request's product, or null",
-}
 
 _CONTEXT = rule_engine.Context(default_value=None)
 log = logging.getLogger("gateway.rules")

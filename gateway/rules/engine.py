@@ -15,12 +15,12 @@ from gateway.clock import utcnow
 from gateway.models import RuleMatch
 from gateway.rules.actions import ACTIONS, mentioned_products
 from gateway.rules.conditions import matches
-from gateway.rules.loader import Rule, load_rules
+from gateway.rules.loader import load_rules
 
 
 def facts(context: RequestChange, event: str, *, explicit_visibility: bool = False,
           previous_status: str | None = None) -> dict[str, Any]:
-    """What a condition can look at (documented in ``conditions.FACTS``)."""
+    """What a condition can look at: the table of ``rules/README.md``, which a test holds to these names."""
     request, comment, author = context.request, context.comment, context.author
     text = comment.text if comment else ""
     mailbox = context.settings.mailbox_for(request.mailbox)
@@ -52,20 +52,15 @@ def facts(context: RequestChange, event: str, *, explicit_visibility: bool = Fal
     }
 
 
-def run_rules(context: RequestChange, event: str, *, inbound_id: int | None = None,
-              rules: tuple[Rule, ...] | None = None, **extra: Any) -> list[str]:
-    """Apply the matching rules of ``event``; returns their names in order."""
-    table = rules if rules is not None else load_rules(context.settings.home)
+def run_rules(context: RequestChange, event: str, *, inbound_id: int | None = None, **extra: Any) -> None:
+    """Apply the matching rules of ``event``, in order; each match is recorded (``RuleMatch``)."""
     current = facts(context, event, **extra)
-    matched = []
-    for rule in table:
+    for rule in load_rules(context.settings.home):
         if rule.event != event or not matches(rule.condition, current):
             continue
         did = [ACTIONS[verb](context, argument) for verb, argument in rule.actions]
         append(context.session, RuleMatch, context.request, inbound_id=inbound_id, rule=rule.name, event=event,
                why=rule.source, did="; ".join(did) or "nothing", created_at=utcnow())
-        matched.append(rule.name)
         if rule.stop or context.stopped:
             break
         current = facts(context, event, **extra)
-    return matched

@@ -18,6 +18,7 @@ from types import FrameType
 
 import dramatiq
 import uvicorn
+from dramatiq.brokers.stub import StubBroker
 
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
@@ -47,8 +48,6 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
     """Let the in-process workers finish what they started before the process exits."""
-    from dramatiq.brokers.stub import StubBroker
-
     if isinstance(broker, StubBroker):
         for queue in ("inbound", "outbox"):
             # A task that failed (the database was away) left its rows pending: the next start or sweep
