@@ -2,7 +2,7 @@
 one talks to its parent on.
 
 Why not ``multiprocessing``: whatever it spawns, it first starts a resource tracker, one more Python
-process (13 MB) that watches named semaphores and shared memory, and the gateway uses neither. A
+process that watches named semaphores and shared memory, and the gateway uses neither. A
 child here is ``python -m gateway.children``, started with one end of a socket pair: it reads the
 function to run and its arguments (pickled) from the socket, and calls it with the socket as a
 ``multiprocessing.connection.Connection``, on which the two go on talking. The child sees the same

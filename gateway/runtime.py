@@ -51,7 +51,7 @@ def one_malloc_arena() -> None:
 
     By default glibc gives each thread that allocates while another does an arena of its own, up to
     8 a core, and each keeps the high-water mark of what its thread held: the serving process's dozen
-    threads (SQLite's caches, parsed messages, pickled batches) held 16 MB more at the peak of a run.
+    threads (SQLite's caches, parsed messages, pickled batches) would each keep theirs.
     Under CPython's GIL, threads seldom allocate at the same moment, so one arena costs them no waiting.
     Not on a C library without ``mallopt`` (musl): nothing to do there.
     """

@@ -55,8 +55,7 @@ TOO_MANY_REFUSED = "421 4.7.0 too many refused recipients, closing"
 COMMAND_CALL_LIMIT = {"NOOP": 100, "RSET": 100, "VRFY": 20, "EXPN": 20, "HELP": 20, "ETRN": 20, "*": 10**9}
 DOT_LINE = b".\r\n"
 # What one read of a socket may take. asyncio's default, 256 KiB, is over malloc's threshold for
-# memory of its own: every read of a few KB mapped 256 KiB and unmapped it (three system calls
-# and a page fault, about a tenth of a listener's system time). Below it, reads reuse the heap.
+# memory of its own: every read of a few KB would map 256 KiB and unmap it. Below it, reads reuse the heap.
 READ_BYTES = 64 * 1024
 END_OF_DATA = b"\r\n" + DOT_LINE
 # A dot that starts a line (after CRLF or a bare LF), unless the line is that dot alone: a client that
@@ -294,8 +293,8 @@ class IngressSMTP(SMTP):
         await super()._handle_client()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's, with a short way for a plain ``<local@domain>``: its parser of RFC 5322
-        addresses, for MAIL FROM and each RCPT TO, took a twelfth of a listener's CPU."""
+        """aiosmtpd's, with a short way for a plain ``<local@domain>``, the usual MAIL FROM and RCPT TO:
+        its parser of RFC 5322 addresses is the listener's costliest step for them."""
         plain = _PLAIN_PATH.match(arg)
         if plain is None or (self.local_part_limit and len(plain.group(1).rpartition("@")[0]) > self.local_part_limit):
             return super()._getaddr(arg)

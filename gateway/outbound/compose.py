@@ -87,8 +87,7 @@ def _encoded_words(name: str, value: str) -> str:
     """``value`` as RFC 2047 "Q" words in UTF-8, folded so no line passes 76 characters.
 
     Written here in one pass because the email library's encoder (``Header``) measures the
-    line again after each character it adds, at 160-220 µs a French subject: a tenth of
-    applying a mail. Words are cut between characters, never inside one (RFC 2047 §5), and a
+    line again after each character it adds. Words are cut between characters, never inside one (RFC 2047 §5), and a
     reader joins adjacent words without the folding white space between them (§6.2).
     """
     lines: list[str] = []
@@ -154,7 +153,7 @@ def _file_part(file: MailFile) -> bytes:
     """One attachment: its headers written by the email library as its ``set_content`` writes them (a
     file name of any script encoded as RFC 2231 says; a control character in it is dropped, never
     written), its bytes in base64 lines by ``base64.encodebytes``, the same lines the library's encoder
-    makes a 57-byte chunk at a time in Python, three times slower. Written once for all the mails that
+    makes a 57-byte chunk at a time in Python. Written once for all the mails that
     carry it: a comment's files go to each of its recipients alike."""
     maintype, _, subtype = file.content_type.partition("/")
     if not maintype or not subtype or maintype in ("multipart", "message", "text"):

@@ -54,7 +54,7 @@ _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S | re.I)
 def _frame(home: Path, locale: str, site_name: str) -> tuple[str, str, str]:
     """The layout around every mail's HTML, rendered and inlined once per home, locale and site name:
     its head (the subject left to fill in), its tail, and its CSS, with which each mail's own fragment
-    is then inlined alone (a third less work than the whole page each time). The layout sees only
+    is then inlined alone (less work than the whole page each time). The layout sees only
     ``locale``, ``site_name``, ``subject`` and ``content``."""
     page = environment(home).get_template("mail/layout.html.j2").render(
         locale=locale, site_name=site_name, subject=_SUBJECT, content=Markup(_CONTENT))
@@ -64,8 +64,7 @@ def _frame(home: Path, locale: str, site_name: str) -> tuple[str, str, str]:
 
 @lru_cache(maxsize=256)
 def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template]:
-    """A mail's three templates, looked up once per process (Jinja's own lookup, at every mail, was a
-    sixth of rendering)."""
+    """A mail's three templates, looked up once per process rather than by Jinja at every mail."""
     env = environment(home)
     return (env.get_template(f"{base}.subject.j2"), env.get_template(f"{base}.txt.j2"),
             env.get_template(f"{base}.html.j2"))

@@ -7,7 +7,7 @@ The dramatiq actors stay where they are, on the broker ``gateway serve`` configu
 ``process_inbound`` reads and parses its batch (``read_ahead``), hands it to the processor
 and waits for the outbox ids, which it enqueues for ``send_mail`` here. The processor holds
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
-takes a quarter of its work off it. It takes its turn at that lock with the serving
+takes that work off it. It takes its turn at that lock with the serving
 process's writers (``writer.writer``), batch by batch, so that admission is not kept
 waiting. What it applies, and in what order, is decided by the claims (``pipeline.claim``): one
 conversation at a time, in the order received, so several threads, processes and hosts may apply

@@ -1,7 +1,7 @@
 """Request bodies read with a limit: a POST never costs more memory than its form can need.
 
 Starlette's ``request.body()`` reads whatever the client sends before anyone looks at it: a
-50 MB POST to a forged quote link took 50 MB (four in parallel, +245 MB). Here the announced
+large POST to a forged quote link would cost its whole size in memory. Here the announced
 ``Content-Length`` is refused at once, and a body sent without one (chunked) is refused as soon as
 it passes the limit. Each route reads its body only once the token or key in the request is known
 to be good.
