@@ -6,6 +6,7 @@ databases is simpler than two.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import (
@@ -217,6 +218,14 @@ class Inbound(Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
     request: Mapped[Request | None] = relationship()
+
+    @property
+    def recipients(self) -> list[str]:
+        """The envelope's recipients (RCPT TO), as admission wrote them; none when they cannot be read."""
+        try:
+            return [str(address) for address in json.loads(self.envelope_to or "[]")]
+        except ValueError:
+            return []
 
 
 def database_now() -> ColumnElement[datetime]:

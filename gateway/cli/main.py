@@ -1,5 +1,9 @@
 """The ``gateway`` command line: its parser, the helpdesk commands, and ``main``. Exit 0 on success, 1 on a
-clear error, 2 on bad usage."""
+clear error, 2 on bad usage.
+
+Each command imports what it needs inside its own function, to keep start-up light: ``gateway --help``
+and the commands that open no database load neither SQLAlchemy, nor Jinja, nor the pipeline.
+"""
 
 from __future__ import annotations
 

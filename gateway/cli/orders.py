@@ -1,5 +1,6 @@
 """The order commands of ``gateway`` (orders, stats, people set, payments, subscriptions), registered into
-the main parser."""
+the main parser. As in ``cli.main``, each command imports what it needs inside its own function, to keep
+start-up light."""
 
 from __future__ import annotations
 

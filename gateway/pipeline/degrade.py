@@ -13,7 +13,6 @@ commands are what could not be trusted to run.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses
@@ -130,7 +129,7 @@ def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged, r
     if mail.parsed is not None:
         try:
             with session.begin_nested():
-                thread = find_thread(session, mail.parsed, raw, _envelope_to(row), settings)
+                thread = find_thread(session, mail.parsed, raw, row.recipients, settings)
         except Exception:  # threading is what failed: a request of its own
             thread = None
         if thread is not None and thread.request is not None and thread.author is not None:
@@ -145,10 +144,3 @@ def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged, r
     if request.kind == "order":
         ensure_order(session, request, settings)
     return request, Author(mail.sender, "requester", requester)
-
-
-def _envelope_to(row: Inbound) -> list[str]:
-    try:
-        return [str(a) for a in json.loads(row.envelope_to or "[]")]
-    except ValueError:
-        return []

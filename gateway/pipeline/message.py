@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -61,7 +60,7 @@ class Incoming:
 
     @property
     def envelope_to(self) -> list[str]:
-        return list(json.loads(self.row.envelope_to or "[]"))
+        return self.row.recipients
 
     @property
     def sender(self) -> str:
