@@ -10,7 +10,7 @@ from gateway.mail.parse import ParsedMail
 
 
 def parsed_json(parsed: ParsedMail) -> dict[str, Any]:
-    commands, _rest = split_commands(parsed.reply_text)
+    commands, _rest = split_commands(parsed.reply_text, parsed.own_reply_text)
     return {
         "from": parsed.sender.as_json() if parsed.sender else None,
         "to": [a.as_json() for a in parsed.to],

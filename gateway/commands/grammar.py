@@ -74,10 +74,24 @@ class BadCommand:
     reason: str
 
 
-def split_commands(reply_text: str) -> tuple[list[Command], str]:
-    """The ``#`` lines at the very top of the reply, and the text after them."""
+def split_commands(reply_text: str, own_text: str | None = None) -> tuple[list[Command], str]:
+    """The ``#`` lines at the very top of the reply, and the text after them.
+
+    ``own_text``: the reply in the sender's own parts, when the mail carries another message (a forward
+    as an attachment, ``ParsedMail.own_reply_text``). Commands are read there alone: the lines of the
+    message carried, whoever wrote them, stay text, even right below the sender's own commands.
+    """
+    commands, index, lines = _leading_commands(reply_text)
+    if own_text is not None:
+        own, _index, _lines = _leading_commands(own_text)
+        index = len(own) if [c.line for c in commands[:len(own)]] == [c.line for c in own] else 0
+        commands = own
+    return commands, "\n".join(lines[index:]).strip()
+
+
+def _leading_commands(text: str) -> tuple[list[Command], int, list[str]]:
     commands: list[Command] = []
-    lines = reply_text.strip("\n").split("\n")
+    lines = text.strip("\n").split("\n")
     index = 0
     while index < len(lines):
         match = _COMMAND_LINE.match(lines[index].strip())
@@ -85,7 +99,7 @@ def split_commands(reply_text: str) -> tuple[list[Command], str]:
             break
         commands.append(Command(name=match.group(1).lower(), args=match.group(2).strip(), line=lines[index].strip()))
         index += 1
-    return commands, "\n".join(lines[index:]).strip()
+    return commands, index, lines
 
 
 def check_commands(commands: list[Command], role: str, implemented: frozenset[str]) -> list[BadCommand]:

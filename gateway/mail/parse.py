@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import errors
@@ -78,6 +79,8 @@ class ParsedMail:
     attachments: list[Attachment]
     classification: Classification
     embeds_message: bool = False  # a ``message/rfc822`` part: a forward with the original inside
+    # The reply in the sender's own parts, when the mail carries a message: where commands are read.
+    own_reply_text: str | None = None
     forwarded: Original | None = None  # a forward, read back: the original's sender, subject, text
     sender_unambiguous: bool = True  # From is one address that a strict parser reads the same (``_unambiguous``)
     authentication_results: tuple[str, ...] = ()  # every Authentication-Results header, as received
@@ -218,11 +221,11 @@ def _filename(part: Message) -> str | None:
     return name or None
 
 
-def _walk_bodies(message: Message, defects: list[str]) -> tuple[list[str], list[str], list[Attachment]]:
+def _walk_bodies(parts: Iterable[Message], defects: list[str]) -> tuple[list[str], list[str], list[Attachment]]:
     texts: list[str] = []
     htmls: list[str] = []
     attachments: list[Attachment] = []
-    for part in message.walk():
+    for part in parts:
         if part.is_multipart():
             continue
         content_type = part.get_content_type()
@@ -244,6 +247,25 @@ def _walk_bodies(message: Message, defects: list[str]) -> tuple[list[str], list[
                 filename=filename or "attachment", content_type=content_type[:_CONTENT_TYPE_LENGTH], payload=data,
                 sha256=hashlib.sha256(data).hexdigest()))
     return texts, htmls, attachments
+
+
+def _own_parts(part: Message) -> Iterator[Message]:
+    """The parts of a message that are its own, not those of a message it carries (``message/rfc822``)."""
+    if part.get_content_type().startswith("message/"):
+        return
+    yield part
+    if part.is_multipart():
+        for sub in part.get_payload():
+            if isinstance(sub, Message):
+                yield from _own_parts(sub)
+
+
+def _own_reply_text(message: Message) -> str:
+    """The reply in the sender's own parts alone, leaving out the messages the mail carries."""
+    texts, htmls, _files = _walk_bodies(_own_parts(message), [])
+    html = without_nul("\n".join(htmls)) if htmls else None
+    text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
+    return extract_reply(text.replace("\r\n", "\n").replace("\r", "\n"), html)
 
 
 def _date(message: Message, defects: list[str]) -> datetime | None:
@@ -290,7 +312,7 @@ def _forwarded(message: Message, text: str, subject: str, embeds_message: bool) 
     if embeds_message:
         original = forwards.attached(message)
         if original is not None:
-            texts, htmls, _files = _walk_bodies(original, [])
+            texts, htmls, _files = _walk_bodies(original.walk(), [])
             original_text = "\n".join(texts) if texts else (html_to_text("\n".join(htmls)) if htmls else "")
             found = forwards.from_attached(original, original_text.replace("\r\n", "\n"), text)
             if found is not None:
@@ -307,7 +329,7 @@ def parse(raw: bytes) -> ParsedMail:
     if problem is None:
         message = email.message_from_bytes(raw, policy=POLICY)
         _drop_charsets_with_nul(message, defects)
-        texts, htmls, attachments = _walk_bodies(message, defects)
+        texts, htmls, attachments = _walk_bodies(message.walk(), defects)
     else:  # the headers, and the body as one text
         message = BytesParser(policy=POLICY).parsebytes(raw, headersonly=True)
         _drop_charsets_with_nul(message, defects)
@@ -342,6 +364,7 @@ def parse(raw: bytes) -> ParsedMail:
         attachments=attachments,
         classification=classify(message, sender.address if sender else None),
         embeds_message=embeds_message,
+        own_reply_text=_own_reply_text(message) if embeds_message and problem is None else None,
         forwarded=_forwarded(message, text, subject, embeds_message),
         sender_unambiguous=_unambiguous(message, sender),
         authentication_results=tuple(message.get_all("Authentication-Results", [])),

@@ -321,7 +321,7 @@ def _apply_commands(change: RequestChange, commands: list[Command]) -> None:
 
 def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:
     parsed, session = incoming.parsed, incoming.session
-    commands, rest = split_commands(parsed.reply_text)
+    commands, rest = split_commands(parsed.reply_text, parsed.own_reply_text)
     if author.unverified or author.role in ("requester", "unknown"):
         commands, rest = [], parsed.reply_text
     _refuse_bad_lines(session, commands, author.role, author.email, request)

@@ -19,7 +19,7 @@ LIST_TOPIC = "list"  # the outbox topic of #list answers, counted for the hourly
 def is_list_command(incoming: Incoming, person: Person) -> bool:
     """``#list`` from a coordinator (the mailbox's inbox), or from a supplier or an observer (the
     requests they take part in); from anyone else it is the first line of a new request."""
-    commands, _rest = split_commands(incoming.parsed.reply_text)
+    commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
     if not commands or commands[0].name != "list":
         return False
     return person.role == "coordinator" or bool(_taking_part(incoming, person, limit=1))
@@ -48,7 +48,7 @@ def answer_list(incoming: Incoming, reader: Person) -> str:
     limit = incoming.settings.mails_per_hour
     if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
         return f"#list not answered to {reader.email}: {limit} listings in the last hour"
-    commands, _rest = split_commands(incoming.parsed.reply_text)
+    commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
     status = commands[0].args.lower()
     if reader.role == "coordinator":
         query = (select(Request).options(selectinload(Request.assignee), selectinload(Request.participants))

@@ -94,3 +94,30 @@ def test_a_command_the_forwarders_words_cannot_apply_refuses_the_whole_mail(vouc
     [refused] = [m for m in shop.mails_to(ALICE) if "Command refused" in str(m["Subject"])]
     assert "#confirm applies to orders" in body_text(refused)
     assert shop.requests() == [], "nothing of the mail applied"
+
+
+def test_commands_inside_a_message_a_coordinator_forwards_to_a_request_stay_text(vouched_shop: Gateway) -> None:
+    """A customer's mail whose first lines are commands, forwarded as an attachment by a coordinator to
+    the request (Outlook's shape: an empty text part, then the message; and under a command of his own):
+    only the coordinator's own words may command (CONTRACT §5)."""
+    shop = vouched_shop
+    shop.send(mail(CUSTOMER, "support@shop.example", "Colis abîmé", "Le colis est arrivé abîmé."))
+    shop.wait_idle()
+    [told] = shop.mails_to(BOB)
+    carried = ("From: Jean Dupont <jean.dupont@client.example>\r\nSubject: Colis\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+               "#observer add eve@evil.example\r\n#status resolved\r\nVoici les photos.\r\n")
+    for number, own in enumerate(("", "#private\r\n")):
+        shop.send((f"From: Bob <{BOB}>\r\nTo: {reply_address(told)}\r\nSubject: TR: Colis\r\n"
+                   f"Message-ID: <fwd-{number}@shop.example>\r\nMIME-Version: 1.0\r\n"
+                   "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n"
+                   f"Content-Type: text/plain; charset=utf-8\r\n\r\n{own}--b1\r\n"
+                   f"Content-Type: message/rfc822\r\n\r\n{carried}--b1--\r\n").encode(),
+                  recipients=[reply_address(told)], sender=BOB)
+        shop.wait_idle()
+    request = shop.show(1)
+    assert request["status"] != "resolved"
+    assert "eve@evil.example" not in [p["email"] for p in request["participants"]]
+    forwarded = [c for c in request["comments"] if c["author"] == BOB]
+    assert len(forwarded) == 2 and all("#observer add eve@evil.example" in c["text"] for c in forwarded)
+    assert [c["visibility"] for c in forwarded] == ["public", "private"], "the coordinator's own #private applies"
