@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
+from jinja2 import UndefinedError
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
@@ -35,7 +37,7 @@ from gateway.models import Comment, MessageRef, Outbox, OutboxBody, Participant,
 from gateway.outbound.compose import MailFile, UnsafeHeader, compose, new_message_id
 from gateway.outbound.guide import hint
 from gateway.outbound.leaks import find_leak
-from gateway.outbound.render import render_mail
+from gateway.outbound.render import render_mail, render_text
 from gateway.settings import Settings
 from gateway.tokens import mint_person_token, mint_reply_token, reply_address
 
@@ -256,11 +258,13 @@ class Mailer:
         token = mint_reply_token(self.settings.secret_key, local_part, request.id, participant.id)
         return reply_address(local_part, self.settings.domain, token)
 
-    def _hold_if_leaking(self, request: Request, text: str, mail: _Mail, context: dict[str, Any]) -> None:
-        """Hold a customer mail that repeats a private comment, a note or an unverified comment."""
+    def _hold_if_leaking(self, request: Request, text: str, mail: _Mail, context: dict[str, Any],
+                         ours: Callable[[], str]) -> None:
+        """Hold a customer mail that repeats a private comment, a note or an unverified comment, in words
+        that are not its template's own (``ours``)."""
         with self.session.no_autoflush:  # comments not flushed yet are in the collection all the same
             secrets = [c.text for c in request.comments if c.visibility != "public" or c.unverified_sender]
-        leak = find_leak(text, secrets)
+        leak = find_leak(text, secrets, ours)
         if leak is None:
             return
         mail.row["status"] = "held"
@@ -273,6 +277,15 @@ class Mailer:
             self._write(self._mail(request, participant.email, mail.mark), "leak_held", "sender",
                         {"leak": leak, "recipient": recipient}, mailbox=request.mailbox, recipient=participant.email,
                         reply_to=self.reply_to(request, participant), person=participant.person, request=request)
+
+    def _template_words(self, event: str, audience: str, locale: str, context: dict[str, Any]) -> str:
+        """The text part with what people wrote left out (``_WORDS_LEFT_OUT``): the template's own words.
+        A home's template that reads more of a comment than its text has none to give: then every shared
+        run counts, as before (the mail is held rather than let through)."""
+        try:
+            return render_text(self.settings.home, event, audience, locale, {**context, **_WORDS_LEFT_OUT})
+        except UndefinedError:
+            return ""
 
     def write(self, event: str, audience: str, context: dict[str, Any], *, mailbox: str, recipient: str,
               reply_to: str, person: Person | None, request: Request | None = None,
@@ -290,12 +303,12 @@ class Mailer:
                auto_submitted: str = "auto-generated", original: bytes | None = None, topic: str = "",
                files: Sequence[MailFile] = ()) -> None:
         locale = (person.locale if person else None) or self.settings.locale
-        rendered = render_mail(self.settings.home, event, audience, locale, {
-            **context, "request": request, "site_name": self.settings.site_name,
-            "base_url": self.settings.base_url, "recipient_email": recipient,
-            "recipient_name": person.name if person else "",
-            "commands": _commands(request, audience, recipient, person, locale, context),
-            "my_page": page_link(self.settings, person) if audience == "customer" and person and person.id else ""})
+        full = {**context, "request": request, "site_name": self.settings.site_name,
+                "base_url": self.settings.base_url, "recipient_email": recipient,
+                "recipient_name": person.name if person else "",
+                "commands": _commands(request, audience, recipient, person, locale, context),
+                "my_page": page_link(self.settings, person) if audience == "customer" and person and person.id else ""}
+        rendered = render_mail(self.settings.home, event, audience, locale, full)
         message_id = new_message_id(self.settings)
         try:
             raw = compose(self.settings, mailbox=mailbox, recipient=recipient, reply_to=reply_to, rendered=rendered,
@@ -310,7 +323,13 @@ class Mailer:
                     "created_at": mail.created_at}
         mail.raw = raw
         if audience == "customer" and request is not None:
-            self._hold_if_leaking(request, rendered.text, mail, context)
+            self._hold_if_leaking(request, rendered.text, mail, context,
+                                  lambda: self._template_words(event, audience, locale, full))
+
+
+# What people wrote, in the context of a mail to a customer: the comment it carries, a quote's text, a
+# reason given. Left out, the template's rendering is the gateway's own words (``leaks``).
+_WORDS_LEFT_OUT: dict[str, Any] = {"comment": SimpleNamespace(text=""), "text": "", "reason": ""}
 
 
 def page_link(settings: Settings, person: Person) -> str:

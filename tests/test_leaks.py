@@ -35,3 +35,18 @@ def test_short_or_common_phrases_are_not_taken_for_leaks(sent: str, secrets: lis
 def test_a_whole_secret_of_five_to_seven_words_is_guarded() -> None:
     assert find_leak("Re: la marge est de trente pour cent, ok ?", ["La marge est de trente"]) is not None
     assert find_leak("la marge est de", ["La marge est de trente"]) is None
+
+
+FOOTER = "Boutique · demande n°31. Répondez à ce mail pour nous écrire. Toutes vos demandes : https://x/me/t"
+
+
+def test_a_secret_that_repeats_the_templates_own_words_is_no_leak_of_them() -> None:
+    """The footer is the template's (``ours``): a stranger who wrote it in an unverified comment holds
+    nothing; what the people wrote is still compared, the template's words around it or not."""
+    sent = f"Nous étudions votre demande.\n\n--\n{FOOTER}"
+    ours = f"\n\n--\n{FOOTER}"
+    assert find_leak(sent, [f"hello {FOOTER}"]) is not None, "without the template's words, a match"
+    assert find_leak(sent, [f"hello {FOOTER}"], lambda: ours) is None
+    stranger = "Remboursez tout de suite sinon je publie vos factures en ligne"
+    assert find_leak(f"Vu : {stranger}.\n\n--\n{FOOTER}", [f"{FOOTER} {stranger}"], lambda: ours) == \
+        "remboursez tout de suite sinon je publie vos"

@@ -4,12 +4,17 @@ Quote stripping can miss a quoted private comment (an unusual client, a reply wr
 the middle of the history), so every customer mail is compared, after normalising case,
 punctuation and quote markers, with the request's private comments, notes and unverified
 comments. A shared run of ``RUN`` words is a leak; single words and short phrases are not.
+
+A run the gateway's own template writes in that mail is no one's secret: an unverified comment
+that repeats a mail's footer (a stranger's on purpose, or a reply quoting the gateway's mail)
+would otherwise hold every mail to the customer. The template's own text is the mail rendered
+with the words people wrote in it left out (``ours``), asked for only when a run is shared.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 RUN = 8
 SHORTEST = 5  # a secret shorter than this many words is too common a phrase to guard
@@ -24,15 +29,20 @@ def _runs(tokens: list[str], size: int) -> set[tuple[str, ...]]:
     return {tuple(tokens[i:i + size]) for i in range(len(tokens) - size + 1)}
 
 
-def find_leak(text: str, secrets: Iterable[str]) -> str | None:
-    """The first passage of a secret that the text repeats, or None."""
+def find_leak(text: str, secrets: Iterable[str], ours: Callable[[], str] = str) -> str | None:
+    """The first passage of a secret that the text repeats and ``ours()`` (the template's own words in
+    that text) does not, or None."""
     sent = words(text)
+    own: list[str] | None = None
     for secret in secrets:
         tokens = words(secret)
         if len(tokens) < SHORTEST:
             continue
         size = min(RUN, len(tokens))
         shared = _runs(tokens, size) & _runs(sent, size)
+        if shared:
+            own = words(ours()) if own is None else own
+            shared -= _runs(own, size)
         if shared:
             first = min(shared, key=lambda run: _position(tokens, run))
             return " ".join(first)

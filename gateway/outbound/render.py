@@ -70,6 +70,12 @@ def _mail_templates(home: Path, base: str) -> tuple[Template, Template, Template
             env.get_template(f"{base}.html.j2"))
 
 
+def render_text(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> str:
+    """The text part alone of ``render_mail``."""
+    locale = locale if locale in LOCALES else "fr"
+    return _mail_templates(home, f"mail/{locale}/{event}.{audience}")[1].render({**context, "locale": locale})
+
+
 def render_mail(home: Path, event: str, audience: str, locale: str, context: dict[str, Any]) -> RenderedMail:
     """The subject, text and HTML of one mail, in ``locale`` (French when unknown)."""
     locale = locale if locale in LOCALES else "fr"

@@ -146,6 +146,22 @@ def test_a_named_product_brings_in_its_supplier_who_may_not_change_status(tmp_pa
         assert gw.stop() == 0
 
 
+def test_a_stranger_who_repeats_the_mails_footer_cannot_hold_the_customers_mail(gateway: Gateway) -> None:
+    """A forged From and a subject tag make an unverified (private) comment; its text, the footer of every
+    mail to the customer, site name and request number included, is the template's, no one's secret."""
+    gateway.add_person("alice@shop.example", "coordinator")
+    gateway.send(mail(CUSTOMER, "support@shop.example", "Remboursement", "Je veux un remboursement."))
+    gateway.wait_idle()
+    footer = "Boutique Test · demande n°1. Répondez à ce mail pour nous écrire. Toutes vos demandes :"
+    gateway.send(mail("alice@shop.example", "support@shop.example", "[#1] hello", footer))
+    gateway.wait_idle()
+    assert gateway.show(1)["comments"][-1]["unverified_sender"] is True
+    gateway.reply("alice@shop.example", gateway.mails_to("alice@shop.example")[0],
+                  "Nous étudions votre demande, réponse demain.")
+    assert body_text(gateway.mails_to(CUSTOMER)[-1]).startswith("Nous étudions votre demande")
+    assert gateway.count("SELECT count(*) FROM outbox WHERE status = 'held'") == 0
+
+
 def test_the_leak_guard_holds_a_public_reply_quoting_a_private_comment(gateway: Gateway) -> None:
     gateway.add_person("alice@shop.example", "coordinator")
     gateway.add_person("bob@shop.example", "coordinator")
