@@ -193,11 +193,20 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
 
 
 def open_new(incoming: Incoming) -> Opened | None:
-    """No request named: a new one, acknowledged, its rules run, the coordinators told."""
+    """No request named: a new one, acknowledged, its rules run, the coordinators told.
+
+    A From that names no one for certain (``ParsedMail.sender_unambiguous``: read one way here, another
+    by the mail servers that checked it) opens it all the same, flagged unverified, as an unauthenticated
+    forward is: the customer it names hears nothing until a coordinator answers."""
     if incoming.threaded.request is not None:
         return None
-    return _open(incoming, incoming.account, incoming.seen, subject=incoming.parsed.subject,
-                 text=incoming.parsed.text.strip(), acknowledge=True, cc_observers=True)
+    certain = incoming.parsed.sender_unambiguous
+    opened = _open(incoming, incoming.account, incoming.seen, subject=incoming.parsed.subject,
+                   text=incoming.parsed.text.strip(), acknowledge=certain, cc_observers=True, unverified=not certain)
+    if not certain:
+        record_event(opened.request, "unverified", f"opened from an ambiguous From ({incoming.sender}): "
+                                                   "another address may have sent it")
+    return opened
 
 
 def comment(incoming: Incoming) -> str:

@@ -228,3 +228,22 @@ def test_a_mailbox_can_keep_the_cc_out(tmp_path: Path) -> None:
         assert [p["email"] for p in running.show(1)["participants"] if p["role"] != "coordinator"] == [CUSTOMER]
     finally:
         assert running.stop() == 0
+
+
+@pytest.mark.parametrize("sender", ["=?utf-8?q?a:jean@client.example:?= <eve@evil.example>",
+                                    "jean@client.example <eve@evil.example>"],
+                         ids=["an encoded group", "an address as the display name"])
+def test_a_new_request_from_a_from_read_two_ways_is_flagged_and_its_customer_not_mailed(
+        shop: Gateway, sender: str) -> None:
+    """The gateway reads Jean, the mail servers that checked the mail (DMARC) read Eve: the request is
+    opened, unverified, and the customer it names hears nothing until a coordinator answers."""
+    shop.send(f"From: {sender}\r\nTo: support@shop.example\r\nSubject: Commande\r\n"
+              "Message-ID: <ambiguous@evil.example>\r\n\r\nConfirmez ma commande sur ma carte.\r\n".encode(),
+              recipients=["support@shop.example"], sender="eve@evil.example")
+    shop.wait_idle()
+    request = shop.show(1)
+    opening = request["comments"][0]
+    assert (opening["visibility"], opening["unverified_sender"]) == ("private", True)
+    assert any(e["kind"] == "unverified" and "ambiguous From" in e["detail"] for e in request["events"])
+    assert shop.mails_to(CUSTOMER) == [], "no acknowledgment to an address that may not have written"
+    assert shop.mails_to(ALICE), "the coordinators are told"
