@@ -116,6 +116,12 @@ class Author:
     participant: Participant | None
     unverified: bool = False
 
+    @property
+    def customer_side(self) -> bool:
+        """An observer on the customer's side (a colleague from the Cc of the opening mail): the team's
+        commands and its private-by-default habit are not theirs."""
+        return self.participant is not None and self.participant.customer_side
+
 
 def add_comment(session: Session, request: Request, author: Author, text: str, *, visibility: str,
                 source: str = "email", inbound_id: int | None = None) -> Comment:

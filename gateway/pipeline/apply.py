@@ -331,7 +331,7 @@ def _apply_commands(change: RequestChange, commands: list[Command]) -> None:
 def _comment(incoming: Incoming, request: Request, author: Author, via: str, seen: MessageRef | None) -> str:
     parsed, session = incoming.parsed, incoming.session
     commands, rest = split_commands(parsed.reply_text, parsed.own_reply_text)
-    if author.unverified or author.role in ("requester", "unknown"):
+    if author.unverified or author.role in ("requester", "unknown") or author.customer_side:
         commands, rest = [], parsed.reply_text
     _refuse_bad_lines(session, commands, author.role, author.email, request)
     explicit = next((c.name for c in reversed(commands) if c.name in ("private", "public")), None)
@@ -348,8 +348,10 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
         run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)
-        if not author.unverified and kept_as == visibility:  # neither a stranger posing as the team nor a
-            remember_visibility(request, comment)          # reply held for the review window changes the habit
+        # Neither a stranger posing as the team, nor the customer's side, nor a reply held for the review
+        # window changes the team's habit.
+        if not author.unverified and not author.customer_side and kept_as == visibility:
+            remember_visibility(request, comment)
     status, assignee = request.status, request.assignee
     _apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment, rest,
                                   tuple(parsed.attachments)), commands)

@@ -36,6 +36,7 @@ def facts(context: RequestChange, event: str, *, explicit_visibility: bool = Fal
         "sender_domain": sender.rpartition("@")[2],
         "role": author.role if author else None,
         "unverified": bool(author and author.unverified),
+        "customer_side": bool(author and author.customer_side),
         "visibility": comment.visibility if comment else None,
         "explicit_visibility": explicit_visibility,
         "status": request.status,

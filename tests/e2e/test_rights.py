@@ -247,3 +247,28 @@ def test_a_new_request_from_a_from_read_two_ways_is_flagged_and_its_customer_not
     assert any(e["kind"] == "unverified" and "ambiguous From" in e["detail"] for e in request["events"])
     assert shop.mails_to(CUSTOMER) == [], "no acknowledgment to an address that may not have written"
     assert shop.mails_to(ALICE), "the coordinators are told"
+
+
+def test_the_customers_colleague_cannot_switch_off_the_teams_private_habit(shop: Gateway) -> None:
+    """A mail-only observer from the customer's Cc writes ``#public`` after a private team comment: the
+    team's next plain reply stays private all the same, and the colleague's words stay text, mailed to
+    the customer as theirs."""
+    opening = mail(f"Jean <{CUSTOMER}>", "support@shop.example", "Facture", "Bonjour, la facture est fausse.")
+    opening["Cc"] = f"Claire Martin <{MANAGER}>"
+    shop.send(opening, ["support@shop.example"])
+    shop.wait_idle()
+    [notice] = shop.mails_to(ALICE)
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", "Nous regardons."))
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", "#private\nMarge faible, attention."))
+    shop.wait_idle()
+    [answer] = shop.mails_to(MANAGER)
+    shop.send(mail(f"Claire Martin <{MANAGER}>", reply_address(answer), "Re: Facture",
+                   "#public\nMerci, nous attendons l'avoir."))
+    shop.wait_idle()
+    said = last_comment(shop)
+    assert (said["author"], said["visibility"]) == (MANAGER, "public")
+    assert said["text"].startswith("#public"), "a team command from the customer's side is text"
+    shop.send(mail(f"Alice <{ALICE}>", reply_address(notice), "Re: Facture", "Fournisseur en retard, ne rien dire."))
+    shop.wait_idle()
+    assert last_comment(shop)["visibility"] == "private", "the team's habit holds"
+    assert not any("Fournisseur en retard" in body_text(m) for m in shop.mails_to(CUSTOMER) + shop.mails_to(MANAGER))
