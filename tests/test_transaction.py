@@ -8,10 +8,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from gateway.context import open_context
+from gateway.context import Context, open_context
 from gateway.intake.admission import store
 from gateway.service.sweep import Sweep, sweep
 from gateway.settings import Mailbox, Settings
@@ -71,7 +72,9 @@ def _hold_the_turn(settings: Settings, holding: Event) -> None:
         time.sleep(60)
 
 
-def test_admission_waits_for_the_writer_of_another_process_and_a_dead_one_lets_go(tmp_path: Path) -> None:
+def _waits_while_another_process_writes(tmp_path: Path, write: Callable[[Context], object]) -> object:
+    """``write`` run in a thread while another process holds the writer's turn: it must still be waiting
+    a second later, and be done once that process is killed (a dead writer lets go). Its result."""
     settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),))
     context = open_context(settings)
     spawn = multiprocessing.get_context("spawn")
@@ -79,33 +82,25 @@ def test_admission_waits_for_the_writer_of_another_process_and_a_dead_one_lets_g
     holder = spawn.Process(target=_hold_the_turn, args=(settings, holding), daemon=True)
     holder.start()
     assert holding.wait(60)
-    stored: list[int] = []
-    admission = threading.Thread(target=lambda: stored.append(store(
-        context, b"From: a@client.example\r\nSubject: x\r\n\r\nBonjour\r\n", source="smtp",
-        mailbox="support@shop.example")))
-    admission.start()
-    admission.join(1)
-    assert admission.is_alive() and not stored, "admission waits while another process writes"
+    done: list[object] = []
+    writing = threading.Thread(target=lambda: done.append(write(context)))
+    writing.start()
+    writing.join(1)
+    assert writing.is_alive() and not done, "it waits while another process writes"
     os.kill(holder.pid, signal.SIGKILL)
-    admission.join(10)
-    assert stored, "a writer killed in its turn does not keep the others out"
+    writing.join(10)
+    assert done, "a writer killed in its turn does not keep the others out"
+    return done[0]
+
+
+def test_admission_waits_for_the_writer_of_another_process_and_a_dead_one_lets_go(tmp_path: Path) -> None:
+    _waits_while_another_process_writes(tmp_path, lambda context: store(
+        context, b"From: a@client.example\r\nSubject: x\r\n\r\nBonjour\r\n", source="smtp",
+        mailbox="support@shop.example"))
 
 
 def test_the_sweep_waits_for_the_writer_of_another_process(tmp_path: Path) -> None:
     """The sweep runs beside the processor in ``gateway serve``: it takes its turn, rather than meeting
     SQLite's lock and sleeping in its retries."""
-    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),))
-    context = open_context(settings)
-    spawn = multiprocessing.get_context("spawn")
-    holding = spawn.Event()
-    holder = spawn.Process(target=_hold_the_turn, args=(settings, holding), daemon=True)
-    holder.start()
-    assert holding.wait(60)
-    swept: list[Sweep] = []
-    sweeping = threading.Thread(target=lambda: swept.append(sweep(context)))
-    sweeping.start()
-    sweeping.join(1)
-    assert sweeping.is_alive() and not swept, "the sweep waits while another process writes"
-    os.kill(holder.pid, signal.SIGKILL)
-    sweeping.join(10)
-    assert swept and swept[0].failed == []
+    swept = _waits_while_another_process_writes(tmp_path, sweep)
+    assert isinstance(swept, Sweep) and swept.failed == []
