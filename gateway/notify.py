@@ -408,8 +408,8 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
     context = {**(about or {}), "comment": comment, "defects": defects, "observers": observers or []}
     tell_team(mailer, request, event, context, exclude=comment.author_email, files=files)
     if acknowledge:
-        mailer.send(request, requester, "acknowledgment", "customer", {"comment": comment},
-                    auto_submitted="auto-replied")
+        mailer.send(request, requester, "acknowledgment", "customer",
+                    {"comment": comment, "order_link": context.get("order_link", "")}, auto_submitted="auto-replied")
 
 
 def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: Author,

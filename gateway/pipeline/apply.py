@@ -37,7 +37,7 @@ from gateway.mail.bounces import DELAYED, FAILED, Delivery
 from gateway.models import MessageRef, Outbox, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
-from gateway.orders.mail import order_context
+from gateway.orders.mail import order_context, order_link
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
 from gateway.pipeline.listing import answer_list, is_list_command
@@ -259,6 +259,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
                        opened_before=opened_before, observers=observers,
                        event="order_new" if order else "new_request",  # an order's notice names its commands
                        about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
+                              "order_link": order_link(settings, order) if order else "",
                               "links_until": files.links_until}, files=files.files)
     incoming.row.request = request
     return Opened(request, sender)
@@ -363,8 +364,10 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         run_rules(rules, "assignment", inbound_id=incoming.row.id)
     if comment is not None:
         files = travelling(incoming.settings, comment)
+        order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
         notify_comment(incoming.mailer, request, comment, author, parsed.defects,
-                       about={"links": files.links, "links_until": files.links_until}, files=files.files)
+                       about={"links": files.links, "links_until": files.links_until,
+                              "order_link": order_link(incoming.settings, order) if order else ""}, files=files.files)
     incoming.row.request_id = request.id
     flag = " unverified sender" if author.unverified else ""
     done = f"{comment.visibility} comment" if comment is not None else "no comment"

@@ -56,6 +56,8 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     shop.wait_idle()
     [alert] = shop.mails_to(ALICE)
     assert shop.show(1)["kind"] == "order" and status(shop, 1) == "pending"
+    [acknowledgment] = shop.mails_to(CUSTOMER)
+    assert "http://127.0.0.1:8000/order/" in body_text(acknowledgment), "the order page, from the first mail"
 
     answer(shop, alert, "#quote 450")
     [quote_mail] = quotes_to(shop, CUSTOMER)
