@@ -22,7 +22,8 @@ from gateway.intake.listener import Intake
 from gateway.intake.spool import incoming_folder
 from gateway.models import Inbound
 from gateway.service.broker import configure
-from gateway.settings import Mailbox, Settings
+from gateway.service.serve import bind_web
+from gateway.settings import ConfigError, Mailbox, Settings
 
 MAIL = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <l1@c>\r\n\r\nBonjour\r\n"
 
@@ -166,3 +167,17 @@ def test_a_batch_that_cannot_be_written_fails_each_of_its_sessions(tmp_path: Pat
 
     assert [type(result) for result in asyncio.run(two_sessions())] == [FileNotFoundError, FileNotFoundError]
     assert named == [], "nothing to admit"
+
+
+def test_a_port_in_use_stops_the_start_with_an_error_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"),),
+                            smtp_host="127.0.0.1", smtp_port=port, http_host="127.0.0.1", http_port=port)
+        with pytest.raises(listener.ListenerError, match=rf"^SMTP on 127\.0\.0\.1:{port}: "):
+            listener.check_port(settings)
+        with pytest.raises(ConfigError, match=rf"^web on 127\.0\.0\.1:{port}: "):
+            bind_web(settings)
+    bind_web(settings).close()  # free again

@@ -34,6 +34,7 @@ from gateway.intake.smtp import OncePerMinute, listen
 from gateway.intake.spool import incoming_folder
 from gateway.logs import about
 from gateway.metrics import ACCEPTED, REFUSED
+from gateway.ports import bind
 from gateway.runtime import run_when_idle
 from gateway.settings import ConfigError, Settings
 
@@ -59,12 +60,7 @@ class ListenerError(ConfigError):
 def check_port(settings: Settings) -> None:
     """The listeners share their port (SO_REUSEPORT), which would let them share it with another
     gateway too: the port must be free for one plain socket first."""
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in settings.smtp_host else socket.AF_INET) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections do not count
-            probe.bind((settings.smtp_host, settings.smtp_port))
-    except OSError as error:
-        raise ListenerError(f"SMTP on {settings.smtp_host}:{settings.smtp_port}: {error.strerror or error}") from None
+    bind(settings.smtp_host, settings.smtp_port, "SMTP", ListenerError).close()
 
 
 class SmtpListener:

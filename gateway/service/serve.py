@@ -25,6 +25,7 @@ from gateway.context import Context, open_context
 from gateway.intake.admission import admit_waiting
 from gateway.intake.imap import start_pollers
 from gateway.intake.listener import Intake, check_port
+from gateway.ports import bind
 from gateway.rules.loader import load_rules
 from gateway.runtime import one_malloc_arena, settle
 from gateway.service import processor
@@ -60,14 +61,7 @@ def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
 def bind_web(settings: Settings) -> socket.socket:
     """The web port, bound here rather than in the web thread: a port that is taken stops the start
     with a clear error, as the SMTP port does, instead of a gateway running without its pages."""
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections do not count
-    try:
-        sock.bind((settings.http_host, settings.http_port))
-    except OSError as error:
-        sock.close()
-        raise ConfigError(f"web on {settings.http_host}:{settings.http_port}: {error.strerror or error}") from None
-    return sock
+    return bind(settings.http_host, settings.http_port, "web")
 
 
 def _check_role(settings: Settings, role: str) -> None:
