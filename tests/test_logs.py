@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.logs import JsonLines, _AboutTheMessage, about, applying, configure_logging
+from gateway.logs import JsonLines, OncePerMinute, _AboutTheMessage, about, applying, configure_logging
 
 
 class Terminal(io.StringIO):
@@ -76,3 +76,20 @@ def test_on_a_terminal_the_lines_are_text(monkeypatch: pytest.MonkeyPatch) -> No
     logging.getLogger("gateway.test").info("message %s stored", 5, extra=about(5))
     assert " INFO gateway.test: message 5 stored" in terminal.getvalue()
     assert not terminal.getvalue().startswith("{")
+
+
+def test_a_flood_of_one_kind_of_record_is_one_line_a_minute_saying_how_many_were_held(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("gateway.logs.time.monotonic", lambda: now[0])
+    once = OncePerMinute()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, None, None)
+
+    assert once.filter(record("accept failed"))
+    assert [once.filter(record("accept failed")) for _ in range(5)] == [False] * 5
+    assert once.filter(record("another kind")), "each kind has its own minute"
+    now[0] += 61
+    line = record("accept failed")
+    assert once.filter(line) and line.msg == "accept failed (5 more like it in the last minute)"

@@ -30,9 +30,9 @@ from gateway.children import Child
 from gateway.clock import utcnow
 from gateway.context import Context
 from gateway.intake.admission import admit, enqueue, forget_node, mark_admitted
-from gateway.intake.smtp import OncePerMinute, listen
+from gateway.intake.smtp import listen
 from gateway.intake.spool import incoming_folder
-from gateway.logs import about
+from gateway.logs import OncePerMinute, about
 from gateway.metrics import ACCEPTED, REFUSED
 from gateway.ports import bind
 from gateway.runtime import run_when_idle

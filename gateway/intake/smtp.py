@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import signal
-import time
 from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -27,7 +26,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from gateway.addresses import is_addr_spec
 from gateway.clock import use_offset_file
 from gateway.intake import spool
-from gateway.logs import configure_logging
+from gateway.logs import OncePerMinute, configure_logging
 from gateway.revoked import Revoked
 from gateway.settings import Settings
 from gateway.tokens import verify_reply_token
@@ -64,27 +63,6 @@ _STUFFED_DOT = re.compile(rb"\n\.(?!\n)")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # <dot-atom@domain> and the blanks after it, not followed by a comment: what nearly every client sends
 _PLAIN_PATH = re.compile(rf"<((?:{_ATOM}\.)*{_ATOM}@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>[ \t]*+(?!\()")
-
-
-class OncePerMinute(logging.Filter):
-    """Lets one record of a kind through a minute, then says how many it held back. Under a flood of
-    connections asyncio logs each failed accept (7.5 MB/s of log was seen): one line a minute says
-    as much."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now, kind = time.monotonic(), str(record.msg)
-        last, held = self._last.get(kind, (-60.0, 0))
-        if now - last < 60:
-            self._last[kind] = (last, held + 1)
-            return False
-        self._last[kind] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} more like it in the last minute)"
-        return True
 
 
 class GroupWriter:
