@@ -260,12 +260,18 @@ def _own_parts(part: Message) -> Iterator[Message]:
                 yield from _own_parts(sub)
 
 
+def _body(texts: list[str], htmls: list[str]) -> tuple[str, str | None]:
+    """The text of the body parts (the HTML's, turned into text, when there is no plain one), with
+    ``\n`` line ends, and the HTML."""
+    html = without_nul("\n".join(htmls)) if htmls else None
+    text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
+    return text.replace("\r\n", "\n").replace("\r", "\n"), html
+
+
 def _own_reply_text(message: Message) -> str:
     """The reply in the sender's own parts alone, leaving out the messages the mail carries."""
     texts, htmls, _files = _walk_bodies(_own_parts(message), [])
-    html = without_nul("\n".join(htmls)) if htmls else None
-    text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
-    return extract_reply(text.replace("\r\n", "\n").replace("\r", "\n"), html)
+    return extract_reply(*_body(texts, htmls))
 
 
 def _date(message: Message, defects: list[str]) -> datetime | None:
@@ -344,9 +350,7 @@ def parse(raw: bytes) -> ParsedMail:
     senders = _addresses(message, "From")
     if not senders:
         defects.append("no From address")
-    html = without_nul("\n".join(htmls)) if htmls else None
-    text = without_nul("\n".join(texts) if texts else (html_to_text(html) if html else ""))
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text, html = _body(texts, htmls)
     sender = senders[0] if senders else None
     subject = without_nul(decode_header_value(message.get("Subject")))
     return ParsedMail(

@@ -87,8 +87,8 @@ def _encoded_words(name: str, value: str) -> str:
     """``value`` as RFC 2047 "Q" words in UTF-8, folded so no line passes 76 characters.
 
     Written here in one pass because the email library's encoder (``Header``) measures the
-    line again after each character it adds. Words are cut between characters, never inside one (RFC 2047 §5), and a
-    reader joins adjacent words without the folding white space between them (§6.2).
+    line again after each character it adds. Words are cut between characters, never inside one
+    (RFC 2047 §5), and a reader joins adjacent words without the folding white space between them (§6.2).
     """
     lines: list[str] = []
     room = _LINE - len(name) - len(": ") - _WORD_FRAME
@@ -153,8 +153,8 @@ def _file_part(file: MailFile) -> bytes:
     """One attachment: its headers written by the email library as its ``set_content`` writes them (a
     file name of any script encoded as RFC 2231 says; a control character in it is dropped, never
     written), its bytes in base64 lines by ``base64.encodebytes``, the same lines the library's encoder
-    makes a 57-byte chunk at a time in Python. Written once for all the mails that
-    carry it: a comment's files go to each of its recipients alike."""
+    makes a 57-byte chunk at a time in Python. Written once for all the mails that carry it: a
+    comment's files go to each of its recipients alike."""
     maintype, _, subtype = file.content_type.partition("/")
     if not maintype or not subtype or maintype in ("multipart", "message", "text"):
         maintype, subtype = "application", "octet-stream"  # as bytes: what a sender called it is not trusted
