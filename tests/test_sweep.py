@@ -7,11 +7,14 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import select
+from sqlalchemy import Update, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
@@ -104,3 +107,29 @@ def test_a_sender_that_breaks_frees_its_mails_for_the_next_try(context: Context,
     assert deliver_all(context, [row.id]) == []
     with context.sessions() as session:
         assert session.scalars(select(Outbox.status)).one() == "sent"
+
+
+def test_a_database_gone_between_the_claim_and_its_mails_leaves_nothing_claimed(
+        context: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL restarted right after a sender claimed its mails: nothing more can be written, the claim
+    cannot be undone afterwards, so it must not outlive its transaction (the mails would wait ``CLAIM``)."""
+    with context.sessions.begin() as session:
+        row = Outbox(sender="support@shop.example", recipient="c@client.example", template="t", message_id="<m>",
+                     raw=b"mail")
+        session.add(row)
+    execute, gone = Session._execute_internal, [False]
+
+    def until_the_claim(self: Session, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if gone[0]:
+            raise OperationalError(str(statement), {}, ConnectionError("server closed the connection"))
+        result = execute(self, statement, *args, **kwargs)
+        gone[0] = isinstance(statement, Update)
+        return result
+
+    monkeypatch.setattr(Session, "_execute_internal", until_the_claim)  # every statement of a session
+    with pytest.raises(OperationalError):
+        deliver_all(context, [row.id])
+    monkeypatch.undo()
+    with context.sessions() as session:
+        assert session.scalars(select(Outbox.claim)).one() is None, "not held for ten minutes"
+    assert deliver_all(context, [row.id]) == []

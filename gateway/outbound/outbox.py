@@ -27,25 +27,23 @@ def backoff(attempts: int) -> timedelta:
 CLAIM = timedelta(minutes=10)  # a sender that holds a claim longer is taken to have died with its process
 
 
-def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[int]]:
-    """The pending rows among ``outbox_ids`` that no other sender holds, claimed for this one in a short
-    transaction of their own: two senders of the same ids (a message queued again by the sweep while
-    the broker still held it) send each mail once. Only the claim takes the writer's turn; the mails,
-    which no one else may touch now, are read after it (``_claimed``)."""
+def _claim(context: Context, outbox_ids: list[int]) -> tuple[str, list[Row[Any]]]:
+    """The pending rows among ``outbox_ids`` that no other sender holds, claimed for this one and read
+    in a short transaction of their own: two senders of the same ids (a message queued again by the sweep
+    while the broker still held it) send each mail once, and a claim whose mails could not be read (the
+    database gone meanwhile) is not kept either."""
     token, now = uuid.uuid4().hex, utcnow()
     with writer(context, background=True), context.sessions.begin() as session:
-        return token, list(session.scalars(
+        claimed = list(session.scalars(
             update(Outbox).where(Outbox.id.in_(outbox_ids), Outbox.status == "pending",
                                  or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
             .values(claim=token, claimed_until=now + CLAIM).returning(Outbox.id)))
-
-
-def _claimed(context: Context, claimed: list[int]) -> list[Row[Any]]:
-    with context.sessions() as session:
-        return list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, OutboxBody.raw,
-                                           Outbox.template, Outbox.message_id)
-                                    .join(OutboxBody, OutboxBody.outbox_id == Outbox.id)
-                                    .where(Outbox.id.in_(claimed)).order_by(Outbox.id)))
+        if not claimed:
+            return token, []
+        return token, list(session.execute(select(Outbox.id, Outbox.sender, Outbox.recipient, OutboxBody.raw,
+                                                  Outbox.template, Outbox.message_id)
+                                           .join(OutboxBody, OutboxBody.outbox_id == Outbox.id)
+                                           .where(Outbox.id.in_(claimed)).order_by(Outbox.id)))
 
 
 def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
@@ -58,11 +56,10 @@ def deliver_all(context: Context, outbox_ids: list[int]) -> list[int]:
     are sent again (at least once, never lost).
     """
     retry: list[int] = []
-    token, claimed = _claim(context, outbox_ids) if outbox_ids else ("", [])
-    if not claimed:
+    token, rows = _claim(context, outbox_ids) if outbox_ids else ("", [])
+    if not rows:
         return retry
     try:
-        rows = _claimed(context, claimed)
         outcomes = transport_for(context.settings).deliver([(row.sender, row.recipient, row.raw) for row in rows])
     except BaseException:  # not an answer of the relay (those are outcomes): free the rows for the retry now
         with writer(context, background=True), context.sessions.begin() as session:
