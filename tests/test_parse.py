@@ -224,3 +224,10 @@ def test_a_hostile_forward_costs_its_length_once_and_names_no_one() -> None:
               + b"j" * 400 + b"@client.example>\r\n\r\nBonjour.\r\n")
     for body in (long_from, separators, forged):
         assert parse(b"From: alice@shop.example\r\n" + body).forwarded is None
+
+
+def test_a_backslash_beside_an_encoded_word_is_text_not_an_escape() -> None:
+    """A Windows path after an encoded word in a Subject: the standard library hands that text back as
+    raw-unicode-escape bytes, where ``\\u`` reads as a broken escape."""
+    parsed = parse(b"From: a@b.example\r\nSubject: =?utf-8?q?caf=C3=A9?= C:\\users\\x\r\n\r\nBonjour\r\n")
+    assert parsed.subject == "café C:\\users\\x"

@@ -63,10 +63,19 @@ def decode_header_value(value: object) -> str:
         if isinstance(word, str):
             parts.append(word)
         elif charset is None:  # text between encoded words, which decode_header gives as raw-unicode-escape
-            parts.append(word.decode("raw-unicode-escape"))
+            parts.append(_unescaped(word))
         else:
             parts.append(decode_text(word, charset, []))
     return " ".join("".join(parts).split())
+
+
+def _unescaped(word: bytes) -> str:
+    """Text ``decode_header`` wrote as raw-unicode-escape. A backslash the text holds itself (a Windows
+    path: ``C:\\users``) reads as a broken escape: then the bytes are taken as they are."""
+    try:
+        return word.decode("raw-unicode-escape")
+    except UnicodeDecodeError:
+        return word.decode("latin-1")
 
 
 def decode_text(data: bytes, charset: str | None, defects: list[str]) -> str:
