@@ -6,13 +6,16 @@ process that watches named semaphores and shared memory, and the gateway uses ne
 child here is ``python -m gateway.children``, started with one end of a socket pair: it reads the
 function to run and its arguments (pickled) from the socket, and calls it with the socket as a
 ``multiprocessing.connection.Connection``, on which the two go on talking. The child sees the same
-``sys.path`` as its parent, as a spawned process would.
+``sys.path`` as its parent, as a spawned process would. The function may be given by its name
+(``"package.module:function"``): the parent then need not import its module, and a command that starts
+a child before its own imports has the two sets of imports run side by side.
 
 A child whose parent dies reads the end of its socket: each child's function decides what then.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import subprocess
@@ -27,7 +30,7 @@ from gateway.runtime import one_malloc_arena
 class Child:
     """A child process running ``target(channel, *args)``; ``channel`` is the parent's end of the socket."""
 
-    def __init__(self, target: Callable[..., Any], *args: Any) -> None:
+    def __init__(self, target: Callable[..., Any] | str, *args: Any) -> None:
         ours, theirs = socket.socketpair()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         with theirs:
@@ -65,6 +68,9 @@ def _main(fd: int) -> None:
     one_malloc_arena()
     channel = Connection(fd)
     target, args = channel.recv()
+    if isinstance(target, str):
+        module, name = target.split(":")
+        target = getattr(importlib.import_module(module), name)
     target(channel, *args)
 
 

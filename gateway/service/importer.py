@@ -1,11 +1,11 @@
 """``gateway import``: an mbox file or a Maildir through the same door and pipeline as SMTP.
 
-Messages are stored ``PROCESS_TOGETHER`` at a time, as the SMTP listeners' are admitted (written to the
-spool with one flush, admitted in one transaction, numbered in the order of the archive), and applied
-as ``serve`` applies them: ``processor.drain`` claims whole conversations, oldest first, and applies
-them in batches, in the processor (a process of its own) for an archive large enough to pay for
-starting one. Storing, applying and sending overlap: this thread stores, two others drain, one
-sends. Everything is stored before it is applied, so an interrupted import loses
+Messages are stored ``STORE_TOGETHER`` at a time (written to the spool with one flush, admitted in one
+transaction, numbered in the order of the archive), and applied as ``serve`` applies them:
+``processor.drain`` claims whole conversations, oldest first, and applies them in batches, in the
+processor (a process of its own, started by the command before its own imports) for an archive large
+enough to pay for starting one. Storing, applying and sending overlap: this thread stores, two others
+drain, one sends. Everything is stored before it is applied, so an interrupted import loses
 nothing: what was stored and not applied is applied at the next ``serve``. With ``--no-mail`` each
 message is stored quiet (``inbound.quiet``): whoever applies it, this command or a processor after an
 interruption, keeps its mails marked suppressed, never sent.
@@ -22,39 +22,29 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from pathlib import Path
 
 from sqlalchemy import func, select
 from tqdm import tqdm
 
+from gateway.children import Child
 from gateway.context import Context, open_context
-from gateway.intake.admission import PROCESS_TOGETHER, store_all
+from gateway.intake.admission import store_all
+from gateway.intake.archives import messages
 from gateway.intake.spool import Envelope
 from gateway.models import Inbound
 from gateway.outbound.outbox import deliver_all
 from gateway.service import processor
 from gateway.settings import ConfigError, Settings
 
-# From this many messages on, the processor's start (about a second of CPU, on the other core) pays
-# for itself (bench/README.md, "import_mbox").
-OWN_PROCESS_FROM = 200
 PROGRESS_SECONDS = 0.5
-
-
-def _archive(path: Path) -> mailbox.Mailbox:
-    if path.is_dir():
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise ConfigError(f"{path} is a folder but not a Maildir (no cur/ or new/)")
-        return mailbox.Maildir(path, create=False)
-    if path.is_file():
-        return mailbox.mbox(path, create=False)
-    raise ConfigError(f"{path} does not exist: give an mbox file or a Maildir folder")
-
-
-def _messages(archive: mailbox.Mailbox) -> Iterator[bytes]:
-    """Each message's bytes as the archive holds them (not parsed and written again)."""
-    for key in sorted(archive.keys()) if isinstance(archive, mailbox.Maildir) else archive.keys():
-        yield archive.get_bytes(key)
+# Messages stored in one transaction. Larger than a processing batch: while the processor applies,
+# each storing transaction waits for SQLite's writer behind one of its batches.
+STORE_TOGETHER = 200
+# Stored messages waiting before applying begins (unless the whole archive is stored sooner): begun
+# with the first ones, the processor's batches and the storing took the writer in turns, and each of
+# its batches held the few messages stored since the last.
+APPLY_FROM = 500
+SEND_TOGETHER = 250  # mails handed over before they are sent, together (the rest at the end)
 
 
 def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
@@ -66,25 +56,31 @@ class _Applier:
     """``processor.drain`` in ``DRAINS`` threads, as ``serve``'s workers drain: while the processor
     applies one batch, the other thread reads and parses the next. A drain is started again whenever
     messages were stored after it last looked. The mails each batch hands over are sent by a thread of
-    their own, in the order handed over (a command has no worker): sending waits for its turns at
-    SQLite's writer, which the storing thread must not wait behind. Nothing is applied before the
-    processor has started: applying here meanwhile would only hold up the storing, whose turns at
-    SQLite's writer it would take."""
+    their own (a command has no worker): sending waits for its turns at SQLite's writer, which the
+    storing thread must not wait behind. Nothing is applied before the processor has started: applying
+    here meanwhile would only hold up the storing, whose turns at SQLite's writer it would take."""
 
     DRAINS = 2
 
-    def __init__(self, context: Context, own_process: bool) -> None:
+    def __init__(self, context: Context, processor_child: Child | None) -> None:
         self.context = context
         self._stopping = threading.Event()
         self._threads = ThreadPoolExecutor(self.DRAINS, thread_name_prefix="import-apply")
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="import-send")
-        self._sending: list[Future[list[int]]] = []
+        self._sending: list[Future[None]] = []
+        self._unsent: list[int] = []  # handed over, not yet taken by the sending thread
+        self._unsent_lock = threading.Lock()
         self._draining: list[Future[None]] = []
-        self._starting = self._threads.submit(processor.start, context.settings, yielding=False) \
-            if own_process else None  # in an applying thread, while this one stores the first batches
+        self._starting = None if processor_child is None else self._threads.submit(
+            processor.start, context.settings, yielding=False, child=processor_child)  # while this one stores
 
-    def stored(self) -> None:
-        """More messages are stored: drained by the running drains if they still look, else by new ones."""
+    def stored(self, count: int) -> None:
+        """``count`` messages are stored so far: from ``APPLY_FROM`` on, they are drained by the running
+        drains if they still look, else by new ones."""
+        if count >= APPLY_FROM:
+            self._drain()
+
+    def _drain(self) -> None:
         if self._starting is not None:
             if not self._starting.done():
                 return
@@ -96,7 +92,20 @@ class _Applier:
 
     def _send(self, outbox_ids: list[int]) -> None:
         """A batch's mails, handed over by a drain once it committed: sent by the sending thread."""
-        self._sending.append(self._sender.submit(deliver_all, self.context, outbox_ids))
+        with self._unsent_lock:
+            self._unsent += outbox_ids
+            if len(self._unsent) < SEND_TOGETHER:
+                return  # sent with the next ones, or at the end
+        self._sending.append(self._sender.submit(self._send_unsent))
+
+    def _send_unsent(self) -> None:
+        """All the mails handed over until now, sent together: the sending thread takes two turns at
+        SQLite's writer for each group (to claim it, then to mark it sent), and the processor waits for
+        each of them; a group of a few batches' mails shares them."""
+        with self._unsent_lock:
+            outbox_ids, self._unsent = self._unsent, []
+        for start in range(0, len(outbox_ids), SEND_TOGETHER):
+            deliver_all(self.context, outbox_ids[start:start + SEND_TOGETHER])
 
     def _forget_done(self) -> None:
         for done in [drain for drain in self._draining if drain.done()]:
@@ -111,7 +120,7 @@ class _Applier:
         ``progress`` is called every ``PROGRESS_SECONDS`` meanwhile."""
         if self._starting is not None:
             futures_wait([self._starting])
-        self.stored()
+        self._drain()
         while self._draining:
             futures_wait(self._draining, timeout=PROGRESS_SECONDS)
             self._forget_done()
@@ -127,6 +136,8 @@ class _Applier:
         import may be stopping for another reason: their mails stay pending, for the next ``serve``."""
         self._stopping.set()
         self._threads.shutdown()
+        if self._unsent:  # the last ones
+            self._sending.append(self._sender.submit(self._send_unsent))
         processor.stop()
         self._sender.shutdown()
 
@@ -149,23 +160,28 @@ def _applied(context: Context, inbound_ids: list[int]) -> int:
             Inbound.id.between(inbound_ids[0], inbound_ids[-1]), Inbound.status == "pending")) or 0)
 
 
-def import_path(settings: Settings, path: Path, mailbox_address: str | None, *, as_json: bool = False,
-                send_mail: bool = True) -> int:
-    target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
-    if target is None:
-        raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
-    archive = _archive(path)
-    total = len(archive)
-    context = open_context(settings)
-    applier = _Applier(context, own_process=total >= OWN_PROCESS_FROM)
+def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address: str | None, *,
+                   processor_child: Child | None = None, as_json: bool = False, send_mail: bool = True) -> int:
+    """Store, apply and send ``archive``'s messages, in the processor ``processor_child`` when it is given
+    (``processor.Processor``: started, not yet answered), here otherwise."""
+    try:
+        target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
+        if target is None:
+            raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
+        context = open_context(settings)
+    except BaseException:
+        if processor_child is not None:
+            processor_child.kill()  # started for this import, which stops here
+        raise
+    applier = _Applier(context, processor_child)
     stored: list[int] = []
     try:
-        with tqdm(total=total, unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
-            for raws in _batches(_messages(archive), PROCESS_TOGETHER):
+        with tqdm(total=len(archive), unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
+            for raws in _batches(messages(archive), STORE_TOGETHER):
                 # one received time for the batch: admission keeps the archive's order
                 envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
                 stored += store_all(context, [(raw, envelope) for raw in raws])
-                applier.stored()
+                applier.stored(len(stored))
                 bar.update(len(raws))
         with tqdm(total=len(stored), unit="mail", desc="applied", file=sys.stderr, disable=None) as bar:
             applier.finish(lambda: None if bar.disable or not stored else bar.update(_applied(context, stored) - bar.n))

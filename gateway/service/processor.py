@@ -54,18 +54,19 @@ class Processor:
     (the workers run only on what the listeners leave). It answers in the order it was sent to.
     """
 
-    def __init__(self, settings: Settings, *, yielding: bool = True) -> None:
+    def __init__(self, settings: Settings, *, yielding: bool = True, child: Child | None = None) -> None:
         self._settings = settings
         self._yielding = yielding
         self._sending = threading.Lock()  # a batch is written whole; the process is replaced under it
         self._answers = threading.Condition()  # the answers are read in the order the batches were sent
         self._stopped = False
-        self._line = _Line(self._start())
+        self._line = _Line(self._start(child))
 
-    def _start(self) -> Child:
+    def _start(self, child: Child | None = None) -> Child:
         """Started now, not at the first message: starting takes a second of CPU, which the first mails
-        would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once."""
-        child = Child(_serve, self._settings, self._yielding)
+        would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once.
+        ``child``: one started already, running ``processor_main`` with these settings."""
+        child = child or Child(processor_main, self._settings, self._yielding)
         try:
             child.channel.recv()  # booted
         except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
@@ -176,12 +177,14 @@ _claims: Claims | None = None
 _making_claims = threading.Lock()
 
 
-def start(settings: Settings, *, yielding: bool = True) -> Processor:
+def start(settings: Settings, *, yielding: bool = True, child: Child | None = None) -> Processor:
     """From now on, ``apply`` in this process runs in the processor. ``yielding``: it runs only on what
     the SMTP listeners of this host leave (``runtime.run_when_idle``); a host that takes no mail in has
-    nothing to yield to, and would only starve whenever anything else on the machine is busy."""
+    nothing to yield to, and would only starve whenever anything else on the machine is busy. ``child``:
+    the processor, started already (``gateway import`` starts it by the name of ``processor_main``,
+    before its own imports)."""
     global _running
-    _running = Processor(settings, yielding=yielding)
+    _running = Processor(settings, yielding=yielding, child=child)
     return _running
 
 
@@ -225,7 +228,7 @@ def _apply(inbound_ids: list[int], ahead: dict[int, Ahead] | None = None) -> lis
     return [outbox_id for outcome in outcomes for outbox_id in outcome.outbox_ids]
 
 
-def _serve(channel: Connection, settings: Settings, yielding: bool) -> None:
+def processor_main(channel: Connection, settings: Settings, yielding: bool) -> None:
     """The processor (``children.Child``): log as the serving process does, yield to it, connect, then
     apply the batches it is sent until the serving process is gone or stops it."""
     configure_logging()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import mail, write_home
 
-from gateway.service.importer import OWN_PROCESS_FROM
+from gateway.intake.archives import OWN_PROCESS_FROM
 
 CUSTOMERS = OWN_PROCESS_FROM // 3 + 5  # three mails each: past the size that starts a processor
 
@@ -51,3 +51,35 @@ def test_a_large_archive_is_applied_by_the_processor_each_conversation_in_the_ar
     assert all(said == ["message 0", "message 1", "message 2"] for said in texts.values()), "in the archive's order"
     assert pending == 0
     assert len(list((tmp_path / "var" / "outbox" / "new").iterdir())) == CUSTOMERS, "one acknowledgment each"
+
+
+def test_a_large_archive_for_a_mailbox_not_configured_stops_with_its_reason_and_leaves_no_processor(
+        tmp_path: Path) -> None:
+    """The processor of a large archive is started before the command reads its configuration through:
+    a command that then stops takes it down with it."""
+    config = write_home(tmp_path)
+    archive = mailbox.mbox(tmp_path / "history.mbox")
+    for customer in range(OWN_PROCESS_FROM):
+        archive.add(mail(f"c{customer}@client.example", "support@shop.example", f"Commande {customer}", "Bonjour"))
+    archive.close()
+    done = subprocess.run([sys.executable, "-m", "gateway", "import", str(tmp_path / "history.mbox"),
+                           "--mailbox", "nobody@shop.example"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=120, env={**os.environ, "GATEWAY_CONFIG": str(config)})
+    assert done.returncode == 1
+    assert "nobody@shop.example is not a configured mailbox" in done.stderr
+    assert "Traceback" not in done.stderr, "the processor is stopped, not left to find its parent gone"
+    in_home = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == tmp_path]
+    assert in_home == [], "the processor it started is gone with it"
+    assert not (tmp_path / "var" / "gateway.db").exists() or _pending(tmp_path) == 0
+
+
+def _cwd(pid: str) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def _pending(home: Path) -> int:
+    with sqlite3.connect(home / "var" / "gateway.db") as db:
+        return int(db.execute("SELECT count(*) FROM inbound").fetchone()[0])
