@@ -10,13 +10,17 @@ function to run and its arguments (pickled) from the socket, and calls it with t
 (``"package.module:function"``): the parent then need not import its module, and a command that starts
 a child before its own imports has the two sets of imports run side by side.
 
-A child whose parent dies reads the end of its socket: each child's function decides what then.
+A child whose parent dies reads the end of its socket: each child's function decides what then. A child
+ignores Ctrl-C, which the terminal sends to the whole process group: the parent decides, and stops its
+children. It is started with SIGINT blocked, and ignores it before it unblocks it: a Ctrl-C while it
+started, before Python ran any of its code, printed the traceback of its imports.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,8 +41,12 @@ class Child:
             # The interpreter's flags as multiprocessing passes them; -P: no current folder before sys.path.
             command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-P",  # type: ignore[attr-defined]
                        "-m", "gateway.children", str(theirs.fileno())]
-            self.popen = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                          env=environment)
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread's, inherited
+            try:
+                self.popen = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                              env=environment)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.channel = Connection(ours.detach())
         self.channel.send((target, args))
 
@@ -65,6 +73,8 @@ class Child:
 
 
 def _main(fd: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     one_malloc_arena()
     channel = Connection(fd)
     target, args = channel.recv()

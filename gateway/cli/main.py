@@ -85,10 +85,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     archive = open_archive(Path(args.path))
     child = Child(PROCESSOR_MAIN, settings, False) if len(archive) >= OWN_PROCESS_FROM else None
-    from gateway.service.importer import import_archive
+    try:
+        from gateway.service.importer import import_archive
 
-    return import_archive(settings, archive, args.mailbox, processor_child=child, as_json=args.json,
-                          send_mail=not args.no_mail)
+        return import_archive(settings, archive, args.mailbox, processor_child=child, as_json=args.json,
+                              send_mail=not args.no_mail)
+    except BaseException:  # a Ctrl-C, a mailbox not configured: the import stops here, its processor too
+        if child is not None:
+            child.kill()
+        raise
 
 
 def cmd_requests(args: argparse.Namespace) -> int:

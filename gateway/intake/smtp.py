@@ -13,7 +13,6 @@ import errno
 import logging
 import os
 import re
-import signal
 from collections import Counter
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -378,7 +377,6 @@ def listen(names: Connection, settings: Settings) -> None:
     configure_logging()
     use_offset_file(settings.clock_file)  # the received time written with each message
     logging.getLogger("asyncio").addFilter(OncePerMinute())  # failed accepts, under a flood
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     try:
         controller = start_smtp(settings, lambda paths: names.send([path.name for path in paths]),
                                 lambda reason: names.send({reason: 1}))

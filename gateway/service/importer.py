@@ -164,15 +164,10 @@ def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address
                    processor_child: Child | None = None, as_json: bool = False, send_mail: bool = True) -> int:
     """Store, apply and send ``archive``'s messages, in the processor ``processor_child`` when it is given
     (``processor.Processor``: started, not yet answered), here otherwise."""
-    try:
-        target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
-        if target is None:
-            raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
-        context = open_context(settings)
-    except BaseException:
-        if processor_child is not None:
-            processor_child.kill()  # started for this import, which stops here
-        raise
+    target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
+    if target is None:
+        raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
+    context = open_context(settings)
     applier = _Applier(context, processor_child)
     stored: list[int] = []
     try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import signal
 import threading
 import traceback
 from collections.abc import Callable
@@ -232,7 +231,6 @@ def processor_main(channel: Connection, settings: Settings, yielding: bool) -> N
     """The processor (``children.Child``): log as the serving process does, yield to it, connect, then
     apply the batches it is sent until the serving process is gone or stops it."""
     configure_logging()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the serving process decides
     if yielding:
         run_when_idle()  # its other threads start from this one, and run so too
     open_context(settings, migrated=True)

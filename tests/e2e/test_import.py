@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from conftest import mail, write_home
 
 from gateway.intake.archives import OWN_PROCESS_FROM
@@ -71,6 +74,28 @@ def test_a_large_archive_for_a_mailbox_not_configured_stops_with_its_reason_and_
     in_home = [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == tmp_path]
     assert in_home == [], "the processor it started is gone with it"
     assert not (tmp_path / "var" / "gateway.db").exists() or _pending(tmp_path) == 0
+
+
+@pytest.mark.parametrize("after", [0.15, 0.3, 0.6])
+def test_a_ctrl_c_while_a_large_import_starts_stops_it_and_its_processor_without_a_traceback(
+        tmp_path: Path, after: float) -> None:
+    """Ctrl-C reaches the whole process group, the processor too, which may still be starting (its
+    interpreter, its imports) or waiting for its first batch."""
+    config = write_home(tmp_path)
+    archive = mailbox.mbox(tmp_path / "history.mbox")
+    for customer in range(OWN_PROCESS_FROM):
+        archive.add(mail(f"c{customer}@client.example", "support@shop.example", f"Commande {customer}", "Bonjour"))
+    archive.close()
+    command = subprocess.Popen(  # a group of its own, as a shell runs a command; Ctrl-C not ignored
+        [sys.executable, "-m", "gateway", "import", str(tmp_path / "history.mbox")], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path, env={**os.environ, "GATEWAY_CONFIG": str(config)},
+        process_group=0, restore_signals=True)
+    time.sleep(after)
+    os.killpg(command.pid, signal.SIGINT)
+    _out, err = command.communicate(timeout=60)
+    assert command.returncode in (0, 130), err[-3000:]  # stopped, or done before the Ctrl-C
+    assert "Traceback" not in err and "Fatal Python error" not in err, err[-3000:]
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd(pid) == tmp_path] == []
 
 
 def _cwd(pid: str) -> Path | None:
