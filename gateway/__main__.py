@@ -1,6 +1,9 @@
 import sys
 
 from gateway.cli.main import main
+from gateway.runtime import leave
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    leave()
+    sys.exit(code)

@@ -73,6 +73,15 @@ def settle() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def leave() -> None:
+    """A command is done and its process ends: what it holds is left to the system. The interpreter's last
+    cyclic collection would go through every object still alive, 0.1-0.3 s once the pipeline is imported
+    (a twentieth of a 1,000-mail ``gateway import``); frozen, they are not gone through. Nothing is lost:
+    the files and connections that matter are closed by their owners before this, the standard streams
+    and the log's handlers are flushed after it, and the system closes the rest."""
+    gc.freeze()
+
+
 def count_in(folder: Path) -> None:
     """This process and those it starts count their metrics in ``folder``, emptied first: ``serve``'s
     processes sum their counts there, from zero at each start (``gateway.metrics``). prometheus-client
