@@ -1,9 +1,6 @@
 import sys
 
-from gateway.cli.main import main
-from gateway.runtime import leave
+from gateway.cli.main import run
 
 if __name__ == "__main__":
-    code = main()
-    leave()
-    sys.exit(code)
+    sys.exit(run())

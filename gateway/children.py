@@ -48,7 +48,11 @@ class Child:
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.channel = Connection(ours.detach())
-        self.channel.send((target, args))
+        try:
+            self.channel.send((target, args))
+        except BaseException:  # it would wait for its function forever
+            self.kill()
+            raise
 
     @property
     def exitcode(self) -> int | None:
@@ -77,7 +81,10 @@ def _main(fd: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     one_malloc_arena()
     channel = Connection(fd)
-    target, args = channel.recv()
+    try:
+        target, args = channel.recv()
+    except EOFError:  # the parent stopped before it said what to run
+        return
     if isinstance(target, str):
         module, name = target.split(":")
         target = getattr(importlib.import_module(module), name)

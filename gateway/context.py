@@ -29,7 +29,7 @@ _current: Context | None = None
 def open_context(settings: Settings, *, migrated: bool = False) -> Context:
     """Connect, migrate the schema to the newest revision, and make this the process's context.
 
-    ``migrated``: the process that started this one has migrated already.
+    ``migrated``: the process that started this one migrates, before it asks this one for anything.
     """
     global _current
     use_offset_file(settings.clock_file)

@@ -53,7 +53,8 @@ def migrate(engine: Engine) -> None:
     Every host of a deployment starts this at once on a new database (CONTRACT §11): on PostgreSQL
     they take turns behind a transaction's advisory lock, so the first migrates and the others find
     the schema current, where two would both create ``alembic_version`` and one would fail. (On
-    SQLite one host serves a database, and its processor starts once it has migrated.)
+    SQLite one host serves a database, and its processor reads it only for a batch it is sent, once
+    the host has migrated: ``gateway import`` starts its processor before it migrates.)
 
     Alembic is imported here, and only when the schema is not current: it is 11 MB of memory, which a
     process that starts on a current database (every start but the first after an upgrade) does without.

@@ -1,5 +1,5 @@
 """How the long-running processes are set up, in one place: thread priorities, the garbage collector,
-the C allocator, and where their metrics are counted.
+the C allocator, Ctrl-C, and where their metrics are counted.
 
 On Linux a priority (niceness, scheduling policy) belongs to a thread, so a process lowers only the
 threads whose work can wait (admission, the processor, the workers), and the others keep answering
@@ -13,8 +13,11 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("gateway")
@@ -71,6 +74,20 @@ def settle() -> None:
     """
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+
+
+@contextmanager
+def interrupt_as_request() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of raising ``KeyboardInterrupt`` wherever the main thread is: a long
+    command stops where it looks, between two steps, never halfway through one (a lock taken and never
+    given back, which the threads stopping after it then waited for). Another Ctrl-C while it stops
+    changes nothing; ``kill -9`` loses nothing either. Main thread only, as ``signal.signal``."""
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _signal, _frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def leave() -> None:

@@ -20,7 +20,7 @@ from gateway.cli.base import UsageError, UserError, print_json, settings_of, sig
 from gateway.cli.config import register_config_commands
 from gateway.cli.orders import register_order_commands
 from gateway.logs import configure_logging
-from gateway.runtime import count_in
+from gateway.runtime import count_in, interrupt_as_request, leave
 from gateway.settings import (
     ConfigError,
 )
@@ -74,7 +74,7 @@ def _read_file(path: str) -> bytes:
 
 
 # The processor of a large import, named: started before the command imports the pipeline, it imports it
-# on the other core meanwhile (a second of CPU each).
+# on the other core meanwhile (a second of CPU each). Not yielding: the import takes no mail in.
 PROCESSOR_MAIN = "gateway.service.processor:processor_main"
 
 
@@ -84,16 +84,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     archive = open_archive(Path(args.path))
-    child = Child(PROCESSOR_MAIN, settings, False) if len(archive) >= OWN_PROCESS_FROM else None
-    try:
-        from gateway.service.importer import import_archive
+    with interrupt_as_request() as interrupted:
+        child = None
+        try:
+            if len(archive) >= OWN_PROCESS_FROM:
+                child = Child(PROCESSOR_MAIN, settings, False)
+            from gateway.service.importer import import_archive
 
-        return import_archive(settings, archive, args.mailbox, processor_child=child, as_json=args.json,
-                              send_mail=not args.no_mail)
-    except BaseException:  # a Ctrl-C, a mailbox not configured: the import stops here, its processor too
-        if child is not None:
-            child.kill()
-        raise
+            return import_archive(settings, archive, args.mailbox, interrupted, processor_child=child,
+                                  as_json=args.json, send_mail=not args.no_mail)
+        except BaseException:  # a mailbox not configured, an interruption: its processor stops with it
+            if child is not None:
+                child.kill()
+            raise
 
 
 def cmd_requests(args: argparse.Namespace) -> int:
@@ -374,6 +377,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         os.umask(caller_umask)
+
+
+def run() -> int:
+    """``gateway`` as a command (the installed script, ``python -m gateway``): ``main``, then the process's
+    end made cheap (``runtime.leave``). Python callers and the tests call ``main``, and go on living."""
+    status = main()
+    leave()
+    return status
 
 
 def _reader_went_away() -> int:

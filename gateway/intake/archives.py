@@ -21,8 +21,8 @@ OWN_PROCESS_FROM = 200
 def open_archive(path: Path) -> mailbox.Mailbox:
     """The mbox file or Maildir folder at ``path``; a ``ConfigError`` that says what is there instead."""
     if path.is_dir():
-        if not (path / "cur").is_dir() and not (path / "new").is_dir():
-            raise ConfigError(f"{path} is a folder but not a Maildir (no cur/ or new/)")
+        if not (path / "cur").is_dir() or not (path / "new").is_dir():
+            raise ConfigError(f"{path} is a folder but not a Maildir (it needs both cur/ and new/)")
         return mailbox.Maildir(path, create=False)
     if path.is_file():
         return mailbox.mbox(path, create=False)

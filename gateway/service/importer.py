@@ -54,16 +54,18 @@ def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
 
 class _Applier:
     """``processor.drain`` in ``DRAINS`` threads, as ``serve``'s workers drain: while the processor
-    applies one batch, the other thread reads and parses the next. A drain is started again whenever
-    messages were stored after it last looked. The mails each batch hands over are sent by a thread of
-    their own (a command has no worker): sending waits for its turns at SQLite's writer, which the
-    storing thread must not wait behind. Nothing is applied before the processor has started: applying
-    here meanwhile would only hold up the storing, whose turns at SQLite's writer it would take."""
+    applies one batch, the other thread reads and parses the next. The drains begin once ``APPLY_FROM``
+    messages are stored, and are started again whenever messages were stored after they last looked.
+    The mails the batches hand over are sent by a thread of their own (a command has no worker), in
+    groups of ``SEND_TOGETHER``: sending waits for its turns at SQLite's writer, which the storing
+    thread must not wait behind. Nothing is applied before the processor has started: applying here
+    meanwhile would only hold up the storing, whose turns at SQLite's writer it would take."""
 
     DRAINS = 2
 
-    def __init__(self, context: Context, processor_child: Child | None) -> None:
+    def __init__(self, context: Context, processor_child: Child | None, interrupted: threading.Event) -> None:
         self.context = context
+        self._interrupted = interrupted
         self._stopping = threading.Event()
         self._threads = ThreadPoolExecutor(self.DRAINS, thread_name_prefix="import-apply")
         self._sender = ThreadPoolExecutor(1, thread_name_prefix="import-send")
@@ -91,7 +93,8 @@ class _Applier:
             self._draining.append(self._threads.submit(processor.drain, self.context, self._send, self._stopping))
 
     def _send(self, outbox_ids: list[int]) -> None:
-        """A batch's mails, handed over by a drain once it committed: sent by the sending thread."""
+        """A batch's mails, handed over by a drain once it committed: sent by the sending thread, with the
+        next batches' once they are ``SEND_TOGETHER``, else at the end (``stop``)."""
         with self._unsent_lock:
             self._unsent += outbox_ids
             if len(self._unsent) < SEND_TOGETHER:
@@ -125,6 +128,8 @@ class _Applier:
             futures_wait(self._draining, timeout=PROGRESS_SECONDS)
             self._forget_done()
             progress()
+            if self._interrupted.is_set():
+                raise KeyboardInterrupt
         self._threads.submit(processor.drain, self.context, self._send, self._stopping).result()
         self.stop()
         self._forget_done()  # a mail that could not be sent stops the import, with its reason
@@ -160,19 +165,30 @@ def _applied(context: Context, inbound_ids: list[int]) -> int:
             Inbound.id.between(inbound_ids[0], inbound_ids[-1]), Inbound.status == "pending")) or 0)
 
 
-def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address: str | None, *,
-                   processor_child: Child | None = None, as_json: bool = False, send_mail: bool = True) -> int:
+def _say_interrupted(context: Context, stored: list[int], total: int) -> None:
+    applied = _applied(context, stored) if stored else 0
+    print(f"gateway import: interrupted: {len(stored)} of {total} messages stored, {applied} of them applied. "
+          "What is stored and not applied yet is applied by the next `gateway serve`; the same import run "
+          "again stores the rest (what is stored already counts as duplicate).", file=sys.stderr)
+
+
+def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address: str | None,
+                   interrupted: threading.Event, *, processor_child: Child | None = None, as_json: bool = False,
+                   send_mail: bool = True) -> int:
     """Store, apply and send ``archive``'s messages, in the processor ``processor_child`` when it is given
-    (``processor.Processor``: started, not yet answered), here otherwise."""
+    (a child running ``processor.processor_main``, not yet answered), here otherwise. ``interrupted``
+    (Ctrl-C, ``runtime.interrupt_as_request``) stops it between two batches: ``KeyboardInterrupt``."""
     target = settings.mailbox_for(mailbox_address) if mailbox_address else settings.first_helpdesk()
     if target is None:
         raise ConfigError(f"{mailbox_address or 'no helpdesk mailbox'} is not a configured mailbox")
     context = open_context(settings)
-    applier = _Applier(context, processor_child)
+    applier = _Applier(context, processor_child, interrupted)
     stored: list[int] = []
     try:
         with tqdm(total=len(archive), unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
             for raws in _batches(messages(archive), STORE_TOGETHER):
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 # one received time for the batch: admission keeps the archive's order
                 envelope = Envelope("import", target.address, "", (target.address,), quiet=not send_mail)
                 stored += store_all(context, [(raw, envelope) for raw in raws])
@@ -180,6 +196,10 @@ def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address
                 bar.update(len(raws))
         with tqdm(total=len(stored), unit="mail", desc="applied", file=sys.stderr, disable=None) as bar:
             applier.finish(lambda: None if bar.disable or not stored else bar.update(_applied(context, stored) - bar.n))
+    except KeyboardInterrupt:
+        applier.stop()
+        _say_interrupted(context, stored, len(archive))
+        raise
     finally:  # interrupted: what is stored and not applied is applied by the next serve
         applier.stop()
     counts = _outcomes(context, stored)
