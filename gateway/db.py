@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision: a database there needs no Alembic (``migrate``). A test checks it
@@ -30,7 +31,13 @@ def make_engine(settings: Settings) -> Engine:
     """An engine for the configured database; the SQLite file's folder is created if needed."""
     url = settings.db_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"data_dir {settings.data_dir} cannot be made: {error.strerror or error}") from error
+        if not os.access(settings.data_dir, os.W_OK | os.X_OK):  # SQLite writes beside the file, even to read
+            raise ConfigError(f"data_dir {settings.data_dir} is not writable: the gateway keeps its database, "
+                              "the mail it receives and the mail it sends there")
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -78,16 +78,19 @@ def settle() -> None:
 
 @contextmanager
 def interrupt_as_request() -> Iterator[threading.Event]:
-    """Ctrl-C sets the event instead of raising ``KeyboardInterrupt`` wherever the main thread is: a long
-    command stops where it looks, between two steps, never halfway through one (a lock taken and never
-    given back, which the threads stopping after it then waited for). Another Ctrl-C while it stops
-    changes nothing; ``kill -9`` loses nothing either. Main thread only, as ``signal.signal``."""
+    """Ctrl-C (SIGINT) and SIGTERM set the event instead of stopping the process wherever its main thread
+    is: a long command stops where it looks, between two steps, never halfway through one (a lock
+    taken and never given back, which the threads stopping after it then waited for; mails written and
+    not marked sent). Another signal while it stops changes nothing; ``kill -9`` loses nothing either.
+    Main thread only, as ``signal.signal``."""
     interrupted = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda _signal, _frame: interrupted.set())
+    previous = {number: signal.signal(number, lambda _signal, _frame: interrupted.set())
+                for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield interrupted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def leave() -> None:

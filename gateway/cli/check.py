@@ -93,7 +93,10 @@ def _database(settings: Settings) -> Finding:
         return Finding("database", True, f"{shown}: not created yet (gateway serve creates it)")
     scripts = ScriptDirectory(str(MIGRATIONS))
     head = scripts.get_current_head()
-    engine = make_engine(settings)
+    try:
+        engine = make_engine(settings)
+    except ConfigError as error:  # the data folder: its own finding says more
+        return Finding("database", False, f"{shown}: {error}")
     try:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()

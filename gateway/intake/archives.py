@@ -1,5 +1,5 @@
-"""The archives ``gateway import`` reads: an mbox file or a Maildir folder, and whether one is large
-enough to be applied by a processor of its own.
+"""The archives ``gateway import`` reads: an mbox file or a Maildir folder, their messages in the order
+they were delivered, and whether one is large enough to be applied by a processor of its own.
 
 Kept apart from the importer, and light to import: the command opens and counts the archive, and
 starts that processor, before it imports the pipeline (``cli.main.cmd_import``).
@@ -8,7 +8,9 @@ starts that processor, before it imports the pipeline (``cli.main.cmd_import``).
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.settings import ConfigError
@@ -17,20 +19,53 @@ from gateway.settings import ConfigError
 # for itself (bench/README.md, "import_mbox").
 OWN_PROCESS_FROM = 200
 
+# A Maildir file's name begins with its delivery time, SECONDS.MMICROSECONDS (Dovecot, Python's
+# mailbox), the microseconds not padded: compared as text, M98311 came after M944921.
+_DELIVERED = re.compile(r"(\d+)(?:\.M(\d+))?")
 
-def open_archive(path: Path) -> mailbox.Mailbox:
+
+@dataclass
+class Archive:
+    """An archive's messages in the order they are imported, and those that could not be read."""
+
+    box: mailbox.Mailbox
+    keys: list[str]
+    unreadable: list[str] = field(default_factory=list)  # "key: why", once ``messages`` met them
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def messages(self) -> Iterator[bytes]:
+        """Each message's bytes as the archive holds them (not parsed and written again). One that cannot
+        be read (a Maildir file gone, unreadable, a dangling link) is left out, and said in ``unreadable``."""
+        for key in self.keys:
+            try:
+                yield self.box.get_bytes(key)
+            except OSError as error:
+                self.unreadable.append(f"{key}: {error.strerror or error}")
+
+
+def open_archive(path: Path) -> Archive:
     """The mbox file or Maildir folder at ``path``; a ``ConfigError`` that says what is there instead."""
     if path.is_dir():
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
             raise ConfigError(f"{path} is a folder but not a Maildir (it needs both cur/ and new/)")
-        return mailbox.Maildir(path, create=False)
+        maildir = mailbox.Maildir(path, create=False)
+        # A name that begins with a dot is not a message (the Maildir convention: a client's own file).
+        return Archive(maildir, sorted((key for key in maildir.keys() if not key.startswith(".")), key=_delivered))
     if path.is_file():
-        return mailbox.mbox(path, create=False)
+        with path.open("rb") as file:
+            start = file.read(5)
+        if start and start != b"From ":
+            raise ConfigError(f"{path} is not an mbox: it does not begin with a \"From \" line, and what came "
+                              "before the first one would be lost (one message? put it in a Maildir's new/ folder)")
+        box = mailbox.mbox(path, create=False)
+        return Archive(box, list(box.keys()))
+    if path.exists():
+        raise ConfigError(f"{path} is neither an mbox file nor a Maildir folder")
     raise ConfigError(f"{path} does not exist: give an mbox file or a Maildir folder")
 
 
-def messages(archive: mailbox.Mailbox) -> Iterator[bytes]:
-    """Each message's bytes as the archive holds them (not parsed and written again), a Maildir's in the
-    order of their names (their delivery time), an mbox's in the file's order."""
-    for key in sorted(archive.keys()) if isinstance(archive, mailbox.Maildir) else archive.keys():
-        yield archive.get_bytes(key)
+def _delivered(key: str) -> tuple[int, int, str]:
+    match = _DELIVERED.match(key)
+    return (int(match[1]), int(match[2] or 0), key) if match else (0, 0, key)

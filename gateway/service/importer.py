@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import mailbox
 import sys
 import threading
 from collections import Counter
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from gateway.children import Child
 from gateway.context import Context, open_context
 from gateway.intake.admission import store_all
-from gateway.intake.archives import messages
+from gateway.intake.archives import Archive
 from gateway.intake.spool import Envelope
 from gateway.models import Inbound
 from gateway.outbound.outbox import deliver_all
@@ -172,7 +171,7 @@ def _say_interrupted(context: Context, stored: list[int], total: int) -> None:
           "again stores the rest (what is stored already counts as duplicate).", file=sys.stderr)
 
 
-def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address: str | None,
+def import_archive(settings: Settings, archive: Archive, mailbox_address: str | None,
                    interrupted: threading.Event, *, processor_child: Child | None = None, as_json: bool = False,
                    send_mail: bool = True) -> int:
     """Store, apply and send ``archive``'s messages, in the processor ``processor_child`` when it is given
@@ -186,7 +185,7 @@ def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address
     stored: list[int] = []
     try:
         with tqdm(total=len(archive), unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
-            for raws in _batches(messages(archive), STORE_TOGETHER):
+            for raws in _batches(archive.messages(), STORE_TOGETHER):
                 if interrupted.is_set():
                     raise KeyboardInterrupt
                 # one received time for the batch: admission keeps the archive's order
@@ -203,8 +202,13 @@ def import_archive(settings: Settings, archive: mailbox.Mailbox, mailbox_address
     finally:  # interrupted: what is stored and not applied is applied by the next serve
         applier.stop()
     counts = _outcomes(context, stored)
+    for unreadable in archive.unreadable:
+        print(f"gateway import: not read, left out: {unreadable}", file=sys.stderr)
+    if archive.unreadable:
+        counts["unreadable"] = len(archive.unreadable)
     if as_json:
         print(json.dumps(dict(counts)))
     else:
-        print(f"imported {sum(counts.values())} messages: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    return 0
+        print(f"imported {sum(counts.values()) - len(archive.unreadable)} messages: "
+              + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 1 if archive.unreadable else 0

@@ -72,10 +72,13 @@ def test_a_large_archive_for_a_mailbox_not_configured_stops_with_its_reason_and_
     assert not (tmp_path / "var" / "gateway.db").exists(), "nothing stored"
 
 
-@pytest.mark.parametrize("when", ["its processor starts", "it applies"])
-def test_a_ctrl_c_stops_a_large_import_without_a_traceback_and_loses_nothing(tmp_path: Path, when: str) -> None:
+@pytest.mark.parametrize(("when", "how"), [("its processor starts", "ctrl-c"), ("it applies", "ctrl-c"),
+                                           ("it applies", "sigterm")])
+def test_a_ctrl_c_or_sigterm_stops_a_large_import_without_a_traceback_and_loses_nothing(
+        tmp_path: Path, when: str, how: str) -> None:
     """Ctrl-C reaches the whole process group: the processor too, which may still be starting (its
-    interpreter, its imports). The command stops between two batches, says where it stood, and the
+    interpreter, its imports); SIGTERM (``kill``, a service manager) the command alone. The command
+    stops between two batches, with every mail of what it applied sent, says where it stood, and the
     same import run again applies everything once."""
     config = write_home(tmp_path)
     _distinct_customers(tmp_path / "history.mbox")
@@ -87,13 +90,20 @@ def test_a_ctrl_c_stops_a_large_import_without_a_traceback_and_loses_nothing(tmp
     while not (len(_in(tmp_path)) > 1 if when == "its processor starts" else _stored(tmp_path)):
         assert command.poll() is None and time.monotonic() < deadline, "it got there"
         time.sleep(0.005)
-    os.killpg(command.pid, signal.SIGINT)
+    if how == "ctrl-c":
+        os.killpg(command.pid, signal.SIGINT)
+    else:
+        command.send_signal(signal.SIGTERM)
     _out, err = command.communicate(timeout=60)
     assert command.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "Fatal Python error" not in err, err[-3000:]
     assert _in(tmp_path) == [], "no process left"
     if when == "it applies":
         assert f"interrupted: {OWN_PROCESS_FROM} of {OWN_PROCESS_FROM} messages stored" in err
+        with sqlite3.connect(tmp_path / "var" / "gateway.db") as db:
+            unsent = db.execute("SELECT count(*) FROM outbox o JOIN inbound i ON i.request_id = o.request_id "
+                                "WHERE i.status = 'processed' AND o.status <> 'sent'").fetchone()[0]
+        assert unsent == 0, "what it applied, it sent"
     again = subprocess.run([sys.executable, "-m", "gateway", "import", str(tmp_path / "history.mbox"), "--json"],
                            capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -103,6 +113,33 @@ def test_a_ctrl_c_stops_a_large_import_without_a_traceback_and_loses_nothing(tmp
     assert statuses.get("processed") == requests == OWN_PROCESS_FROM, statuses
     assert set(statuses) <= {"processed", "duplicate"}, statuses
     assert len(list((tmp_path / "var" / "outbox" / "new").iterdir())) == OWN_PROCESS_FROM, "one acknowledgment each"
+
+
+def test_a_maildir_message_that_cannot_be_read_is_left_out_said_and_fails_the_command(tmp_path: Path) -> None:
+    config = write_home(tmp_path)
+    box = mailbox.Maildir(tmp_path / "box")
+    keys = [box.add(mail(f"c{n}@client.example", "support@shop.example", f"Commande {n}", "Bonjour"))
+            for n in range(3)]
+    (tmp_path / "box" / "new" / keys[1]).unlink()
+    (tmp_path / "box" / "new" / keys[1]).symlink_to(tmp_path / "gone")
+    done = subprocess.run([sys.executable, "-m", "gateway", "import", str(tmp_path / "box"), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "GATEWAY_CONFIG": str(config)})
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"processed": 2, "unreadable": 1}
+    assert f"not read, left out: {keys[1]}: No such file or directory" in done.stderr
+
+
+def test_a_data_folder_that_cannot_be_made_is_said_plainly(tmp_path: Path) -> None:
+    config = write_home(tmp_path)
+    (tmp_path / "var").write_text("a file where the data folder goes")
+    _distinct_customers(tmp_path / "history.mbox")
+    done = subprocess.run([sys.executable, "-m", "gateway", "import", str(tmp_path / "history.mbox")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "GATEWAY_CONFIG": str(config)})
+    assert done.returncode == 1
+    assert "data_dir" in done.stderr and "cannot be made: File exists" in done.stderr, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
 
 
 def _distinct_customers(path: Path) -> None:

@@ -1,0 +1,61 @@
+"""The archives ``gateway import`` reads (``intake.archives``): what it refuses, and the order it reads."""
+
+from __future__ import annotations
+
+import mailbox
+from pathlib import Path
+
+import pytest
+from conftest import mail
+
+from gateway.intake.archives import open_archive
+from gateway.settings import ConfigError
+
+
+def _message(number: int) -> bytes:
+    return mail(f"c{number}@client.example", "support@shop.example", f"Message {number}", "Bonjour").as_bytes()
+
+
+def test_a_maildir_is_read_in_the_order_delivered_whatever_the_width_of_its_microseconds(tmp_path: Path) -> None:
+    """Python's mailbox and Dovecot name a file SECONDS.MMICROSECONDS..., the microseconds not padded."""
+    for folder in ("new", "cur", "tmp"):
+        (tmp_path / folder).mkdir()
+    delivered = ["1796600000.M944921P7Q1.host", "1796600001.M98311P7Q2.host", "1796600001.M944921P7Q3.host",
+                 "1796600010.M5P7Q4.host"]
+    for number, name in enumerate(delivered):
+        (tmp_path / ("cur" if number % 2 else "new") / (name + (":2,S" if number % 2 else ""))).write_bytes(
+            _message(number))
+    (tmp_path / "new" / ".dovecot-uidlist").write_bytes(b"3 V1 N5\n")  # a client's own file, not a message
+    archive = open_archive(tmp_path)
+    assert [m.split(b"Subject: ")[1].split(b"\n")[0].strip() for m in archive.messages()] == [
+        b"Message 0", b"Message 1", b"Message 2", b"Message 3"]
+    assert len(archive) == 4
+
+
+def test_a_maildir_file_that_cannot_be_read_is_left_out_and_said(tmp_path: Path) -> None:
+    box = mailbox.Maildir(tmp_path / "box")
+    keys = [box.add(_message(number)) for number in range(3)]
+    (tmp_path / "box" / "new" / keys[1]).unlink()
+    (tmp_path / "box" / "new" / keys[1]).symlink_to(tmp_path / "gone")  # a dangling link
+    archive = open_archive(tmp_path / "box")
+    assert len(list(archive.messages())) == 2
+    assert archive.unreadable == [f"{keys[1]}: No such file or directory"]
+
+
+def test_what_is_not_an_archive_is_refused_with_what_it_is(tmp_path: Path) -> None:
+    single = tmp_path / "message.eml"
+    single.write_bytes(_message(1))
+    with pytest.raises(ConfigError, match="is not an mbox: it does not begin with a \"From \" line"):
+        open_archive(single)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "cur").mkdir()
+    with pytest.raises(ConfigError, match="not a Maildir \\(it needs both cur/ and new/\\)"):
+        open_archive(tmp_path / "half")
+    with pytest.raises(ConfigError, match="is neither an mbox file nor a Maildir folder"):
+        open_archive(Path("/dev/null"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        open_archive(tmp_path / "nothing")
+    (tmp_path / "empty.mbox").write_bytes(b"")
+    empty = open_archive(tmp_path / "empty.mbox")
+    assert len(empty) == 0
+    empty.box.close()
