@@ -272,6 +272,25 @@ def test_what_a_batch_only_appends_is_there_for_the_next_message_and_after_the_c
     assert {request_id for _inbound_id, request_id in matched} == {opened.request_id}
 
 
+def test_a_message_from_no_one_in_a_batch_is_kept_degraded_said_without_a_traceback(
+        context: Context, caplog: pytest.LogCaptureFixture) -> None:
+    """A message without a From is a fact of the message, not a fault of the gateway: its log line says so
+    plainly, and the batch it came in goes one message at a time without a warning."""
+    _coordinator(context)
+    nobody = RAW.replace(b"From: a@client.example\r\n", b"").replace(b"<p1@c>", b"<nobody@c>")
+    ids = store_all(context, [(RAW, Envelope("smtp", "support@shop.example")),
+                              (nobody, Envelope("smtp", "support@shop.example"))])
+    with caplog.at_level(logging.INFO, logger="gateway.inbound"):
+        outcomes = process_batch(context, ids)
+    assert [outcome.status for outcome in outcomes] == ["processed", "degraded"]
+    said = [record for record in caplog.records if "could not be applied" in record.getMessage()]
+    assert [record.getMessage() for record in said] == [
+        f"message {ids[1]} could not be applied: Ownerless: the message has no sender address; keeping it degraded"]
+    assert not said[0].exc_info, "no traceback"
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING
+                and "done one by one" in record.getMessage()]
+
+
 class _Broken(RuntimeError):
     """What a bug in a step of the pipeline raises."""
 

@@ -100,10 +100,14 @@ def ignore_our_own(incoming: Incoming) -> str | None:
     return "our own message came back: ignored" if incoming.seen is not None and incoming.seen.outgoing else None
 
 
+class Ownerless(ValueError):
+    """A message from no one: a fact of the message, not a fault of the gateway (no traceback to log)."""
+
+
 def require_sender(incoming: Incoming) -> None:
     """A message from no one has no owner to give: the pipeline keeps it degraded (``degrade``)."""
     if not incoming.sender:
-        raise ValueError("the message has no sender address")
+        raise Ownerless("the message has no sender address")
 
 
 def thread(incoming: Incoming) -> None:

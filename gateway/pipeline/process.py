@@ -24,7 +24,7 @@ from gateway.mail.parse import ParsedMail, dedupe_key, parse
 from gateway.metrics import APPLIED, APPLY_SECONDS
 from gateway.models import AppliedMessage, Inbound
 from gateway.notify import Mailer
-from gateway.pipeline.apply import CommandsRefused, Opened, apply_message, look_up
+from gateway.pipeline.apply import CommandsRefused, Opened, Ownerless, apply_message, look_up
 from gateway.pipeline.degrade import GATEWAY_FAULTS, keep_degraded
 from gateway.pipeline.message import Incoming
 from gateway.pipeline.refusal import refuse_commands
@@ -180,7 +180,7 @@ def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahe
     except Exception as error:  # each one alone, where a failure is kept with its reason
         # Said aloud unless a message is simply not a plain one: a fault of the batch path itself would
         # otherwise cost only speed, unseen.
-        log.log(logging.DEBUG if isinstance(error, _NotTogether) else logging.WARNING,
+        log.log(logging.DEBUG if isinstance(error, _NotTogether | Ownerless) else logging.WARNING,
                 "batch of %s messages done one by one: %s: %s", len(inbound_ids), type(error).__name__, error)
         return [process_safely(context, inbound_id, ahead.get(inbound_id)) for inbound_id in inbound_ids]
     for inbound_id, outcome in zip(inbound_ids, outcomes, strict=True):
@@ -250,8 +250,9 @@ def process_safely(context: Context, inbound_id: int, ahead: Ahead | None = None
 
 
 def _degrade(context: Context, inbound_id: int, ahead: Ahead | None, error: Exception) -> Outcome:
-    log.exception("message %s could not be applied: %s: %s; keeping it degraded", inbound_id,
-                  type(error).__name__, error, extra=about(inbound_id, ahead.parsed.message_id if ahead else None))
+    log.error("message %s could not be applied: %s: %s; keeping it degraded", inbound_id, type(error).__name__,
+              error, exc_info=not isinstance(error, Ownerless),
+              extra=about(inbound_id, ahead.parsed.message_id if ahead else None))
     try:
         with context.sessions() as session:
             stored = session.execute(select(Inbound.raw, Inbound.raw_path).where(Inbound.id == inbound_id)).first()
