@@ -44,6 +44,10 @@ STORE_TOGETHER = 200
 # its batches held the few messages stored since the last.
 APPLY_FROM = 500
 SEND_TOGETHER = 250  # mails handed over before they are sent, together (the rest at the end)
+# Messages applied in one transaction: more than ``serve``'s ``PROCESS_TOGETHER``, which a mail's wait
+# and the processor's memory bound; an archive waits for no one, and each transaction's fixed costs
+# are shared by more messages.
+APPLY_TOGETHER = 50
 
 
 def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
@@ -71,6 +75,7 @@ class _Applier:
         self._sending: list[Future[None]] = []
         self._unsent: list[int] = []  # handed over, not yet taken by the sending thread
         self._unsent_lock = threading.Lock()
+        self._send_asked = False  # the sending thread is asked to take them: asked once, until it does
         self._draining: list[Future[None]] = []
         self._starting = None if processor_child is None else self._threads.submit(
             processor.start, context.settings, yielding=False, child=processor_child)  # while this one stores
@@ -89,15 +94,19 @@ class _Applier:
             self._starting = None
         self._forget_done()
         while len(self._draining) < self.DRAINS:
-            self._draining.append(self._threads.submit(processor.drain, self.context, self._send, self._stopping))
+            self._draining.append(self._submit_drain())
+
+    def _submit_drain(self) -> Future[None]:
+        return self._threads.submit(processor.drain, self.context, self._send, self._stopping, APPLY_TOGETHER)
 
     def _send(self, outbox_ids: list[int]) -> None:
         """A batch's mails, handed over by a drain once it committed: sent by the sending thread, with the
         next batches' once they are ``SEND_TOGETHER``, else at the end (``stop``)."""
         with self._unsent_lock:
             self._unsent += outbox_ids
-            if len(self._unsent) < SEND_TOGETHER:
+            if len(self._unsent) < SEND_TOGETHER or self._send_asked:
                 return  # sent with the next ones, or at the end
+            self._send_asked = True
         self._sending.append(self._sender.submit(self._send_unsent))
 
     def _send_unsent(self) -> None:
@@ -105,7 +114,7 @@ class _Applier:
         SQLite's writer for each group (to claim it, then to mark it sent), and the processor waits for
         each of them; a group of a few batches' mails shares them."""
         with self._unsent_lock:
-            outbox_ids, self._unsent = self._unsent, []
+            outbox_ids, self._unsent, self._send_asked = self._unsent, [], False
         for start in range(0, len(outbox_ids), SEND_TOGETHER):
             deliver_all(self.context, outbox_ids[start:start + SEND_TOGETHER])
 
@@ -129,7 +138,7 @@ class _Applier:
             progress()
             if self._interrupted.is_set():
                 raise KeyboardInterrupt
-        self._threads.submit(processor.drain, self.context, self._send, self._stopping).result()
+        self._submit_drain().result()
         self.stop()
         self._forget_done()  # a mail that could not be sent stops the import, with its reason
         progress()

@@ -38,7 +38,7 @@ from gateway.logs import configure_logging
 from gateway.pipeline.claim import Claims
 from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_ahead
 from gateway.runtime import run_when_idle, settle
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 from gateway.writer import writer
 
 log = logging.getLogger("gateway.inbound")
@@ -67,10 +67,13 @@ class Processor:
         ``child``: one started already, running ``processor_main`` with these settings."""
         child = child or Child(processor_main, self._settings, self._yielding)
         try:
-            child.channel.recv()  # booted
+            booted = child.channel.recv()
         except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
             child.join(5)
             raise RuntimeError(f"the processing process did not start (exit code {child.exitcode})") from None
+        if isinstance(booted, ConfigError):  # said here, where the command stops on it
+            child.join(5)
+            raise booted
         return child
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
@@ -196,16 +199,16 @@ def stop() -> None:
 
 
 def drain(context: Context, send: Callable[[list[int]], None] = queues.send_mail,
-          stopping: threading.Event | None = None) -> None:
-    """Apply what may be applied now, batch after batch, until nothing is left that no one else
-    holds or ``stopping`` is set; each batch's mail is handed to ``send`` (the ``send_mail`` actor)
-    once it is committed."""
+          stopping: threading.Event | None = None, together: int = PROCESS_TOGETHER) -> None:
+    """Apply what may be applied now, batch after batch (of ``together`` messages at most), until nothing
+    is left that no one else holds or ``stopping`` is set; each batch's mail is handed to ``send`` (the
+    ``send_mail`` actor) once it is committed."""
     global _claims
     with _making_claims:  # one per process, which its threads share: two would not exclude each other
         if _claims is None or _claims.context is not context:
             _claims = Claims(context)
         claims = _claims
-    while not (stopping and stopping.is_set()) and (inbound_ids := claims.take(PROCESS_TOGETHER)):
+    while not (stopping and stopping.is_set()) and (inbound_ids := claims.take(together)):
         try:
             outbox_ids = apply(inbound_ids)
         finally:
@@ -233,7 +236,11 @@ def processor_main(channel: Connection, settings: Settings, yielding: bool) -> N
     configure_logging()
     if yielding:
         run_when_idle()  # its other threads start from this one, and run so too
-    open_context(settings, migrated=True)
+    try:
+        open_context(settings, migrated=True)
+    except ConfigError as error:  # the data folder, say: the serving process says it and stops
+        channel.send(error)
+        return
     settle()
     channel.send("ready")
     while True:
