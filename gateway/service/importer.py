@@ -168,14 +168,16 @@ def _outcomes(context: Context, inbound_ids: list[int]) -> Counter[str]:
 
 def _applied(context: Context, inbound_ids: list[int]) -> int:
     """How many of the imported messages are no longer pending (their ids grow with the archive)."""
+    if not inbound_ids:
+        return 0
     with context.sessions() as session:
         return len(inbound_ids) - int(session.scalar(select(func.count()).where(
             Inbound.id.between(inbound_ids[0], inbound_ids[-1]), Inbound.status == "pending")) or 0)
 
 
 def _say_interrupted(context: Context, stored: list[int], total: int) -> None:
-    applied = _applied(context, stored) if stored else 0
-    print(f"gateway import: interrupted: {len(stored)} of {total} messages stored, {applied} of them applied. "
+    print(f"gateway import: interrupted: {len(stored)} of {total} messages stored, "
+          f"{_applied(context, stored)} of them applied. "
           "What is stored and not applied yet is applied by the next `gateway serve`; the same import run "
           "again stores the rest (what is stored already counts as duplicate).", file=sys.stderr)
 
@@ -203,14 +205,15 @@ def import_archive(settings: Settings, archive: Archive, mailbox_address: str | 
                 applier.stored(len(stored))
                 bar.update(len(raws))
         with tqdm(total=len(stored), unit="mail", desc="applied", file=sys.stderr, disable=None) as bar:
-            applier.finish(lambda: None if bar.disable or not stored else bar.update(_applied(context, stored) - bar.n))
-    except KeyboardInterrupt:
+            applier.finish(lambda: None if bar.disable else bar.update(_applied(context, stored) - bar.n))
+    except KeyboardInterrupt:  # once what was being applied is applied and sent (``stop``, below)
         applier.stop()
         _say_interrupted(context, stored, len(archive))
         raise
     finally:  # interrupted: what is stored and not applied is applied by the next serve
         applier.stop()
     counts = _outcomes(context, stored)
+    imported = sum(counts.values())
     for unreadable in archive.unreadable:
         print(f"gateway import: not read, left out: {unreadable}", file=sys.stderr)
     if archive.unreadable:
@@ -218,6 +221,5 @@ def import_archive(settings: Settings, archive: Archive, mailbox_address: str | 
     if as_json:
         print(json.dumps(dict(counts)))
     else:
-        print(f"imported {sum(counts.values()) - len(archive.unreadable)} messages: "
-              + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        print(f"imported {imported} messages: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 1 if archive.unreadable else 0
