@@ -19,6 +19,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 log = logging.getLogger("gateway")
 
@@ -76,16 +78,24 @@ def settle() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """SIGTERM and Ctrl-C (SIGINT) set ``stop`` instead of stopping the process wherever its main thread
+    is: a long-running process or command stops where it looks, between two steps, never halfway through
+    one (a lock taken and never given back, which the threads stopping after it then waited for; mails
+    written and not marked sent). Another signal while it stops changes nothing; ``kill -9`` loses
+    nothing either. Main thread only, as ``signal.signal``; returns the handlers replaced."""
+    def handle(number: int, _frame: FrameType | None) -> None:
+        log.info("received %s: stopping", signal.Signals(number).name)
+        stop.set()
+
+    return {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
+
+
 @contextmanager
 def interrupt_as_request() -> Iterator[threading.Event]:
-    """Ctrl-C (SIGINT) and SIGTERM set the event instead of stopping the process wherever its main thread
-    is: a long command stops where it looks, between two steps, never halfway through one (a lock
-    taken and never given back, which the threads stopping after it then waited for; mails written and
-    not marked sent). Another signal while it stops changes nothing; ``kill -9`` loses nothing either.
-    Main thread only, as ``signal.signal``."""
+    """``stop_on_signals`` for a command, while it runs: the event it sets, the handlers given back after."""
     interrupted = threading.Event()
-    previous = {number: signal.signal(number, lambda _signal, _frame: interrupted.set())
-                for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = stop_on_signals(interrupted)
     try:
         yield interrupted
     finally:

@@ -11,10 +11,8 @@ whole conversations (``pipeline.claim``). ``gateway worker`` only adds threads t
 from __future__ import annotations
 
 import logging
-import signal
 import socket
 import threading
-from types import FrameType
 
 import dramatiq
 import uvicorn
@@ -27,7 +25,7 @@ from gateway.intake.imap import start_pollers
 from gateway.intake.listener import Intake, check_port
 from gateway.ports import bind
 from gateway.rules.loader import load_rules
-from gateway.runtime import one_malloc_arena, settle
+from gateway.runtime import one_malloc_arena, settle, stop_on_signals
 from gateway.service import processor
 from gateway.service.broker import YieldToTheListener, configure, start_workers
 from gateway.service.sweep import Sweeper, requeue
@@ -35,16 +33,6 @@ from gateway.settings import ConfigError, Settings
 from gateway.web.app import create_app
 
 log = logging.getLogger("gateway")
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    """Set before the start is announced: a SIGTERM right after it stops cleanly, with status 0."""
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
 
 
 def _drain(broker: dramatiq.Broker, workers: list[dramatiq.Worker]) -> None:
@@ -141,7 +129,7 @@ def serve(settings: Settings, role: str = "all") -> int:
             log.info("resuming %s stored messages, %s quote decisions and %s outgoing mails left unfinished",
                      left.inbound, left.decisions, left.outbox)
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)  # before the start is announced: a SIGTERM right after it stops cleanly, with status 0
     parts = []
     intake, pollers = None, []
     if takes_mail:
@@ -195,7 +183,7 @@ def run_worker(settings: Settings, threads: int) -> int:
     workers = start_workers(broker, {"outbox": threads})
     settle()
     stop = threading.Event()
-    _stop_on_signals(stop)
+    stop_on_signals(stop)
     print(f"gateway worker: {threads} threads sending mail on {settings.broker_url}", flush=True)
     stop.wait()
     for worker in workers:
