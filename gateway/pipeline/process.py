@@ -75,34 +75,6 @@ class Outcome:
     received_at: datetime | None = None  # applied now: when it was stored
 
 
-def _start(context: Context, inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
-    """Open the transaction and claim the message's key; an Outcome (session closed) when there is nothing to do."""
-    session = context.sessions()
-    try:
-        started = _claim(context, session, Mailer(session, context.settings), session.get(Inbound, inbound_id),
-                         inbound_id, ahead)
-    except BaseException:
-        session.close()
-        raise
-    if isinstance(started, Outcome):
-        session.close()
-    return started
-
-
-def _claim(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
-           inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
-    incoming = _read(context, session, mailer, row, inbound_id, ahead)
-    if isinstance(incoming, Outcome):
-        return incoming
-    session.add(AppliedMessage(mailbox=incoming.mailbox.address, key=incoming.key, inbound_id=inbound_id))
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        return Outcome("duplicate", f"already applied ({incoming.key})", message_id=incoming.parsed.message_id)
-    return incoming
-
-
 def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | None,
           inbound_id: int, ahead: Ahead | None) -> Incoming | Outcome:
     """The stored message parsed (here, unless it was ahead), not yet claimed; an Outcome when there
@@ -122,23 +94,8 @@ def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | Non
 
 def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
     """Apply one stored message once; safe to call again for the same id."""
-    started = _start(context, inbound_id, ahead)
-    if isinstance(started, Outcome):
-        return mark(context, inbound_id, started) if started.status == "duplicate" else started
-    incoming = started
-    with incoming.session as session, applying(inbound_id, incoming.parsed.message_id):
-        try:
-            decision: str | Opened = apply_message(incoming)
-        except CommandsRefused as refused:
-            session.rollback()
-            decision = refuse_commands(incoming, refused)
-        session.flush()
-        outcome = _processed(incoming, decision)
-        if incoming.row.quiet:
-            incoming.mailer.quiet(0, incoming.mailer.written)
-        _commit(session, incoming.mailer)
-        outcome.outbox_ids = incoming.mailer.outbox_ids
-        return outcome
+    outcome = _in_one_transaction(context, [inbound_id], {inbound_id: ahead} if ahead else {}, alone=True)[0]
+    return mark(context, inbound_id, outcome) if outcome.status == "duplicate" else outcome
 
 
 def _commit(session: Session, mailer: Mailer) -> None:
@@ -176,7 +133,7 @@ def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahe
     if len(inbound_ids) == 1:
         return [process_safely(context, inbound_ids[0], ahead.get(inbound_ids[0]))]
     try:
-        outcomes = _together(context, inbound_ids, ahead)
+        outcomes = _in_one_transaction(context, inbound_ids, ahead, alone=False)
     except Exception as error:  # each one alone, where a failure is kept with its reason
         # Said aloud unless a message is simply not a plain one: a fault of the batch path itself would
         # otherwise cost only speed, unseen.
@@ -188,9 +145,11 @@ def process_batch(context: Context, inbound_ids: list[int], ahead: dict[int, Ahe
     return outcomes
 
 
-def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead]) -> list[Outcome]:
-    """Every message is read and parsed first, then all are claimed with one statement: a key
-    applied before makes the whole batch go one message at a time."""
+def _in_one_transaction(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead], *,
+                        alone: bool) -> list[Outcome]:
+    """Every message is read and parsed first, then all are claimed with one statement, applied in order,
+    and committed together. ``alone``: a single message, for which being applied before (a duplicate)
+    or having commands refused is its outcome; in a batch, either raises ``_NotTogether``."""
     with context.sessions() as session:
         mailer = Mailer(session, context.settings)
         rows = {row.id: row for row in session.scalars(select(Inbound).where(Inbound.id.in_(inbound_ids)))}
@@ -198,6 +157,8 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
         for inbound_id in inbound_ids:
             incoming = _read(context, session, mailer, rows.get(inbound_id), inbound_id, ahead.get(inbound_id))
             if isinstance(incoming, Outcome):
+                if alone:
+                    return [incoming]
                 raise _NotTogether(f"message {inbound_id}: {incoming.status}")
             batch.append(incoming)
         try:
@@ -205,16 +166,16 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
                 {"mailbox": incoming.mailbox.address, "key": incoming.key, "inbound_id": incoming.row.id}
                 for incoming in batch])
         except IntegrityError as error:
+            if alone:
+                key, message_id = batch[0].key, batch[0].parsed.message_id
+                return [Outcome("duplicate", f"already applied ({key})", message_id=message_id)]
             raise _NotTogether("a message of the batch was applied before") from error
         mailer.read_ahead(*read_ahead_tokens(session, [(i.parsed, i.envelope_to) for i in batch], context.settings))
         mailer.read_ahead(*set(look_up(session, batch).threads.values()))
         decisions, marks = [], [0]
         for incoming in batch:
-            try:
-                with applying(incoming.row.id, incoming.parsed.message_id):
-                    decisions.append(apply_message(incoming))
-            except CommandsRefused as refused:
-                raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
+            with applying(incoming.row.id, incoming.parsed.message_id):
+                decisions.append(_decide(incoming, alone))
             marks.append(mailer.written)
             if incoming.row.quiet:
                 mailer.quiet(marks[-2], marks[-1])
@@ -224,6 +185,17 @@ def _together(context: Context, inbound_ids: list[int], ahead: dict[int, Ahead])
     for outcome, start, end in zip(outcomes, marks, marks[1:], strict=False):
         outcome.outbox_ids = mailer.outbox_ids_between(start, end)
     return outcomes
+
+
+def _decide(incoming: Incoming, alone: bool) -> str | Opened:
+    """What the message does; commands that cannot apply roll back all it did, and (alone) are refused."""
+    try:
+        return apply_message(incoming)
+    except CommandsRefused as refused:
+        if not alone:
+            raise _NotTogether(f"message {incoming.row.id}: commands refused") from refused
+        incoming.session.rollback()
+        return refuse_commands(incoming, refused)
 
 
 def mark(context: Context, inbound_id: int, outcome: Outcome) -> Outcome:
