@@ -35,6 +35,7 @@ class Child:
     """A child process running ``target(channel, *args)``; ``channel`` is the parent's end of the socket."""
 
     def __init__(self, target: Callable[..., Any] | str, *args: Any) -> None:
+        self._target, self._args = target, args
         ours, theirs = socket.socketpair()
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         with theirs:
@@ -53,6 +54,10 @@ class Child:
         except BaseException:  # it would wait for its function forever
             self.kill()
             raise
+
+    def again(self) -> Child:
+        """Another child running the same function with the same arguments: one that died, replaced."""
+        return Child(self._target, *self._args)
 
     @property
     def exitcode(self) -> int | None:

@@ -17,7 +17,8 @@ from gateway.context import Context, open_context
 from gateway.helpdesk import upsert_person
 from gateway.intake.admission import store
 from gateway.models import Inbound, Outbox
-from gateway.service.processor import Processor
+from gateway.children import Child
+from gateway.service.processor import Processor, processor_main
 from gateway.settings import Mailbox, Settings
 
 
@@ -42,8 +43,13 @@ def _processors() -> list[int]:
     return [pid for pid in children(os.getpid()) if b"gateway.children" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+def _processor(context: Context) -> Processor:
+    """A processor as ``gateway serve`` starts it: yielding to the listeners."""
+    return Processor(Child(processor_main, context.settings, True))
+
+
 def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(context: Context) -> None:
-    processor = Processor(context.settings)
+    processor = _processor(context)
     try:
         outbox_ids = processor.apply([_stored(context, 1)])
         [first] = _processors()
@@ -59,6 +65,7 @@ def test_the_processor_applies_messages_elsewhere_and_is_replaced_when_it_dies(c
         assert len(processor.apply(later)) == 4, "each message of the broken batch done again, alone"
         [second] = _processors()
         assert second != first
+        assert os.sched_getscheduler(second) == os.SCHED_IDLE, "the one that replaced it runs as it did"
         os.kill(second, signal.SIGKILL)
         while alive(second):
             time.sleep(0.01)
@@ -74,7 +81,7 @@ def test_batches_sent_side_by_side_each_get_their_own_answer(context: Context) -
     """Threads send their batches without waiting for the one before to be applied; the process
     answers in the order it was sent to, and each thread reads its own batch's outbox ids, even when
     the first to send is the last to come for its answer."""
-    processor = Processor(context.settings)
+    processor = _processor(context)
     channel = processor._line.child.channel
     first_sender: list[int] = []
 
@@ -114,7 +121,7 @@ def test_batches_sent_side_by_side_each_get_their_own_answer(context: Context) -
 def test_batches_in_flight_when_the_process_dies_are_all_applied(context: Context) -> None:
     """Killed with several batches sent: the one it was applying is tried again one message at a time,
     those it had not read yet go to the next process as they are; none is marked failed."""
-    processor = Processor(context.settings)
+    processor = _processor(context)
     try:
         batches = [[_stored(context, 30 + 3 * thread + n) for n in range(3)] for thread in range(4)]
         [first] = _processors()

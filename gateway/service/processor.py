@@ -53,28 +53,12 @@ class Processor:
     (the workers run only on what the listeners leave). It answers in the order it was sent to.
     """
 
-    def __init__(self, settings: Settings, *, yielding: bool = True, child: Child | None = None) -> None:
-        self._settings = settings
-        self._yielding = yielding
+    def __init__(self, child: Child) -> None:
+        """``child``: a process just started to run ``processor_main``, not yet answered."""
         self._sending = threading.Lock()  # a batch is written whole; the process is replaced under it
         self._answers = threading.Condition()  # the answers are read in the order the batches were sent
         self._stopped = False
-        self._line = _Line(self._start(child))
-
-    def _start(self, child: Child | None = None) -> Child:
-        """Started now, not at the first message: starting takes a second of CPU, which the first mails
-        would otherwise wait for, and a processor that cannot start stops ``gateway serve`` at once.
-        ``child``: one started already, running ``processor_main`` with these settings."""
-        child = child or Child(processor_main, self._settings, self._yielding)
-        try:
-            booted = child.channel.recv()
-        except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
-            child.join(5)
-            raise RuntimeError(f"the processing process did not start (exit code {child.exitcode})") from None
-        if isinstance(booted, ConfigError):  # said here, where the command stops on it
-            child.join(5)
-            raise booted
-        return child
+        self._line = _Line(_ready(child))
 
     def apply(self, inbound_ids: list[int]) -> list[int]:
         """Apply the messages; the outbox ids to send once they are committed.
@@ -148,7 +132,7 @@ class Processor:
                 log.error("the processing process died; starting another one")
                 line.child.kill()
                 line.child.close()
-                self._line = _Line(self._start())
+                self._line = _Line(_ready(line.child.again()))
 
     def stop(self) -> None:
         """Once what it was sent is applied: it reads the end of its socket. Nothing is sent after."""
@@ -174,19 +158,35 @@ class _Died(Exception):
     """The processing process died while applying a batch."""
 
 
+def _ready(child: Child) -> Child:
+    """The child once it has started, which takes a second of CPU; one that cannot start stops the command
+    that started it, with its reason."""
+    try:
+        booted = child.channel.recv()
+    except (EOFError, OSError):  # the end of its socket, or a reset: it died starting
+        child.join(5)
+        raise RuntimeError(f"the processing process did not start (exit code {child.exitcode})") from None
+    if isinstance(booted, ConfigError):  # said here, where the command stops on it
+        child.join(5)
+        raise booted
+    return child
+
+
 _running: Processor | None = None
 _claims: Claims | None = None
 _making_claims = threading.Lock()
 
 
 def start(settings: Settings, *, yielding: bool = True, child: Child | None = None) -> Processor:
-    """From now on, ``apply`` in this process runs in the processor. ``yielding``: it runs only on what
-    the SMTP listeners of this host leave (``runtime.run_when_idle``); a host that takes no mail in has
-    nothing to yield to, and would only starve whenever anything else on the machine is busy. ``child``:
-    the processor, started already (``gateway import`` starts it by the name of ``processor_main``,
+    """From now on, ``apply`` in this process runs in the processor, which is started now rather than at
+    the first message: the first mails would wait for its start, and one that cannot start stops the
+    command at once. ``yielding``: it runs only on what the SMTP listeners of this host leave
+    (``runtime.run_when_idle``); a host that takes no mail in has nothing to yield to, and would only
+    starve whenever anything else on the machine is busy. ``child``: the processor, started already with
+    its own settings and ``yielding`` (``gateway import`` starts it by the name of ``processor_main``,
     before its own imports)."""
     global _running
-    _running = Processor(settings, yielding=yielding, child=child)
+    _running = Processor(child or Child(processor_main, settings, yielding))
     return _running
 
 
