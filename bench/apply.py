@@ -8,7 +8,7 @@ SMTP clients, the disk and the other processes all share two cores), too much to
 change of 10 % in processing. This one takes the database and the raw files of a finished
 ingest run, copies the database, puts it back as it was before processing (every row that
 processing wrote removed, every message pending again) and applies the same messages the way
-``gateway serve`` does: ``read_ahead`` (reading and parsing, in the serving process) then
+``gateway serve`` does: ``read_and_parse`` (reading and parsing, in the serving process) then
 ``process_batch`` (the processor, which holds SQLite's writer lock), batches of
 ``PROCESS_TOGETHER``. It reports the CPU of each step per mail; each run starts from the copy.
 Nothing is delivered.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gateway.context import open_context  # noqa: E402
 from gateway.intake.admission import PROCESS_TOGETHER  # noqa: E402
 from gateway.models import Base  # noqa: E402
-from gateway.pipeline.process import process_batch, read_ahead  # noqa: E402
+from gateway.pipeline.process import process_batch, read_and_parse  # noqa: E402
 from gateway.runtime import settle  # noqa: E402
 from gateway.settings import load  # noqa: E402
 
@@ -81,7 +81,7 @@ def run(home: Path, profile: cProfile.Profile | None) -> dict[str, float]:
         for start in range(0, count, PROCESS_TOGETHER):
             batch = ids[start:start + PROCESS_TOGETHER]
             before = time.process_time()
-            ahead = read_ahead(context, batch)
+            ahead = read_and_parse(context, batch)
             between = time.process_time()
             if profile:
                 profile.enable()

@@ -16,7 +16,7 @@ from gateway.helpdesk import find_person, join, upsert_person
 from gateway.intake.admission import store, store_all
 from gateway.intake.spool import Envelope, raw_folder
 from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
-from gateway.pipeline.process import Outcome, mark, process, process_batch, process_safely, read_ahead
+from gateway.pipeline.process import Outcome, mark, process, process_batch, process_safely, read_and_parse
 from gateway.settings import Mailbox, Settings
 from gateway.tokens import mint_reply_token, verify_reply_token
 
@@ -129,7 +129,7 @@ def test_messages_read_ahead_are_applied_as_read_and_one_left_out_is_read_by_the
     _coordinator(context)
     first, unreadable, last = (_stored(context, n, sender=f"c{n}@client.example") for n in range(3))
     _raw_path(context, unreadable).unlink()
-    ahead = read_ahead(context, [first, unreadable, last])
+    ahead = read_and_parse(context, [first, unreadable, last])
     assert set(ahead) == {first, last}
     assert ahead[first].parsed.subject == "question 0"
     for inbound_id in (first, last):  # applying them must not need their files again
@@ -137,7 +137,7 @@ def test_messages_read_ahead_are_applied_as_read_and_one_left_out_is_read_by_the
     outcomes = process_batch(context, [first, unreadable, last], ahead)
     assert [o.status for o in outcomes] == ["processed", "failed", "processed"]
     assert "FileNotFoundError" in outcomes[1].decision
-    assert read_ahead(context, [first, last]) == {}, "only messages still waiting are read ahead"
+    assert read_and_parse(context, [first, last]) == {}, "only messages still waiting are read ahead"
 
 
 def test_refused_commands_in_a_batch_are_refused_alone(context: Context) -> None:

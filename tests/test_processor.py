@@ -13,11 +13,11 @@ import pytest
 from conftest import alive, children
 from sqlalchemy import func, select
 
+from gateway.children import Child
 from gateway.context import Context, open_context
 from gateway.helpdesk import upsert_person
 from gateway.intake.admission import store
 from gateway.models import Inbound, Outbox
-from gateway.children import Child
 from gateway.service.processor import Processor, processor_main
 from gateway.settings import Mailbox, Settings
 

@@ -46,7 +46,7 @@ class Ahead:
         return cls(raw, parse(raw))
 
 
-def read_ahead(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
+def read_and_parse(context: Context, inbound_ids: list[int]) -> dict[int, Ahead]:
     """Read and parse messages waiting to be applied, so that the one writer only applies them.
 
     A message that cannot be read here is left out: the processor reads it again and records why.

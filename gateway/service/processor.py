@@ -4,7 +4,7 @@ Why: applying a message is CPU-bound Python (parsing, rules, templates, the ORM)
 serving process it shared one GIL with admitting what the listener received, sending mail
 and answering the web page, while the machine's other core idled once the mail was in.
 The dramatiq actors stay where they are, on the broker ``gateway serve`` configured:
-``process_inbound`` reads and parses its batch (``read_ahead``), hands it to the processor
+``process_inbound`` reads and parses its batch (``read_and_parse``), hands it to the processor
 and waits for the outbox ids, which it enqueues for ``send_mail`` here. The processor holds
 SQLite's one writer lock while it applies: parsing here, while it applies the batch before,
 takes that work off it. It takes its turn at that lock with the serving
@@ -36,7 +36,7 @@ from gateway.context import Context, current, open_context
 from gateway.intake.admission import PROCESS_TOGETHER
 from gateway.logs import configure_logging
 from gateway.pipeline.claim import Claims
-from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_ahead
+from gateway.pipeline.process import Ahead, fail, finished, process_batch, read_and_parse
 from gateway.runtime import run_when_idle, settle
 from gateway.settings import ConfigError, Settings
 from gateway.writer import writer
@@ -66,7 +66,7 @@ class Processor:
         A processor found dead may have died of anything: the messages are tried once more in a
         new one, a batch one message at a time; a message that kills that one too is marked failed.
         """
-        ahead = read_ahead(current(), inbound_ids)
+        ahead = read_and_parse(current(), inbound_ids)
         try:
             return self._run(inbound_ids, ahead)
         except _Died:
