@@ -444,3 +444,19 @@ def test_a_flood_counts_the_requests_of_its_own_batch_and_of_the_batches_before(
         limited = session.scalars(select(Request.id).where(Request.events.any(kind="rate-limited"))).all()
     assert acknowledged == context.settings.requests_per_sender_hour == 5
     assert sorted(limited) == [o.request_id for o in second[2:]]
+
+
+def test_a_customer_mail_read_as_a_delivery_report_of_no_mail_of_ours_opens_a_request(context: Context) -> None:
+    """Words that read like a server's report ("could not be delivered") in a customer's mail that quotes
+    none of our mails: the team is shown it, as a request; nobody answers it."""
+    raw = (b"From: Paul <paul@client.example>\r\nTo: support@shop.example\r\nSubject: Undelivered parcel, order 88\r\n"
+           b"Message-ID: <parcel@client.example>\r\n\r\nThe carrier says: your parcel could not be delivered, "
+           b"the remote host refused it (550 5.1.1 recipient unknown).\r\nWhere is it?\r\n")
+    inbound_id = store(context, raw, source="smtp", mailbox="support@shop.example")
+    outcome = process(context, inbound_id)
+    assert outcome.status == "processed" and outcome.request_id is not None, outcome.decision
+    with context.sessions() as session:
+        request = session.get_one(Request, outcome.request_id)
+        assert request.subject == "Undelivered parcel, order 88"
+        assert "Where is it?" in request.comments[0].text
+        assert not session.scalars(select(Outbox).where(Outbox.recipient == "paul@client.example")).all()

@@ -126,20 +126,23 @@ def thread(incoming: Incoming) -> None:
 def delivery_report(incoming: Incoming) -> str | None:
     """A report that our mail failed or is delayed: the addresses that failed for good are marked
     failing and the team is told; a delay, or a failure that may pass, is only an event on the request
-    the mail was about (a server still trying says nothing against the address)."""
+    the mail was about (a server still trying says nothing against the address). A report that quotes
+    none of our mails is about no mail of ours, and may be a customer's words taken for one: it goes
+    on, to be shown as any automatic mail is (``robot``)."""
     delivery = incoming.parsed.classification.delivery
     if delivery is None or delivery.kind not in (FAILED, DELAYED):
         return None
-    return _apply_delivery_report(incoming, delivery)
+    ours = _our_message_ids(incoming.raw, incoming.settings.domain)
+    return _apply_delivery_report(incoming, delivery, ours) if ours else None
 
 
 def robot(incoming: Incoming) -> str | None:
-    """An automatic mail (an out-of-office, a list): an event on its request, never an answer."""
+    """An automatic mail (an out-of-office, a list) on a request: an event on it, never an answer. With no
+    request it goes on and opens one, not acknowledged (``open_new``): a mail no one is shown is lost,
+    and a customer's mail is sometimes taken for a robot's ("Absente du 3 au 10 : livrez après")."""
     parsed, request = incoming.parsed, incoming.threaded.request
-    if parsed.auto is None:
+    if parsed.auto is None or request is None:
         return None
-    if request is None:
-        return f"{parsed.auto} ({parsed.classification.reason}) with no request: kept, not answered"
     record_event(request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
     incoming.row.request_id = request.id
     return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{request.id}, not answered"
@@ -201,15 +204,20 @@ def open_new(incoming: Incoming) -> Opened | None:
 
     A From that names no one for certain (``ParsedMail.sender_unambiguous``: read one way here, another
     by the mail servers that checked it) opens it all the same, flagged unverified, as an unauthenticated
-    forward is: the customer it names hears nothing until a coordinator answers."""
+    forward is: the customer it names hears nothing until a coordinator answers. An automatic mail opens
+    it unacknowledged (RFC 3834), and its Cc make no observers; the event says why."""
     if incoming.threaded.request is not None:
         return None
-    certain = incoming.parsed.sender_unambiguous
-    opened = _open(incoming, incoming.account, incoming.seen, subject=incoming.parsed.subject,
-                   text=incoming.parsed.text.strip(), acknowledge=certain, cc_observers=True, unverified=not certain)
+    parsed = incoming.parsed
+    certain, automatic = parsed.sender_unambiguous, parsed.auto
+    opened = _open(incoming, incoming.account, incoming.seen, subject=parsed.subject, text=parsed.text.strip(),
+                   acknowledge=certain and automatic is None, cc_observers=automatic is None, unverified=not certain)
     if not certain:
         record_event(opened.request, "unverified", f"opened from an ambiguous From ({incoming.sender}): "
                                                    "another address may have sent it")
+    if automatic is not None:
+        record_event(opened.request, automatic, f"looks automatic ({parsed.classification.reason}): "
+                                                "not acknowledged")
     return opened
 
 
@@ -406,9 +414,8 @@ def _quotes_our_mail_to(session: Session, ours: list[str], address: str) -> bool
         select(Outbox.id).where(Outbox.recipient == address, Outbox.message_id.in_(ours)).limit(1)) is not None
 
 
-def _apply_delivery_report(incoming: Incoming, delivery: Delivery) -> str:
+def _apply_delivery_report(incoming: Incoming, delivery: Delivery, ours: list[str]) -> str:
     session = incoming.session
-    ours = _our_message_ids(incoming.raw, incoming.settings.domain)
     request = _bounced_request(session, ours)
     if request is not None:
         incoming.row.request_id = request.id

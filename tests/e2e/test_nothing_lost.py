@@ -89,22 +89,34 @@ def test_a_message_over_the_size_limit_gets_552(tmp_path: Path) -> None:
 
 
 def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gateway) -> None:
+    """On a request, an automatic mail is an event; with none, it opens one that the team is shown and
+    that no one answers: a mail kept where no person looks is lost (and customers' mail is sometimes
+    taken for a robot's)."""
     gateway.add_person("alice@shop.example", "coordinator")
     gateway.send(mail(CUSTOMER, "support@shop.example", "Retour", "Je veux retourner un article."))
     gateway.wait_idle()
     address = reply_address(gateway.mails_to(CUSTOMER)[0])
-    before = len(gateway.outbox())
+    before = len(gateway.mails_to(CUSTOMER))
+    told = len(gateway.mails_to("alice@shop.example"))
     gateway.send(mail(CUSTOMER, address, "Réponse automatique : absent", "Je suis absente jusqu'au 10.",
                       Auto_Submitted="auto-replied"))
-    gateway.send(mail("newsletter@shop-news.example", "support@shop.example", "Promo", "Soldes !",
-                      Precedence="bulk", List_Id="<news.shop-news.example>"))
     gateway.send(mail(CUSTOMER, address, "Out of Office: Retour", "I am away."))
     gateway.wait_idle()
-    assert len(gateway.outbox()) == before, "no robot is ever answered"
+    gateway.send(mail("newsletter@shop-news.example", "support@shop.example", "Promo", "Soldes !",
+                      Precedence="bulk", List_Id="<news.shop-news.example>"))
+    gateway.send(mail("Nadia <nadia@client.example>", "support@shop.example",
+                      "Absente du 3 au 10 : merci de livrer après", "Bonjour, livrez ma commande 88 après le 10."))
+    gateway.wait_idle()
+    assert len(gateway.mails_to(CUSTOMER)) == before and not gateway.mails_to("newsletter@shop-news.example") \
+        and not gateway.mails_to("nadia@client.example"), "no robot is ever answered"
     request = gateway.show(1)
     assert len(request["comments"]) == 1
     assert [e["kind"] for e in request["events"]] == ["auto-replied", "auto-replied"]
-    assert len(gateway.requests()) == 1, "a bulk mail opens no request"
+    assert [r["subject"] for r in gateway.requests()] == [
+        "Absente du 3 au 10 : merci de livrer après", "Promo", "Retour"], "the inbox shows every mail"
+    assert ["bulk"] == [e["kind"] for e in gateway.show(2)["events"] if "looks automatic" in e["detail"]]
+    assert "livrez ma commande 88" in gateway.show(3)["comments"][0]["text"]
+    assert len(gateway.mails_to("alice@shop.example")) == told + 2, "the team is told of both"
 
 
 def _delivery_report(acknowledgment: Message, action: str, status: str, diagnostic: str) -> bytes:
