@@ -25,12 +25,15 @@ def find_person(session: Session, email: str) -> Person | None:
 
 
 def upsert_person(session: Session, email: str, *, role: str | None = None, name: str | None = None,
-                  locale: str | None = None, people: dict[str, Person | None] | None = None) -> Person:
+                  locale: str | None = None, people: dict[str, Person | None] | None = None,
+                  name_from_mail: bool = False) -> Person:
     """The account for an address, created as a customer unless a role is given (and not flushed: the
     rows that name it get its id in the same flush).
 
     ``people``: accounts by address that the caller read ahead (None: no account), used without a
-    query; an account created here is added to it.
+    query; an account created here is added to it. ``name_from_mail``: the name is a From header's,
+    which anyone can write: it names a new account, or one with no name yet, and never renames one
+    (a stranger's "Carl - ACCOUNT LOCKED, pay at …" would greet Carl in every mail after).
     """
     email = email.lower()
     people = {} if people is None else people
@@ -41,7 +44,7 @@ def upsert_person(session: Session, email: str, *, role: str | None = None, name
         return person
     if role and person.role != role:
         person.role = role
-    if name and person.name != name:
+    if name and person.name != name and not (name_from_mail and person.name):
         person.name = name
     if locale and person.locale != locale:
         person.locale = locale

@@ -460,3 +460,25 @@ def test_a_customer_mail_read_as_a_delivery_report_of_no_mail_of_ours_opens_a_re
         assert request.subject == "Undelivered parcel, order 88"
         assert "Where is it?" in request.comments[0].text
         assert not session.scalars(select(Outbox).where(Outbox.recipient == "paul@client.example")).all()
+
+
+def test_a_from_header_names_a_new_account_and_never_renames_one(context: Context) -> None:
+    """Anyone can write a From: its name names an account that has none, but a stranger's "Carl - ACCOUNT
+    LOCKED, pay at …" in front of Carl's address must not greet Carl, or a coordinator, in every mail after."""
+    with context.sessions.begin() as session:
+        upsert_person(session, "carl@client.example", name="Carl Martin")
+        upsert_person(session, "camille@shop.example", role="coordinator", name="Camille")
+        upsert_person(session, "nameless@client.example")
+    froms = [("Carl - ACCOUNT LOCKED, pay at http://evil.example", "carl@client.example"),
+             ("Refunds: call +1-555-0100", "camille@shop.example"), ("Nadia Nameless", "nameless@client.example"),
+             ("Zoé Neuve", "zoe@client.example")]
+    for number, (name, email) in enumerate(froms):
+        raw = (f"From: \"{name}\" <{email}>\r\nTo: support@shop.example\r\nSubject: s{number}\r\n"
+               f"Message-ID: <rename{number}@evil.example>\r\n\r\nBonjour\r\n").encode()
+        inbound_id = store(context, raw, source="smtp", mailbox="support@shop.example")
+        assert process(context, inbound_id).status == "processed"
+    with context.sessions() as session:
+        names = {email: find_person(session, email).name for email in  # type: ignore[union-attr]
+                 ("carl@client.example", "camille@shop.example", "nameless@client.example", "zoe@client.example")}
+    assert names == {"carl@client.example": "Carl Martin", "camille@shop.example": "Camille",
+                     "nameless@client.example": "Nadia Nameless", "zoe@client.example": "Zoé Neuve"}

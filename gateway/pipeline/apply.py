@@ -154,7 +154,8 @@ def sender_account(incoming: Incoming) -> None:
     incoming.mailer.read_ahead(incoming.threaded.request)
     assert incoming.known is not None
     incoming.person = upsert_person(incoming.session, incoming.sender,
-                                    name=parsed.sender.name if parsed.sender else None, people=incoming.known.people)
+                                    name=parsed.sender.name if parsed.sender else None,
+                                    people=incoming.known.people, name_from_mail=True)
     if incoming.person.failing_since is not None:
         incoming.person.failing_since = None
 
@@ -183,7 +184,7 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     _refuse_bad_lines(incoming.session, commands, "coordinator", incoming.sender, None)
     assert incoming.known is not None
     customer = upsert_person(incoming.session, original.address, name=original.name or None,
-                             people=incoming.known.people)
+                             people=incoming.known.people, name_from_mail=True)
     opened = _open(incoming, customer, incoming.seen, subject=original.subject or parsed.subject,
                    text=original.text, acknowledge=False, unverified=not verified, cc_observers=False)
     request, session = opened.request, incoming.session

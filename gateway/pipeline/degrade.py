@@ -139,7 +139,7 @@ def _where(session: Session, settings: Settings, row: Inbound, mail: Salvaged, r
                                 join(session, thread.request, author.email, role=author.role))
             return thread.request, author
     mailbox = settings.mailbox_for(row.mailbox) or settings.first_helpdesk() or settings.mailboxes[0]
-    person = upsert_person(session, mail.sender, name=mail.name or None)
+    person = upsert_person(session, mail.sender, name=mail.name or None, name_from_mail=True)
     request, requester = open_request(session, mailbox, mail.subject, person, mail.message_id)
     if request.kind == "order":
         ensure_order(session, request, settings)
