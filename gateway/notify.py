@@ -41,6 +41,8 @@ from gateway.outbound.render import render_mail, render_text
 from gateway.settings import Settings
 from gateway.tokens import mint_person_token, mint_reply_token, reply_address
 
+UNVERIFIED_TOPIC = "unverified"  # the outbox's topic of mails about an unverified comment (their own hourly limit)
+
 
 class UnwrittenMail(RuntimeError):
     """A transaction committed with mails asked for and not written: a mistake of the code that commits."""
@@ -76,7 +78,8 @@ class Mailer:
     _written: int = 0
     _waiting: list[tuple[Request, Callable[[], None]]] = field(default_factory=list)  # to write once ids exist
     _coordinators: list[Person] | None = None
-    _recent_by_request: dict[tuple[Request, str], int] = field(default_factory=dict)
+    # Mails of the last hour by request, recipient and budget (True: about an unverified comment).
+    _recent_by_request: dict[tuple[Request, str, bool], int] = field(default_factory=dict)
     _started: datetime = field(default_factory=utcnow)
     _quiet: list[tuple[int, int]] = field(default_factory=list)  # marks whose mails are kept, never sent
 
@@ -163,15 +166,17 @@ class Mailer:
         return [mail.id for mail in self._rows
                 if start <= mail.mark < end and mail.status == "pending" and mail.id is not None]
 
-    def _mail(self, request: Request | None, recipient: str, mark: int | None = None) -> _Mail:
-        """A new mail of this transaction, in order, counted against the hourly limit at once."""
+    def _mail(self, request: Request | None, recipient: str, mark: int | None = None, *,
+              unverified: bool = False) -> _Mail:
+        """A new mail of this transaction, in order, counted against the hourly limit at once (``unverified``:
+        against the budget of mails about unverified comments)."""
         if mark is None:
             mark, self._written = self._written, self._written + 1
         mail = _Mail(mark)
         self._rows.append(mail)
         self.session.connection()  # the transaction has begun, so that rolling it back forgets the mail
-        if request is not None and (request, recipient) in self._recent_by_request:
-            self._recent_by_request[request, recipient] += 1
+        if request is not None and (request, recipient, unverified) in self._recent_by_request:
+            self._recent_by_request[request, recipient, unverified] += 1
         return mail
 
     def coordinators(self) -> list[Person]:
@@ -180,10 +185,8 @@ class Mailer:
             self._coordinators = coordinators(self.session)
         return self._coordinators
 
-    def recent(self, recipient: str, *, request: Request | None = None, topic: str | None = None) -> int:
-        """Mails written to ``recipient`` in the last hour, about one request or of one topic (or all)."""
-        if request is not None:
-            return self._recent_for_request(request, recipient)
+    def recent(self, recipient: str, *, topic: str | None = None) -> int:
+        """Mails written to ``recipient`` in the last hour, of one topic (or all)."""
         query = select(func.count(Outbox.id)).where(
             Outbox.recipient == recipient, Outbox.created_at >= utcnow() - timedelta(hours=1))
         if topic is not None:
@@ -197,12 +200,12 @@ class Mailer:
         self._count_recent({request: {p.email for p in request.participants} | emails
                             for request in requests if request is not None})
 
-    def _recent_for_request(self, request: Request, recipient: str) -> int:
-        """``recent`` about a request: read for all its participants with one query, then counted up
-        as this transaction mails them."""
-        if (request, recipient) not in self._recent_by_request:
+    def _recent_for_request(self, request: Request, recipient: str, unverified: bool) -> int:
+        """Mails to ``recipient`` about a request in the last hour, of one budget: read for all its
+        participants with one query, then counted up as this transaction mails them."""
+        if (request, recipient, unverified) not in self._recent_by_request:
             self._count_recent({request: {p.email for p in request.participants} | {recipient}})
-        return self._recent_by_request[request, recipient]
+        return self._recent_by_request[request, recipient, unverified]
 
     def _count_recent(self, wanted: dict[Request, set[str]]) -> None:
         """Read the last hour's mails of each request to each address, unless known already."""
@@ -210,7 +213,8 @@ class Mailer:
         for request, addresses in wanted.items():
             # opened in this transaction: no mail before it, and this transaction counts its own
             opened_since = request.id is None or request.created_at >= self._started
-            for key in {(request, address) for address in addresses} - self._recent_by_request.keys():
+            for key in {(request, address, unverified) for address in addresses
+                        for unverified in (False, True)} - self._recent_by_request.keys():
                 if opened_since:
                     self._recent_by_request[key] = 0
                 else:
@@ -218,35 +222,42 @@ class Mailer:
         if not unknown:
             return
         with self.session.no_autoflush:  # what this transaction wrote is counted as it is written
-            stored = {(request_id, address): count for request_id, address, count in self.session.execute(
-                select(Outbox.request_id, Outbox.recipient, func.count(Outbox.id))
-                .where(Outbox.request_id.in_({request.id for request, _address in unknown}),
-                       Outbox.recipient.in_({address for _request, address in unknown}),
-                       Outbox.created_at >= utcnow() - timedelta(hours=1))
-                .group_by(Outbox.request_id, Outbox.recipient))}
-        for request, address in unknown:
-            self._recent_by_request[request, address] = stored.get((request.id, address), 0)
+            unverified = Outbox.topic == UNVERIFIED_TOPIC
+            stored = {(request_id, address, bool(about)): count
+                      for request_id, address, about, count in self.session.execute(
+                          select(Outbox.request_id, Outbox.recipient, unverified, func.count(Outbox.id))
+                          .where(Outbox.request_id.in_({request.id for request, _address, _about in unknown}),
+                                 Outbox.recipient.in_({address for _request, address, _about in unknown}),
+                                 Outbox.created_at >= utcnow() - timedelta(hours=1))
+                          .group_by(Outbox.request_id, Outbox.recipient, unverified))}
+        for request, address, about in unknown:
+            self._recent_by_request[request, address, about] = stored.get((request.id, address, about), 0)
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated",
              files: Sequence[MailFile] = ()) -> None:
         """One mail about a request to one participant, Reply-To their own token, within the hourly limit;
-        ``files`` are attached (a delivery's)."""
+        ``files`` are attached (a delivery's). Mails about an unverified comment have a limit of their own:
+        anyone can write one, and a stranger's score of them must not use up the hour's mails about the
+        request (the team would no longer hear of the customer's real reply)."""
         if participant.person is not None and participant.person.failing_since is not None:
             return
         if self.settings.is_own_address(participant.email):
             record_event(request, "not-sent", f"{event} to {participant.email}: one of the gateway's own addresses")
             return
-        if self.recent(participant.email, request=request) >= self.settings.mails_per_hour:
-            record_event(request, "rate-limited",
-                         f"{event} to {participant.email}: {self.settings.mails_per_hour} mails in the last hour")
+        comment = context.get("comment")
+        unverified = isinstance(comment, Comment) and comment.unverified_sender
+        if self._recent_for_request(request, participant.email, unverified) >= self.settings.mails_per_hour:
+            about = " about unverified comments" if unverified else ""
+            record_event(request, "rate-limited", f"{event} to {participant.email}: "
+                                                  f"{self.settings.mails_per_hour} mails{about} in the last hour")
             return
-        mail = self._mail(request, participant.email)
+        mail = self._mail(request, participant.email, unverified=unverified)
 
         def write() -> None:
             self._write(mail, event, audience, context, mailbox=request.mailbox, recipient=participant.email,
                         reply_to=self.reply_to(request, participant), person=participant.person, request=request,
-                        auto_submitted=auto_submitted, files=files)
+                        auto_submitted=auto_submitted, files=files, topic=UNVERIFIED_TOPIC if unverified else "")
 
         if participant.id is None or any(about is request for about, _write in self._waiting):
             self._waiting.append((request, write))  # in order with the request's other mails

@@ -272,3 +272,28 @@ def test_the_customers_colleague_cannot_switch_off_the_teams_private_habit(shop:
     shop.wait_idle()
     assert last_comment(shop)["visibility"] == "private", "the team's habit holds"
     assert not any("Fournisseur en retard" in body_text(m) for m in shop.mails_to(CUSTOMER) + shop.mails_to(MANAGER))
+
+
+def test_a_strangers_forged_comments_cannot_use_up_the_hours_mails_about_a_request(tmp_path: Path) -> None:
+    """Mails about unverified comments have an hourly limit of their own: a stranger who writes as Bob with
+    the request's subject tag, more times than the limit, is cut off, and Alice still hears of the
+    customer's real reply."""
+    gw = Gateway(write_home(tmp_path / "home", extra="mails_per_hour = 3")).start()
+    try:
+        gw.add_person(ALICE, "coordinator")
+        gw.add_person(BOB, "coordinator")
+        open_request(gw)
+        told = len(gw.mails_to(ALICE))
+        for number in range(4):
+            gw.send(mail(f"Bob <{BOB}>", "support@shop.example", "Re: [#1] Question", f"Faux {number}"),
+                     sender="spy@evil.example")
+        gw.wait_idle()
+        assert len(gw.mails_to(ALICE)) == told + 3, "the unverified comments' own limit: 3 mails an hour"
+        assert [e["detail"] for e in gw.show(1)["events"] if e["kind"] == "rate-limited"] == [
+            f"comment to {ALICE}: 3 mails about unverified comments in the last hour"]
+        [acknowledgment] = gw.mails_to(CUSTOMER)
+        gw.send(mail(f"Jean <{CUSTOMER}>", reply_address(acknowledgment), "Re: Question", "Voici ma vraie réponse."))
+        gw.wait_idle()
+        assert "Voici ma vraie réponse." in body_text(gw.mails_to(ALICE)[-1]), "the real reply reaches the team"
+    finally:
+        assert gw.stop() == 0
