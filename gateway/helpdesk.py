@@ -58,12 +58,19 @@ def coordinators(session: Session) -> list[Person]:
     return list(session.scalars(_COORDINATORS))
 
 
+SUBJECT_LENGTH = 300  # a request's subject, which every mail about it repeats: the orders API's limit too
+
+
 def open_request(session: Session, mailbox: Mailbox, subject: str, customer: Person,
                  root_message_id: str | None) -> tuple[Request, Participant]:
-    """A new request with its customer as requester; coordinators are expected to answer.
+    """A new request with its customer as requester; coordinators are expected to answer. Its subject is
+    cut to ``SUBJECT_LENGTH`` characters: a mail's is as long as its sender likes, and the acknowledgment
+    would echo 40 KB of a stranger's words to whoever's address they put in From.
 
     Not flushed: the request gets its id with the first flush that needs one (its first mail).
     """
+    if len(subject) > SUBJECT_LENGTH:
+        subject = subject[:SUBJECT_LENGTH - 1].rstrip() + "…"
     request = Request(kind=mailbox.request_kind, mailbox=mailbox.address,
                       status="pending" if mailbox.request_kind == "order" else "new",
                       subject=subject or "(no subject)", root_message_id=root_message_id,

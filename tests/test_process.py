@@ -482,3 +482,18 @@ def test_a_from_header_names_a_new_account_and_never_renames_one(context: Contex
                  ("carl@client.example", "camille@shop.example", "nameless@client.example", "zoe@client.example")}
     assert names == {"carl@client.example": "Carl Martin", "camille@shop.example": "Camille",
                      "nameless@client.example": "Nadia Nameless", "zoe@client.example": "Zoé Neuve"}
+
+
+def test_a_request_keeps_300_characters_of_a_subject_and_mails_no_more(context: Context) -> None:
+    """A stranger's 40 KB subject, with a victim's address in From, is not echoed whole to the victim."""
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    subject = "BUY CHEAP AT http://evil.example" + "".join(f"\r\n x{n}" for n in range(20_000))
+    raw = (f"From: victim@else.example\r\nTo: support@shop.example\r\nSubject: {subject}\r\n"
+           "Message-ID: <long@evil.example>\r\n\r\nBonjour\r\n").encode()
+    outcome = process(context, store(context, raw, source="smtp", mailbox="support@shop.example"))
+    with context.sessions() as session:
+        request = session.get_one(Request, outcome.request_id)
+        assert len(request.subject) <= 300 and request.subject.startswith("BUY CHEAP") and request.subject[-1] == "…"
+        sizes = [len(row.raw) for row in session.scalars(select(Outbox))]
+    assert sizes and max(sizes) < 20_000, sizes

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.addresses import BadAddress, addr_spec
-from gateway.helpdesk import Author, add_comment, find_person, join, record_event, upsert_person
+from gateway.helpdesk import SUBJECT_LENGTH, Author, add_comment, find_person, join, record_event, upsert_person
 from gateway.models import Product, Request
 from gateway.notify import Mailer
 from gateway.orders.card import OrderError, recompute_total
@@ -36,7 +36,7 @@ ORDER_SCHEMA: dict[str, Any] = {
         "customer": {"type": "object", "required": ["email"], "additionalProperties": False, "properties": {
             "email": {"type": "string", "format": "email"}, "name": {"type": "string"},
             "locale": {"type": "string", "enum": ["fr", "en"]}}},
-        "subject": {"type": "string", "maxLength": 300},
+        "subject": {"type": "string", "maxLength": SUBJECT_LENGTH},
         "items": {"type": "array", "items": {
             # unit_price may be left out only for a product priced on quote (``gateway products add --on-quote``)
             "type": "object", "required": ["quantity"], "additionalProperties": False,
@@ -161,7 +161,7 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
     draft = OrderDraft(email="", currency=settings.currency, payment_method=settings.default_payment_method)
     _customer(session, payload.get("customer"), draft, errors)
     _items(session, payload.get("items", []), draft, errors)
-    draft.subject = _text(payload, "subject", "subject", errors)[:300]
+    draft.subject = _text(payload, "subject", "subject", errors)[:SUBJECT_LENGTH]
     draft.note = _text(payload, "note", "note", errors)
     currency = payload.get("currency", settings.currency)
     if not isinstance(currency, str) or not is_currency(currency):
