@@ -425,9 +425,12 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
 
 def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: Author,
                    defects: list[str], about: dict[str, Any] | None = None, files: Sequence[MailFile] = ()) -> None:
-    """Each participant who may see the comment, never its author; its ``files`` go with it."""
+    """Each participant who may see the comment, never its author; its ``files`` go with it. An unverified
+    comment's author is only who its From names: a coordinator named so is told too, as the others are,
+    that someone wrote as them."""
     context = {**(about or {}), "comment": comment, "author": author, "defects": defects, "expected": False}
-    tell_team(mailer, request, "comment", context, exclude=comment.author_email, files=files)
+    tell_team(mailer, request, "comment", context, exclude="" if comment.unverified_sender else comment.author_email,
+              files=files)
     for participant in list(request.participants):
         if not participant.active or participant.email == comment.author_email:
             continue

@@ -75,7 +75,7 @@ def test_admitting_a_batch_keeps_the_order_received(context: Context) -> None:
     data = context.settings.data_dir
     paths = write_incoming(data, [(RAW.replace(b"Subject: x", f"Subject: {n}".encode()),
                                    Envelope("smtp", "support@shop.example")) for n in range(5)])
-    ids = admit(context, paths)
+    ids = [admitted.id for admitted in admit(context, paths)]
     assert ids == sorted(ids) and len(set(ids)) == 5
     with context.sessions() as session:
         assert session.scalar(select(func.count(Inbound.id))) == 5
@@ -89,7 +89,7 @@ def test_admission_numbers_messages_in_the_order_received_whatever_the_order_the
     paths = write_incoming(context.settings.data_dir, [
         (RAW.replace(b"Subject: x", f"Subject: {n}".encode()),
          Envelope("smtp", "support@shop.example", received_at=received + timedelta(milliseconds=n))) for n in range(5)])
-    ids = admit(context, paths[::-1])  # named by two listeners, the later one read first
+    ids = [admitted.id for admitted in admit(context, paths[::-1])]  # named by two listeners, the later one read first
     assert ids == sorted(ids, reverse=True), "the ids follow the paths given"
     assert [read_raw(context, row.raw, row.raw_path).split(b"\r\n")[2] for row in _rows(context)] == [
         f"Subject: {n}".encode() for n in range(5)]
@@ -110,7 +110,7 @@ def test_messages_overwrite_spares_made_ahead_and_keep_their_exact_bytes(context
                                   (large, Envelope("smtp", "support@shop.example"))], spares)
     assert set(paths) <= made, "written into spares, not into new files"
     assert paths[0].stat().st_size == Spares.BYTES and [read_message(p)[1] for p in paths] == [RAW, large]
-    rows = admit(context, paths)
+    rows = [admitted.id for admitted in admit(context, paths)]
     with context.sessions() as session:
         kept = [raw_folder(data) / session.get_one(Inbound, inbound_id).raw_path for inbound_id in rows]
     assert [read_message(path)[1] for path in kept] == [RAW, large]

@@ -58,12 +58,19 @@ def _received(path: Path) -> _Received:
 _ENVELOPE_FROM_LENGTH = 998  # the column; the SMTP edge refuses worse, an IMAP Return-Path may hold anything
 
 
+class Admitted(NamedTuple):
+    """A message given its row: its number, and its Message-ID for the log line that says so."""
+
+    id: int
+    message_id: str | None
+
+
 def admit(context: Context, paths: list[Path], *, recovering: bool = False,
-          watermark: tuple[str, datetime] | None = None) -> list[int]:
+          watermark: tuple[str, datetime] | None = None) -> list[Admitted]:
     """Give each file of ``incoming/`` its row (one transaction), then move it under ``raw/``.
 
     The rows are numbered in the order the messages were received, whatever the order of
-    ``paths``: messages are applied in that order. The ids returned follow ``paths``.
+    ``paths``: messages are applied in that order. What is returned follows ``paths``.
     ``recovering``: a crash may have come between the commit and the move, so a file whose
     row exists is only moved (fresh files from a running listener cannot have one).
     On PostgreSQL the raw bytes go into the row, where every host reaches them, and the file goes.
@@ -88,6 +95,7 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False,
         ids = known
         if rows:  # a plain insert: the ORM's unit of work cost more than the rest of admission
             ids |= dict(session.execute(insert(Inbound).returning(Inbound.raw_path, Inbound.id), rows).all())
+        message_ids = {one.relative: key.message_id for one, key in zip(new, keyed, strict=True)}
         if watermark is not None and in_database:
             _mark(session, *watermark)
     if in_database:
@@ -99,7 +107,7 @@ def admit(context: Context, paths: list[Path], *, recovering: bool = False,
             (folder / day).mkdir(parents=True, exist_ok=True)
         for one in found:
             one.path.rename(folder / one.relative)
-    return [ids[one.relative] for one in found]
+    return [Admitted(ids[one.relative], message_ids.get(one.relative)) for one in found]
 
 
 def mark_admitted(context: Context, node: str, watermark: datetime) -> None:
@@ -136,7 +144,7 @@ def admit_waiting(context: Context) -> list[int]:
             path.unlink()
         else:
             received.append(path)
-    return admit(context, received, recovering=True)
+    return [admitted.id for admitted in admit(context, received, recovering=True)]
 
 
 def store(context: Context, raw: bytes, *, source: str, mailbox: str,
@@ -149,7 +157,7 @@ def store_all(context: Context, messages: list[tuple[bytes, Envelope]]) -> list[
     """``store`` for several messages: written with one flush, admitted in one transaction."""
     data_dir = context.settings.data_dir
     incoming_folder(data_dir).mkdir(parents=True, exist_ok=True)
-    return admit(context, write_incoming(data_dir, messages))
+    return [admitted.id for admitted in admit(context, write_incoming(data_dir, messages))]
 
 
 # Messages applied in one transaction, at most. Each transaction has its fixed costs (the writer's

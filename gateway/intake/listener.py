@@ -160,17 +160,17 @@ class Intake:
         if not paths:
             return []
         try:
-            ids = admit(self.context, paths, recovering=recovering, watermark=watermark)
+            admitted = admit(self.context, paths, recovering=recovering, watermark=watermark)
         except Exception:  # kept in incoming/: tried again in a few seconds, and at every start
             outage_log.exception("could not admit received messages (kept in %s); trying again every %s s",
                                  paths[0].parent, RETRY_SECONDS)
             return paths
         if watermark is not None:
             self.watermark = watermark[1]
-        for path, inbound_id in zip(paths, ids, strict=True):
-            log.info("received %s stored as message %s", path.stem, inbound_id, extra=about(inbound_id))
+        for path, (inbound_id, message_id) in zip(paths, admitted, strict=True):
+            log.info("received %s stored as message %s", path.stem, inbound_id, extra=about(inbound_id, message_id))
         try:
-            enqueue(sorted(ids))
+            enqueue(sorted(inbound_id for inbound_id, _message_id in admitted))
         except Exception:  # stored and pending: the sweep queues them again (``sweep.requeue_stalled``)
             outage_log.exception("could not queue stored messages for processing (the broker is away); the "
                                  "sweep queues them again after %s s", self.context.settings.requeue_seconds)

@@ -67,5 +67,5 @@ def test_log_lines_are_json_and_those_about_a_message_carry_its_number_and_messa
     [stored] = [line for line in lines if "stored as message" in line["event"]]
     [applied] = [line for line in lines if ": processed: new helpdesk request" in line["event"]]
     assert stored["message"] == applied["message"] == 1
-    assert applied["message_id"] == "<colis-1@client.example>"
+    assert stored["message_id"] == applied["message_id"] == "<colis-1@client.example>"
     assert all("message" not in line for line in lines if line["logger"] == "gateway.outbound")

@@ -67,6 +67,9 @@ def test_a_stranger_threading_without_a_token_cannot_add_an_observer(shop: Gatew
     assert "spy@evil.example" not in [p["email"] for p in request["participants"]]
     comment = request["comments"][-1]
     assert comment["unverified_sender"] is True and comment["visibility"] == "private"
+    told = shop.mails_to(ALICE)[-1]
+    assert "Je suis Alice." in body_text(told) and "nverified" in str(told["Subject"]), \
+        "Alice is told that someone wrote as her"
     shop.send(mail(f"Jean <{CUSTOMER}>", reply_address(acknowledgment), "Re: Question", "Encore moi."))
     shop.wait_idle()
     assert shop.mails_to("spy@evil.example") == []
