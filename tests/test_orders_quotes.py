@@ -18,6 +18,7 @@ from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox
 from gateway.notify import Mailer
 from gateway.orders.card import OrderError, ensure_order
+from gateway.orders.lifecycle import cancel_order, decline_order
 from gateway.orders.models import Order, Quote
 from gateway.orders.quote_page import (
     QuoteDecision,
@@ -226,3 +227,43 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
         assert unfollowed(session) == []
         assert session.scalars(select(Outbox).where(Outbox.template == "quote_decided.coordinator")).one()
         assert session.scalars(select(Order)).one().total == Decimal("450.00")
+
+
+@pytest.mark.parametrize("act", ["withdraw", "quote again", "cancel", "decline", "expire"])
+def test_a_decision_committed_meanwhile_is_never_written_over(tmp_path: Path, postgres_url: str, act: str) -> None:
+    """On PostgreSQL the customer accepts on the web host while a processor holds the order read, open quote
+    and all: the coordinator's ``#withdraw``, a new version, a cancellation, a decline or the sweep's expiry
+    must not write "open"'s successor over the acceptance (never followed up, then): the command is
+    refused, the sweep leaves the quote alone."""
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", secret_key="test-secret", database_url=postgres_url,
+                        base_url="https://shop.example", mailboxes=(Mailbox("orders@shop.example", "orders"),))
+    context = open_context(settings)
+    try:
+        with mailing(context) as (session, mailer):
+            upsert_person(session, COORDINATOR, role="coordinator")
+            customer = upsert_person(session, "jean@client.example", name="Jean")
+            request, _ = open_request(session, settings.mailboxes[0], "Site vitrine", customer, "<race@x>")
+            order = ensure_order(session, request, settings)
+            sent = create_quote(session, settings, mailer, order, author=COORDINATOR, amount=Decimal("450"))
+        number, token = order.number, mint_quote_token(settings.secret_key, sent.id, sent.version)
+        with mailing(context) as (session, mailer):
+            order = session.get_one(Order, number)
+            assert order.open_quote is not None  # read by the processor's transaction, still open here
+            with mailing(context) as (web, web_mailer):
+                assert isinstance(decide(web, settings, web_mailer, token, True), QuoteDecision)
+            if act == "expire":
+                assert expire_quotes(session, settings, mailer, now=utcnow() + timedelta(days=60)) == []
+            else:
+                with pytest.raises(OrderError, match="accepted meanwhile"):
+                    if act == "withdraw":
+                        withdraw_quote(settings, mailer, order, COORDINATOR)
+                    elif act == "quote again":
+                        create_quote(session, settings, mailer, order, author=COORDINATOR, amount=Decimal("500"))
+                    elif act == "cancel":
+                        cancel_order(settings, mailer, order, COORDINATOR, "trop tard")
+                    else:
+                        decline_order(mailer, order, COORDINATOR, "trop tard")
+        with context.sessions() as session:
+            assert [q.status for q in session.scalars(select(Quote))] == ["accepted"]
+    finally:
+        context.engine.dispose()

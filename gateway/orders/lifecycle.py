@@ -24,7 +24,7 @@ from gateway.orders.delivery_note import delivery_note
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
-from gateway.orders.quotes import AWAITING_RESPONSE
+from gateway.orders.quotes import AWAITING_RESPONSE, close_quote
 from gateway.orders.subscriptions import start_subscription, terminate
 from gateway.outbound.compose import MailFile
 from gateway.payments import provider_for
@@ -80,11 +80,13 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
     return Confirmation("confirmed", payment)
 
 
-def _withdraw_open_quote(order: Order) -> None:
-    """An order that ends takes its open quote with it: the link then answers that it was withdrawn."""
+def _withdraw_open_quote(session: Session, order: Order) -> None:
+    """An order that ends takes its open quote with it: the link then answers that it was withdrawn. A quote
+    the customer decided meanwhile stops the command: the coordinator looks at the order again."""
     quote = order.open_quote
     if quote is not None:
-        quote.status, quote.decided_at = "withdrawn", utcnow()
+        if not close_quote(session, quote, "withdrawn", utcnow()):
+            raise OrderError(f"quote v{quote.version} was {quote.status} meanwhile: see the order again")
         record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
 
 
@@ -93,7 +95,7 @@ def decline_order(mailer: Mailer, order: Order, author: str, reason: str) -> Non
     if order.request.status not in OPEN:
         raise OrderError(f"order #{order.number} is {order.request.status}: only a pending or in-progress order "
                          "can be declined")
-    _withdraw_open_quote(order)
+    _withdraw_open_quote(mailer.session, order)
     set_status(order, "declined", author)
     order.decided_at = utcnow()
     timeline.declined(mailer.session, order, f"declined by {author}")
@@ -203,7 +205,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
     if order.request.status not in CANCELLABLE:
         raise OrderError(f"order #{order.number} is {order.request.status}: only an order not yet completed, "
                          "declined or cancelled can be cancelled")
-    _withdraw_open_quote(order)
+    _withdraw_open_quote(mailer.session, order)
     refunded, by_hand = refund_payments(settings, order)
     for refund in refunded:
         record_event(order.request, "refund", f"{format_amount(-refund.amount)} {refund.currency} refunded by "

@@ -23,7 +23,7 @@ from gateway.orders.card import replace_items, set_label
 from gateway.orders.mail import tell_coordinators
 from gateway.orders.models import Quote
 from gateway.orders.money import format_amount
-from gateway.orders.quotes import AWAITING_RESPONSE, announce_expiry, quote_context
+from gateway.orders.quotes import AWAITING_RESPONSE, announce_expiry, close_quote, quote_context
 from gateway.payments.ledger import update_payment_status
 from gateway.settings import Settings
 from gateway.tokens import mint_quote_token, verify_quote_token
@@ -144,29 +144,17 @@ def decide(session: Session, settings: Settings, mailer: Mailer, token: str, acc
     if isinstance(found, QuoteProblem):
         return found
     quote, now = found, utcnow()
-    if quote.status == "open" and quote.valid_until < now and _claim(session, quote, "expired", now, ""):
+    if quote.status == "open" and quote.valid_until < now and close_quote(session, quote, "expired", now, reason=""):
         announce_expiry(settings, mailer, quote)
     if quote.status == "open":
         outcome = "accepted" if accept else "declined"
-        if _claim(session, quote, outcome, now, reason.strip()[:REASON_LIMIT] if not accept else ""):
+        if close_quote(session, quote, outcome, now, reason=reason.strip()[:REASON_LIMIT] if not accept else ""):
             return QuoteDecision(outcome, quote.id)
     session.refresh(quote)
     if quote.status in DECIDED:
         return QuoteDecision(quote.status, quote.id, changed=False)
     view = _view(settings, quote, now)
     return QuoteProblem(view.status, view)
-
-
-def _claim(session: Session, quote: Quote, status: str, now: datetime, reason: str) -> bool:
-    """Move the quote out of ``open`` unless someone else did first; True when this call did."""
-    result = cast(CursorResult[Any], session.execute(
-        update(Quote).where(Quote.id == quote.id, Quote.status == "open")
-        .values(status=status, decided_at=now, reason=reason)
-        .execution_options(synchronize_session=False)))
-    if result.rowcount != 1:
-        return False
-    session.refresh(quote)
-    return True
 
 
 def follow_up(session: Session, settings: Settings, mailer: Mailer, quote_id: int) -> bool:

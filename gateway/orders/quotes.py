@@ -10,8 +10,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -92,6 +93,9 @@ def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Or
         raise OrderError(f"{currency!r} is not a currency code such as EUR")
     now = utcnow()
     previous = order.open_quote
+    if previous is not None and not close_quote(session, previous, "replaced", now):
+        raise OrderError(f"quote v{previous.version} was {previous.status} meanwhile: see the order before quoting "
+                         "again")
     version = (session.scalar(select(func.max(Quote.version)).where(Quote.order_id == order.number)) or 0) + 1
     quote = Quote(order=order, version=version, amount=amount, currency=currency, status="open", author_email=author,
                   valid_until=now + timedelta(days=settings.quote_validity_days), created_at=now,
@@ -100,7 +104,7 @@ def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Or
     session.add(quote)
     session.flush()
     if previous is not None:
-        previous.status, previous.replaced_by, previous.decided_at = "replaced", quote, now
+        previous.replaced_by = quote
         record_event(order.request, "quote-replaced", f"quote v{previous.version} replaced by v{version}")
     record_event(order.request, "quote", f"quote v{version}: {format_amount(amount)} {currency} by {author}")
     set_status(order, "in-progress", author)
@@ -115,7 +119,8 @@ def withdraw_quote(settings: Settings, mailer: Mailer, order: Order, author: str
     quote = order.open_quote
     if quote is None:
         raise OrderError(f"order #{order.number} has no open quote to withdraw")
-    quote.status, quote.decided_at = "withdrawn", utcnow()
+    if not close_quote(mailer.session, quote, "withdrawn", utcnow()):
+        raise OrderError(f"quote v{quote.version} was {quote.status} meanwhile: nothing withdrawn")
     record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = "coordinator"
@@ -131,10 +136,25 @@ def expire_quotes(session: Session, settings: Settings, mailer: Mailer, now: dat
     now = now or utcnow()
     expired = list(session.scalars(
         select(Quote).where(Quote.status == "open", Quote.valid_until < now).order_by(Quote.id)))
+    expired = [quote for quote in expired if close_quote(session, quote, "expired", now)]  # not decided meanwhile
     for quote in expired:
-        quote.status, quote.decided_at = "expired", now
         announce_expiry(settings, mailer, quote)
     return [quote.id for quote in expired]
+
+
+def close_quote(session: Session, quote: Quote, status: str, now: datetime, *, reason: str | None = None) -> bool:
+    """Move the quote out of ``open`` unless someone else did first; True when this call did (``quote`` is
+    read again either way). A conditional update, not a status written from what was read: the
+    customer decides on the web page, in another process or on another host, and a withdrawal, a new
+    version or the sweep's expiry must never write over a decision committed meanwhile."""
+    values: dict[str, object] = {"status": status, "decided_at": now}
+    if reason is not None:
+        values["reason"] = reason
+    result = cast(CursorResult[Any], session.execute(
+        update(Quote).where(Quote.id == quote.id, Quote.status == "open").values(values)
+        .execution_options(synchronize_session=False)))
+    session.refresh(quote)
+    return result.rowcount == 1
 
 
 def announce_expiry(settings: Settings, mailer: Mailer, quote: Quote) -> None:
