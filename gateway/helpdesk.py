@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
-from gateway.models import Comment, Event, Participant, Person, Request
+from gateway.models import Comment, Event, Label, Participant, Person, Request
 from gateway.settings import Mailbox
 
 TEAM_ROLES = ("coordinator", "supplier", "observer")
@@ -111,6 +111,22 @@ def requests_opened_since(session: Session, emails: Iterable[str], since: dateti
                                              Request.created_at >= since)
                                       .group_by(Participant.email)).all())
     return opened
+
+
+# The label of a request opened by an automatic mail (an out-of-office, a list's mail, a report about no
+# mail of ours): in the inbox, where a person sees it, but no one is alerted and nothing automatic is
+# mailed to its requester. A coordinator who removes it (``#unlabel automatic``) says a person wrote it.
+AUTOMATIC = "automatic"
+
+
+def mark_automatic(request: Request, why: str) -> None:
+    request.labels.append(Label(name=AUTOMATIC))
+    record_event(request, "automatic", f"opened by an automatic mail ({why}): no one alerted, nothing automatic "
+                                       f"mailed to its sender; `#unlabel {AUTOMATIC}` if a person wrote it")
+
+
+def opened_by_a_robot(request: Request) -> bool:
+    return any(label.name == AUTOMATIC for label in request.labels)
 
 
 def record_event(request: Request, kind: str, detail: str) -> None:

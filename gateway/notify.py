@@ -32,7 +32,7 @@ from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from gateway.clock import utcnow
-from gateway.helpdesk import Author, coordinators, join, record_event
+from gateway.helpdesk import Author, coordinators, join, opened_by_a_robot, record_event
 from gateway.models import Comment, MessageRef, Outbox, OutboxBody, Participant, Person, Request
 from gateway.outbound.compose import MailFile, UnsafeHeader, compose, new_message_id
 from gateway.outbound.guide import hint
@@ -146,8 +146,10 @@ class Mailer:
         self._quiet.append((start, end))
 
     def _forget(self, _session: Session, _transaction: SessionTransaction) -> None:
-        """Rolled back: the mails written so far are not to be sent, nor inserted."""
+        """Rolled back: the mails written so far are not to be sent, nor inserted, nor counted; what was read
+        is read again."""
         self._rows, self._inserted, self._waiting, self._written, self._quiet = [], 0, [], 0, []
+        self._recent_by_request, self._coordinators = {}, None
 
     @property
     def written(self) -> int:
@@ -244,6 +246,11 @@ class Mailer:
             return
         if self.settings.is_own_address(participant.email):
             record_event(request, "not-sent", f"{event} to {participant.email}: one of the gateway's own addresses")
+            return
+        if (audience == "customer" and event != "comment" and participant.role == "requester"
+                and opened_by_a_robot(request)):  # what a coordinator writes still goes: a person chose to
+            record_event(request, "not-sent", f"{event} to {participant.email}: the request was opened by an "
+                                              "automatic mail")
             return
         comment = context.get("comment")
         unverified = isinstance(comment, Comment) and comment.unverified_sender

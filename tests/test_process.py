@@ -4,20 +4,24 @@ applied together in one transaction end as if each came alone."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.helpdesk import find_person, join, upsert_person
 from gateway.intake.admission import store, store_all
 from gateway.intake.spool import Envelope, raw_folder
-from gateway.models import Comment, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
+from gateway.models import Comment, Event, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
 from gateway.pipeline.process import Outcome, mark, process, process_batch, process_safely, read_and_parse
-from gateway.settings import Mailbox, Settings
+from gateway.service.sweep import sweep
+from gateway.settings import Mailbox, OrderTimes, Settings
 from gateway.tokens import mint_reply_token, verify_reply_token
 
 RAW = b"From: a@client.example\r\nTo: support@shop.example\r\nSubject: x\r\nMessage-ID: <p1@c>\r\n\r\nBonjour\r\n"
@@ -497,3 +501,38 @@ def test_a_request_keeps_300_characters_of_a_subject_and_mails_no_more(context: 
         assert len(request.subject) <= 300 and request.subject.startswith("BUY CHEAP") and request.subject[-1] == "…"
         sizes = [len(row.raw) for row in session.scalars(select(Outbox))]
     assert sizes and max(sizes) < 20_000, sizes
+
+
+BULK = (b"From: Newsletter <news@shop-news.example>\r\nTo: {to}\r\nSubject: Promo\r\nPrecedence: bulk\r\n"
+        b"List-Id: <news.shop-news.example>\r\nMessage-ID: <n1@shop-news.example>\r\n\r\nSoldes\r\n")
+
+
+def test_nothing_automatic_answers_a_request_a_robot_opened(tmp_path: Path) -> None:
+    """A list's mail opens a request labelled ``automatic``: a home's rule that mails the customer, and the
+    order's acceptance deadline that cancels it, mail the coordinators at most, never the robot."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "thanks.toml").write_text('''[[rules]]
+name = "thanks"
+event = "message"
+condition = 'subject =~~ "(?i)promo"'
+actions = [{ notify = { template = "acknowledgment", to = "customer" } }]
+''')
+    orders = Mailbox("orders@shop.example", "orders", times=OrderTimes(acceptance_hours=1))
+    settings = Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(Mailbox("support@shop.example"), orders))
+    context = open_context(settings)
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    for mailbox in ("support@shop.example", "orders@shop.example"):
+        raw = BULK.replace(b"{to}", mailbox.encode()).replace(b"<n1@", f"<{mailbox[0]}@".encode())
+        assert process(context, store(context, raw, source="smtp", mailbox=mailbox)).status == "processed"
+    with time_machine.travel(utcnow() + timedelta(hours=2), tick=False):
+        assert [outcome.split(": ", 1)[1] for outcome in sweep(context).deadlines] == [
+            "cancelled (not accepted within 1 hours)"]
+    with context.sessions() as session:
+        sent = {(row.recipient, row.template) for row in session.scalars(select(Outbox))}
+        assert sent == {("camille@shop.example", "order_cancelled.coordinator")}, "no one alerted, no robot answered"
+        events = [(event.kind, event.detail) for event in session.scalars(select(Event).order_by(Event.id))]
+    assert ("not-sent", "acknowledgment to news@shop-news.example: the request was opened by an automatic mail") \
+        in events
+    assert ("not-sent", "order_cancelled to news@shop-news.example: the request was opened by an automatic mail") \
+        in events

@@ -27,6 +27,7 @@ from gateway.helpdesk import (
     add_comment,
     find_person,
     join,
+    mark_automatic,
     open_request,
     record_event,
     remember_visibility,
@@ -161,8 +162,10 @@ def sender_account(incoming: Incoming) -> None:
 
 
 def list_inbox(incoming: Incoming) -> str | None:
-    """``#list`` from a coordinator, to the mailbox: the inbox, answered by mail."""
-    if incoming.threaded.request is None and is_list_command(incoming, incoming.account):
+    """``#list`` from a coordinator, to the mailbox: the inbox, answered by mail (never to a robot: an
+    auto-reply quoting a ``#list`` is no one asking)."""
+    if incoming.threaded.request is None and incoming.parsed.auto is None and is_list_command(incoming,
+                                                                                               incoming.account):
         return answer_list(incoming, incoming.account)
     return None
 
@@ -173,7 +176,8 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     the customer hears nothing until a coordinator answers publicly. A forward its From's MTA did not
     vouch for is opened all the same, flagged unverified, and its commands are plain text."""
     original, parsed = incoming.parsed.forwarded, incoming.parsed
-    if (incoming.threaded.request is not None or original is None or incoming.account.role != "coordinator"
+    if (incoming.threaded.request is not None or original is None or incoming.parsed.auto is not None
+            or incoming.account.role != "coordinator"
             or original.address == incoming.sender or incoming.settings.is_own_address(original.address)):
         return None
     known = find_person(incoming.session, original.address)
@@ -206,19 +210,19 @@ def open_new(incoming: Incoming) -> Opened | None:
     A From that names no one for certain (``ParsedMail.sender_unambiguous``: read one way here, another
     by the mail servers that checked it) opens it all the same, flagged unverified, as an unauthenticated
     forward is: the customer it names hears nothing until a coordinator answers. An automatic mail opens
-    it unacknowledged (RFC 3834), and its Cc make no observers; the event says why."""
+    it in the inbox alone (``helpdesk.AUTOMATIC``): no one is alerted, as a wave of backscatter or a
+    list's posts from many senders would alert them all, and no robot is answered (RFC 3834); its Cc
+    make no observers."""
     if incoming.threaded.request is not None:
         return None
     parsed = incoming.parsed
-    certain, automatic = parsed.sender_unambiguous, parsed.auto
+    certain = parsed.sender_unambiguous
+    automatic = f"{parsed.auto}: {parsed.classification.reason}" if parsed.auto else None
     opened = _open(incoming, incoming.account, incoming.seen, subject=parsed.subject, text=parsed.text.strip(),
-                   acknowledge=certain and automatic is None, cc_observers=automatic is None, unverified=not certain)
+                   acknowledge=certain, cc_observers=automatic is None, unverified=not certain, automatic=automatic)
     if not certain:
         record_event(opened.request, "unverified", f"opened from an ambiguous From ({incoming.sender}): "
                                                    "another address may have sent it")
-    if automatic is not None:
-        record_event(opened.request, automatic, f"looks automatic ({parsed.classification.reason}): "
-                                                "not acknowledged")
     return opened
 
 
@@ -247,14 +251,18 @@ def apply_message(incoming: Incoming) -> str | Opened:
 
 
 def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subject: str, text: str,
-          acknowledge: bool, cc_observers: bool, unverified: bool = False) -> Opened:
+          acknowledge: bool, cc_observers: bool, unverified: bool = False, automatic: str | None = None) -> Opened:
     """A new request whose customer is ``person`` (the sender, or the author of a forwarded mail),
-    opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment."""
+    opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment;
+    ``automatic``: why the mail looks automatic, and the request is marked so before its rules run
+    (``helpdesk.mark_automatic``), and no one is alerted."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
     opened_before = _opened_before(incoming, sender)
     request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
+    if automatic is not None:
+        mark_automatic(request, automatic)
     order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
     author = Author(sender, "requester", requester, unverified=unverified)
     comment = add_comment(session, request, author, text, visibility="private" if unverified else "public",
@@ -268,12 +276,13 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     acknowledge = acknowledge and not (parsed.suppresses_auto_response or takes_no_reply(sender)
                                        or settings.is_own_address(sender))
     files = travelling(settings, comment)
-    notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge, defects=parsed.defects,
-                       opened_before=opened_before, observers=observers,
-                       event="order_new" if order else "new_request",  # an order's notice names its commands
-                       about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
-                              "order_link": order_link(settings, order) if order else "",
-                              "links_until": files.links_until}, files=files.files)
+    if automatic is None:
+        notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge,
+                           defects=parsed.defects, opened_before=opened_before, observers=observers,
+                           event="order_new" if order else "new_request",  # an order's notice names its commands
+                           about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
+                                  "order_link": order_link(settings, order) if order else "",
+                                  "links_until": files.links_until}, files=files.files)
     incoming.row.request = request
     return Opened(request, sender)
 
