@@ -291,10 +291,12 @@ class Mailer:
         comment = context.get("comment")
         author = comment.author_email if isinstance(comment, Comment) else None
         participant = next((p for p in request.participants if p.email == author), None)
-        if participant is not None:
-            self._write(self._mail(request, participant.email, mail.mark), "leak_held", "sender",
-                        {"leak": leak, "recipient": recipient}, mailbox=request.mailbox, recipient=participant.email,
-                        reply_to=self.reply_to(request, participant), person=participant.person, request=request)
+        if participant is not None:  # counted in the held mail's budget: a stranger's comment spends its own
+            topic = mail.row["topic"] if mail.row["topic"] == UNVERIFIED_TOPIC else ""
+            self._write(self._mail(request, participant.email, mail.mark, unverified=bool(topic)), "leak_held",
+                        "sender", {"leak": leak, "recipient": recipient}, mailbox=request.mailbox,
+                        recipient=participant.email, reply_to=self.reply_to(request, participant),
+                        person=participant.person, request=request, topic=topic)
 
     def _template_words(self, event: str, audience: str, locale: str, context: dict[str, Any]) -> str:
         """The text part with what people wrote left out (``_WORDS_LEFT_OUT``): the template's own words.

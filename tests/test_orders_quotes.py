@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
 from gateway.helpdesk import open_request, upsert_person
-from gateway.models import Outbox
+from gateway.models import Deadline, Outbox
 from gateway.notify import Mailer
 from gateway.orders.card import OrderError, ensure_order
+from gateway.orders.due import HANDLERS
 from gateway.orders.lifecycle import cancel_order, decline_order
 from gateway.orders.models import Order, Quote
 from gateway.orders.quote_page import (
@@ -30,7 +31,8 @@ from gateway.orders.quote_page import (
     unfollowed,
 )
 from gateway.orders.quotes import QuoteLine, create_quote, expire_quotes, read_quote_lines, withdraw_quote
-from gateway.settings import Mailbox, Settings
+from gateway.orders.timeline import ACCEPTANCE
+from gateway.settings import Mailbox, OrderTimes, Settings
 from gateway.tokens import mint_quote_token, verify_quote_token
 from gateway.transaction import mailing
 
@@ -229,14 +231,15 @@ def test_a_decision_whose_follow_up_was_lost_is_followed_up_at_the_next_start(co
         assert session.scalars(select(Order)).one().total == Decimal("450.00")
 
 
-@pytest.mark.parametrize("act", ["withdraw", "quote again", "cancel", "decline", "expire"])
+@pytest.mark.parametrize("act", ["withdraw", "quote again", "cancel", "decline", "the acceptance deadline"])
 def test_a_decision_committed_meanwhile_is_never_written_over(tmp_path: Path, postgres_url: str, act: str) -> None:
     """On PostgreSQL the customer accepts on the web host while a processor holds the order read, open quote
     and all: the coordinator's ``#withdraw``, a new version, a cancellation, a decline or the sweep's expiry
     must not write "open"'s successor over the acceptance (never followed up, then): the command is
-    refused, the sweep leaves the quote alone."""
+    refused, and the sweep's cancellation of an order not accepted in time does not happen."""
+    orders = Mailbox("orders@shop.example", "orders", times=OrderTimes(acceptance_hours=1))
     settings = Settings(home=tmp_path, data_dir=tmp_path / "var", secret_key="test-secret", database_url=postgres_url,
-                        base_url="https://shop.example", mailboxes=(Mailbox("orders@shop.example", "orders"),))
+                        base_url="https://shop.example", mailboxes=(orders,))
     context = open_context(settings)
     try:
         with mailing(context) as (session, mailer):
@@ -251,8 +254,10 @@ def test_a_decision_committed_meanwhile_is_never_written_over(tmp_path: Path, po
             assert order.open_quote is not None  # read by the processor's transaction, still open here
             with mailing(context) as (web, web_mailer):
                 assert isinstance(decide(web, settings, web_mailer, token, True), QuoteDecision)
-            if act == "expire":
-                assert expire_quotes(session, settings, mailer, now=utcnow() + timedelta(days=60)) == []
+            if act == "the acceptance deadline":
+                deadline = Deadline(request_id=number, kind=ACCEPTANCE, due_at=utcnow())
+                assert HANDLERS[ACCEPTANCE](session, settings, mailer, deadline) == \
+                    "not cancelled: quote v1 was accepted meanwhile: see the order again"
             else:
                 with pytest.raises(OrderError, match="accepted meanwhile"):
                     if act == "withdraw":
@@ -265,5 +270,6 @@ def test_a_decision_committed_meanwhile_is_never_written_over(tmp_path: Path, po
                         decline_order(mailer, order, COORDINATOR, "trop tard")
         with context.sessions() as session:
             assert [q.status for q in session.scalars(select(Quote))] == ["accepted"]
+            assert session.get_one(Order, number).request.status == "in-progress"
     finally:
         context.engine.dispose()

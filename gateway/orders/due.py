@@ -20,6 +20,7 @@ from gateway.orders.lifecycle import OPEN, WORKING, cancel_order, complete_unrev
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import Order
 from gateway.orders.money import format_amount
+from gateway.orders.quotes import DecidedMeanwhile
 from gateway.settings import Settings
 
 SWEEP = "the gateway"  # the author of what a deadline does, in events and mails
@@ -59,7 +60,13 @@ def _not_accepted(session: Session, settings: Settings, mailer: Mailer, deadline
 
 
 def _cancelled(settings: Settings, mailer: Mailer, order: Order, reason: str) -> str:
-    done = cancel_order(settings, mailer, order, SWEEP, reason)
+    """The order cancelled, unless its customer answered its quote as the deadline fell: their answer
+    stands, and the coordinators see it on the order."""
+    try:
+        done = cancel_order(settings, mailer, order, SWEEP, reason)
+    except DecidedMeanwhile as decided:
+        record_event(order.request, "deadline", f"not cancelled ({reason}): {decided}")
+        return f"not cancelled: {decided}"
     refunded = sum(-refund.amount for refund in done.refunded)
     return f"cancelled ({reason})" + (f", {format_amount(refunded)} {order.currency} refunded" if refunded else "")
 

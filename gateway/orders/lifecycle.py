@@ -24,7 +24,7 @@ from gateway.orders.delivery_note import delivery_note
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
-from gateway.orders.quotes import AWAITING_RESPONSE, close_quote
+from gateway.orders.quotes import AWAITING_RESPONSE, DecidedMeanwhile, close_quote
 from gateway.orders.subscriptions import start_subscription, terminate
 from gateway.outbound.compose import MailFile
 from gateway.payments import provider_for
@@ -86,7 +86,7 @@ def _withdraw_open_quote(session: Session, order: Order) -> None:
     quote = order.open_quote
     if quote is not None:
         if not close_quote(session, quote, "withdrawn", utcnow()):
-            raise OrderError(f"quote v{quote.version} was {quote.status} meanwhile: see the order again")
+            raise DecidedMeanwhile(quote, "see the order again")
         record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
 
 

@@ -94,8 +94,7 @@ def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Or
     now = utcnow()
     previous = order.open_quote
     if previous is not None and not close_quote(session, previous, "replaced", now):
-        raise OrderError(f"quote v{previous.version} was {previous.status} meanwhile: see the order before quoting "
-                         "again")
+        raise DecidedMeanwhile(previous, "see the order before quoting again")
     version = (session.scalar(select(func.max(Quote.version)).where(Quote.order_id == order.number)) or 0) + 1
     quote = Quote(order=order, version=version, amount=amount, currency=currency, status="open", author_email=author,
                   valid_until=now + timedelta(days=settings.quote_validity_days), created_at=now,
@@ -120,7 +119,7 @@ def withdraw_quote(settings: Settings, mailer: Mailer, order: Order, author: str
     if quote is None:
         raise OrderError(f"order #{order.number} has no open quote to withdraw")
     if not close_quote(mailer.session, quote, "withdrawn", utcnow()):
-        raise OrderError(f"quote v{quote.version} was {quote.status} meanwhile: nothing withdrawn")
+        raise DecidedMeanwhile(quote, "nothing withdrawn")
     record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = "coordinator"
@@ -140,6 +139,13 @@ def expire_quotes(session: Session, settings: Settings, mailer: Mailer, now: dat
     for quote in expired:
         announce_expiry(settings, mailer, quote)
     return [quote.id for quote in expired]
+
+
+class DecidedMeanwhile(OrderError):
+    """The quote was answered (or closed) by someone else between this command's read and its write."""
+
+    def __init__(self, quote: Quote, what_next: str) -> None:
+        super().__init__(f"quote v{quote.version} was {quote.status} meanwhile: {what_next}")
 
 
 def close_quote(session: Session, quote: Quote, status: str, now: datetime, *, reason: str | None = None) -> bool:

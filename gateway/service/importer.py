@@ -78,7 +78,7 @@ class _Applier:
         self._send_asked = False  # the sending thread is asked to take them: asked once, until it does
         self._draining: list[Future[None]] = []
         self._starting = None if processor_child is None else self._threads.submit(
-            processor.start, context.settings, child=processor_child)  # while this one stores
+            processor.adopt, processor_child)  # while this one stores
 
     def stored(self, count: int) -> None:
         """``count`` messages are stored so far: from ``APPLY_FROM`` on, they are drained by the running

@@ -177,16 +177,20 @@ _claims: Claims | None = None
 _making_claims = threading.Lock()
 
 
-def start(settings: Settings, *, yielding: bool = True, child: Child | None = None) -> Processor:
+def start(settings: Settings, *, yielding: bool = True) -> Processor:
     """From now on, ``apply`` in this process runs in the processor, which is started now rather than at
     the first message: the first mails would wait for its start, and one that cannot start stops the
     command at once. ``yielding``: it runs only on what the SMTP listeners of this host leave
     (``runtime.run_when_idle``); a host that takes no mail in has nothing to yield to, and would only
-    starve whenever anything else on the machine is busy. ``child``: the processor, started already with
-    its own settings and ``yielding`` (``gateway import`` starts it by the name of ``processor_main``,
-    before its own imports)."""
+    starve whenever anything else on the machine is busy."""
+    return adopt(Child(processor_main, settings, yielding))
+
+
+def adopt(child: Child) -> Processor:
+    """``start``, with a processor started already with its own settings and ``yielding`` (``gateway
+    import`` starts it by the name of ``processor_main``, before its own imports)."""
     global _running
-    _running = Processor(child or Child(processor_main, settings, yielding))
+    _running = Processor(child)
     return _running
 
 
