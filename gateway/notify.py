@@ -41,7 +41,10 @@ from gateway.outbound.render import render_mail, render_text
 from gateway.settings import Settings
 from gateway.tokens import mint_person_token, mint_reply_token, reply_address
 
-UNVERIFIED_TOPIC = "unverified"  # the outbox's topic of mails about an unverified comment (their own hourly limit)
+# The outbox's topic of mails about a comment that came with no secret (no reply token, no authentication):
+# an unverified one, or a customer's threaded by subject tag or References. They have an hourly limit of
+# their own (``Mailer.send``).
+SECRETLESS_TOPIC = "secretless"
 
 
 class UnwrittenMail(RuntimeError):
@@ -78,7 +81,7 @@ class Mailer:
     _written: int = 0
     _waiting: list[tuple[Request, Callable[[], None]]] = field(default_factory=list)  # to write once ids exist
     _coordinators: list[Person] | None = None
-    # Mails of the last hour by request, recipient and budget (True: about an unverified comment).
+    # Mails of the last hour by request, recipient and budget (True: about a comment that came with no secret).
     _recent_by_request: dict[tuple[Request, str, bool], int] = field(default_factory=dict)
     _started: datetime = field(default_factory=utcnow)
     _quiet: list[tuple[int, int]] = field(default_factory=list)  # marks whose mails are kept, never sent
@@ -169,16 +172,16 @@ class Mailer:
                 if start <= mail.mark < end and mail.status == "pending" and mail.id is not None]
 
     def _mail(self, request: Request | None, recipient: str, mark: int | None = None, *,
-              unverified: bool = False) -> _Mail:
-        """A new mail of this transaction, in order, counted against the hourly limit at once (``unverified``:
-        against the budget of mails about unverified comments)."""
+              secretless: bool = False) -> _Mail:
+        """A new mail of this transaction, in order, counted against the hourly limit at once (``secretless``:
+        against the budget of mails about comments that came with no secret)."""
         if mark is None:
             mark, self._written = self._written, self._written + 1
         mail = _Mail(mark)
         self._rows.append(mail)
         self.session.connection()  # the transaction has begun, so that rolling it back forgets the mail
-        if request is not None and (request, recipient, unverified) in self._recent_by_request:
-            self._recent_by_request[request, recipient, unverified] += 1
+        if request is not None and (request, recipient, secretless) in self._recent_by_request:
+            self._recent_by_request[request, recipient, secretless] += 1
         return mail
 
     def coordinators(self) -> list[Person]:
@@ -202,12 +205,12 @@ class Mailer:
         self._count_recent({request: {p.email for p in request.participants} | emails
                             for request in requests if request is not None})
 
-    def _recent_for_request(self, request: Request, recipient: str, unverified: bool) -> int:
+    def _recent_for_request(self, request: Request, recipient: str, secretless: bool) -> int:
         """Mails to ``recipient`` about a request in the last hour, of one budget: read for all its
         participants with one query, then counted up as this transaction mails them."""
-        if (request, recipient, unverified) not in self._recent_by_request:
+        if (request, recipient, secretless) not in self._recent_by_request:
             self._count_recent({request: {p.email for p in request.participants} | {recipient}})
-        return self._recent_by_request[request, recipient, unverified]
+        return self._recent_by_request[request, recipient, secretless]
 
     def _count_recent(self, wanted: dict[Request, set[str]]) -> None:
         """Read the last hour's mails of each request to each address, unless known already."""
@@ -215,8 +218,8 @@ class Mailer:
         for request, addresses in wanted.items():
             # opened in this transaction: no mail before it, and this transaction counts its own
             opened_since = request.id is None or request.created_at >= self._started
-            for key in {(request, address, unverified) for address in addresses
-                        for unverified in (False, True)} - self._recent_by_request.keys():
+            for key in {(request, address, secretless) for address in addresses
+                        for secretless in (False, True)} - self._recent_by_request.keys():
                 if opened_since:
                     self._recent_by_request[key] = 0
                 else:
@@ -224,23 +227,24 @@ class Mailer:
         if not unknown:
             return
         with self.session.no_autoflush:  # what this transaction wrote is counted as it is written
-            unverified = Outbox.topic == UNVERIFIED_TOPIC
+            secretless = Outbox.topic == SECRETLESS_TOPIC
             stored = {(request_id, address, bool(about)): count
                       for request_id, address, about, count in self.session.execute(
-                          select(Outbox.request_id, Outbox.recipient, unverified, func.count(Outbox.id))
+                          select(Outbox.request_id, Outbox.recipient, secretless, func.count(Outbox.id))
                           .where(Outbox.request_id.in_({request.id for request, _address, _about in unknown}),
                                  Outbox.recipient.in_({address for _request, address, _about in unknown}),
                                  Outbox.created_at >= utcnow() - timedelta(hours=1))
-                          .group_by(Outbox.request_id, Outbox.recipient, unverified))}
+                          .group_by(Outbox.request_id, Outbox.recipient, secretless))}
         for request, address, about in unknown:
             self._recent_by_request[request, address, about] = stored.get((request.id, address, about), 0)
 
     def send(self, request: Request, participant: Participant, event: str, audience: str,
              context: dict[str, Any], *, auto_submitted: str = "auto-generated",
-             files: Sequence[MailFile] = ()) -> None:
+             files: Sequence[MailFile] = (), secretless: bool = False) -> None:
         """One mail about a request to one participant, Reply-To their own token, within the hourly limit;
-        ``files`` are attached (a delivery's). Mails about an unverified comment have a limit of their own:
-        anyone can write one, and a stranger's score of them must not use up the hour's mails about the
+        ``files`` are attached (a delivery's). ``secretless``: about a comment that came with no secret,
+        which anyone who knows the customer's address and the request's number can write: such mails have
+        a limit of their own, and a stranger's score of them must not use up the hour's mails about the
         request (the team would no longer hear of the customer's real reply)."""
         if participant.person is not None and participant.person.failing_since is not None:
             return
@@ -252,19 +256,17 @@ class Mailer:
             record_event(request, "not-sent", f"{event} to {participant.email}: the request was opened by an "
                                               "automatic mail")
             return
-        comment = context.get("comment")
-        unverified = isinstance(comment, Comment) and comment.unverified_sender
-        if self._recent_for_request(request, participant.email, unverified) >= self.settings.mails_per_hour:
-            about = " about unverified comments" if unverified else ""
+        if self._recent_for_request(request, participant.email, secretless) >= self.settings.mails_per_hour:
+            about = " about comments that came with no reply token" if secretless else ""
             record_event(request, "rate-limited", f"{event} to {participant.email}: "
                                                   f"{self.settings.mails_per_hour} mails{about} in the last hour")
             return
-        mail = self._mail(request, participant.email, unverified=unverified)
+        mail = self._mail(request, participant.email, secretless=secretless)
 
         def write() -> None:
             self._write(mail, event, audience, context, mailbox=request.mailbox, recipient=participant.email,
                         reply_to=self.reply_to(request, participant), person=participant.person, request=request,
-                        auto_submitted=auto_submitted, files=files, topic=UNVERIFIED_TOPIC if unverified else "")
+                        auto_submitted=auto_submitted, files=files, topic=SECRETLESS_TOPIC if secretless else "")
 
         if participant.id is None or any(about is request for about, _write in self._waiting):
             self._waiting.append((request, write))  # in order with the request's other mails
@@ -292,8 +294,8 @@ class Mailer:
         author = comment.author_email if isinstance(comment, Comment) else None
         participant = next((p for p in request.participants if p.email == author), None)
         if participant is not None:  # counted in the held mail's budget: a stranger's comment spends its own
-            topic = mail.row["topic"] if mail.row["topic"] == UNVERIFIED_TOPIC else ""
-            self._write(self._mail(request, participant.email, mail.mark, unverified=bool(topic)), "leak_held",
+            topic = mail.row["topic"] if mail.row["topic"] == SECRETLESS_TOPIC else ""
+            self._write(self._mail(request, participant.email, mail.mark, secretless=bool(topic)), "leak_held",
                         "sender", {"leak": leak, "recipient": recipient}, mailbox=request.mailbox,
                         recipient=participant.email, reply_to=self.reply_to(request, participant),
                         person=participant.person, request=request, topic=topic)
@@ -393,15 +395,15 @@ def _expected_from(request: Request, participant: Participant) -> bool:
 
 
 def tell_team(mailer: Mailer, request: Request, event: str, context: dict[str, Any],
-              exclude: str = "", files: Sequence[MailFile] = ()) -> None:
+              exclude: str = "", files: Sequence[MailFile] = (), secretless: bool = False) -> None:
     """The coordinators to tell (and the request's active suppliers) get ``event.coordinator``;
-    the one who must answer next is told so."""
+    the one who must answer next is told so. ``secretless``: see ``Mailer.send``."""
     told = [join(mailer.session, request, person.email, role="coordinator", person=person)
             for person in coordinators_to_tell(mailer, request) if person.email != exclude]
     told += [p for p in request.participants if p.role == "supplier" and p.active and p.email != exclude]
     for participant in told:
         mailer.send(request, participant, event, "coordinator",
-                    {**context, "expected": _expected_from(request, participant)}, files=files)
+                    {**context, "expected": _expected_from(request, participant)}, files=files, secretless=secretless)
 
 
 def notify_new_request(mailer: Mailer, request: Request, comment: Comment, requester: Participant,
@@ -433,18 +435,19 @@ def notify_new_request(mailer: Mailer, request: Request, comment: Comment, reque
 
 
 def notify_comment(mailer: Mailer, request: Request, comment: Comment, author: Author,
-                   defects: list[str], about: dict[str, Any] | None = None, files: Sequence[MailFile] = ()) -> None:
+                   defects: list[str], about: dict[str, Any] | None = None, files: Sequence[MailFile] = (), *,
+                   secretless: bool = False) -> None:
     """Each participant who may see the comment, never its author; its ``files`` go with it. An unverified
     comment's author is only who its From names: a coordinator named so is told too, as the others are,
-    that someone wrote as them."""
+    that someone wrote as them. ``secretless``: the comment came with no secret (``Mailer.send``)."""
     context = {**(about or {}), "comment": comment, "author": author, "defects": defects, "expected": False}
     tell_team(mailer, request, "comment", context, exclude="" if comment.unverified_sender else comment.author_email,
-              files=files)
+              files=files, secretless=secretless)
     for participant in list(request.participants):
         if not participant.active or participant.email == comment.author_email:
             continue
         if participant.role == "requester" and _may_see(participant, comment):
-            mailer.send(request, participant, "comment", "customer", context, files=files)
+            mailer.send(request, participant, "comment", "customer", context, files=files, secretless=secretless)
         elif participant.role == "observer" and _may_see(participant, comment):
             mailer.send(request, participant, "comment", "customer" if participant.customer_side else "coordinator",
-                        context, files=files)
+                        context, files=files, secretless=secretless)

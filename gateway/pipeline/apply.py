@@ -387,9 +387,13 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     if comment is not None:
         files = travelling(incoming.settings, comment)
         order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
+        # No secret vouched for it: a stranger's, or the customer's threaded by subject tag or References
+        # (CONTRACT §4.3), which anyone who knows their address and the request's number can write.
+        secretless = author.unverified or (via != "token" and author.role == "requester")
         notify_comment(incoming.mailer, request, comment, author, parsed.defects,
                        about={"links": files.links, "links_until": files.links_until,
-                              "order_link": order_link(incoming.settings, order) if order else ""}, files=files.files)
+                              "order_link": order_link(incoming.settings, order) if order else ""}, files=files.files,
+                       secretless=secretless)
     incoming.row.request_id = request.id
     flag = " unverified sender" if author.unverified else ""
     done = f"{comment.visibility} comment" if comment is not None else "no comment"

@@ -278,22 +278,27 @@ def test_the_customers_colleague_cannot_switch_off_the_teams_private_habit(shop:
 
 
 def test_a_strangers_forged_comments_cannot_use_up_the_hours_mails_about_a_request(tmp_path: Path) -> None:
-    """Mails about unverified comments have an hourly limit of their own: a stranger who writes as Bob with
-    the request's subject tag, more times than the limit, is cut off, and Alice still hears of the
-    customer's real reply."""
+    """Mails about comments that came with no reply token have an hourly limit of their own: a stranger who
+    writes as Bob, then as the customer, with the request's subject tag, more times than the limit, is cut
+    off, and Alice still hears of the customer's real reply."""
     gw = Gateway(write_home(tmp_path / "home", extra="mails_per_hour = 3")).start()
     try:
         gw.add_person(ALICE, "coordinator")
         gw.add_person(BOB, "coordinator")
         open_request(gw)
         told = len(gw.mails_to(ALICE))
-        for number in range(4):
+        for number in range(2):
             gw.send(mail(f"Bob <{BOB}>", "support@shop.example", "Re: [#1] Question", f"Faux {number}"),
                      sender="spy@evil.example")
         gw.wait_idle()
-        assert len(gw.mails_to(ALICE)) == told + 3, "the unverified comments' own limit: 3 mails an hour"
+        for number in range(3):
+            gw.send(mail(f"Jean <{CUSTOMER}>", "support@shop.example", "Re: [#1] Question", f"Faux Jean {number}"),
+                     sender="spy@evil.example")
+        gw.wait_idle()
+        assert len(gw.mails_to(ALICE)) == told + 3, "the tokenless comments' own limit: 3 mails an hour"
         assert sorted(e["detail"] for e in gw.show(1)["events"] if e["kind"] == "rate-limited") == [
-            f"comment to {person}: 3 mails about unverified comments in the last hour" for person in (ALICE, BOB)]
+            f"comment to {person}: 3 mails about comments that came with no reply token in the last hour"
+            for person in (ALICE, ALICE, BOB, BOB)], "Bob, whom two of them name, is told of all five"
         [acknowledgment] = gw.mails_to(CUSTOMER)
         gw.send(mail(f"Jean <{CUSTOMER}>", reply_address(acknowledgment), "Re: Question", "Voici ma vraie réponse."))
         gw.wait_idle()
