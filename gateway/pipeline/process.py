@@ -93,8 +93,10 @@ def _read(context: Context, session: Session, mailer: Mailer, row: Inbound | Non
 
 
 def process(context: Context, inbound_id: int, ahead: Ahead | None = None) -> Outcome:
-    """Apply one stored message once; safe to call again for the same id."""
-    outcome = _in_one_transaction(context, [inbound_id], {inbound_id: ahead} if ahead else {}, alone=True)[0]
+    """Apply one stored message once; safe to call again for the same id. Every line logged meanwhile, its
+    commit's included, is about it."""
+    with applying(inbound_id, ahead.parsed.message_id if ahead else None):
+        outcome = _in_one_transaction(context, [inbound_id], {inbound_id: ahead} if ahead else {}, alone=True)[0]
     return mark(context, inbound_id, outcome) if outcome.status == "duplicate" else outcome
 
 
