@@ -536,3 +536,32 @@ actions = [{ notify = { template = "acknowledgment", to = "customer" } }]
         in events
     assert ("not-sent", "order_cancelled to news@shop-news.example: the request was opened by an automatic mail") \
         in events
+
+
+def test_a_reply_of_a_photo_alone_or_of_nothing_readable_is_a_comment_the_team_sees(context: Context) -> None:
+    """A phone's photo with no words, and a text part that cannot be decoded, are kept as comments (the
+    photo with it) and the team is told, rather than "no comment"."""
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    first = process(context, store(context, RAW, source="smtp", mailbox="support@shop.example"))
+    with context.sessions() as session:
+        requester = session.scalars(select(Participant).where(Participant.role == "requester")).one()
+        token = mint_reply_token(context.settings.secret_key, "support", requester.request_id, requester.id)
+    address = f"support+{token}@shop.example"
+    photo = (f"From: a@client.example\r\nTo: {address}\r\nSubject: Re: x\r\nMessage-ID: <photo@c>\r\n"
+             "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+             "Content-Type: image/png\r\nContent-Disposition: attachment; filename=damaged.png\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n").encode()
+    broken = (f"From: a@client.example\r\nTo: {address}\r\nSubject: Re: x\r\nMessage-ID: <broken@c>\r\n"
+              "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Transfer-Encoding: base64\r\n\r\n!!!!\r\n").encode()
+    for raw in (photo, broken):
+        assert process(context, store(context, raw, source="smtp", mailbox="support@shop.example")).status \
+            == "processed"
+    with context.sessions() as session:
+        request = session.get_one(Request, first.request_id)
+        photo_comment, broken_comment = request.comments[1:]
+        assert [a.filename for a in photo_comment.attachments] == ["damaged.png"]
+        assert broken_comment.text.startswith("(no text could be read: the mail is kept as message ")
+        told = session.scalars(select(Outbox).where(Outbox.recipient == "camille@shop.example")).all()
+    assert len(told) == 3, "the team is told of the request and of both replies"

@@ -61,6 +61,9 @@ class Classification:
     reason: str  # short human-readable why ("" when auto is None)
     delivery: Delivery | None = None  # what a delivery report says (a bounce, a delay, a delivery)
     feedback_report: bool = False  # an ARF complaint report (auto is then "auto-generated")
+    # Read from the subject or the sender's name alone, which a person may write too ("Absente jusqu'au 15 :
+    # livrez après", postmaster@ of a small firm), rather than from what the mail declares of itself.
+    guessed: bool = False
 
     @property
     def failed_recipients(self) -> tuple[ReportedRecipient, ...]:
@@ -366,8 +369,10 @@ def _by_headers(msg: Message, sender: str | None, heads: _Heads) -> Classificati
     """Auto-replies, then other machine-made mail, then bulk: the first kind with a signal wins."""
     matches = {kind: reason for kind, reason in reversed(list(_header_matches(msg)))}
     subject = heads.subject
+    guessed = set()
     if AUTO_REPLIED not in matches and _OUT_OF_OFFICE_SUBJECT.match(subject):
         matches[AUTO_REPLIED] = f"out-of-office subject {subject[:60]!r}"
+        guessed.add(AUTO_REPLIED)
     if AUTO_GENERATED not in matches:
         if sender == "" or (sender is not None and sender.strip() == "<>"):
             matches[AUTO_GENERATED] = "empty envelope sender"
@@ -376,9 +381,10 @@ def _by_headers(msg: Message, sender: str | None, heads: _Heads) -> Classificati
                           None)
             if daemon:
                 matches[AUTO_GENERATED] = f"sender {daemon}"
+                guessed.add(AUTO_GENERATED)
     for kind in (AUTO_REPLIED, AUTO_GENERATED, BULK):
         if kind in matches:
-            return Classification(kind, matches[kind])
+            return Classification(kind, matches[kind], guessed=kind in guessed)
     return None
 
 

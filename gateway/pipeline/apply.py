@@ -363,9 +363,11 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         note = next(c for c in commands if c.name == "note")
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
     _remember_message_id(incoming, request, seen)
+    if not rest and not commands and not parsed.attachments:  # nothing read (an empty part, broken base64)
+        rest = f"(no text could be read: the mail is kept as message {incoming.row.id})"
     comment = None
     rules = RequestChange(session, incoming.settings, incoming.mailer, request, author)
-    if rest and not text_is_taken(commands, rest):
+    if (rest or parsed.attachments) and not text_is_taken(commands, rest):  # a photo alone is a reply too
         kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility)
         comment = add_comment(session, request, author, rest, visibility=kept_as, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
