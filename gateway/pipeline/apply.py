@@ -35,6 +35,7 @@ from gateway.helpdesk import (
     upsert_person,
 )
 from gateway.mail.bounces import DELAYED, FAILED, Delivery
+from gateway.mail.classify import BULK
 from gateway.models import MessageRef, Outbox, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
@@ -141,12 +142,26 @@ def robot(incoming: Incoming) -> str | None:
     """An automatic mail (an out-of-office, a list) on a request: an event on it, never an answer. With no
     request it goes on and opens one, not acknowledged (``open_new``): a mail no one is shown is lost,
     and a customer's mail is sometimes taken for a robot's ("Absente du 3 au 10 : livrez après")."""
-    parsed, request = incoming.parsed, incoming.threaded.request
+    parsed, thread = incoming.parsed, incoming.threaded
+    request = thread.request
     if parsed.auto is None or request is None:
+        return None
+    if _written_by_its_token(incoming):
+        record_event(request, "looked automatic", f"{parsed.auto} ({parsed.classification.reason}), but written "
+                                                  f"with {incoming.sender}'s own reply token: kept as a comment")
         return None
     record_event(request, parsed.auto, f"{incoming.sender}: {parsed.subject}")
     incoming.row.request_id = request.id
     return f"{parsed.auto} ({parsed.classification.reason}) recorded on #{request.id}, not answered"
+
+
+def _written_by_its_token(incoming: Incoming) -> bool:
+    """A reply with its author's own token that only looks automatic: by its subject or its sender's name
+    (``Classification.guessed``), or by the headers of a list it came through (a firm's group address),
+    not by what an auto-responder declares (``Auto-Submitted``, ``X-Autoreply``, a report)."""
+    thread, classification = incoming.threaded, incoming.parsed.classification
+    return (thread.via == "token" and thread.author is not None and not thread.author.unverified
+            and (classification.guessed or classification.auto == BULK))
 
 
 def sender_account(incoming: Incoming) -> None:

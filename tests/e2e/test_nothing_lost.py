@@ -13,7 +13,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from conftest import GATEWAY, Gateway, alive, mail, reply_address, write_home
+from conftest import GATEWAY, Gateway, alive, body_text, mail, reply_address, write_home
 
 from gateway.intake.listener import LISTENERS
 from gateway.intake.spool import Envelope, write_incoming
@@ -101,8 +101,13 @@ def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gate
     told = len(gateway.mails_to("alice@shop.example"))
     gateway.send(mail(CUSTOMER, address, "Réponse automatique : absent", "Je suis absente jusqu'au 10.",
                       Auto_Submitted="auto-replied"))
-    gateway.send(mail(CUSTOMER, address, "Out of Office: Retour", "I am away."))
+    gateway.send(mail(CUSTOMER, address, "Out of Office: Retour", "I am away.", X_Autoreply="yes"))
     gateway.wait_idle()
+    gateway.send(mail(CUSTOMER, address, "Absente du 3 au 10 : livrez après le 10 SVP", "Et en bleu, pas en rouge."))
+    gateway.wait_idle()
+    assert "Et en bleu, pas en rouge." in body_text(gateway.mails_to("alice@shop.example")[-1]), \
+        "a reply with the customer's own token that only reads like an out-of-office is hers"
+    told += 1
     gateway.send(mail("newsletter@shop-news.example", "support@shop.example", "Promo", "Soldes !",
                       Precedence="bulk", List_Id="<news.shop-news.example>"))
     gateway.send(mail("Nadia <nadia@client.example>", "support@shop.example",
@@ -114,8 +119,8 @@ def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gate
         and not gateway.mails_to("nadia@client.example"), "no robot is ever answered"
     assert len(gateway.mails_to("alice@shop.example")) == told, "no one is alerted, not even by a #list"
     request = gateway.show(1)
-    assert len(request["comments"]) == 1
-    assert [e["kind"] for e in request["events"]] == ["auto-replied", "auto-replied"]
+    assert [c["text"] for c in request["comments"]][1:] == ["Et en bleu, pas en rouge."]
+    assert [e["kind"] for e in request["events"]] == ["auto-replied", "auto-replied", "looked automatic"]
     assert [r["subject"] for r in gateway.requests()] == [
         "Réponse automatique : absente", "Absente du 3 au 10 : merci de livrer après", "Promo", "Retour"], \
         "the inbox shows every mail"
