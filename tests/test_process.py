@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.context import Context, open_context
-from gateway.helpdesk import find_person, join, upsert_person
+from gateway.helpdesk import find_person, join, open_request, upsert_person
 from gateway.intake.admission import store, store_all
 from gateway.intake.spool import Envelope, raw_folder
 from gateway.models import Comment, Event, Inbound, MessageRef, Outbox, Participant, Request, RuleMatch
+from gateway.orders.card import ensure_order
 from gateway.pipeline.process import Outcome, mark, process, process_batch, process_safely, read_and_parse
 from gateway.service.sweep import sweep
 from gateway.settings import Mailbox, OrderTimes, Settings
@@ -565,3 +566,27 @@ def test_a_reply_of_a_photo_alone_or_of_nothing_readable_is_a_comment_the_team_s
         assert broken_comment.text.startswith("(no text could be read: the mail is kept as message ")
         told = session.scalars(select(Outbox).where(Outbox.recipient == "camille@shop.example")).all()
     assert len(told) == 3, "the team is told of the request and of both replies"
+
+
+def test_the_answer_to_a_tokenless_reply_in_the_review_window_counts_in_the_tokenless_budget(tmp_path: Path) -> None:
+    """Anyone can write as the customer with the order's subject tag: the "over to you" mail it causes in the
+    review window is counted apart, so a stranger cannot spend the hour's mails that tell the customer
+    their order was cancelled. Her own reply, with her token, counts as usual."""
+    orders = Mailbox("orders@shop.example", "orders")
+    context = open_context(Settings(home=tmp_path, data_dir=tmp_path / "var", mailboxes=(orders,)))
+    with context.sessions.begin() as session:
+        customer = upsert_person(session, "jean@client.example", name="Jean")
+        request, requester = open_request(session, orders, "Logo", customer, "<order@c>")
+        ensure_order(session, request, context.settings)
+        session.flush()
+        request.status = "delivered"
+        number, token = request.id, mint_reply_token(context.settings.secret_key, "orders", request.id, requester.id)
+    for to, subject, message_id in [("orders@shop.example", f"Re: [#{number}] Logo", "<forged@evil>"),
+                                    (f"orders+{token}@shop.example", "Re: Logo", "<hers@c>")]:
+        raw = (f"From: jean@client.example\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n\r\n"
+               "Le logo est trop petit.\r\n").encode()
+        assert process(context, store(context, raw, source="smtp", mailbox="orders@shop.example")).status == "processed"
+    with context.sessions() as session:
+        topics = [row.topic for row in session.scalars(select(Outbox).where(
+            Outbox.template == "review_window.customer").order_by(Outbox.id))]
+    assert topics == ["secretless", ""]

@@ -48,14 +48,16 @@ def order_link(settings: Settings, order: Order) -> str:
 
 
 def tell_customer(mailer: Mailer, order: Order, event: str, context: dict[str, Any],
-                  files: Sequence[MailFile] = ()) -> None:
-    """``event.customer`` to the order's customer (never to anyone else), with the order page link."""
+                  files: Sequence[MailFile] = (), *, secretless: bool = False) -> None:
+    """``event.customer`` to the order's customer (never to anyone else), with the order page link
+    (``secretless``: see ``Mailer.send``)."""
     requester = next((p for p in order.request.participants if p.role == "requester"), None)
     if requester is None:
         requester = join(mailer.session, order.request, order.customer.email, role="requester",
                          person=order.customer)
     mailer.send(order.request, requester, event, "customer",
-                {**order_context(order), "order_link": order_link(mailer.settings, order), **context}, files=files)
+                {**order_context(order), "order_link": order_link(mailer.settings, order), **context}, files=files,
+                secretless=secretless)
 
 
 def tell_coordinators(mailer: Mailer, order: Order, event: str, context: dict[str, Any], author: str = "") -> None:

@@ -21,14 +21,14 @@ PAUSED = "delivered"
 
 
 def comment_visibility(session: Session, settings: Settings, mailer: Mailer, request: Request, author: Author,
-                       visibility: str) -> str:
+                       visibility: str, *, secretless: bool = False) -> str:
     """The visibility a new comment keeps on an order waiting for its customer's decision; the mail that
-    says why, to the customer or to the team member who wrote."""
+    says why, to the customer or to the team member who wrote (``secretless``: see ``Mailer.send``)."""
     if request.kind != "order" or request.status != PAUSED or visibility != "public":
         return visibility
     order = ensure_order(session, request, settings)
     if author.role == "requester":
-        tell_customer(mailer, order, "review_window", {})
+        tell_customer(mailer, order, "review_window", {}, secretless=secretless)
         return "private"
     if author.participant is not None and not author.unverified:
         mailer.send(request, author.participant, "reply_held", "coordinator", {"number": order.number})

@@ -378,12 +378,16 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         note = next(c for c in commands if c.name == "note")
         visibility, rest = "note", "\n\n".join(part for part in (note.args, rest) if part)
     _remember_message_id(incoming, request, seen)
+    # No secret vouched for it: a stranger's, or the customer's threaded by subject tag or References
+    # (CONTRACT §4.3), which anyone who knows their address and the request's number can write.
+    secretless = author.unverified or (via != "token" and author.role == "requester")
     if not rest and not commands and not parsed.attachments:  # nothing read (an empty part, broken base64)
         rest = f"(no text could be read: the mail is kept as message {incoming.row.id})"
     comment = None
     rules = RequestChange(session, incoming.settings, incoming.mailer, request, author)
     if (rest or parsed.attachments) and not text_is_taken(commands, rest):  # a photo alone is a reply too
-        kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility)
+        kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility,
+                                     secretless=secretless)
         comment = add_comment(session, request, author, rest, visibility=kept_as, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
@@ -404,9 +408,6 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
     if comment is not None:
         files = travelling(incoming.settings, comment)
         order = ensure_order(session, request, incoming.settings) if request.kind == "order" else None
-        # No secret vouched for it: a stranger's, or the customer's threaded by subject tag or References
-        # (CONTRACT §4.3), which anyone who knows their address and the request's number can write.
-        secretless = author.unverified or (via != "token" and author.role == "requester")
         notify_comment(incoming.mailer, request, comment, author, parsed.defects,
                        about={"links": files.links, "links_until": files.links_until,
                               "order_link": order_link(incoming.settings, order) if order else ""}, files=files.files,
