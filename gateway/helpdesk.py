@@ -102,13 +102,16 @@ def join(session: Session, request: Request, email: str, *, role: str, name: str
 
 def requests_opened_since(session: Session, emails: Iterable[str], since: datetime) -> dict[str, int]:
     """How many requests each address opened since then, as stored: a flood of new requests is not
-    announced. One query for all of them; an address that opened none is 0."""
+    announced. One query for all of them; an address that opened none is 0. Those its automatic mails
+    opened (``AUTOMATIC``) do not count: they announce nothing, and anyone can send them in its name,
+    which would silence its next real request."""
     opened = dict.fromkeys((email.lower() for email in emails), 0)
     if opened:
+        automatic = select(Label.id).where(Label.request_id == Request.id, Label.name == AUTOMATIC).exists()
         opened.update(session.execute(select(Participant.email, func.count(Participant.id))
                                       .join(Request, Participant.request_id == Request.id)
                                       .where(Participant.email.in_(opened), Participant.role == "requester",
-                                             Request.created_at >= since)
+                                             Request.created_at >= since, ~automatic)
                                       .group_by(Participant.email)).all())
     return opened
 

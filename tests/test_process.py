@@ -590,3 +590,27 @@ def test_the_answer_to_a_tokenless_reply_in_the_review_window_counts_in_the_toke
         topics = [row.topic for row in session.scalars(select(Outbox).where(
             Outbox.template == "review_window.customer").order_by(Outbox.id))]
     assert topics == ["secretless", ""]
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["in one batch", "one by one"])
+def test_mails_that_look_automatic_in_a_customers_name_do_not_silence_her_next_request(
+        tmp_path: Path, together: bool) -> None:
+    """Anyone can send list mail in a customer's name: the requests it opens alert no one and count towards
+    no flood, so her real request after them is acknowledged and announced."""
+    context = open_context(Settings(home=tmp_path, data_dir=tmp_path / "var", requests_per_sender_hour=2,
+                                    mailboxes=(Mailbox("support@shop.example"),)))
+    with context.sessions.begin() as session:
+        upsert_person(session, "camille@shop.example", role="coordinator")
+    raws = [BULK.replace(b"news@shop-news.example", b"jean@client.example").replace(
+        b"<n1@", f"<bulk{n}@".encode()).replace(b"{to}", b"support@shop.example") for n in range(3)]
+    raws.append(RAW.replace(b"a@client.example", b"jean@client.example"))
+    ids = [store(context, raw, source="smtp", mailbox="support@shop.example") for raw in raws]
+    if together:
+        process_batch(context, ids)
+    else:
+        for inbound_id in ids:
+            process(context, inbound_id)
+    with context.sessions() as session:
+        sent = sorted((row.recipient, row.template) for row in session.scalars(select(Outbox)))
+    assert sent == [("camille@shop.example", "new_request.coordinator"), ("jean@client.example",
+                                                                          "acknowledgment.customer")]

@@ -273,7 +273,8 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     (``helpdesk.mark_automatic``), and no one is alerted."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
-    opened_before = _opened_before(incoming, sender)
+    # An automatic mail's request counts towards no flood (``helpdesk.requests_opened_since``).
+    opened_before = 0 if automatic is not None else _opened_before(incoming, sender)
     request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     if automatic is not None:
