@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import os
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,25 @@ def test_a_maildir_file_that_cannot_be_read_is_left_out_and_said(tmp_path: Path)
     (tmp_path / "box" / "new" / keys[1]).symlink_to(tmp_path / "gone")  # a dangling link
     archive = open_archive(tmp_path / "box")
     assert len(list(archive.messages())) == 2
-    assert archive.unreadable == [f"{keys[1]}: No such file or directory"]
+    assert archive.unreadable == [f"{keys[1]}: a symbolic link, not followed"]
+
+
+def test_a_maildir_entry_that_is_a_link_or_a_pipe_is_never_read(tmp_path: Path) -> None:
+    """A link to the site's ``gateway.toml`` would be imported as a message (kept degraded and mailed to the
+    coordinators, secret key and all); a pipe would hang the import for good."""
+    secret = tmp_path / "gateway.toml"
+    secret.write_text('secret_key = "do-not-mail-me"\n')
+    box = mailbox.Maildir(tmp_path / "box")
+    first = box.add(_message(1))
+    (tmp_path / "box" / "new" / "1796600001.M1P1Q1.host").symlink_to(secret)
+    os.mkfifo(tmp_path / "box" / "new" / "1796600002.M1P1Q2.host")
+    last = box.add(_message(2))
+    archive = open_archive(tmp_path / "box")
+    read = list(archive.messages())
+    assert len(read) == 2 and not any(b"do-not-mail-me" in message for message in read)
+    assert sorted(archive.unreadable) == ["1796600001.M1P1Q1.host: a symbolic link, not followed",
+                                          "1796600002.M1P1Q2.host: not a regular file"]
+    assert first and last
 
 
 def test_what_is_not_an_archive_is_refused_with_what_it_is(tmp_path: Path) -> None:
@@ -58,4 +77,4 @@ def test_what_is_not_an_archive_is_refused_with_what_it_is(tmp_path: Path) -> No
     (tmp_path / "empty.mbox").write_bytes(b"")
     empty = open_archive(tmp_path / "empty.mbox")
     assert len(empty) == 0
-    empty.box.close()
+    empty.close()

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     archive = open_archive(Path(args.path))
-    with interrupt_as_request() as interrupted:
+    with closing(archive), interrupt_as_request() as interrupted:
         child = None
         try:
             if len(archive) >= OWN_PROCESS_FROM:

@@ -122,12 +122,16 @@ def test_a_maildir_message_that_cannot_be_read_is_left_out_said_and_fails_the_co
             for n in range(3)]
     (tmp_path / "box" / "new" / keys[1]).unlink()
     (tmp_path / "box" / "new" / keys[1]).symlink_to(tmp_path / "gone")
+    (tmp_path / "box" / "new" / "1796600001.M1P1Q1.host").symlink_to(config)  # its secret key never mailed
+    os.mkfifo(tmp_path / "box" / "cur" / "1796600002.M1P1Q2.host:2,S")  # never waited on
     done = subprocess.run([sys.executable, "-m", "gateway", "import", str(tmp_path / "box"), "--json"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
                           env={**os.environ, "GATEWAY_CONFIG": str(config)})
     assert done.returncode == 1
-    assert json.loads(done.stdout) == {"processed": 2, "unreadable": 1}
-    assert f"not read, left out: {keys[1]}: No such file or directory" in done.stderr
+    assert json.loads(done.stdout) == {"processed": 2, "unreadable": 3}
+    assert f"not read, left out: {keys[1]}: a symbolic link, not followed" in done.stderr
+    assert "not read, left out: 1796600001.M1P1Q1.host: a symbolic link, not followed" in done.stderr
+    assert "not read, left out: 1796600002.M1P1Q2.host: not a regular file" in done.stderr
 
 
 def test_a_data_folder_that_cannot_be_made_is_said_plainly(tmp_path: Path) -> None:
