@@ -138,9 +138,17 @@ def _by_subject_tag(session: Session, parsed: ParsedMail, sender: str,
     request = _request(session, int(match.group(1)))
     if request is None:
         return None
-    if not any(p.email == sender and p.active for p in request.participants):
+    if not any(p.email == sender and p.active for p in request.participants) and not _a_coordinator(session, sender):
         return None
     return Thread(request, _author(session, request, sender, None, authenticated), "subject-tag")
+
+
+def _a_coordinator(session: Session, sender: str) -> bool:
+    """A coordinator may take up any request by its tag, one they were never told of included (a request an
+    automatic mail opened): with their MTA's word as a coordinator, else as an unverified comment on it
+    rather than a new request in their name."""
+    person = find_person(session, sender)
+    return person is not None and person.role == "coordinator"
 
 
 def read_ahead_tokens(session: Session, mails: list[tuple[ParsedMail, list[str]]], settings: Settings) -> list[Request]:

@@ -305,3 +305,24 @@ def test_a_strangers_forged_comments_cannot_use_up_the_hours_mails_about_a_reque
         assert "Voici ma vraie réponse." in body_text(gw.mails_to(ALICE)[-1]), "the real reply reaches the team"
     finally:
         assert gw.stop() == 0
+
+
+@pytest.mark.parametrize("authserv_id, applies", [(TRUSTED, True), ("mx.attacker.example", False)])
+def test_a_coordinator_takes_up_a_request_an_automatic_mail_opened_by_its_tag(shop: Gateway, authserv_id: str,
+                                                                              applies: bool) -> None:
+    """No one was told of a request a list's mail opened, so no coordinator has its token: its subject tag
+    threads a coordinator's mail to it, with their MTA's word a coordinator's (``#unlabel automatic``: a
+    person wrote it), else an unverified comment on it, never a new request in their name."""
+    shop.send(mail("Nadia <nadia@client.example>", "support@shop.example", "Absente jusqu'au 15 : livrez après",
+                   "Ma commande 88.", List_Id="<clients.client.example>"))
+    shop.wait_idle()
+    assert shop.show(1)["labels"] == ["automatic"]
+    raw = (f"Authentication-Results: {authserv_id}; dkim=pass header.d=shop.example header.s=s1;\r\n"
+           "  spf=pass smtp.mailfrom=shop.example\r\n"
+           f"From: Alice <{ALICE}>\r\nTo: support@shop.example\r\nSubject: Re: [#1] Absente\r\n"
+           "Message-ID: <takes-up@shop.example>\r\n\r\n#unlabel automatic\r\nUne vraie cliente.\r\n").encode()
+    shop.send(raw, recipients=["support@shop.example"], sender=ALICE)
+    shop.wait_idle()
+    assert len(shop.requests()) == 1, "no new request in Alice's name"
+    assert (shop.show(1)["labels"] == []) is applies
+    assert last_comment(shop)["unverified_sender"] is not applies
