@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.clock import use_offset_file
 from gateway.db import make_engine, migrate, session_factory
-from gateway.settings import Settings
+from gateway.settings import ConfigError, Settings
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ def open_context(settings: Settings, *, migrated: bool = False) -> Context:
     use_offset_file(settings.clock_file)
     engine = make_engine(settings)
     if not migrated:
-        migrate(engine)
+        try:
+            migrate(engine)
+        except OperationalError as error:  # the server down, a wrong host or password: said in one line
+            raise ConfigError(f"the database cannot be reached: {' '.join(str(error.orig).split())}") from None
     _current = Context(settings=settings, engine=engine, sessions=session_factory(engine))
     return _current
 

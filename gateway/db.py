@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.settings import ConfigError, Settings
@@ -43,7 +44,14 @@ def make_engine(settings: Settings) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10)
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=10)
+    except ImportError as error:  # a database whose driver the gateway does not install
+        raise ConfigError(f"database_url names a database the gateway cannot use ({error}): give a "
+                          "postgresql:// URL, or leave it empty for SQLite") from None
+    except (ArgumentError, ValueError) as error:  # not a URL (said without it: it may hold a password)
+        raise ConfigError(f"database_url is not a database URL ({type(error).__name__}: {error}); the "
+                          "form is postgresql://USER:PASSWORD@HOST:PORT/DATABASE") from None
 
 
 # Kept by migration 0006, not described by the models: the full-text index of the comments

@@ -77,6 +77,23 @@ def test_every_command_refuses_a_mistaken_configuration_at_its_start(
     assert not (tmp_path / "var").exists(), "nothing was started or written"
 
 
+@pytest.mark.parametrize("url, says", [
+    ("mysql://u:s3cret-pw@db.example/shop", "database_url names a database the gateway cannot use"),
+    ("nonsense", "database_url is not a database URL"),
+    ("postgresql+psycopg://u:s3cret-pw@[::1/x", "database_url is not a database URL"),
+    ("postgresql://u:s3cret-pw@127.0.0.1:{port}/x", "the database cannot be reached: connection failed"),
+], ids=["a driver not installed", "not a URL", "a broken host", "no server there"])
+def test_a_database_url_that_cannot_be_used_is_said_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str,
+        says: str) -> None:
+    """Malformed, a driver the gateway does not install, a server not there: one line that says which, never
+    a traceback, never the password."""
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", url.format(port=free_port()))
+    err = _refused(capsys, ["requests", "--config", str(write_home(tmp_path)), "list"])
+    assert err.startswith("gateway: " + says) and err.count("\n") == 1, err
+    assert "s3cret-pw" not in err
+
+
 def test_the_repository_home_and_its_example_files_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_SECRET_KEY", "a-secret-of-at-least-thirty-two-characters")
     root = Path(__file__).resolve().parents[1]
