@@ -356,3 +356,17 @@ def test_init_counts_a_dangling_link_as_a_file_it_will_not_overwrite(
     (tmp_path / "home" / "mailboxes" / "orders.toml").symlink_to(tmp_path / "nowhere.toml")
     assert "already exist" in _refused(capsys, ["init", str(tmp_path / "home"), "--domain", "shop.example"])
     assert not (tmp_path / "home" / "gateway.toml").exists() and not (tmp_path / "nowhere.toml").exists()
+
+
+def test_init_stops_before_writing_anything_when_a_folder_it_makes_is_in_the_way(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file where templates/ goes, or a home that is a dangling link: one line, nothing half made."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "templates").write_text("a file")
+    said = _refused(capsys, ["init", str(tmp_path / "home"), "--domain", "shop.example"])
+    assert said == f"gateway: {tmp_path / 'home' / 'templates'} is in the way: gateway init makes a folder there, " \
+                   "and never overwrites\n"
+    assert sorted(p.name for p in (tmp_path / "home").iterdir()) == ["templates"], "nothing was written"
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    assert "is in the way" in _refused(capsys, ["init", str(tmp_path / "link"), "--domain", "shop.example"])
+    assert not (tmp_path / "nowhere").exists()

@@ -199,8 +199,17 @@ def cmd_init(args: argparse.Namespace) -> int:
     existing = [str(path) for path in files if os.path.lexists(path)]  # a dangling link too
     if existing:
         raise UserError(f"{', '.join(existing)} already exist: gateway init never overwrites a file")
+    # Every folder first, so that one in the way (a file, a dangling link) stops it before any file is written.
+    folders = sorted({path.parent for path in files})
+    for folder in folders:
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise UserError(f"{folder} is in the way: gateway init makes a folder there, and never overwrites")
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"{folder} cannot be made: {error.strerror or error}") from error
     for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if path == config else 0o644)
         except FileExistsError as error:  # made meanwhile by someone else: still never overwritten
