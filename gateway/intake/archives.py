@@ -39,14 +39,20 @@ class Archive:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def messages(self) -> Iterator[bytes]:
-        """Each message's bytes. One that cannot be read (a Maildir file gone or unreadable, a link, a pipe)
-        is left out, and said in ``unreadable``."""
+    def messages(self, largest: int) -> Iterator[bytes]:
+        """Each message's bytes. One that cannot be read (a Maildir file gone or unreadable, a link, a pipe),
+        or larger than ``largest`` bytes (``max_message_size``, which SMTP refuses with 552), is left out,
+        and said in ``unreadable``."""
         for key in self.keys:
             try:
-                yield self.read(key)
+                raw = self.read(key)
             except OSError as error:
                 self.unreadable.append(f"{key}: {error.strerror or error}")
+                continue
+            if len(raw) > largest:
+                self.unreadable.append(f"{key}: {len(raw):,} bytes, larger than max_message_size ({largest:,})")
+                continue
+            yield raw
 
 
 def open_archive(path: Path) -> Archive:

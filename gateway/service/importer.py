@@ -13,7 +13,6 @@ interruption, keeps its mails marked suppressed, never sent.
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import threading
@@ -39,6 +38,7 @@ PROGRESS_SECONDS = 0.5
 # Messages stored in one transaction. Larger than a processing batch: while the processor applies,
 # each storing transaction waits for SQLite's writer behind one of its batches.
 STORE_TOGETHER = 200
+STORE_BYTES = 64 * 1024 * 1024  # or fewer, once they hold this many bytes
 # Stored messages waiting before applying begins (unless the whole archive is stored sooner): begun
 # with the first ones, the processor's batches and the storing took the writer in turns, and each of
 # its batches held the few messages stored since the last.
@@ -50,8 +50,18 @@ SEND_TOGETHER = 250  # mails handed over before they are sent, together (the res
 APPLY_TOGETHER = 50
 
 
-def _batches(raws: Iterator[bytes], size: int) -> Iterator[tuple[bytes, ...]]:
-    while batch := tuple(itertools.islice(raws, size)):
+def _batches(raws: Iterator[bytes]) -> Iterator[list[bytes]]:
+    """``STORE_TOGETHER`` messages at a time, or fewer when they reach ``STORE_BYTES``: an archive of large
+    messages is not held whole in memory."""
+    batch: list[bytes] = []
+    size = 0
+    for raw in raws:
+        batch.append(raw)
+        size += len(raw)
+        if len(batch) == STORE_TOGETHER or size >= STORE_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
         yield batch
 
 
@@ -196,7 +206,7 @@ def import_archive(settings: Settings, archive: Archive, mailbox_address: str | 
     stored: list[int] = []
     try:
         with tqdm(total=len(archive), unit="mail", desc="stored", file=sys.stderr, disable=None) as bar:
-            for raws in _batches(archive.messages(), STORE_TOGETHER):
+            for raws in _batches(archive.messages(settings.max_message_size)):
                 if interrupted.is_set():
                     raise KeyboardInterrupt
                 # one received time for the batch: admission keeps the archive's order
