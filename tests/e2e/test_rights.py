@@ -101,16 +101,21 @@ def test_coordinators_answer_with_their_own_token_or_a_fellow_coordinators(shop:
     assert "C'est fait." in body_text(shop.mails_to(CUSTOMER)[-1])
 
 
+def send_as_alice_to_number_1(shop: Gateway, authserv_id: str, body: str) -> None:
+    """Alice's mail to the bare mailbox, tagged [#1], with no token: DKIM-signed as ``authserv_id`` says."""
+    raw = (f"Authentication-Results: {authserv_id}; dkim=pass header.d=shop.example header.s=s1;\r\n"
+           "  spf=pass smtp.mailfrom=shop.example\r\n"
+           f"From: Alice <{ALICE}>\r\nTo: support@shop.example\r\nSubject: Re: [#1] Question\r\n"
+           f"Message-ID: <authenticated@shop.example>\r\n\r\n{body}\r\n").encode()
+    shop.send(raw, recipients=["support@shop.example"], sender=ALICE)
+    shop.wait_idle()
+
+
 @pytest.mark.parametrize("authserv_id, applies", [(TRUSTED, True), ("mx.attacker.example", False)])
 def test_without_a_token_a_coordinator_needs_the_trusted_mtas_dkim_pass(shop: Gateway, authserv_id: str,
                                                                          applies: bool) -> None:
     open_request(shop)
-    raw = (f"Authentication-Results: {authserv_id}; dkim=pass header.d=shop.example header.s=s1;\r\n"
-           "  spf=pass smtp.mailfrom=shop.example\r\n"
-           f"From: Alice <{ALICE}>\r\nTo: support@shop.example\r\nSubject: Re: [#1] Question\r\n"
-           "Message-ID: <authenticated@shop.example>\r\n\r\n#label urgent\r\nJe m'en occupe.\r\n").encode()
-    shop.send(raw, recipients=["support@shop.example"], sender=ALICE)
-    shop.wait_idle()
+    send_as_alice_to_number_1(shop, authserv_id, "#label urgent\r\nJe m'en occupe.")
     assert (shop.show(1)["labels"] == ["urgent"]) is applies
     assert last_comment(shop)["unverified_sender"] is not applies
 
@@ -317,12 +322,7 @@ def test_a_coordinator_takes_up_a_request_an_automatic_mail_opened_by_its_tag(sh
                    "Ma commande 88.", List_Id="<clients.client.example>"))
     shop.wait_idle()
     assert shop.show(1)["labels"] == ["automatic"]
-    raw = (f"Authentication-Results: {authserv_id}; dkim=pass header.d=shop.example header.s=s1;\r\n"
-           "  spf=pass smtp.mailfrom=shop.example\r\n"
-           f"From: Alice <{ALICE}>\r\nTo: support@shop.example\r\nSubject: Re: [#1] Absente\r\n"
-           "Message-ID: <takes-up@shop.example>\r\n\r\n#unlabel automatic\r\nUne vraie cliente.\r\n").encode()
-    shop.send(raw, recipients=["support@shop.example"], sender=ALICE)
-    shop.wait_idle()
+    send_as_alice_to_number_1(shop, authserv_id, "#unlabel automatic\r\nUne vraie cliente.")
     assert len(shop.requests()) == 1, "no new request in Alice's name"
     assert (shop.show(1)["labels"] == []) is applies
     assert last_comment(shop)["unverified_sender"] is not applies
