@@ -85,7 +85,8 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("currency", "str", "EUR", "the default currency of quotes and orders"),
         Key("mails_per_hour", "int", 20, "mails one address receives in an hour at most (a loop breaker)",
             1, 100_000),
-        Key("requests_per_sender_hour", "int", 5, "new requests a sender opens in an hour that are announced",
+        Key("requests_per_sender_hour", "int", 5, "new requests a sender opens in an hour that are announced "
+            "(and automatic mails a mailbox takes in)",
             1, 100_000),
         Key("attachments_max_mb", "float", 10.0, "a comment's files travel attached up to this; past it, links",
             0, 1024),

@@ -117,15 +117,22 @@ def requests_opened_since(session: Session, emails: Iterable[str], since: dateti
 
 
 # The label of a request opened by an automatic mail (an out-of-office, a list's mail, a report about no
-# mail of ours): in the inbox, where a person sees it, but no one is alerted and nothing automatic is
-# mailed to its requester. A coordinator who removes it (``#unlabel automatic``) says a person wrote it.
+# mail of ours): nothing automatic is mailed to its requester, and only the first few of a mailbox's hour
+# are announced. A coordinator who removes it (``#unlabel automatic``) says a person wrote it.
 AUTOMATIC = "automatic"
 
 
 def mark_automatic(request: Request, why: str) -> None:
     request.labels.append(Label(name=AUTOMATIC))
-    record_event(request, "automatic", f"opened by an automatic mail ({why}): no one alerted, nothing automatic "
-                                       f"mailed to its sender; `#unlabel {AUTOMATIC}` if a person wrote it")
+    record_event(request, "automatic", f"opened by an automatic mail ({why}): nothing automatic is mailed to its "
+                                       f"sender; `#unlabel {AUTOMATIC}` if a person wrote it")
+
+
+def automatic_opened_since(session: Session, mailbox: str, since: datetime) -> int:
+    """How many requests automatic mails opened in ``mailbox`` since then, as stored."""
+    return session.scalar(select(func.count(Request.id)).join(Label, Label.request_id == Request.id)
+                          .where(Request.mailbox == mailbox, Label.name == AUTOMATIC,
+                                 Request.created_at >= since)) or 0
 
 
 def opened_by_a_robot(request: Request) -> bool:

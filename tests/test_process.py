@@ -509,8 +509,9 @@ BULK = (b"From: Newsletter <news@shop-news.example>\r\nTo: {to}\r\nSubject: Prom
 
 
 def test_nothing_automatic_answers_a_request_a_robot_opened(tmp_path: Path) -> None:
-    """A list's mail opens a request labelled ``automatic``: a home's rule that mails the customer, and the
-    order's acceptance deadline that cancels it, mail the coordinators at most, never the robot."""
+    """A list's mail opens a request labelled ``automatic``: the coordinators are told, and a home's rule that
+    mails the customer, and the order's acceptance deadline that cancels it, mail the coordinators at most,
+    never the robot."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "thanks.toml").write_text('''[[rules]]
 name = "thanks"
@@ -531,7 +532,9 @@ actions = [{ notify = { template = "acknowledgment", to = "customer" } }]
             "cancelled (not accepted within 1 hours)"]
     with context.sessions() as session:
         sent = {(row.recipient, row.template) for row in session.scalars(select(Outbox))}
-        assert sent == {("camille@shop.example", "order_cancelled.coordinator")}, "no one alerted, no robot answered"
+        assert sent == {("camille@shop.example", "new_request.coordinator"), ("camille@shop.example",
+                        "order_new.coordinator"), ("camille@shop.example", "order_cancelled.coordinator")}, \
+            "no robot answered"
         events = [(event.kind, event.detail) for event in session.scalars(select(Event).order_by(Event.id))]
     assert ("not-sent", "acknowledgment to news@shop-news.example: the request was opened by an automatic mail") \
         in events
@@ -595,8 +598,9 @@ def test_the_answer_to_a_tokenless_reply_in_the_review_window_counts_in_the_toke
 @pytest.mark.parametrize("together", [True, False], ids=["in one batch", "one by one"])
 def test_mails_that_look_automatic_in_a_customers_name_do_not_silence_her_next_request(
         tmp_path: Path, together: bool) -> None:
-    """Anyone can send list mail in a customer's name: the requests it opens alert no one and count towards
-    no flood, so her real request after them is acknowledged and announced."""
+    """Anyone can send list mail in a customer's name: the requests it opens count towards no flood of hers,
+    so her real request after them is acknowledged and announced; the coordinators are told of the first
+    ``requests_per_sender_hour`` automatic ones of the mailbox's hour, not of the rest."""
     context = open_context(Settings(home=tmp_path, data_dir=tmp_path / "var", requests_per_sender_hour=2,
                                     mailboxes=(Mailbox("support@shop.example"),)))
     with context.sessions.begin() as session:
@@ -612,5 +616,5 @@ def test_mails_that_look_automatic_in_a_customers_name_do_not_silence_her_next_r
             process(context, inbound_id)
     with context.sessions() as session:
         sent = sorted((row.recipient, row.template) for row in session.scalars(select(Outbox)))
-    assert sent == [("camille@shop.example", "new_request.coordinator"), ("jean@client.example",
-                                                                          "acknowledgment.customer")]
+    assert sent == [("camille@shop.example", "new_request.coordinator")] * 3 + [
+        ("jean@client.example", "acknowledgment.customer")], "two of the three automatic ones, and hers"

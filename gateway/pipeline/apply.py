@@ -25,6 +25,7 @@ from gateway.commands.registry import CommandError, lookup_problems, text_is_tak
 from gateway.helpdesk import (
     Author,
     add_comment,
+    automatic_opened_since,
     find_person,
     join,
     mark_automatic,
@@ -225,9 +226,8 @@ def open_new(incoming: Incoming) -> Opened | None:
     A From that names no one for certain (``ParsedMail.sender_unambiguous``: read one way here, another
     by the mail servers that checked it) opens it all the same, flagged unverified, as an unauthenticated
     forward is: the customer it names hears nothing until a coordinator answers. An automatic mail opens
-    it in the inbox alone (``helpdesk.AUTOMATIC``): no one is alerted, as a wave of backscatter or a
-    list's posts from many senders would alert them all, and no robot is answered (RFC 3834); its Cc
-    make no observers."""
+    it labelled (``helpdesk.AUTOMATIC``): no robot is answered (RFC 3834), the coordinators are told of
+    the first few of the hour only (``_announced``), and its Cc make no observers."""
     if incoming.threaded.request is not None:
         return None
     parsed = incoming.parsed
@@ -270,11 +270,13 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     """A new request whose customer is ``person`` (the sender, or the author of a forwarded mail),
     opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment;
     ``automatic``: why the mail looks automatic, and the request is marked so before its rules run
-    (``helpdesk.mark_automatic``), and no one is alerted."""
+    (``helpdesk.mark_automatic``), never acknowledged, and announced only within its limit
+    (``_announced``)."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
     # An automatic mail's request counts towards no flood (``helpdesk.requests_opened_since``).
     opened_before = 0 if automatic is not None else _opened_before(incoming, sender)
+    announced = automatic is None or _announced(incoming)
     request, requester = open_request(session, incoming.mailbox, subject, person,
                                       parsed.message_id or new_message_id(incoming.settings))
     if automatic is not None:
@@ -292,8 +294,8 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     acknowledge = acknowledge and not (parsed.suppresses_auto_response or takes_no_reply(sender)
                                        or settings.is_own_address(sender))
     files = travelling(settings, comment)
-    if automatic is None:
-        notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge,
+    if announced:
+        notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge and not automatic,
                            defects=parsed.defects, opened_before=opened_before, observers=observers,
                            event="order_new" if order else "new_request",  # an order's notice names its commands
                            about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
@@ -321,6 +323,22 @@ def _opened_before(incoming: Incoming, email: str) -> int:
     before = known.opened[email]
     known.opened[email] = before + 1
     return before
+
+
+def _announced(incoming: Incoming) -> bool:
+    """Whether the coordinators are told of a request an automatic mail opens: the first
+    ``requests_per_sender_hour`` of a mailbox's hour are (a person's mail taken for a robot's is then seen,
+    and the coordinators get its token), the rest of a wave of backscatter or of a list's posts, from as
+    many senders, stay in the inbox alone."""
+    known, mailbox = incoming.known, incoming.mailbox.address
+    assert known is not None  # ``ignore_our_own`` looked it up
+    if mailbox not in known.automatic_opened:
+        with incoming.session.no_autoflush:  # what the batch changed so far is not needed to count
+            known.automatic_opened[mailbox] = automatic_opened_since(incoming.session, mailbox,
+                                                                     utcnow() - OPENING_WINDOW)
+    before = known.automatic_opened[mailbox]
+    known.automatic_opened[mailbox] = before + 1
+    return before < incoming.settings.requests_per_sender_hour
 
 
 MAX_CC_OBSERVERS = 10  # a mail Cc'd to a crowd makes no crowd of observers: the first ten, and an event

@@ -27,6 +27,9 @@ class Known:
     # Requests opened in the last hour, by address: read at the batch's first new request, then counted
     # on as the batch opens more (``apply._opened_before``).
     opened: dict[str, int] = field(default_factory=dict)
+    # Requests automatic mails opened in the last hour, by mailbox: read at the batch's first one, then
+    # counted on as the batch opens more (``apply._announced``).
+    automatic_opened: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -89,10 +89,10 @@ def test_a_message_over_the_size_limit_gets_552(tmp_path: Path) -> None:
 
 
 def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gateway) -> None:
-    """On a request, an automatic mail is an event; with none, it opens one in the inbox, labelled
-    ``automatic``, that alerts no one and that nothing automatic answers: a mail kept where no person
-    looks is lost (and customers' mail is sometimes taken for a robot's). A coordinator who removes the
-    label says a person wrote it."""
+    """On a request, an automatic mail is an event; with none, it opens one, labelled ``automatic``, that the
+    team is told of and that nothing automatic answers: a mail kept where no person looks is lost (and
+    customers' mail is sometimes taken for a robot's). A coordinator who removes the label says a person
+    wrote it."""
     gateway.add_person("alice@shop.example", "coordinator")
     gateway.send(mail(CUSTOMER, "support@shop.example", "Retour", "Je veux retourner un article."))
     gateway.wait_idle()
@@ -117,7 +117,9 @@ def test_auto_replies_are_recorded_but_neither_posted_nor_answered(gateway: Gate
     gateway.wait_idle()
     assert len(gateway.mails_to(CUSTOMER)) == before and not gateway.mails_to("newsletter@shop-news.example") \
         and not gateway.mails_to("nadia@client.example"), "no robot is ever answered"
-    assert len(gateway.mails_to("alice@shop.example")) == told, "no one is alerted, not even by a #list"
+    alerts = [str(m["Subject"]) for m in gateway.mails_to("alice@shop.example")[told:]]
+    assert len(alerts) == 2 and any("Promo" in a for a in alerts) and any("Absente" in a for a in alerts), \
+        f"the team is told of the two, and no #list is answered to a robot: {alerts}"
     request = gateway.show(1)
     assert [c["text"] for c in request["comments"]][1:] == ["Et en bleu, pas en rouge."]
     assert [e["kind"] for e in request["events"]] == ["auto-replied", "auto-replied", "looked automatic"]
