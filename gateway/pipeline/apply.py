@@ -291,11 +291,11 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
         cc_observers and incoming.mailbox.cc_become_observers and parsed.sender_unambiguous) else []
     run_rules(RequestChange(session, incoming.settings, incoming.mailer, request, author, comment), "message",
               inbound_id=incoming.row.id)
-    acknowledge = acknowledge and not (parsed.suppresses_auto_response or takes_no_reply(sender)
-                                       or settings.is_own_address(sender))
+    acknowledge = acknowledge and automatic is None and not (
+        parsed.suppresses_auto_response or takes_no_reply(sender) or settings.is_own_address(sender))
     files = travelling(settings, comment)
     if announced:
-        notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge and not automatic,
+        notify_new_request(incoming.mailer, request, comment, requester, acknowledge=acknowledge,
                            defects=parsed.defects, opened_before=opened_before, observers=observers,
                            event="order_new" if order else "new_request",  # an order's notice names its commands
                            about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
