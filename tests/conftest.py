@@ -147,17 +147,26 @@ class Gateway:
         self.log = self.home / "serve.log"
 
     def start(self) -> Gateway:
-        handle = self.log.open("a")
-        self.process = subprocess.Popen(
-            [*GATEWAY, "serve", "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port)],
-            cwd=self.home, env=self.env, stdout=handle, stderr=subprocess.STDOUT, text=True)
-        handle.close()
-        deadline = time.monotonic() + 30
-        while "SMTP on" not in self.log.read_text() or not answers(self.http_port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("gateway serve did not start:\n" + self.log.read_text())
-            time.sleep(0.05)
-        return self
+        """Start ``gateway serve``; when another process took one of its free ports between the probe and
+        the bind (tests run side by side, and every outgoing connection takes a port too), on new ports."""
+        for _ in range(3):
+            before = len(self.log.read_text()) if self.log.exists() else 0
+            handle = self.log.open("a")
+            self.process = subprocess.Popen(
+                [*GATEWAY, "serve", "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port)],
+                cwd=self.home, env=self.env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+            handle.close()
+            deadline = time.monotonic() + 30
+            while "SMTP on" not in (said := self.log.read_text()[before:]) or not answers(self.http_port):
+                if self.process.poll() is not None and "Address already in use" in said:
+                    self.smtp_port, self.http_port = free_ports(2)
+                    break
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("gateway serve did not start:\n" + self.log.read_text())
+                time.sleep(0.05)
+            else:
+                return self
+        raise AssertionError("gateway serve found no free port:\n" + self.log.read_text())
 
     def stop(self) -> int:
         assert self.process is not None
