@@ -24,7 +24,7 @@ from gateway.orders.delivery_note import delivery_note
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
-from gateway.orders.quotes import AWAITING_RESPONSE, DecidedMeanwhile, close_quote
+from gateway.orders.quotes import AWAITING_RESPONSE, withdraw_open_quote
 from gateway.orders.subscriptions import start_subscription, terminate
 from gateway.outbound.compose import MailFile
 from gateway.payments import provider_for
@@ -80,22 +80,12 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
     return Confirmation("confirmed", payment)
 
 
-def _withdraw_open_quote(session: Session, order: Order) -> None:
-    """An order that ends takes its open quote with it: the link then answers that it was withdrawn. A quote
-    the customer decided meanwhile stops the command: the coordinator looks at the order again."""
-    quote = order.open_quote
-    if quote is not None:
-        if not close_quote(session, quote, "withdrawn", utcnow()):
-            raise DecidedMeanwhile(quote, "see the order again")
-        record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn with the order")
-
-
 def decline_order(mailer: Mailer, order: Order, author: str, reason: str) -> None:
     """Decline a pending or in-progress order; an open quote is withdrawn with it; the customer is told why."""
     if order.request.status not in OPEN:
         raise OrderError(f"order #{order.number} is {order.request.status}: only a pending or in-progress order "
                          "can be declined")
-    _withdraw_open_quote(mailer.session, order)
+    withdraw_open_quote(mailer.session, order, "with the order", "see the order again")
     set_status(order, "declined", author)
     order.decided_at = utcnow()
     timeline.declined(mailer.session, order, f"declined by {author}")
@@ -205,7 +195,7 @@ def cancel_order(settings: Settings, mailer: Mailer, order: Order, author: str, 
     if order.request.status not in CANCELLABLE:
         raise OrderError(f"order #{order.number} is {order.request.status}: only an order not yet completed, "
                          "declined or cancelled can be cancelled")
-    _withdraw_open_quote(mailer.session, order)
+    withdraw_open_quote(mailer.session, order, "with the order", "see the order again")
     refunded, by_hand = refund_payments(settings, order)
     for refund in refunded:
         record_event(order.request, "refund", f"{format_amount(-refund.amount)} {refund.currency} refunded by "

@@ -115,15 +115,24 @@ def create_quote(session: Session, settings: Settings, mailer: Mailer, order: Or
 
 def withdraw_quote(settings: Settings, mailer: Mailer, order: Order, author: str) -> Quote:
     """The open quote is withdrawn: its link answers "withdrawn" and the customer is told."""
-    quote = order.open_quote
+    quote = withdraw_open_quote(mailer.session, order, f"by {author}", "nothing withdrawn")
     if quote is None:
         raise OrderError(f"order #{order.number} has no open quote to withdraw")
-    if not close_quote(mailer.session, quote, "withdrawn", utcnow()):
-        raise DecidedMeanwhile(quote, "nothing withdrawn")
-    record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn by {author}")
     set_label(order.request, AWAITING_RESPONSE, False)
     order.request.expected_response = "coordinator"
     tell_customer(mailer, order, "quote_withdrawn", quote_context(settings, quote))
+    return quote
+
+
+def withdraw_open_quote(session: Session, order: Order, how: str, what_next: str) -> Quote | None:
+    """The order's open quote, if any, is withdrawn (its link then answers so) with an event saying
+    ``how``. A quote the customer decided meanwhile stops the command with ``what_next``."""
+    quote = order.open_quote
+    if quote is None:
+        return None
+    if not close_quote(session, quote, "withdrawn", utcnow()):
+        raise DecidedMeanwhile(quote, what_next)
+    record_event(order.request, "quote-withdrawn", f"quote v{quote.version} withdrawn {how}")
     return quote
 
 
