@@ -48,7 +48,7 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
     "help": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
-    "show": (_COORDINATOR, re.compile(r"^$")),
+    "show": (_COORDINATOR, re.compile(r"^(?:#?\d{1,9})?$")),  # another request's number: its card
     "manager": (_COORDINATOR, re.compile(r"^(\S+@\S+|me|none)$", re.I)),
     "tag": (_COORDINATOR, re.compile(r"^\S.{0,59}$")),
     "untag": (_COORDINATOR, re.compile(r"^\S.{0,59}$")),

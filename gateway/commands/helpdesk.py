@@ -10,12 +10,13 @@ from gateway.change import RequestChange
 from gateway.commands.grammar import Command, allowed
 from gateway.commands.registry import CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
-from gateway.models import Label, Product
+from gateway.models import Label, Product, Request
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import payment_link, start_processing
 from gateway.orders.mail import order_link
 from gateway.orders.summaries import order_detail
 from gateway.outbound.guide import table
+from gateway.settings import Settings
 
 
 @handles("status")
@@ -111,21 +112,44 @@ def help_table(context: RequestChange, command: Command) -> None:
                         auto_submitted="auto-replied")
 
 
+def shown(session: Session, command: Command) -> Request | None:
+    """The request ``#show NUMBER`` names (``#show`` alone: None, the request replied to)."""
+    number = command.args.lstrip("#")
+    return session.get(Request, int(number)) if number else None
+
+
+def no_such_request(command: Command) -> str:
+    return f"there is no request #{command.args.lstrip('#')}"
+
+
+@validates("show")
+def known_request(session: Session, command: Command) -> str | None:
+    return no_such_request(command) if command.args and shown(session, command) is None else None
+
+
+def card_context(session: Session, settings: Settings, request: Request) -> dict[str, object]:
+    """The request's whole card: participants, labels, product and delivery, and for an order its items,
+    payments, payment link, tags, manager, internal comment and deadlines."""
+    order = ensure_order(session, request, settings) if request.kind == "order" else None
+    return {"card": order_detail(session, request), "participants": [p for p in request.participants if p.active],
+            "labels": [label.name for label in request.labels], "product": request.product,
+            "delivery": request.delivery_ref, "currency": order.currency if order else "",
+            "payment_link": payment_link(settings, order) if order else None,
+            "order_link": order_link(settings, order) if order else None}
+
+
 @handles("show")
 def show_card(context: RequestChange, command: Command) -> None:
-    """The request's whole card, mailed to the coordinator who asked: participants, labels, product and
-    delivery, and for an order its items, payments, payment link, tags, manager, internal comment and
-    deadlines."""
-    request, author = context.request, context.author
+    """The card of the request replied to, or of the one ``#show NUMBER`` names, mailed to the coordinator
+    who asked, from that request's address: their reply to it is theirs on that request."""
+    author = context.author
     if author.participant is None:
         return
-    order = ensure_order(context.session, request, context.settings) if request.kind == "order" else None
-    context.mailer.send(request, author.participant, "card", "sender", {
-        "card": order_detail(context.session, request), "participants": [p for p in request.participants if p.active],
-        "labels": [label.name for label in request.labels], "product": request.product,
-        "delivery": request.delivery_ref, "currency": order.currency if order else "",
-        "payment_link": payment_link(context.settings, order) if order else None,
-        "order_link": order_link(context.settings, order) if order else None}, auto_submitted="auto-replied")
+    request = shown(context.session, command) or context.request
+    participant = author.participant if request is context.request else join(
+        context.session, request, author.email, role="coordinator", person=author.participant.person)
+    context.mailer.send(request, participant, "card", "sender", card_context(context.session, context.settings,
+                                                                             request), auto_submitted="auto-replied")
 
 
 @handles("expect")

@@ -44,7 +44,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "list": ("#list [STATUS]", "to the mailbox's address: the open requests", "à l'adresse de la boîte : les "
              "demandes ouvertes"),
     "help": ("#help", "this table", "ce tableau"),
-    "show": ("#show", "mails you the request's whole card", "vous envoie la fiche complète de la demande"),
+    "show": ("#show [NUMBER]", "mails you the request's whole card (another one's: its number, here or to the "
+             "mailbox's address; answer that mail to act on it)", "vous envoie la fiche complète de la demande "
+             "(d'une autre : son numéro, ici ou à l'adresse de la boîte ; répondez à ce mail pour agir dessus)"),
     "manager": ("#manager EMAIL|me|none", "the order's manager", "le responsable de la commande"),
     "tag": ("#tag NAME", "a tag on the order", "une étiquette sur la commande"),
     "untag": ("#untag NAME", "takes a tag off the order", "retire une étiquette de la commande"),

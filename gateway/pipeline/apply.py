@@ -43,8 +43,8 @@ from gateway.orders.card import ensure_order
 from gateway.orders.mail import order_context, order_link
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
-from gateway.pipeline.listing import answer_list, is_list_command
-from gateway.pipeline.message import Incoming, Known
+from gateway.pipeline.listing import answer, bare_question
+from gateway.pipeline.message import CommandsRefused, Incoming, Known
 from gateway.pipeline.thread import REFERENCES_READ, find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
@@ -61,16 +61,6 @@ class Opened:
 
     def __str__(self) -> str:
         return f"new {self.request.kind} request #{self.request.id} from {self.sender}"
-
-
-class CommandsRefused(Exception):
-    """Some command lines of the mail are bad: nothing of the mail may apply."""
-
-    def __init__(self, author: str, request: Request | None, bad: list[BadCommand]) -> None:
-        super().__init__("; ".join(f"{b.line}: {b.reason}" for b in bad))
-        self.author = author
-        self.request_id = request.id if request else None
-        self.bad = bad
 
 
 def look_up(session: Session, batch: list[Incoming]) -> Known:
@@ -177,13 +167,13 @@ def sender_account(incoming: Incoming) -> None:
         incoming.person.failing_since = None
 
 
-def list_inbox(incoming: Incoming) -> str | None:
-    """``#list`` from a coordinator, to the mailbox: the inbox, answered by mail (never to a robot: an
-    auto-reply quoting a ``#list`` is no one asking)."""
-    if incoming.threaded.request is None and incoming.parsed.auto is None and is_list_command(incoming,
-                                                                                               incoming.account):
-        return answer_list(incoming, incoming.account)
-    return None
+def ask(incoming: Incoming) -> str | None:
+    """``#list`` or ``#show NUMBER`` to the bare mailbox address: answered by mail to the asker's own
+    address (never to a robot: an auto-reply quoting a ``#list`` is no one asking)."""
+    if incoming.threaded.request is not None or incoming.parsed.auto is not None:
+        return None
+    question = bare_question(incoming, incoming.account)
+    return None if question is None else answer(incoming, incoming.account, question)
 
 
 def open_forwarded(incoming: Incoming) -> Opened | None:
@@ -252,7 +242,7 @@ def comment(incoming: Incoming) -> str:
 
 
 STEPS: tuple[Callable[[Incoming], str | Opened | None], ...] = (
-    ignore_our_own, require_sender, thread, delivery_report, robot, sender_account, list_inbox, open_forwarded,
+    ignore_our_own, require_sender, thread, delivery_report, robot, sender_account, ask, open_forwarded,
     open_new, comment)
 
 

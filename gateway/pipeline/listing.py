@@ -1,5 +1,8 @@
-"""``#list`` sent to a bare mailbox address: the open requests (a supplier's or an observer's own), those
-waiting on the reader first."""
+"""Questions sent to a bare mailbox address, answered by mail to the asker's own address only, so they need
+no authentication (§4): ``#list``, the open requests (a supplier's or an observer's own), those waiting on
+the reader first; and a coordinator's ``#show NUMBER``, the card of any request, from that request's
+address, so that the coordinator's reply to it is theirs on that request (a request no one was told of,
+which an automatic mail opened past the hour's announced ones, is taken up this way)."""
 
 from __future__ import annotations
 
@@ -7,22 +10,59 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from gateway.clock import utcnow
-from gateway.commands.grammar import split_commands
+from gateway.commands.grammar import GRAMMAR, BadCommand, Command, check_commands, split_commands
+from gateway.commands.helpdesk import card_context, no_such_request, shown
+from gateway.helpdesk import join
 from gateway.models import Participant, Person, Request
-from gateway.pipeline.message import Incoming
+from gateway.pipeline.message import CommandsRefused, Incoming
 
 CLOSED = ("resolved", "declined", "completed", "cancelled")
 
 
-LIST_TOPIC = "list"  # the outbox topic of #list answers, counted for the hourly cap
+LIST_TOPIC = "list"  # the outbox topic of the answers, counted for the hourly cap
 
-def is_list_command(incoming: Incoming, person: Person) -> bool:
-    """``#list`` from a coordinator (the mailbox's inbox), or from a supplier or an observer (the
-    requests they take part in); from anyone else it is the first line of a new request."""
+
+def bare_question(incoming: Incoming, person: Person) -> Command | None:
+    """``#list`` from a coordinator (the mailbox's inbox), or from a supplier or an observer (the requests
+    they take part in); ``#show NUMBER`` from a coordinator. From anyone else, or anything else, it is the
+    first line of a new request."""
     commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
-    if not commands or commands[0].name != "list":
-        return False
-    return person.role == "coordinator" or bool(_taking_part(incoming, person, limit=1))
+    if not commands:
+        return None
+    first = commands[0]
+    if first.name == "list" and (person.role == "coordinator" or _taking_part(incoming, person, limit=1)):
+        return first
+    if first.name == "show" and person.role == "coordinator" and first.args:
+        return first
+    return None
+
+
+def answer(incoming: Incoming, reader: Person, question: Command) -> str:
+    """At most ``mails_per_hour`` answers an hour: a From forged by a stranger must not flood the reader.
+    A line the grammar refuses is refused as any command is: an error mail naming it."""
+    # who may ask was decided above; this checks the words (a supplier's #list is a coordinator's line)
+    bad = check_commands([question], "coordinator", frozenset(GRAMMAR))
+    if bad:
+        raise CommandsRefused(reader.email, None, bad)
+    limit = incoming.settings.mails_per_hour
+    if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
+        return f"#{question.name} not answered to {reader.email}: {limit} answers in the last hour"
+    if question.name == "show":
+        return _answer_show(incoming, reader, question)
+    return _answer_list(incoming, reader, question.args.lower())
+
+
+def _answer_show(incoming: Incoming, reader: Person, question: Command) -> str:
+    request = shown(incoming.session, question)
+    if request is None:
+        raise CommandsRefused(reader.email, None, [BadCommand(question.line, no_such_request(question))])
+    participant = join(incoming.session, request, reader.email, role="coordinator", person=reader)
+    incoming.session.flush()  # the participant's id is in the token of the answer's Reply-To
+    incoming.mailer.write("card", "sender", card_context(incoming.session, incoming.settings, request),
+                          mailbox=request.mailbox, recipient=reader.email,
+                          reply_to=incoming.mailer.reply_to(request, participant), person=reader, request=request,
+                          auto_submitted="auto-replied", topic=LIST_TOPIC)
+    return f"#show {request.id} answered to {reader.email}"
 
 
 def _taking_part(incoming: Incoming, person: Person, limit: int | None = None) -> list[Request]:
@@ -42,14 +82,7 @@ def _waiting_on(reader: Person, request: Request) -> bool:
     return request.expected_response == "coordinator" and request.assignee_id in (None, reader.id)
 
 
-def answer_list(incoming: Incoming, reader: Person) -> str:
-    """The inbox, to the coordinator's own address only, at most ``mails_per_hour`` listings an hour: the
-    command needs no authentication, so a From forged by a stranger must not flood the coordinator."""
-    limit = incoming.settings.mails_per_hour
-    if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
-        return f"#list not answered to {reader.email}: {limit} listings in the last hour"
-    commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
-    status = commands[0].args.lower()
+def _answer_list(incoming: Incoming, reader: Person, status: str) -> str:
     if reader.role == "coordinator":
         query = (select(Request).options(selectinload(Request.assignee), selectinload(Request.participants))
                  .where(Request.mailbox == incoming.mailbox.address, Request.status.not_in(CLOSED)))

@@ -7,11 +7,22 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from gateway.addresses import is_addr_spec
+from gateway.commands.grammar import BadCommand
 from gateway.mail.parse import ParsedMail
 from gateway.models import Inbound, MessageRef, Person, Request
 from gateway.notify import Mailer
 from gateway.pipeline.thread import Thread
 from gateway.settings import Mailbox, Settings
+
+
+class CommandsRefused(Exception):
+    """Some command lines of the mail are bad: nothing of the mail may apply."""
+
+    def __init__(self, author: str, request: Request | None, bad: list[BadCommand]) -> None:
+        super().__init__("; ".join(f"{b.line}: {b.reason}" for b in bad))
+        self.author = author
+        self.request_id = request.id if request else None
+        self.bad = bad
 
 
 @dataclass

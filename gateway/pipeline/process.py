@@ -24,9 +24,9 @@ from gateway.mail.parse import ParsedMail, dedupe_key, parse
 from gateway.metrics import APPLIED, APPLY_SECONDS
 from gateway.models import AppliedMessage, Inbound
 from gateway.notify import Mailer
-from gateway.pipeline.apply import CommandsRefused, Opened, Ownerless, apply_message, look_up
+from gateway.pipeline.apply import Opened, Ownerless, apply_message, look_up
 from gateway.pipeline.degrade import GATEWAY_FAULTS, keep_degraded
-from gateway.pipeline.message import Incoming
+from gateway.pipeline.message import CommandsRefused, Incoming
 from gateway.pipeline.refusal import refuse_commands
 from gateway.pipeline.thread import read_ahead_tokens
 

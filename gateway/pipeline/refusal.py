@@ -10,8 +10,7 @@ import hashlib
 
 from gateway.helpdesk import find_person, record_event
 from gateway.models import AppliedMessage, Request
-from gateway.pipeline.apply import CommandsRefused
-from gateway.pipeline.message import Incoming
+from gateway.pipeline.message import CommandsRefused, Incoming
 
 
 def refuse_commands(incoming: Incoming, refused: CommandsRefused) -> str:

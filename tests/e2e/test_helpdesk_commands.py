@@ -176,3 +176,33 @@ def test_the_inbox_filters_by_customer_label_words_and_unread(gateway: Gateway) 
     listed = json.loads(gateway.cli("requests", "list", "--json").stdout)
     assert [r["requester"] for r in listed] == ["marie@client.example", "jean@client.example"]
     assert "jean@client.example" in gateway.cli("requests", "list").stdout, "the requester column"
+
+
+def test_show_a_number_mails_that_requests_card_and_the_coordinators_reply_to_it_is_theirs(desk: Gateway) -> None:
+    """#show NUMBER, in a reply or to the bare address: the card of another request, from that request's
+    address, so a coordinator takes up a request no one told them of. Asked at the bare address, with no
+    authentication, the card goes to the coordinator's own address, never to whoever forged their From."""
+    desk.send(mail("paul@client.example", "support@shop.example", "Facture", "Ma facture ?"))
+    desk.wait_idle()
+    desk.reply("alice@shop.example", alert(desk), "#show 2")
+    card = desk.mails_to("alice@shop.example")[-1]
+    assert "[#2]" in str(card["Subject"]) and "paul@client.example" in body_text(card)
+    assert len(desk.show(1)["comments"]) == 1, "a commands-only reply posts nothing on #1"
+    desk.reply("alice@shop.example", card, "Votre facture est en pièce jointe de ce message.")
+    assert desk.show(2)["comments"][-1]["text"].startswith("Votre facture est en pièce jointe")
+    assert not desk.show(2)["comments"][-1]["unverified_sender"], "Alice's own token on #2"
+    assert body_text(desk.mails_to("paul@client.example")[-1]).startswith("Votre facture")
+
+    desk.send(mail("Bob <bob@shop.example>", "support@shop.example", "carte", "#show #1"))
+    desk.wait_idle()
+    card = desk.mails_to("bob@shop.example")[-1]
+    assert "[#1]" in str(card["Subject"]) and "Livraison" in str(card["Subject"])
+    desk.reply("bob@shop.example", card, "#assign me\nJe prends celle-ci.")
+    assert desk.show(1)["assignee"] == "bob@shop.example", "Bob's commands apply on #1 with the card's token"
+
+    forged = mail("bob@shop.example", "support@shop.example", "carte", "#show 99")
+    desk.send(forged.as_bytes(), ["support@shop.example"], sender="mallory@evil.example")
+    desk.wait_idle()
+    assert "there is no request #99" in body_text(desk.mails_to("bob@shop.example")[-1])
+    assert desk.mails_to("mallory@evil.example") == [], "answers go to the coordinator's own address alone"
+    assert len(desk.requests()) == 2, "#show NUMBER opens no request"
