@@ -82,6 +82,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("broker_namespace", "str", "gateway", "the Redis key prefix, for several gateways on one Redis"),
         Key("locale", "str", "fr", "the default language of mail and pages", choices=("fr", "en")),
         Key("site_name", "str", "Boutique Exemple", "the name mails and pages are signed with"),
+        Key("site_address", "str", "", "the site's postal address, lines apart, on the delivery note beside its name"),
         Key("currency", "str", "EUR", "the default currency of quotes and orders"),
         Key("mails_per_hour", "int", 20, "mails one address receives in an hour at most (a loop breaker)",
             1, 100_000),

@@ -94,6 +94,7 @@ class Settings:
     broker_namespace: str = "gateway"
     locale: str = "fr"
     site_name: str = "Boutique Exemple"
+    site_address: str = ""
     currency: str = "EUR"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -349,6 +350,7 @@ def load(config: str | None = None, data_dir: str | None = None) -> Settings:
         broker_namespace=gateway["broker_namespace"],
         locale=gateway["locale"],
         site_name=gateway["site_name"],
+        site_address=gateway["site_address"],
         currency=gateway["currency"],
         smtp_host=smtp_["host"],
         smtp_port=smtp_["port"],

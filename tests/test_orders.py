@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pypdf
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,6 +21,7 @@ from gateway.helpdesk import open_request, upsert_person
 from gateway.models import Outbox, Product, Request
 from gateway.notify import Mailer
 from gateway.orders.card import NotAnOrder, OrderError, ensure_order
+from gateway.orders.delivery_note import delivery_note
 from gateway.orders.lifecycle import (
     change_payment_method,
     complete_order,
@@ -89,10 +92,10 @@ def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coo
 def test_a_bad_order_gets_every_field_error_and_nothing_is_stored(context: Context, session: Session) -> None:
     errors = validate_order(session, context.settings, {
         "customer": {"email": "not-an-address"}, "items": [{"description": "x", "quantity": 0, "unit_price": 1.5}],
-        "currency": "euros", "payment_method": "bitcoin", "colour": "red"})
+        "currency": "euros", "payment_method": "bitcoin", "colour": "red", "shipping_address": "x" * 501})
     assert isinstance(errors, list)
     assert {e.field for e in errors} == {"colour", "customer.email", "items[0].quantity", "items[0].unit_price",
-                                         "currency", "payment_method"}
+                                         "currency", "payment_method", "shipping_address"}
     assert all(isinstance(e, FieldError) and e.message for e in errors)
     assert session.scalar(select(func.count(Request.id))) == 0
 
@@ -229,3 +232,20 @@ def test_statistics_leave_out_on_quote_orders_confirmed_without_a_quote(context:
     assert stats["revenue_confirmed"] == {"EUR": "450.00"}
     assert stats["quotes_sent"] == 1 and stats["quote_acceptance_rate"] is None
     assert order_stats(session, since=regular.created_at + timedelta(days=1))["orders"] == 0
+
+
+def test_a_homes_own_delivery_note_wins_over_the_built_in_one(context: Context, session: Session) -> None:
+    order = new_order(context, session, shipping_address="12 rue des Lilas\n75011 Paris")
+    built_in = pdf_text(delivery_note(context.settings, order, "fr").payload)
+    assert "Bon de livraison" in built_in and "12 rue des Lilas\n75011 Paris" in built_in
+    site = context.settings.home / "site"
+    override = site / "templates" / "pdf" / "delivery_note.html.j2"
+    override.parent.mkdir(parents=True)
+    override.write_text("<h1>Bordereau {{ number }}</h1><p>{{ ship_to | join(' - ') }}</p>", encoding="utf-8")
+    ours = pdf_text(delivery_note(context.settings.with_overrides(home=site), order, "fr").payload)
+    assert f"Bordereau {order.number}" in ours and "12 rue des Lilas - 75011 Paris" in ours
+    assert "Bon de livraison" not in ours
+
+
+def pdf_text(payload: bytes) -> str:
+    return "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(payload)).pages)

@@ -46,6 +46,8 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], re.Pattern[str]]] = {
     "cancellation": (_COORDINATOR, re.compile(r"^(accept|refuse)\b.*$", re.I)),
     "product": (_COORDINATOR, re.compile(r"^\S+$")),
     "delivery": (_COORDINATOR, re.compile(r"^\S+$")),
+    # "#address Léa Martin / 12 rue des Lilas / 75011 Paris": the order's delivery address, " / " between lines
+    "address": (_COORDINATOR, re.compile(r"^\S.{0,499}$")),
     "list": (_COORDINATOR, re.compile(r"^(new|in-progress|resolved)?$", re.I)),
     "help": (_EVERYONE_BUT_CUSTOMERS, re.compile(r"^$")),
     "show": (_COORDINATOR, re.compile(r"^(?:#?\d{1,9})?$")),  # another request's number: its card

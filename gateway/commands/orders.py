@@ -139,6 +139,13 @@ def internal_comment(context: RequestChange, command: Command, order: Order) -> 
     record_event(order.request, "comment", f"internal comment set by {context.author.email}")
 
 
+@order_command("address")
+def address(context: RequestChange, command: Command, order: Order) -> None:
+    """``#address LINE / LINE``: where the order goes, on its delivery note (an order by mail has none)."""
+    order.shipping_address = "\n".join(line.strip() for line in command.args.split(" / ") if line.strip())
+    record_event(order.request, "address", f"delivery address set by {context.author.email}")
+
+
 @order_command("remind")
 def remind(context: RequestChange, command: Command, order: Order) -> None:
     remind_payment(context.settings, context.mailer, order, context.author.email)

@@ -1,7 +1,8 @@
 """The delivery note ``#ship`` sends the customer: a PDF of the order's items and quantities, its
-number, the date and the tracking reference, from ``pdf/delivery_note.html.j2`` (a home overrides it
-like any template), written by fpdf2 with Debian's DejaVu fonts (the euro sign and every accent) when
-the machine has them, else with the PDF's own Helvetica.
+number, the date, the tracking reference, and the two addresses (the site's ``site_address``, the
+order's ``shipping_address`` from the shop's API or ``#address``), from ``pdf/delivery_note.html.j2``
+(a home overrides it like any template), written by fpdf2 with Debian's DejaVu fonts (the euro sign
+and every accent) when the machine has them, else with the PDF's own Helvetica.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from gateway.settings import Settings
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
 
 
+def _lines(address: str) -> list[str]:
+    return [line.strip() for line in address.splitlines() if line.strip()]
+
+
 def delivery_note(settings: Settings, order: Order, locale: str) -> MailFile:
     # fpdf2 and its Pillow and fontTools take a third of a second to import: paid by a process that
     # ships an order, not by every command's start.
@@ -25,6 +30,8 @@ def delivery_note(settings: Settings, order: Order, locale: str) -> MailFile:
     html = environment(settings.home).get_template("pdf/delivery_note.html.j2").render(
         locale=locale, site_name=settings.site_name, number=order.number, shipped_at=order.shipped_at or utcnow(),
         tracking=order.tracking or "", customer_name=order.customer.name or "", customer_email=order.customer.email,
+        ship_from=[settings.site_name, *_lines(settings.site_address)],
+        ship_to=[order.customer.name or order.customer.email, *_lines(order.shipping_address)],
         items=[{"quantity": item.quantity, "description": item.description or item.offer} for item in order.items])
     pdf = FPDF(format="A4")
     pdf.set_title(f"{'Bon de livraison' if locale == 'fr' else 'Delivery note'} {order.number}")

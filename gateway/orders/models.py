@@ -45,6 +45,7 @@ class Order(Base):
     on_quote: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(10), default="mail")
     tracking: Mapped[str | None] = mapped_column(String(200), default=None)
+    shipping_address: Mapped[str] = mapped_column(Text, default="")  # lines, as the shop or #address gave them
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

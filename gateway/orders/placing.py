@@ -27,6 +27,7 @@ from gateway.outbound.compose import new_message_id
 from gateway.settings import Settings
 
 MAX_QUANTITY = 1_000_000
+ADDRESS_LENGTH = 500
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -52,6 +53,7 @@ ORDER_SCHEMA: dict[str, Any] = {
         "tags": {"type": "array", "items": {"type": "string"}},
         "note": {"type": "string"},
         "on_quote": {"type": "boolean"},
+        "shipping_address": {"type": "string", "maxLength": ADDRESS_LENGTH},
     },
 }
 _FIELDS = frozenset(ORDER_SCHEMA["properties"])
@@ -91,6 +93,7 @@ class OrderDraft:
     tags: list[str] = field(default_factory=list)
     note: str = ""
     on_quote: bool = False
+    shipping_address: str = ""
 
 
 def _text(payload: dict[str, Any], key: str, path: str, errors: list[FieldError]) -> str:
@@ -163,6 +166,9 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
     _items(session, payload.get("items", []), draft, errors)
     draft.subject = _text(payload, "subject", "subject", errors)[:SUBJECT_LENGTH]
     draft.note = _text(payload, "note", "note", errors)
+    draft.shipping_address = _text(payload, "shipping_address", "shipping_address", errors)
+    if len(draft.shipping_address) > ADDRESS_LENGTH:
+        errors.append(FieldError("shipping_address", f"at most {ADDRESS_LENGTH} characters"))
     currency = payload.get("currency", settings.currency)
     if not isinstance(currency, str) or not is_currency(currency):
         errors.append(FieldError("currency", "must be a currency code such as EUR"))
@@ -228,6 +234,7 @@ def create_order(session: Session, settings: Settings, mailer: Mailer, draft: Or
                   discount=draft.discount, payment_method=draft.payment_method, payment_status="unpaid",
                   card_reference=draft.card_reference, plan=draft.plan, tags=list(draft.tags), on_quote=draft.on_quote,
                   source=source, amount_paid=ZERO, created_at=request.created_at,
+                  shipping_address=draft.shipping_address,
                   items=[OrderItem(position=index, product=item.product, offer=item.offer,
                                    description=item.description, quantity=item.quantity, unit_price=item.unit_price)
                          for index, item in enumerate(draft.items)])

@@ -33,6 +33,7 @@ def order_summary(order: Order) -> dict[str, Any]:
         "plan": order.plan,
         "tags": list(order.tags),
         "tracking": order.tracking,
+        "shipping_address": order.shipping_address or None,
         "customer": order.customer.email,
         "manager": order.manager.email if order.manager else None,
         "internal_comment": order.internal_comment or None,

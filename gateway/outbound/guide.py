@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                      "répond à la demande d'annulation"),
     "product": ("#product SKU", "the product it is about", "le produit concerné"),
     "delivery": ("#delivery REF", "the delivery it is about", "la livraison concernée"),
+    "address": ("#address LINE / LINE …", "the order's delivery address, on its delivery note",
+                "l'adresse de livraison de la commande, sur son bon de livraison"),
     "list": ("#list [STATUS]", "to the mailbox's address: the open requests", "à l'adresse de la boîte : les "
              "demandes ouvertes"),
     "help": ("#help", "this table", "ce tableau"),
@@ -56,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 _ORDER_STAGES: dict[str, tuple[str, ...]] = {
     "pending": ("quote", "confirm", "decline", "private", "note"),
     "in-progress": ("quote", "confirm", "decline", "private", "note"),
-    "confirmed": ("ship", "deliver", "paid", "due", "cancel", "note"),
+    "confirmed": ("ship", "deliver", "paid", "due", "address", "cancel", "note"),
     "shipped": ("complete", "paid", "cancel", "note"),
     "delivered": ("note",),
 }

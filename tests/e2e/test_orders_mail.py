@@ -20,7 +20,8 @@ ALICE = "alice@shop.example"
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[Gateway]:
     """A running gateway whose cards are charged by the deterministic fake-card provider."""
-    running = Gateway(write_home(tmp_path / "home", sections='[payments]\nprovider = "fake-card"\n')).start()
+    running = Gateway(write_home(tmp_path / "home", extra='site_address = "3 place du Marché\\n69001 Lyon"',
+                                 sections='[payments]\nprovider = "fake-card"\n')).start()
     running.add_person(ALICE, "coordinator", "en")
     yield running
     if running.process is not None:
@@ -37,6 +38,7 @@ def order_file(gw: Gateway, unit_price: str, method: str = "card", email: str = 
     path = gw.home / f"order-{unit_price}-{email}.json"
     path.write_text(json.dumps({"customer": {"email": email, "name": "Jean Dupont", "locale": "fr"},
                                 "subject": "Audit SEO", "payment_method": method,
+                                "shipping_address": "12 rue des Lilas\n75011 Paris",
                                 "items": [{"description": "Audit SEO", "quantity": 1, "unit_price": unit_price}]}))
     return path
 
@@ -106,7 +108,8 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     assert "#complete" in body_text(error) and "not paid" in body_text(error)
     assert status(shop, 1) == "confirmed", "a refused command applies nothing"
 
-    answer(shop, notice, "#paid 450.13 VIR-42\n#ship COLIS42")
+    assert shop.show(1)["order"]["shipping_address"] == "12 rue des Lilas\n75011 Paris", "from the shop's order"
+    answer(shop, notice, "#paid 450.13 VIR-42\n#address Bâtiment B / 5 avenue Foch / 69006 Lyon\n#ship COLIS42")
     assert status(shop, 1) == "shipped"
     shipped = shop.mails_to(CUSTOMER)[-1]
     assert "COLIS42" in body_text(shipped)
@@ -114,6 +117,9 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     assert (note.get_filename(), note.get_content_type()) == ("bon-de-livraison-1.pdf", "application/pdf")
     text = pypdf.PdfReader(io.BytesIO(note.get_content())).pages[0].extract_text()
     assert "Bon de livraison" in text and "Commande n°1" in text and "1 Audit SEO" in text and "COLIS42" in text
+    assert "Boutique Test\n3 place du Marché\n69001 Lyon" in text, "the site's address (site_address)"
+    assert "Jean Dupont\nBâtiment B\n5 avenue Foch\n69006 Lyon" in text, "where #address sends it"
+    assert "rue des Lilas" not in text, "#address replaced the shop's address"
     assert shop.count("SELECT count(*) FROM orders WHERE payment_status = 'paid'") == 1
     answer(shop, notice, "#complete")
     assert status(shop, 1) == "completed"
@@ -209,7 +215,8 @@ def test_the_order_card_is_kept_by_mail_manager_tags_internal_comment_and_a_paym
     [card] = [m for m in shop.mails_to(ALICE) if "Card of request #1" in str(m["Subject"])]
     text = body_text(card)
     for shown in ("Tags: vip", "Manager: bob@shop.example", "Internal comment: Client historique",
-                  "€200.00 transfer", "acompte reçu par virement", "Order page: http"):
+                  "€200.00 transfer", "acompte reçu par virement", "Order page: http",
+                  "Deliver to: 12 rue des Lilas / 75011 Paris"):
         assert shown in text, shown
 
 
