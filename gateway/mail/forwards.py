@@ -55,6 +55,9 @@ class Original:
     text: str
     note: str
     attached: bool  # the original came whole, as a message/rfc822 part
+    # The sha256 of each file the original came with, when it came whole: the mail's other files are the
+    # forwarder's own. Inline, a forward's files cannot be told apart, and all are the original's.
+    files: frozenset[str] | None = None
 
 
 def _sender(value: str) -> tuple[str, str] | None:
@@ -122,12 +125,12 @@ def attached(message: Message) -> Message | None:
     return None
 
 
-def from_attached(original: Message, original_text: str, outer_text: str) -> Original | None:
+def from_attached(original: Message, original_text: str, outer_text: str, files: frozenset[str]) -> Original | None:
     """The original forwarded whole; ``original_text``: its text, ``outer_text``: the whole mail's, whose
-    part before the original's text is the forwarder's note."""
+    part before the original's text is the forwarder's note; ``files``: the sha256 of the original's files."""
     sender = _sender(decode_header_value(original.get("From")))
     if sender is None:
         return None
     note = outer_text.split(original_text, 1)[0] if original_text and original_text in outer_text else ""
     return Original(sender[0], sender[1], decode_header_value(original.get("Subject")).strip(),
-                    original_text.strip(), note.strip(), True)
+                    original_text.strip(), note.strip(), True, files)

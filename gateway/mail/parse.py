@@ -318,9 +318,10 @@ def _forwarded(message: Message, text: str, subject: str, embeds_message: bool) 
     if embeds_message:
         original = forwards.attached(message)
         if original is not None:
-            texts, htmls, _files = _walk_bodies(original.walk(), [])
+            texts, htmls, files = _walk_bodies(original.walk(), [])
             original_text = "\n".join(texts) if texts else (html_to_text("\n".join(htmls)) if htmls else "")
-            found = forwards.from_attached(original, original_text.replace("\r\n", "\n"), text)
+            found = forwards.from_attached(original, original_text.replace("\r\n", "\n"), text,
+                                           frozenset(file.sha256 for file in files))
             if found is not None:
                 return found
     if forwards.FORWARD_SUBJECT.match(subject):

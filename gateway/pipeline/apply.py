@@ -7,7 +7,7 @@ Runs inside the processing transaction; returns the decision for the log line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,6 +37,7 @@ from gateway.helpdesk import (
 )
 from gateway.mail.bounces import DELAYED, FAILED, Delivery
 from gateway.mail.classify import BULK
+from gateway.mail.parse import Attachment
 from gateway.models import MessageRef, Outbox, Person, Request
 from gateway.notify import notify_comment, notify_new_request, tell_team
 from gateway.orders.card import ensure_order
@@ -195,14 +196,20 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     assert incoming.known is not None
     customer = upsert_person(incoming.session, original.address, name=original.name or None,
                              people=incoming.known.people, name_from_mail=True)
+    theirs = [file for file in parsed.attachments if original.files is None or file.sha256 in original.files]
     opened = _open(incoming, customer, incoming.seen, subject=original.subject or parsed.subject,
-                   text=original.text, acknowledge=False, unverified=not verified, cc_observers=False)
+                   text=original.text, attachments=theirs, acknowledge=False, unverified=not verified,
+                   cc_observers=False)
     request, session = opened.request, incoming.session
     forwarder = Author(incoming.sender, "coordinator",
                        join(session, request, incoming.sender, role="coordinator", person=incoming.account),
                        unverified=not verified)
-    note = add_comment(session, request, forwarder, rest, visibility="private" if forwarder.unverified else "note",
-                       inbound_id=incoming.row.id) if rest else None
+    own = [file for file in parsed.attachments if file not in theirs]  # the forwarder's files: the team's
+    note = add_comment(session, request, forwarder, (rest or "(files)") if own else rest,
+                       visibility="private" if forwarder.unverified else "note",
+                       inbound_id=incoming.row.id) if rest or own else None
+    if note is not None:
+        keep_attachments(incoming.settings.data_dir, note, own)
     record_event(request, "forwarded", f"{original.address}'s mail forwarded by {incoming.sender}"
                                        + ("" if verified else " (not authenticated: unverified)"))
     _apply_commands(RequestChange(session, incoming.settings, incoming.mailer, request, forwarder, note, rest),
@@ -224,7 +231,8 @@ def open_new(incoming: Incoming) -> Opened | None:
     certain = parsed.sender_unambiguous
     automatic = f"{parsed.auto}: {parsed.classification.reason}" if parsed.auto else None
     opened = _open(incoming, incoming.account, incoming.seen, subject=parsed.subject, text=parsed.text.strip(),
-                   acknowledge=certain, cc_observers=automatic is None, unverified=not certain, automatic=automatic)
+                   attachments=parsed.attachments, acknowledge=certain, cc_observers=automatic is None,
+                   unverified=not certain, automatic=automatic)
     if not certain:
         record_event(opened.request, "unverified", f"opened from an ambiguous From ({incoming.sender}): "
                                                    "another address may have sent it")
@@ -256,9 +264,10 @@ def apply_message(incoming: Incoming) -> str | Opened:
 
 
 def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subject: str, text: str,
-          acknowledge: bool, cc_observers: bool, unverified: bool = False, automatic: str | None = None) -> Opened:
+          attachments: Sequence[Attachment], acknowledge: bool, cc_observers: bool, unverified: bool = False,
+          automatic: str | None = None) -> Opened:
     """A new request whose customer is ``person`` (the sender, or the author of a forwarded mail),
-    opened with ``text``; ``unverified``: kept private and flagged, as any unverified comment;
+    opened with ``text`` and ``attachments``; ``unverified``: kept private and flagged, as any unverified comment;
     ``automatic``: why the mail looks automatic, and the request is marked so before its rules run
     (``helpdesk.mark_automatic``), never acknowledged, and announced only within its limit
     (``_announced``)."""
@@ -275,7 +284,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
     author = Author(sender, "requester", requester, unverified=unverified)
     comment = add_comment(session, request, author, text, visibility="private" if unverified else "public",
                           inbound_id=incoming.row.id)
-    keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
+    keep_attachments(incoming.settings.data_dir, comment, attachments)
     _remember_message_id(incoming, request, seen)
     observers = _observers_from_cc(incoming, request) if (
         cc_observers and incoming.mailbox.cc_become_observers and parsed.sender_unambiguous) else []

@@ -7,6 +7,8 @@ apply, and the customer hears nothing until someone answers publicly.
 
 from __future__ import annotations
 
+import base64
+
 from conftest import TRUSTED_MTA, Gateway, body_text, mail, reply_address
 
 CUSTOMER = "jean.dupont@client.example"
@@ -74,6 +76,12 @@ def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_tex
     assert any("#assign bob@shop.example" in c["text"] for c in request["comments"])
     assert shop.mails_to(CUSTOMER) == []
     assert any("not authenticated" in e["detail"] for e in request["events"])
+    [told] = shop.mails_to(BOB)
+    shop.send(mail(BOB, reply_address(told), "Re: Facture", "Bonjour Jean, nous regardons la facture."))
+    shop.wait_idle()
+    [answer] = shop.mails_to(CUSTOMER)
+    assert "nous regardons la facture" in body_text(answer), "a coordinator's answer with a token reaches him"
+    assert "#assign" not in body_text(answer) and "Peux-tu regarder" not in body_text(answer)
 
 
 def test_a_second_from_above_a_signed_one_is_no_authenticated_forward(vouched_shop: Gateway) -> None:
@@ -121,3 +129,36 @@ def test_commands_inside_a_message_a_coordinator_forwards_to_a_request_stay_text
     forwarded = [c for c in request["comments"] if c["author"] == BOB]
     assert len(forwarded) == 2 and all("#observer add eve@evil.example" in c["text"] for c in forwarded)
     assert [c["visibility"] for c in forwarded] == ["public", "private"], "the coordinator's own #private applies"
+
+
+def test_the_forwarded_mails_files_open_the_request_and_the_forwarders_own_stay_with_the_team(
+        vouched_shop: Gateway) -> None:
+    """Outlook's shape, the original attached whole with the customer's photo inside it, and a file of the
+    coordinator's own beside it: the photo is the customer's, on the opening comment, and travels to
+    the team; the coordinator's file goes with their note, and never reaches the customer."""
+    shop = vouched_shop
+    photo = base64.b64encode(b"\xff\xd8\xff\xe0 photo du colis").decode()
+    internal = base64.b64encode(b"marge 32 %, ne pas rembourser").decode()
+    send(shop, "From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nSubject: TR: Colis abime\r\n"
+               "Message-ID: <fwd-files@shop.example>\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n\r\nPour info.\r\n--b1\r\n"
+               "Content-Type: application/pdf; name=\"marges.pdf\"\r\nContent-Disposition: attachment; "
+               f"filename=\"marges.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{internal}\r\n--b1\r\n"
+               "Content-Type: message/rfc822\r\n\r\nFrom: Jean Dupont <jean.dupont@client.example>\r\n"
+               "Subject: Colis abime\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n"
+               "--b2\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nLe colis est arrivé abîmé, photo jointe.\r\n"
+               "--b2\r\nContent-Type: image/jpeg; name=\"colis.jpg\"\r\nContent-Disposition: attachment; "
+               f"filename=\"colis.jpg\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{photo}\r\n--b2--\r\n--b1--\r\n")
+    request = shop.show(1)
+    opening = request["comments"][0]
+    assert (opening["author"], [a["filename"] for a in opening["attachments"]]) == (CUSTOMER, ["colis.jpg"])
+    [note] = request["notes"]
+    assert note["text"] == "Pour info." and [a["filename"] for a in note["attachments"]] == ["marges.pdf"]
+    [told] = shop.mails_to(BOB)
+    assert [part.get_filename() for part in told.iter_attachments()] == ["colis.jpg"], "the customer's photo travels"
+    shop.send(mail(BOB, reply_address(told), "Re: Colis", "Bonjour Jean, nous renvoyons le colis."))
+    shop.wait_idle()
+    [answer] = shop.mails_to(CUSTOMER)
+    assert "nous renvoyons le colis" in body_text(answer)
+    assert "marges.pdf" not in answer.as_string() and "ne pas rembourser" not in answer.as_string()
