@@ -5,6 +5,7 @@ signed download links past it (``/files/{token}``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ def attachment_path(data_dir: Path, sha256: str) -> Path:
     return data_dir / "attachments" / sha256[:2] / sha256
 
 
-def keep_attachments(data_dir: Path, comment: Comment, attachments: list[Attachment]) -> None:
+def keep_attachments(data_dir: Path, comment: Comment, attachments: Sequence[Attachment]) -> None:
     """Write each new file (content-addressed, so a second copy costs nothing) and link it to the comment."""
     for attachment in attachments:
         path = attachment_path(data_dir, attachment.sha256)

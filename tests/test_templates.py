@@ -54,6 +54,7 @@ def mail_context() -> dict[str, object]:
         "card": {"order": {"items": [item], "total": "1500.00", "amount_paid": "0.00", "payment_status": "unpaid",
                            "payment_method": "transfer", "tags": ["vip"], "manager": "alice@shop.example",
                            "internal_comment": "à livrer en main propre",
+                           "shipping_address": "12 rue des Lilas\n75011 Paris",
                            "deadlines": [{"kind": "delivery", "due_at": "2027-01-05T14:00:00Z", "state": "pending"}]},
                  "payments": [{"date": "2027-01-02T10:00:00Z", "amount": "200.00", "currency": "EUR",
                                "method": "transfer", "status": "succeeded", "transaction_id": "VIR-7",
@@ -121,6 +122,19 @@ def test_the_templates_readme_names_every_built_in_mail() -> None:
     for mail in MAILS:
         event, audience = mail.split(".")
         assert f"| `{event}` | {audience} |" in readme, mail
+
+
+def test_the_templates_readme_names_every_built_in_template_file() -> None:
+    """A mail's file by its language, its row and its part; the layouts, partials, pages and PDFs by path."""
+    readme = (REPOSITORY / "templates" / "README.md").read_text()
+    for path in sorted(DEFAULTS.rglob("*.j2")):
+        name = path.relative_to(DEFAULTS).as_posix()
+        if re.fullmatch(r"mail/[a-z]{2}/[^/]+", name):
+            locale = path.parent.name
+            event, audience, part, _j2 = path.name.split(".")
+            assert f"`{locale}`" in readme and f"| `{event}` | {audience} |" in readme and f"`{part}`" in readme, name
+        else:
+            assert f"`{name}`" in readme, name
 
 
 # What orders.mail.tell_customer sends, and the two mails of any request, about an order when it is one.

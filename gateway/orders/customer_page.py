@@ -1,5 +1,5 @@
 """A customer's own page (``/me/{token}``): every request and order they opened, its status, the last
-answer they were sent, and the links to its quote and order pages. Read-only, no login: the link in
+answer they were sent, its quotes, and the links to the quote and order pages. Read-only, no login: the link in
 the footer of every mail they get is the key, as strong as a reply token, and a new ``page_key``
 (``gateway people set EMAIL --new-page-link``) revokes every link sent before.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -22,6 +23,20 @@ from gateway.tokens import verify_person_token
 EXCERPT = 280
 
 
+# A quote in these states has a page worth opening: the one to decide, or the decision taken. A withdrawn,
+# replaced or expired one only says so (410): it is listed, not linked.
+LINKED = ("open", "accepted", "declined")
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    version: int
+    amount: Decimal
+    currency: str
+    status: str
+    link: str | None
+
+
 @dataclass(frozen=True)
 class Line:
     number: int
@@ -31,7 +46,7 @@ class Line:
     created_at: datetime
     last_answer: str  # the last public comment, cut at ``EXCERPT`` characters
     order_link: str | None
-    quote_link: str | None  # the open quote, if any
+    quotes: list[QuoteLine]  # newest first
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,10 @@ def customer_view(session: Session, settings: Settings, token: str) -> CustomerV
     for request in requests:
         public = [c for c in request.comments if c.visibility == "public" and not c.unverified_sender]
         order = orders.get(request.id)
-        open_quote = next((q for q in order.quotes if q.status == "open"), None) if order else None
+        quotes = [QuoteLine(q.version, q.amount, q.currency, q.status,
+                            quote_link(settings, q) if q.status in LINKED else None)
+                  for q in sorted(order.quotes, key=lambda q: -q.version)] if order else []
         lines.append(Line(request.id, request.kind, request.subject, request.status, request.created_at,
                           public[-1].text[:EXCERPT] if public else "",
-                          order_link(settings, order) if order else None,
-                          quote_link(settings, open_quote) if open_quote else None))
+                          order_link(settings, order) if order else None, quotes))
     return CustomerView(person.name or "", person.email, person.locale or settings.locale, lines)

@@ -82,7 +82,18 @@ def render_mail(home: Path, event: str, audience: str, locale: str, context: dic
     subject, text, html = _mail_templates(home, f"mail/{locale}/{event}.{audience}")
     context = {**context, "locale": locale}
     title = _SPACES.sub(" ", subject.render(context)).strip()  # one line; Babel's no-break spaces stay
+    return RenderedMail(subject=title, text=text.render(context), html=_html(home, html, locale, context, title))
+
+
+def render_html(home: Path, event: str, audience: str, locale: str, context: dict[str, Any], title: str) -> str:
+    """The HTML part alone of ``render_mail``, its ``<title>`` given (``bench/render.py`` times it)."""
+    locale = locale if locale in LOCALES else "fr"
+    html = _mail_templates(home, f"mail/{locale}/{event}.{audience}")[2]
+    return _html(home, html, locale, {**context, "locale": locale}, title)
+
+
+def _html(home: Path, html: Template, locale: str, context: dict[str, Any], title: str) -> str:
+    """The mail's fragment, its CSS inlined, set in the layout."""
     head, tail, css = _frame(home, locale, str(context.get("site_name", "")))
     fragment = css_inline.inline_fragment(html.render(context), css)
-    return RenderedMail(subject=title, text=text.render(context),
-                        html=head.replace(_SUBJECT, str(escape(title)), 1) + fragment + tail)
+    return head.replace(_SUBJECT, str(escape(title)), 1) + fragment + tail

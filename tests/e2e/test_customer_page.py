@@ -51,6 +51,14 @@ def test_the_link_in_every_mail_opens_the_customers_own_requests_and_no_one_else
     assert "Facture Marie" not in page.text, "nobody else's requests"
     assert "Nous renvoyons le colis." in page.text and "secrète" not in page.text, "only what the customer was sent"
     assert "/order/" in page.text, "the order's own page"
+    assert "En cours" in page.text and "in-progress" not in page.text, "statuses in the customer's words"
+    order_notice = next(m for m in shop.mails_to(ALICE) if "logo" in str(m["Subject"]).lower())
+    for amount in ("450", "500"):
+        shop.send(mail(f"Alice <{ALICE}>", reply_address(order_notice), "Re: Devis", f"#quote {amount}"))
+        shop.wait_idle()
+    page = httpx.get(link, timeout=30)
+    assert re.search(r"Devis v2 · 500,00\xa0€ · à décider · <a class=\"button\" href=\"http://\S+/quote/", page.text)
+    assert "Devis v1 · 450,00\xa0€ · remplacé</p>" in page.text, "a replaced quote is listed, not linked"
     forged = link[:-3] + ("abc" if not link.endswith("abc") else "xyz")
     assert httpx.get(forged, timeout=30).status_code == 404
     shop.cli("people", "set", JEAN, "--new-page-link")
