@@ -252,8 +252,8 @@ def test_mails_waiting_for_ids_are_written_before_another_message_of_the_batch_c
             part = message_from_bytes(mail.raw).get_payload(0)
         return part.get_payload(decode=True).decode()
 
-    assert "statut new" in told_dominique(outcomes[0].outbox_ids), "written before the reply that changed it"
-    assert "statut in-progress" in told_dominique(outcomes[1].outbox_ids)
+    assert "statut nouvelle" in told_dominique(outcomes[0].outbox_ids), "written before the reply that changed it"
+    assert "statut en cours" in told_dominique(outcomes[1].outbox_ids)
 
 
 def test_what_a_batch_only_appends_is_there_for_the_next_message_and_after_the_commit(context: Context) -> None:

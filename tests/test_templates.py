@@ -18,6 +18,10 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 MAILS = sorted({p.name.rsplit(".", 2)[0] for p in (DEFAULTS / "mail" / "en").glob("*.j2")})
 
 
+LIST_ROW = {"number": 12, "subject": "Logo", "status": "in-progress", "requester": "jean@client.example",
+            "assignee": None, "expected": "customer", "waiting_on_you": False, "age_days": 1200, "age_hours": 3}
+
+
 def mail_context() -> dict[str, object]:
     """One context with every variable any mail template reads, amounts and times as the code gives them."""
     customer = SimpleNamespace(email="jean@client.example")
@@ -36,7 +40,7 @@ def mail_context() -> dict[str, object]:
         "currency": "EUR", "defects": [], "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
         "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,
         "link": "https://shop.example/quote/abc", "mailbox": "support@shop.example", "message": 7, "next_plan": "pro",
-        "number": 12, "observers": [], "order": order, "order_link": "https://shop.example/order/abc",
+        "number": 12, "observers": ["marie@client.example"], "order": order, "order_link": "https://shop.example/order/abc",
         "payment": SimpleNamespace(provider="fake-card"), "payment_link": "https://pay.example/12",
         "payment_method": "transfer", "period_end": datetime(2027, 2, 1), "plan": "pro", "plan_currency": "EUR",
         "quote_currency": "EUR", "quote_items": [item], "rating": 5, "reason": "trop cher",
@@ -44,13 +48,14 @@ def mail_context() -> dict[str, object]:
         "reference": "#12", "refunded": "1500.00", "review": "Parfait", "review_days": 7, "role": "coordinator",
         "request": SimpleNamespace(id=12, subject="Logo", status="confirmed", kind="order", assignee=None,
                                    mailbox="orders@shop.example"),
-        "retry": datetime(2027, 1, 8), "rows": [], "sender": "jean@client.example", "site_name": "Boutique Exemple",
+        "retry": datetime(2027, 1, 8), "rows": [LIST_ROW], "sender": "jean@client.example",
+        "site_name": "Boutique Exemple",
         "base_url": "https://shop.example", "source": "mail", "starts": datetime(2027, 3, 1), "status": "",
         "subject": "Logo", "subscription": SimpleNamespace(id=3), "table_en": [("#help", "this table")],
         "table_fr": [("#help", "ce tableau")], "text": "Voici le logo.", "total": "1500.00", "tracking": "COLIS-1",
         "valid_until": datetime(2027, 1, 5), "version": 2, "my_page": "https://shop.example/me/abc",
         "labels": ["vip"], "participants": [SimpleNamespace(email="jean@client.example", role="requester")],
-        "product": None, "delivery": "LIV-9",
+        "product": SimpleNamespace(sku="LOGO-1", name="Logo vectoriel"), "delivery": "LIV-9",
         "card": {"order": {"items": [item], "total": "1500.00", "amount_paid": "0.00", "payment_status": "unpaid",
                            "payment_method": "transfer", "tags": ["vip"], "manager": "alice@shop.example",
                            "internal_comment": "à livrer en main propre",
@@ -106,6 +111,19 @@ def test_a_quote_mail_shows_the_amount_the_date_and_a_button() -> None:
     assert "valable jusqu'au 5 janvier 2027" in rendered.text
     assert re.search(r'<a class="button" href="https://shop.example/quote/abc" style="[^"]*background', rendered.html)
     assert "<table" in rendered.html and "750" not in rendered.text.split("Logo")[0]
+
+
+def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) -> None:
+    """#list and #show: states, roles and numbers as the reader writes them (English keeps the codes,
+    the words its commands take)."""
+    french = render_mail(tmp_path, "list", "coordinator", "fr", mail_context())
+    assert "#12  en cours  tous  attend : client  1\u202f200 j 3 h" in french.text
+    assert "<td>en cours</td>" in french.html and "in-progress" not in french.html
+    english = render_mail(tmp_path, "list", "coordinator", "en", mail_context())
+    assert "#12  in-progress  everyone  waiting on: customer  1,200 d 3 h" in english.text
+    card = render_mail(tmp_path, "card", "sender", "fr", mail_context())
+    assert "état : confirmée" in card.text and "(non payée, paiement par virement)" in card.text
+    assert "virement réussi VIR-7" in card.text
 
 
 def test_a_homes_own_template_wins_over_the_built_in_one(tmp_path: Path) -> None:

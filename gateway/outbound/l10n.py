@@ -56,4 +56,22 @@ def size(count: int, locale: str) -> str:
     return f"{format_decimal(max(1, round(count / 1024)), locale=_locale(locale))}\xa0{unit[1]}"
 
 
-FILTERS = {"money": money, "number": number, "day": day, "moment": moment, "size": size}
+# The states and roles the team's mails show, in French; English shows the codes themselves, which are the
+# words the commands take (``#status in-progress``, ``#expect supplier``).
+FRENCH_WORDS = {
+    "new": "nouvelle", "in-progress": "en cours", "resolved": "résolue",
+    "pending": "en attente", "confirmed": "confirmée", "declined": "refusée", "shipped": "expédiée",
+    "delivered": "livrée", "completed": "terminée", "cancelled": "annulée",
+    "unpaid": "non payée", "partial": "payée en partie", "paid": "payée", "refunded": "remboursée",
+    "card": "carte", "transfer": "virement", "cash": "espèces", "invoice": "facture",
+    "succeeded": "réussi", "failed": "échoué",
+    "customer": "client", "coordinator": "équipe", "supplier": "fournisseur",
+}
+
+
+def word(code: str, locale: str) -> str:
+    """A state or a role as the reader says it: ``en cours`` for a French reader, ``in-progress`` else."""
+    return FRENCH_WORDS.get(code, code) if _locale(locale) == "fr" else code
+
+
+FILTERS = {"money": money, "number": number, "day": day, "moment": moment, "size": size, "word": word}
