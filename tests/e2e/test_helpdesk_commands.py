@@ -206,3 +206,16 @@ def test_show_a_number_mails_that_requests_card_and_the_coordinators_reply_to_it
     assert "there is no request #99" in body_text(desk.mails_to("bob@shop.example")[-1])
     assert desk.mails_to("mallory@evil.example") == [], "answers go to the coordinator's own address alone"
     assert len(desk.requests()) == 2, "#show NUMBER opens no request"
+
+
+def test_help_answers_each_role_with_its_own_commands_and_a_customers_help_is_text(desk: Gateway) -> None:
+    desk.reply("alice@shop.example", alert(desk), "#observer add compta@client.example")
+    desk.reply("alice@shop.example", alert(desk), "#private\nLa compta suit le dossier.")
+    [observed] = desk.mails_to("compta@client.example")
+    desk.reply("compta@client.example", observed, "#help")
+    table = body_text(desk.mails_to("compta@client.example")[-1])
+    assert "(votre rôle : observer)" in table and "#private" in table and "#public" in table
+    assert "#assign" not in table and "#note" not in table, "only what an observer may write"
+    desk.reply(CUSTOMER, desk.mails_to(CUSTOMER)[0], "#help")
+    assert desk.show(1)["comments"][-1]["text"] == "#help", "a customer's # lines are the text of a comment"
+    assert not any("Commandes par mail" in str(m["Subject"]) for m in desk.mails_to(CUSTOMER))
