@@ -24,8 +24,9 @@ def context(tmp_path: Path) -> Context:
 
 
 def _write(mailer: Mailer, recipient: str, topic: str = "") -> None:
-    mailer.write("command_error", "sender", {"bad": [], "subject": "question"}, mailbox="support@shop.example",
-                 recipient=recipient, reply_to="support@shop.example", person=None, topic=topic)
+    mailer.write("command_error", "sender", {"bad": [], "subject": "question", "original_attached": False},
+                 mailbox="support@shop.example", recipient=recipient, reply_to="support@shop.example", person=None,
+                 topic=topic)
 
 
 def test_the_mails_of_a_transaction_are_inserted_together_just_before_it_commits(context: Context) -> None:

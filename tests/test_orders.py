@@ -249,3 +249,27 @@ def test_a_homes_own_delivery_note_wins_over_the_built_in_one(context: Context, 
 
 def pdf_text(payload: bytes) -> str:
     return "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(payload)).pages)
+
+
+def test_an_order_ships_without_its_note_when_the_note_cannot_be_written(context: Context, session: Session,
+        mailer: Mailer) -> None:
+    """A home's delivery note that does not render (here, a variable it never gets) must not keep the
+    parcel from being announced: the customer is told, without the PDF, and the request says why."""
+    longest = "x" * 1000
+    order = new_order(context, session, payment_method="transfer",
+                      items=[{"description": longest, "quantity": 1, "unit_price": "10.00"}])
+    assert b"%PDF" in delivery_note(context.settings, order, "fr").payload, "the longest description fits a page"
+    site = context.settings.home / "site"
+    (site / "templates" / "pdf").mkdir(parents=True)
+    (site / "templates" / "pdf" / "delivery_note.html.j2").write_text("<p>{{ warehouse }}</p>", encoding="utf-8")
+    settings = context.settings.with_overrides(home=site)
+    confirm_order(settings, mailer, order, "alice@shop.example")
+    ship_order(settings, mailer, order, "alice@shop.example", "COLIS9")
+    mailer.write_outbox()
+    assert order.request.status == "shipped"
+    shipped = email.message_from_bytes(mails(session, "order_shipped.customer")[0].raw, policy=email.policy.default)
+    assert "COLIS9" in shipped.get_body(("plain",)).get_content() and list(shipped.iter_attachments()) == []
+    assert any(e.kind == "delivery-note" and "warehouse" in e.detail for e in order.request.events)
+    too_long = validate_order(session, context.settings, {**ORDER, "items": [
+        {"description": longest + "x", "offer": longest + "x", "quantity": 1, "unit_price": "10.00"}]})
+    assert {e.field for e in too_long} == {"items[0].description", "items[0].offer"}  # type: ignore[union-attr]

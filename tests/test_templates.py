@@ -12,7 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from gateway.orders.customer_page import CustomerView, Line, QuoteLine
 from gateway.outbound.render import DEFAULTS, render_mail
+from gateway.settings import Settings
+from gateway.web.pages import render_page
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 MAILS = sorted({p.name.rsplit(".", 2)[0] for p in (DEFAULTS / "mail" / "en").glob("*.j2")})
@@ -40,7 +43,7 @@ def mail_context() -> dict[str, object]:
         "currency": "EUR", "defects": [], "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
         "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,
         "link": "https://shop.example/quote/abc", "mailbox": "support@shop.example", "message": 7, "next_plan": "pro",
-        "number": 12, "observers": ["marie@client.example"], "order": order, "order_link": "https://shop.example/order/abc",
+        "number": 12, "observers": ["marie@client.example"], "order": order, "original_attached": True, "order_link": "https://shop.example/order/abc",
         "payment": SimpleNamespace(provider="fake-card"), "payment_link": "https://pay.example/12",
         "payment_method": "transfer", "period_end": datetime(2027, 2, 1), "plan": "pro", "plan_currency": "EUR",
         "quote_currency": "EUR", "quote_items": [item], "rating": 5, "reason": "trop cher",
@@ -171,3 +174,15 @@ def test_every_mail_to_a_customer_about_an_order_carries_the_order_page_link(eve
     if event not in ("acknowledgment", "comment"):  # a request's two mails, a helpdesk's too: a link will do
         assert re.search(r'<a class="button" href="https://shop.example/(order|quote|pay)', rendered.html) or \
             'class="button" href="https://pay.example' in rendered.html, "the one action that matters, a button"
+
+
+def test_the_customer_page_says_each_state_in_words_and_one_it_has_no_words_for_as_it_is(tmp_path: Path) -> None:
+    """A rule may give an order a helpdesk status (``resolved``): the page still opens, with the code."""
+    settings = Settings(home=tmp_path, secret_key="test-secret")
+    quote = QuoteLine(2, Decimal("500.00"), "EUR", "open", "https://shop.example/quote/abc")
+    view = CustomerView("Jean", "jean@client.example", "fr", [
+        Line(3, "order", "Logo", "resolved", datetime(2027, 1, 5), "", "https://shop.example/order/abc", [quote]),
+        Line(2, "helpdesk", "Colis", "in-progress", datetime(2027, 1, 4), "Nous renvoyons le colis.", None, [])])
+    page = render_page(settings, "mine", "fr", view=view).body.decode()
+    assert "resolved · 5 janvier 2027" in page and "En cours · 4 janvier 2027" in page
+    assert "Devis v2 · 500,00\xa0€ · à décider" in page

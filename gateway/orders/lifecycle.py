@@ -20,7 +20,7 @@ from gateway.helpdesk import record_event
 from gateway.notify import Mailer
 from gateway.orders import timeline
 from gateway.orders.card import OrderError, set_label, set_status
-from gateway.orders.delivery_note import delivery_note
+from gateway.orders.delivery_note import NoteUnwritable, delivery_note
 from gateway.orders.mail import tell_coordinators, tell_customer
 from gateway.orders.models import PAYMENT_METHODS, ZERO, Order, Payment
 from gateway.orders.money import format_amount
@@ -149,9 +149,12 @@ def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tr
     order.shipped_at = utcnow()
     timeline.shipped(mailer.session, order)
     set_status(order, "shipped", author)
-    locale = order.customer.locale or settings.locale
-    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""},
-                  files=[delivery_note(settings, order, locale)])
+    try:
+        files = [delivery_note(settings, order, order.customer.locale or settings.locale)]
+    except NoteUnwritable as error:  # the parcel is on its way all the same: the team sees why there is no note
+        files = []
+        record_event(order.request, "delivery-note", f"not written, the customer was told without it: {error}")
+    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""}, files=files)
 
 
 def complete_order(session: Session, mailer: Mailer, order: Order, author: str, force: bool = False) -> None:

@@ -28,6 +28,7 @@ from gateway.settings import Settings
 
 MAX_QUANTITY = 1_000_000
 ADDRESS_LENGTH = 500
+DESCRIPTION_LENGTH = 1000  # an item's description or offer: one row of the delivery note, on one page
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -42,7 +43,8 @@ ORDER_SCHEMA: dict[str, Any] = {
             # unit_price may be left out only for a product priced on quote (``gateway products add --on-quote``)
             "type": "object", "required": ["quantity"], "additionalProperties": False,
             "anyOf": [{"required": ["sku"]}, {"required": ["description"]}], "properties": {
-                "sku": {"type": "string"}, "offer": {"type": "string"}, "description": {"type": "string"},
+                "sku": {"type": "string"}, "offer": {"type": "string", "maxLength": DESCRIPTION_LENGTH},
+                "description": {"type": "string", "maxLength": DESCRIPTION_LENGTH},
                 "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
                 "unit_price": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"}}}},
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
@@ -147,13 +149,16 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
         if price is None:
             errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
         description = _text(raw, "description", f"{path}.description", errors)
+        offer = _text(raw, "offer", f"{path}.offer", errors)
+        errors.extend(FieldError(f"{path}.{key}", f"at most {DESCRIPTION_LENGTH} characters")
+                      for key, value in (("description", description), ("offer", offer))
+                      if len(value) > DESCRIPTION_LENGTH)
         if not sku and not description:
             errors.append(FieldError(path, "needs a sku or a description"))
         if quantity is not None and price is not None and quantity * price > LARGEST:
             errors.append(FieldError(path, f"quantity x unit_price exceeds the largest amount, {LARGEST}"))
         elif quantity is not None and price is not None:
-            draft.items.append(DraftItem(quantity, price, product, _text(raw, "offer", f"{path}.offer", errors),
-                                         description))
+            draft.items.append(DraftItem(quantity, price, product, offer, description))
 
 
 def validate_order(session: Session, settings: Settings, payload: object) -> OrderDraft | list[FieldError]:

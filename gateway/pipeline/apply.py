@@ -171,7 +171,8 @@ def sender_account(incoming: Incoming) -> None:
 def ask(incoming: Incoming) -> str | None:
     """``#list`` or ``#show NUMBER`` to the bare mailbox address: answered by mail to the asker's own
     address (never to a robot: an auto-reply quoting a ``#list`` is no one asking)."""
-    if incoming.threaded.request is not None or incoming.parsed.auto is not None:
+    if (incoming.threaded.request is not None or incoming.parsed.auto is not None
+            or incoming.parsed.forwarded is not None):  # a forward's commands are the forwarder's note's
         return None
     question = bare_question(incoming, incoming.account)
     return None if question is None else answer(incoming, incoming.account, question)

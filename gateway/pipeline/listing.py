@@ -12,9 +12,9 @@ from sqlalchemy.orm import selectinload
 from gateway.clock import utcnow
 from gateway.commands.grammar import GRAMMAR, BadCommand, Command, check_commands, split_commands
 from gateway.commands.helpdesk import card_context, no_such_request, shown
-from gateway.helpdesk import join
+from gateway.helpdesk import join, record_event
 from gateway.models import Participant, Person, Request
-from gateway.pipeline.message import CommandsRefused, Incoming
+from gateway.pipeline.message import Incoming
 
 CLOSED = ("resolved", "declined", "completed", "cancelled")
 
@@ -22,41 +22,58 @@ CLOSED = ("resolved", "declined", "completed", "cancelled")
 LIST_TOPIC = "list"  # the outbox topic of the answers, counted for the hourly cap
 
 
-def bare_question(incoming: Incoming, person: Person) -> Command | None:
-    """``#list`` from a coordinator (the mailbox's inbox), or from a supplier or an observer (the requests
-    they take part in); ``#show NUMBER`` from a coordinator. From anyone else, or anything else, it is the
-    first line of a new request."""
+def bare_question(incoming: Incoming, person: Person) -> list[Command] | None:
+    """The mail's commands when its first is ``#list`` from a coordinator (the mailbox's inbox), or from a
+    supplier or an observer (the requests they take part in), or ``#show NUMBER`` from a coordinator.
+    From anyone else, or anything else, it is the first line of a new request."""
     commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
     if not commands:
         return None
     first = commands[0]
     if first.name == "list" and (person.role == "coordinator" or _taking_part(incoming, person, limit=1)):
-        return first
+        return commands
     if first.name == "show" and person.role == "coordinator" and first.args:
-        return first
+        return commands
     return None
 
 
-def answer(incoming: Incoming, reader: Person, question: Command) -> str:
-    """At most ``mails_per_hour`` answers an hour: a From forged by a stranger must not flood the reader.
-    A line the grammar refuses is refused as any command is: an error mail naming it."""
-    # who may ask was decided above; this checks the words (a supplier's #list is a coordinator's line)
-    bad = check_commands([question], "coordinator", frozenset(GRAMMAR))
-    if bad:
-        raise CommandsRefused(reader.email, None, bad)
+def answer(incoming: Incoming, reader: Person, commands: list[Command]) -> str:
+    """At most ``mails_per_hour`` answers an hour, error mails included: anyone can write a bare question in
+    the reader's name, so nothing here may flood them. One question a mail; any other command at the bare
+    address is refused, since it needs a request's mail to answer."""
     limit = incoming.settings.mails_per_hour
+    question = commands[0]
     if incoming.mailer.recent(reader.email, topic=LIST_TOPIC) >= limit:
         return f"#{question.name} not answered to {reader.email}: {limit} answers in the last hour"
+    # who may ask was decided above; this checks the words (a supplier's #list is a coordinator's line)
+    bad = check_commands([question], "coordinator", frozenset(GRAMMAR))
+    bad += [BadCommand(other.line, "only #list or #show NUMBER at the mailbox's address: write this in a reply "
+                                   "to the request's mail") for other in commands[1:]]
+    if not bad and question.name == "show" and shown(incoming.session, question) is None:
+        bad.append(BadCommand(question.line, no_such_request(question)))
+    if bad:
+        return _refuse(incoming, reader, bad)
     if question.name == "show":
         return _answer_show(incoming, reader, question)
     return _answer_list(incoming, reader, question.args.lower())
 
 
+def _refuse(incoming: Incoming, reader: Person, bad: list[BadCommand]) -> str:
+    """The error mail, in the answers' budget, and without the mail it answers: a stranger's words, copied
+    into a mail from the shop's own address, would be a relay."""
+    incoming.mailer.write("command_error", "sender", {"bad": bad, "subject": incoming.parsed.subject,
+                                                      "original_attached": False},
+                          mailbox=incoming.mailbox.address, recipient=reader.email, reply_to=incoming.mailbox.address,
+                          person=reader, auto_submitted="auto-replied", topic=LIST_TOPIC)
+    return f"commands at the mailbox's address refused, answered to {reader.email}: " + "; ".join(
+        f"{b.line}: {b.reason}" for b in bad)
+
+
 def _answer_show(incoming: Incoming, reader: Person, question: Command) -> str:
     request = shown(incoming.session, question)
-    if request is None:
-        raise CommandsRefused(reader.email, None, [BadCommand(question.line, no_such_request(question))])
+    assert request is not None  # answer() refused a number that names none
     participant = join(incoming.session, request, reader.email, role="coordinator", person=reader)
+    record_event(request, "card", f"card sent to {reader.email} (#show at {incoming.mailbox.address})")
     incoming.session.flush()  # the participant's id is in the token of the answer's Reply-To
     incoming.mailer.write("card", "sender", card_context(incoming.session, incoming.settings, request),
                           mailbox=request.mailbox, recipient=reader.email,

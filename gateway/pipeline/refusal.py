@@ -30,7 +30,8 @@ def refuse_commands(incoming: Incoming, refused: CommandsRefused) -> str:
     decision = f"commands refused from {refused.author}, nothing applied: {summary}"
     if incoming.mailer.recent(refused.author, topic=topic):
         return decision + " (error mail already sent this hour)"
-    incoming.mailer.write("command_error", "sender", {"bad": refused.bad, "subject": incoming.parsed.subject},
+    incoming.mailer.write("command_error", "sender", {"bad": refused.bad, "subject": incoming.parsed.subject,
+                                                     "original_attached": True},
                           mailbox=incoming.mailbox.address, recipient=refused.author, reply_to=reply_to,
                           person=find_person(session, refused.author), request=request,
                           auto_submitted="auto-replied", original=incoming.raw, topic=topic)

@@ -162,3 +162,15 @@ def test_the_forwarded_mails_files_open_the_request_and_the_forwarders_own_stay_
     [answer] = shop.mails_to(CUSTOMER)
     assert "nous renvoyons le colis" in body_text(answer)
     assert "marges.pdf" not in answer.as_string() and "ne pas rembourser" not in answer.as_string()
+
+
+def test_a_forward_whose_note_asks_for_a_card_is_opened_and_the_card_sent(vouched_shop: Gateway) -> None:
+    """A forward to the bare address is the customer's request even when the forwarder's note begins with a
+    question the bare address answers (#show NUMBER): the note's commands apply to the new request."""
+    shop = vouched_shop
+    shop.send(mail(CUSTOMER, "support@shop.example", "Première demande", "Bonjour."))
+    shop.wait_idle()
+    send(shop, GMAIL.replace("#assign bob@shop.example", "#show 1"))
+    assert sorted(r["subject"] for r in shop.requests()) == ["Facture en double", "Première demande"]
+    assert shop.show(2)["comments"][0]["author"] == CUSTOMER
+    assert any(str(m["Subject"]).startswith("[#1] Card of request #1") for m in shop.mails_to(ALICE))

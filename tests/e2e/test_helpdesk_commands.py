@@ -219,3 +219,25 @@ def test_help_answers_each_role_with_its_own_commands_and_a_customers_help_is_te
     desk.reply(CUSTOMER, desk.mails_to(CUSTOMER)[0], "#help")
     assert desk.show(1)["comments"][-1]["text"] == "#help", "a customer's # lines are the text of a comment"
     assert not any("Commandes par mail" in str(m["Subject"]) for m in desk.mails_to(CUSTOMER))
+
+
+def test_questions_at_the_bare_address_never_mail_more_than_the_hours_answers(tmp_path: Path) -> None:
+    """A stranger writing bad questions in a coordinator's name, each different: the error mails count in
+    the same hourly budget as the answers, and none carries the stranger's mail (a relay under the shop's
+    name). A second command after the question is refused: it needs a request's mail."""
+    gw = Gateway(write_home(tmp_path / "home", extra="mails_per_hour = 3")).start()
+    try:
+        gw.add_person("alice@shop.example", "coordinator")
+        gw.send(mail("Alice <alice@shop.example>", "support@shop.example", "x", "#list\n#assign me"))
+        for number in range(90, 95):
+            gw.send(mail("Alice <alice@shop.example>", "support@shop.example", "Vérifiez votre compte",
+                         f"#show {number}\nURGENT : http://evil.example/login"))
+        gw.wait_idle()
+        received = gw.mails_to("alice@shop.example")
+        assert len(received) == 3, "the hour's answers, error mails included"
+        assert "only #list or #show NUMBER" in body_text(received[0])
+        assert all("there is no request #9" in body_text(m) for m in received[1:])
+        assert all(list(m.iter_attachments()) == [] and "evil.example" not in m.as_string() for m in received)
+        assert gw.requests() == [], "nothing opened"
+    finally:
+        assert gw.stop() == 0

@@ -87,7 +87,7 @@ def test_an_order_not_accepted_in_48_hours_is_cancelled_by_itself_and_both_sides
     assert [(d["kind"], d["state"]) for d in order(shop, number)["deadlines"]] == [("acceptance", "done")]
     [to_customer] = [m for m in shop.mails_to(CUSTOMER) if "annulée" in str(m["Subject"])]
     assert "not accepted within 48 hours" in body_text(to_customer)
-    assert "120,00\xa0€ (transfer)" in body_text(to_customer), "paid by transfer: refunded directly"
+    assert "120,00\xa0€ (virement)" in body_text(to_customer), "paid by transfer: refunded directly"
     [to_alice] = [m for m in shop.mails_to(ALICE) if "cancelled" in str(m["Subject"])]
     assert "To refund by hand: €120.00 (transfer)" in body_text(to_alice)
     time.sleep(1.5)
