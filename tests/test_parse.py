@@ -190,6 +190,10 @@ _FORWARDS = {
     "apple-fr": ("Subject: Fwd: Facture\r\n\r\n\r\nDébut du message réexpédié :\r\n\r\n"
                  "De: Jean Dupont <jean@client.example>\r\nObjet: Facture\r\nDate: 7 décembre 2026 à 10:02:00 UTC+1\r\n"
                  "À: alice@shop.example\r\n\r\nBonjour.\r\n", "Facture", ""),
+    "apple-en": ("Subject: Fwd: Facture\r\n\r\nSee below.\r\n\r\nBegin forwarded message:\r\n\r\n"
+                 "From: Jean Dupont <jean@client.example>\r\nSubject: Facture\r\n"
+                 "Date: December 7, 2026 at 10:02:00 GMT+1\r\nTo: alice@shop.example\r\n\r\nBonjour.\r\n",
+                 "Facture", "See below."),
     "thunderbird": ("Subject: Fwd: Facture\r\n\r\n\r\n-------- Forwarded Message --------\r\nSubject: \tFacture\r\n"
                     "Date: \tMon, 7 Dec 2026 10:02:00 +0100\r\nFrom: \tJean Dupont <jean@client.example>\r\n"
                     "To: \talice@shop.example\r\n\r\nBonjour.\r\n", "Facture", ""),
@@ -205,6 +209,21 @@ def test_a_forward_is_read_back_whatever_client_wrote_it(client: str) -> None:
     assert original is not None
     assert (original.address, original.name, original.subject, original.text, original.note) == (
         "jean@client.example", "Jean Dupont", subject, "Bonjour.", note)
+
+
+def test_a_forward_of_an_html_only_mail_as_an_attachment_keeps_the_forwarders_words() -> None:
+    """The original's text comes from its HTML, so it appears nowhere in the forward's plain text: the
+    note is the text of the forward's own parts, not what comes before the original's text."""
+    raw = (b"From: Alice <alice@shop.example>\r\nTo: support@shop.example\r\nSubject: TR: Facture\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n#assign bob@shop.example\r\nMarge 40 %.\r\n--b1\r\n"
+           b"Content-Type: message/rfc822\r\n\r\nFrom: Jean Dupont <jean@client.example>\r\nSubject: Facture\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Bonjour, facture en double.</p>\r\n"
+           b"--b1--\r\n")
+    original = parse(raw).forwarded
+    assert original is not None and original.attached
+    assert (original.address, original.text) == ("jean@client.example", "Bonjour, facture en double.")
+    assert original.note == "#assign bob@shop.example\nMarge 40 %."
 
 
 def test_a_reply_quoting_headers_is_not_a_forward() -> None:

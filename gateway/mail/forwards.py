@@ -125,12 +125,11 @@ def attached(message: Message) -> Message | None:
     return None
 
 
-def from_attached(original: Message, original_text: str, outer_text: str, files: frozenset[str]) -> Original | None:
-    """The original forwarded whole; ``original_text``: its text, ``outer_text``: the whole mail's, whose
-    part before the original's text is the forwarder's note; ``files``: the sha256 of the original's files."""
+def from_attached(original: Message, original_text: str, own_text: str, files: frozenset[str]) -> Original | None:
+    """The original forwarded whole; ``original_text``: its text, ``own_text``: the text of the forward's
+    own parts, the forwarder's note; ``files``: the sha256 of the original's files."""
     sender = _sender(decode_header_value(original.get("From")))
     if sender is None:
         return None
-    note = outer_text.split(original_text, 1)[0] if original_text and original_text in outer_text else ""
     return Original(sender[0], sender[1], decode_header_value(original.get("Subject")).strip(),
-                    original_text.strip(), note.strip(), True, files)
+                    original_text.strip(), own_text.strip(), True, files)

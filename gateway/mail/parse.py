@@ -319,8 +319,8 @@ def _forwarded(message: Message, text: str, subject: str, embeds_message: bool) 
         original = forwards.attached(message)
         if original is not None:
             texts, htmls, files = _walk_bodies(original.walk(), [])
-            original_text = "\n".join(texts) if texts else (html_to_text("\n".join(htmls)) if htmls else "")
-            found = forwards.from_attached(original, original_text.replace("\r\n", "\n"), text,
+            own_texts, own_htmls, _own_files = _walk_bodies(_own_parts(message), [])
+            found = forwards.from_attached(original, _body(texts, htmls)[0], _body(own_texts, own_htmls)[0],
                                            frozenset(file.sha256 for file in files))
             if found is not None:
                 return found
