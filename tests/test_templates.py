@@ -66,7 +66,9 @@ def mail_context() -> dict[str, object]:
                            "deadlines": [{"kind": "delivery", "due_at": "2027-01-05T14:00:00Z", "state": "pending"}]},
                  "payments": [{"date": "2027-01-02T10:00:00Z", "amount": "200.00", "currency": "EUR",
                                "method": "transfer", "status": "succeeded", "transaction_id": "VIR-7",
-                               "comment": "acompte"}]},
+                               "comment": "acompte"},
+                              {"date": "2027-01-03T10:00:00Z", "amount": "1300.00", "currency": "EUR",
+                               "method": "card", "status": "declined", "transaction_id": "", "comment": ""}]},
     }
 
 
@@ -126,7 +128,7 @@ def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) 
     assert "#12  in-progress  everyone  waiting on: customer  1,200 d 3 h" in english.text
     card = render_mail(tmp_path, "card", "sender", "fr", mail_context())
     assert "état : confirmée" in card.text and "(non payée, paiement par virement)" in card.text
-    assert "virement réussi VIR-7" in card.text
+    assert "virement réussi VIR-7" in card.text and "carte refusé\n" in card.text, "a payment's words"
 
 
 def test_a_homes_own_template_wins_over_the_built_in_one(tmp_path: Path) -> None:

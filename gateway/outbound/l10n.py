@@ -64,14 +64,17 @@ FRENCH_WORDS = {
     "delivered": "livrée", "completed": "terminée", "cancelled": "annulée",
     "unpaid": "non payée", "partial": "payée en partie", "paid": "payée", "refunded": "remboursée",
     "card": "carte", "transfer": "virement", "cash": "espèces", "invoice": "facture",
-    "succeeded": "réussi", "failed": "échoué",
+    "payment:succeeded": "réussi", "payment:declined": "refusé", "payment:failed": "échoué",  # un paiement
     "customer": "client", "coordinator": "équipe", "supplier": "fournisseur",
 }
 
 
-def word(code: str, locale: str) -> str:
-    """A state or a role as the reader says it: ``en cours`` for a French reader, ``in-progress`` else."""
-    return FRENCH_WORDS.get(code, code) if _locale(locale) == "fr" else code
+def word(code: str, locale: str, of: str = "") -> str:
+    """A state or a role as the reader says it: ``en cours`` for a French reader, ``in-progress`` else;
+    ``of`` names what the state is of where French words differ (a payment ``refusé``, an order ``refusée``)."""
+    if _locale(locale) != "fr":
+        return code
+    return FRENCH_WORDS.get(f"{of}:{code}", FRENCH_WORDS.get(code, code)) if of else FRENCH_WORDS.get(code, code)
 
 
 FILTERS = {"money": money, "number": number, "day": day, "moment": moment, "size": size, "word": word}
