@@ -103,6 +103,9 @@ def _text(payload: dict[str, Any], key: str, path: str, errors: list[FieldError]
     if not isinstance(value, str):
         errors.append(FieldError(path, "must be a string"))
         return ""
+    if "\x00" in value:  # PostgreSQL refuses it in a text column: a 422 naming the field, not a 500
+        errors.append(FieldError(path, "must not contain a NUL character"))
+        return ""
     return value.strip()
 
 
