@@ -44,8 +44,8 @@ from gateway.orders.card import ensure_order
 from gateway.orders.mail import order_context, order_link
 from gateway.orders.review_window import comment_visibility
 from gateway.outbound.compose import new_message_id
-from gateway.pipeline.listing import answer, bare_question
 from gateway.pipeline.message import CommandsRefused, Incoming, Known
+from gateway.pipeline.questions import answer, bare_question
 from gateway.pipeline.thread import REFERENCES_READ, find_thread, is_authenticated, requests_named
 from gateway.rules.engine import run_rules
 
