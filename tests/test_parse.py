@@ -250,3 +250,12 @@ def test_a_backslash_beside_an_encoded_word_is_text_not_an_escape() -> None:
     raw-unicode-escape bytes, where ``\\u`` reads as a broken escape."""
     parsed = parse(b"From: a@b.example\r\nSubject: =?utf-8?q?caf=C3=A9?= C:\\users\\x\r\n\r\nBonjour\r\n")
     assert parsed.subject == "café C:\\users\\x"
+
+
+def test_a_subject_folded_after_an_encoded_word_keeps_its_space() -> None:
+    """Python's email package and Thunderbird fold a long subject after an encoded word: the fold's
+    whitespace is the space between two words (RFC 5322 2.2.3), and between two encoded words it is none."""
+    folded = b"From: a@b.example\r\nSubject: Nouvelle =?utf-8?q?Canap=C3=A9?=\r\n d'angle en lin\r\n\r\nx\r\n"
+    assert parse(folded).subject == "Nouvelle Canapé d'angle en lin"
+    words = b"From: a@b.example\r\nSubject: =?utf-8?q?Canap=C3=A9?=\r\n =?utf-8?q?_d=27angle?=\r\n\r\nx\r\n"
+    assert parse(words).subject == "Canapé d'angle"

@@ -8,6 +8,7 @@ and ``decode_header_value`` turns RFC 2047 encoded words into text.
 from __future__ import annotations
 
 import email.errors
+import re
 from email.header import decode_header
 from email.policy import Compat32
 from typing import Any
@@ -48,12 +49,17 @@ class TextHeaders(Compat32):
 POLICY = TextHeaders()
 
 
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
 def decode_header_value(value: object) -> str:
     """An RFC 2047 header as text on one line, raw text and encoded words alike; a word in an
     unknown charset, or not valid in its own, is read as UTF-8 with what is broken replaced."""
     if value is None:
         return ""
-    text = str(value)
+    # Unfolded first (RFC 5322 2.2.3: the line break goes, its whitespace stays): decode_header drops a
+    # fold's whitespace, and "=?utf-8?q?Canap=C3=A9?=" folded before " d'angle" read "Canapéd'angle".
+    text = _FOLD.sub("", str(value))
     try:
         words = decode_header(text)
     except (ValueError, email.errors.HeaderParseError):
