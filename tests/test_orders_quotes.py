@@ -30,7 +30,14 @@ from gateway.orders.quote_page import (
     quote_for_token,
     unfollowed,
 )
-from gateway.orders.quotes import QuoteLine, create_quote, expire_quotes, read_quote_lines, withdraw_quote
+from gateway.orders.quotes import (
+    QuoteLine,
+    ambiguous_quote_lines,
+    create_quote,
+    expire_quotes,
+    read_quote_lines,
+    withdraw_quote,
+)
 from gateway.orders.timeline import ACCEPTANCE
 from gateway.settings import Mailbox, OrderTimes, Settings
 from gateway.tokens import mint_quote_token, verify_quote_token
@@ -185,6 +192,23 @@ def test_a_withdrawn_quote_is_gone_and_the_customer_told(context: Context, sessi
     assert session.scalars(select(Outbox).where(Outbox.template == "quote_withdrawn.customer")).first()
     with pytest.raises(OrderError, match="no open quote"):
         withdraw_quote(context.settings, mailer, order, COORDINATOR)
+
+
+@pytest.mark.parametrize(("line", "read", "ambiguous"), [
+    ("1 x Canapé d'angle : 1 500 €", QuoteLine("Canapé d'angle", 1, Decimal("1500.00")), False),
+    ("2 x Pack 3 : 150", QuoteLine("Pack 3", 2, Decimal("150.00")), False),
+    ("1 x Canapé 1\u202f500,00\xa0€", QuoteLine("Canapé", 1, Decimal("1500.00")), False),  # pasted from a mail
+    ("1 x Table 80 cm 150", QuoteLine("Table 80 cm", 1, Decimal("150.00")), False),
+    ("1 x Canapé d'angle en lin 1 500 €", QuoteLine("Canapé d'angle en lin", 1, Decimal("1500.00")), True),
+    ("2 x Pack 3 150", QuoteLine("Pack", 2, Decimal("3150.00")), True),
+])
+def test_a_price_grouped_by_thousands_is_read_and_one_that_reads_two_ways_is_named(
+        line: str, read: QuoteLine, ambiguous: bool) -> None:
+    """A new user's "1 500 €" became 500, silently, and the customer's quote was 1,000 short: a price
+    grouped as French writes it is read whole, and where a plain space leaves it to the reader (a pack
+    of 3 at 150, or 3,150?), the #quote is refused with the line named."""
+    assert read_quote_lines(line) == [read]
+    assert ambiguous_quote_lines(line) == ([line] if ambiguous else [])
 
 
 def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Session, order: Order,

@@ -34,7 +34,7 @@ from gateway.orders.lifecycle import (
 )
 from gateway.orders.models import Order
 from gateway.orders.money import parse_amount
-from gateway.orders.quotes import create_quote, read_quote_lines, withdraw_quote
+from gateway.orders.quotes import ambiguous_quote_lines, create_quote, read_quote_lines, withdraw_quote
 from gateway.orders.subscriptions import choose_plan, terminate
 from gateway.outbound.compose import MailFile
 
@@ -75,6 +75,10 @@ def quote(context: RequestChange, command: Command, order: Order) -> None:
     words = command.args.split()
     amount = parse_amount(words[0]) if words and words[0][0].isdigit() else None
     currency = words[-1] if words and not words[-1][0].isdigit() else None
+    unclear = ambiguous_quote_lines(context.text)
+    if unclear:
+        raise OrderError(f"is the price of {unclear[0]!r} the last number or the last two? Put a colon before "
+                         "the price (`1 x Canapé : 1 500`, `2 x Pack 3 : 150`) or write it without spaces (1500)")
     lines = read_quote_lines(context.text)
     create_quote(context.session, context.settings, context.mailer, order, author=context.author.email,
                  amount=amount, currency=currency, lines=lines)

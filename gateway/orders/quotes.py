@@ -27,9 +27,13 @@ from gateway.tokens import mint_quote_token
 
 AWAITING_RESPONSE = "awaiting response"
 QUOTABLE = ("pending", "in-progress")
+# "2 x Page supplémentaire 150", "1 x Canapé d'angle : 1 500,00 €": a price may be grouped by thousands
+# with spaces, as French writes it, and a colon may part it from the description.
 _ITEM_LINE = re.compile(
-    r"^\s*(?P<quantity>\d{1,6})\s*[xX×*]\s+(?P<description>.+?)\s+(?P<price>\d{1,10}(?:[.,]\d{1,2})?)"
+    r"^\s*(?P<quantity>\d{1,6})\s*[xX×*]\s+(?P<description>.+?)(?P<colon>\s*:)?\s+"
+    r"(?P<price>\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d{1,2})?|\d{1,10}(?:[.,]\d{1,2})?)"
     r"\s*(?:€|[A-Za-z]{3})?\s*$")
+_GROUPED = re.compile(r"[ \u00a0\u202f]")
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,25 @@ class QuoteLine:
 
 
 def read_quote_lines(text: str) -> list[QuoteLine]:
-    """The item lines of a ``#quote`` mail: ``2 x Page supplémentaire 150`` (quantity, what, unit price)."""
+    """The item lines of a ``#quote`` mail: ``2 x Page supplémentaire 150`` (quantity, what, unit price).
+    A line whose price reads two ways (``ambiguous_quote_lines``) is one too: the command refuses it."""
     lines: list[QuoteLine] = []
     for line in text.splitlines():
         match = _ITEM_LINE.match(line)
         if match:
-            price = parse_amount(match["price"])
+            price = parse_amount(_GROUPED.sub("", match["price"]))
             if price is not None and int(match["quantity"]) > 0:
                 lines.append(QuoteLine(match["description"].strip(), int(match["quantity"]), price))
     return lines
+
+
+def ambiguous_quote_lines(text: str) -> list[str]:
+    """Item lines whose price is grouped by plain spaces with nothing but a space before it: ``Pack 3 150``
+    is 150 for a pack of three, ``Canapé 1 500`` is 1,500, and only the writer knows which. Read either
+    way, a quote would go to the customer with a wrong total; a colon says it (``Pack 3 : 150``), and so
+    does a no-break space, which no one types between two words (``1 500,00 €`` pasted from a mail)."""
+    return [line.strip() for line in text.splitlines()
+            if (match := _ITEM_LINE.match(line)) and not match["colon"] and " " in match["price"]]
 
 
 def quote_link(settings: Settings, quote: Quote) -> str:

@@ -78,6 +78,11 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'replaced'") == 1
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'open'") == 1
 
+    before = len(shop.mails_to(CUSTOMER))
+    answer(shop, alert, "#quote\n1 x Canapé d'angle 1 500 €")
+    assert "Put a colon before the price" in body_text(shop.mails_to(ALICE)[-1]), "a price that reads two ways"
+    assert len(shop.mails_to(CUSTOMER)) == before, "no quote with a total the coordinator did not mean"
+
     answer(shop, alert, "#withdraw")
     assert "retiré" in str(shop.mails_to(CUSTOMER)[-1]["Subject"])
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'withdrawn' AND version = 2") == 1
