@@ -40,7 +40,8 @@ def mail_context() -> dict[str, object]:
         "change": "renewed", "charged": False, "commands": "Commands at the top of a reply: #ship [TRACKING]",
         "comment": SimpleNamespace(text="Le colis est arrivé abîmé.", author_email="jean@client.example",
                                    visibility="public", unverified_sender=False, author_role="requester"),
-        "currency": "EUR", "defects": [], "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
+        "currency": "EUR", "defects": [], "discount": "50.00",
+        "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
         "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,
         "link": "https://shop.example/quote/abc", "mailbox": "support@shop.example", "message": 7, "next_plan": "pro",
         "number": 12, "observers": ["marie@client.example"], "order": order, "original_attached": True, "order_link": "https://shop.example/order/abc",
@@ -116,6 +117,19 @@ def test_a_quote_mail_shows_the_amount_the_date_and_a_button() -> None:
     assert "valable jusqu'au 5 janvier 2027" in rendered.text
     assert re.search(r'<a class="button" href="https://shop.example/quote/abc" style="[^"]*background', rendered.html)
     assert "<table" in rendered.html and "750" not in rendered.text.split("Logo")[0]
+
+
+def test_an_order_mail_shows_each_lines_amount_the_discount_and_how_to_pay_by_transfer(tmp_path: Path) -> None:
+    """A new user's order: the text part gave each line's unit price where the HTML gave its amount, the
+    discount appeared nowhere though the total had it, and "(transfer)" was all a customer who must pay
+    by transfer was told."""
+    confirmed = render_mail(tmp_path, "order_confirmed", "customer", "fr", {**mail_context(), "charged": False})
+    assert "- 2 x Logo à 750,00\xa0€ : 1\u202f500,00\xa0€" in confirmed.text
+    assert "Remise : −50,00\xa0€\nTotal : 1\u202f500,00\xa0€." in confirmed.text
+    assert "(paiement par virement). Coordonnées bancaires : IBAN FR76" in confirmed.text
+    assert "Remise : −50,00&nbsp;€<br>" in confirmed.html
+    english = render_mail(tmp_path, "order_confirmed", "customer", "en", {**mail_context(), "charged": False})
+    assert "- 2 x Logo at €750.00: €1,500.00" in english.text and "Discount: −€50.00" in english.text
 
 
 def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) -> None:

@@ -76,7 +76,8 @@ def confirm_order(settings: Settings, mailer: Mailer, order: Order, author: str)
         start_subscription(mailer.session, settings, mailer, order)
     set_label(order.request, AWAITING_RESPONSE, False)
     tell_customer(mailer, order, "order_confirmed", {"charged": payment is not None,
-                                                     "payment_link": payment_link(settings, order)})
+                                                     "payment_link": payment_link(settings, order),
+                                                     "bank_details": settings.bank_details})
     return Confirmation("confirmed", payment)
 
 

@@ -23,6 +23,7 @@ def order_context(order: Order) -> dict[str, Any]:
         "total": format_amount(order.total),
         "amount_paid": format_amount(order.amount_paid),
         "amount_due": format_amount(order.amount_due),
+        "discount": format_amount(order.discount),
         "payment_method": order.payment_method,
         "items": [{"description": item.description or (item.product.name if item.product else item.offer),
                    "offer": item.offer, "quantity": item.quantity, "unit_price": format_amount(item.unit_price),
