@@ -106,10 +106,14 @@ def help_table(context: RequestChange, command: Command) -> None:
     author = context.author
     if author.participant is None:
         return
-    names = allowed(author.role)
-    context.mailer.send(context.request, author.participant, "help", "sender",
-                        {"role": author.role, "table_en": table(names, "en"), "table_fr": table(names, "fr")},
+    context.mailer.send(context.request, author.participant, "help", "sender", help_context(author.role),
                         auto_submitted="auto-replied")
+
+
+def help_context(role: str) -> dict[str, object]:
+    """The command table of ``role``, in both languages (the template picks the reader's)."""
+    names = allowed(role)
+    return {"role": role, "table_en": table(names, "en"), "table_fr": table(names, "fr")}
 
 
 def shown(session: Session, command: Command) -> Request | None:

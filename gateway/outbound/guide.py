@@ -45,7 +45,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "l'adresse de livraison de la commande, sur son bon de livraison"),
     "list": ("#list [STATUS]", "to the mailbox's address: the open requests", "à l'adresse de la boîte : les "
              "demandes ouvertes"),
-    "help": ("#help", "this table", "ce tableau"),
+    "help": ("#help", "this table (in a reply, or to the mailbox's address)",
+             "ce tableau (dans une réponse, ou à l'adresse de la boîte)"),
     "show": ("#show [NUMBER]", "mails you the request's whole card (another one's: its number, here or to the "
              "mailbox's address; answer that mail to act on it)", "vous envoie la fiche complète de la demande "
              "(d'une autre : son numéro, ici ou à l'adresse de la boîte ; répondez à ce mail pour agir dessus)"),

@@ -1,8 +1,9 @@
 """Questions sent to a bare mailbox address, answered by mail to the asker's own address only, so they need
-no authentication (§4): ``#list``, the open requests (a supplier's or an observer's own), those waiting on
-the reader first; and a coordinator's ``#show NUMBER``, the card of any request, from that request's
-address, so that the coordinator's reply to it is theirs on that request (a request no one was told of,
-which an automatic mail opened past the hour's announced ones, is taken up this way)."""
+no authentication (§4): ``#help``, the commands the asker may write; ``#list``, the open requests (a
+supplier's or an observer's own), those waiting on the reader first; and a coordinator's ``#show NUMBER``,
+the card of any request, from that request's address, so that the coordinator's reply to it is theirs on
+that request (a request no one was told of, which an automatic mail opened past the hour's announced
+ones, is taken up this way)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from gateway.clock import utcnow
 from gateway.commands.grammar import GRAMMAR, BadCommand, Command, check_commands, split_commands
-from gateway.commands.helpdesk import card_context, no_such_request, shown
+from gateway.commands.helpdesk import card_context, help_context, no_such_request, shown
 from gateway.helpdesk import join, record_event
 from gateway.models import Participant, Person, Request
 from gateway.pipeline.message import Incoming
@@ -24,8 +25,8 @@ LIST_TOPIC = "list"  # the outbox topic of the answers, counted for the hourly c
 
 def bare_question(incoming: Incoming, person: Person) -> list[Command] | None:
     """The mail's commands when its first is ``#list`` from a coordinator (the mailbox's inbox), or from a
-    supplier or an observer (the requests they take part in), or ``#show NUMBER`` from a coordinator.
-    From anyone else, or anything else, it is the first line of a new request."""
+    supplier or an observer (the requests they take part in), ``#show NUMBER`` from a coordinator, or
+    ``#help`` from any of them. From anyone else, or anything else, it is the first line of a new request."""
     commands, _rest = split_commands(incoming.parsed.reply_text, incoming.parsed.own_reply_text)
     if not commands:
         return None
@@ -33,6 +34,8 @@ def bare_question(incoming: Incoming, person: Person) -> list[Command] | None:
     if first.name == "list" and (person.role == "coordinator" or _taking_part(incoming, person, limit=1)):
         return commands
     if first.name == "show" and person.role == "coordinator" and first.args:
+        return commands
+    if first.name == "help" and person.role in ("coordinator", "supplier", "observer"):
         return commands
     return None
 
@@ -55,6 +58,11 @@ def answer(incoming: Incoming, reader: Person, commands: list[Command]) -> str:
         return _refuse(incoming, reader, bad)
     if question.name == "show":
         return _answer_show(incoming, reader, question)
+    if question.name == "help":
+        incoming.mailer.write("help", "sender", help_context(reader.role), mailbox=incoming.mailbox.address,
+                              recipient=reader.email, reply_to=incoming.mailbox.address, person=reader,
+                              auto_submitted="auto-replied", topic=LIST_TOPIC)
+        return f"#help answered to {reader.email}"
     return _answer_list(incoming, reader, question.args.lower())
 
 

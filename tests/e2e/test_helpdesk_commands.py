@@ -241,3 +241,16 @@ def test_questions_at_the_bare_address_never_mail_more_than_the_hours_answers(tm
         assert gw.requests() == [], "nothing opened"
     finally:
         assert gw.stop() == 0
+
+
+def test_help_at_the_bare_address_answers_the_team_and_opens_no_request(desk: Gateway) -> None:
+    """The help table says "#help: this table"; a coordinator who writes it to support@ gets it, where it
+    used to open a request in her name, acknowledged as a customer's."""
+    desk.send(mail("Alice <alice@shop.example>", "support@shop.example", "aide", "#help"))
+    desk.wait_idle()
+    table = desk.mails_to("alice@shop.example")[-1]
+    assert str(table["Subject"]) == "Commandes par mail" and "#assign EMAIL|me|all" in body_text(table)
+    assert len(desk.requests()) == 1, "no request opened"
+    desk.send(mail("someone@client.example", "support@shop.example", "aide", "#help\nComment faire ?"))
+    desk.wait_idle()
+    assert len(desk.requests()) == 2, "from a customer, #help is a new request's first line"
