@@ -63,17 +63,17 @@ def test_one_bad_line_applies_nothing_and_the_error_mail_names_each_bad_line(des
     request = desk.show(1)
     assert request["assignee"] is None and request["status"] == "new"
     assert len(request["comments"]) == 1, "the comment is not posted either"
-    [error] = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    [error] = [m for m in desk.mails_to("alice@shop.example") if "Instruction refusée" in str(m["Subject"])]
     text = body_text(error)
     assert "#stauts resolved" in text and "unknown command" in text
     assert "#status done" in text
     attached = [part for part in error.iter_attachments() if part.get_content_type() == "message/rfc822"]
     assert len(attached) == 1, "the error mail carries the original"
     desk.reply("alice@shop.example", alert(desk), "#assign me\n#stauts resolved\n#status done\nRéponse")
-    errors = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    errors = [m for m in desk.mails_to("alice@shop.example") if "Instruction refusée" in str(m["Subject"])]
     assert len(errors) == 2, "a different error is answered"
     desk.reply("alice@shop.example", alert(desk), "#assign me\n#stauts resolved\n#status done\nRéponse")
-    errors = [m for m in desk.mails_to("alice@shop.example") if "Commande refusée" in str(m["Subject"])]
+    errors = [m for m in desk.mails_to("alice@shop.example") if "Instruction refusée" in str(m["Subject"])]
     assert len(errors) == 2, "the same error is answered at most once an hour"
 
 
