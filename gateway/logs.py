@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET = ("dramatiq", "alembic", "uvicorn", "mail.log", "pika")  # their INFO lines say nothing about mail
+QUIET = ("dramatiq", "alembic", "uvicorn", "mail.log", "pika", "fontTools")  # their INFO lines say nothing about
+# mail (fontTools: some 75 lines of font subsetting for each delivery note)
 
 _applying: ContextVar[tuple[int, str | None] | None] = ContextVar("gateway_applying", default=None)
 

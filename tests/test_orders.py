@@ -236,15 +236,16 @@ def test_statistics_leave_out_on_quote_orders_confirmed_without_a_quote(context:
 
 
 def test_a_homes_own_delivery_note_wins_over_the_built_in_one(context: Context, session: Session) -> None:
-    order = new_order(context, session, shipping_address="12 rue des Lilas\n75011 Paris")
+    order = new_order(context, session, shipping_address="jean dupont\n12 rue des Lilas\n75011 Paris")
     built_in = pdf_text(delivery_note(context.settings, order, "fr").payload)
-    assert "Bon de livraison" in built_in and "12 rue des Lilas\n75011 Paris" in built_in
+    assert "Bon de livraison" in built_in and "Destinataire\njean dupont\n12 rue des Lilas\n75011 Paris" in built_in, \
+        "the name once, when the address begins with it"
     site = context.settings.home / "site"
     override = site / "templates" / "pdf" / "delivery_note.html.j2"
     override.parent.mkdir(parents=True)
     override.write_text("<h1>Bordereau {{ number }}</h1><p>{{ ship_to | join(' - ') }}</p>", encoding="utf-8")
     ours = pdf_text(delivery_note(context.settings.with_overrides(home=site), order, "fr").payload)
-    assert f"Bordereau {order.number}" in ours and "12 rue des Lilas - 75011 Paris" in ours
+    assert f"Bordereau {order.number}" in ours and "jean dupont - 12 rue des Lilas - 75011 Paris" in ours
     assert "Bon de livraison" not in ours
 
 

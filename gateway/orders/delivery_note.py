@@ -25,8 +25,10 @@ class NoteUnwritable(Exception):
     out on a page."""
 
 
-def _lines(address: str) -> list[str]:
-    return [line.strip() for line in address.splitlines() if line.strip()]
+def _addressed(name: str, address: str) -> list[str]:
+    """The name, then the address's lines; the name once when the address begins with it already."""
+    lines = [line.strip() for line in address.splitlines() if line.strip()]
+    return lines if lines and lines[0].casefold() == name.casefold() else [name, *lines]
 
 
 def delivery_note(settings: Settings, order: Order, locale: str) -> MailFile:
@@ -41,8 +43,8 @@ def delivery_note(settings: Settings, order: Order, locale: str) -> MailFile:
             locale=locale, site_name=settings.site_name, number=order.number,
             shipped_at=order.shipped_at or utcnow(), tracking=order.tracking or "",
             customer_name=order.customer.name or "", customer_email=order.customer.email,
-            ship_from=[settings.site_name, *_lines(settings.site_address)],
-            ship_to=[order.customer.name or order.customer.email, *_lines(order.shipping_address)],
+            ship_from=_addressed(settings.site_name, settings.site_address),
+            ship_to=_addressed(order.customer.name or order.customer.email, order.shipping_address),
             items=[{"quantity": item.quantity, "description": item.description or item.offer}
                    for item in order.items])
         pdf = FPDF(format="A4")
