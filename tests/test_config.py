@@ -186,6 +186,8 @@ def test_init_makes_a_home_that_passes_check(tmp_path: Path, capsys: pytest.Capt
     assert main(["check", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "ok   data:" in out and "not created yet" in out
+    assert "ok   links: mails link to http://127.0.0.1:8000: only this machine opens it; set base_url" in out
+    assert "`base_url`" in (home / "NEXT-STEPS.md").read_text(), "the next steps say where the links point"
 
 
 def test_init_never_overwrites_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ import smtplib
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from alembic.runtime.migration import MigrationContext
@@ -61,6 +62,7 @@ def check_home(settings: Settings, *, relay: bool = False) -> list[Finding]:
         Finding("templates", True, f"{templates} templates"),
         _data_folder(settings.data_dir),
         _database(settings),
+        _links(settings.base_url),
     ]
     if settings.broker_url:
         findings.append(_broker(settings.broker_url))
@@ -71,6 +73,16 @@ def check_home(settings: Settings, *, relay: bool = False) -> list[Finding]:
 
 def as_json(findings: list[Finding]) -> list[dict[str, object]]:
     return [asdict(finding) for finding in findings]
+
+
+def _links(base_url: str) -> Finding:
+    """Every quote, order and customer-page link a mail carries starts with ``base_url``: one that only this
+    machine reaches is fine for a trial and wrong for customers, so it is said (not a failure)."""
+    host = urlsplit(base_url).hostname or ""
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    return Finding("links", True, f"mails link to {base_url}" + (
+        ": only this machine opens it; set base_url to the address customers reach the pages at"
+        if local else ""))
 
 
 def _data_folder(folder: Path) -> Finding:

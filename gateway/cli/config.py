@@ -169,6 +169,8 @@ def _next_steps(domain: str, config: Path) -> str:
    what is in effect.
 3. **Run it**: `gateway serve --config {config}` (SMTP on 127.0.0.1:2525, the pages on
    http://127.0.0.1:8000). Send a mail to support@{domain} on port 2525 to see it answered.
+   Every quote, order and customer-page link in the mails starts with `base_url` in gateway.toml:
+   set it to the address customers reach the pages at (`serve --http-port` does not change it).
 4. **MX and Postfix in front**: point the MX of {domain} at a host running Postfix, and hand the
    domain's mail to the gateway (`transport_maps`: `{domain} smtp:[127.0.0.1]:2525`, with
    `recipient_delimiter = +` so reply addresses keep their token). Set `[smtp] trusted_authserv_id`
