@@ -34,7 +34,13 @@ from gateway.orders.lifecycle import (
 )
 from gateway.orders.models import Order
 from gateway.orders.money import parse_amount
-from gateway.orders.quotes import ambiguous_quote_lines, create_quote, read_quote_lines, withdraw_quote
+from gateway.orders.quotes import (
+    ambiguous_quote_lines,
+    create_quote,
+    read_quote_lines,
+    withdraw_quote,
+    without_quote_lines,
+)
 from gateway.orders.subscriptions import choose_plan, terminate
 from gateway.outbound.compose import MailFile
 
@@ -84,7 +90,7 @@ def quote(context: RequestChange, command: Command, order: Order) -> None:
                  amount=amount, currency=currency, lines=lines)
 
 
-takes_text("quote", lambda text: bool(read_quote_lines(text)))
+takes_text("quote", without_quote_lines)  # the words around the item lines go to the customer as a comment
 
 
 @order_command("withdraw")
@@ -191,7 +197,7 @@ def deliver(context: RequestChange, command: Command, order: Order) -> None:
                   [MailFile(a.filename, a.content_type, a.payload) for a in context.attachments])
 
 
-takes_text("deliver", lambda text: True)
+takes_text("deliver", lambda text: None)
 
 
 @order_command("revision")

@@ -40,18 +40,26 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-TextTest = Callable[[str], bool]
-TEXT_TAKERS: dict[str, TextTest] = {}
+TextTaker = Callable[[str], str | None]
+TEXT_TAKERS: dict[str, TextTaker] = {}
 
 
-def takes_text(name: str, test: TextTest) -> None:
-    """``#name`` uses the mail's text itself (a quote's item lines) when ``test(text)`` holds:
-    the text is then not posted as a comment as well."""
-    TEXT_TAKERS[name] = test
+def takes_text(name: str, leaves: TextTaker) -> None:
+    """``#name`` uses the mail's text itself: ``leaves(text)`` is what it leaves to be posted as a comment
+    (a quote's words around its item lines), or None when it takes the whole mail, files included (a
+    delivery's)."""
+    TEXT_TAKERS[name] = leaves
 
 
-def text_is_taken(commands: list[Command], text: str) -> bool:
-    return any(command.name in TEXT_TAKERS and TEXT_TAKERS[command.name](text) for command in commands)
+def text_left(commands: list[Command], text: str) -> str | None:
+    """The text to post as the mail's comment once its commands took theirs; None: nothing to post."""
+    for command in commands:
+        if command.name in TEXT_TAKERS:
+            left = TEXT_TAKERS[command.name](text)
+            if left is None:
+                return None
+            text = left
+    return text
 
 
 def validates(name: str) -> Callable[[Validator], Validator]:

@@ -60,6 +60,11 @@ def read_quote_lines(text: str) -> list[QuoteLine]:
     return lines
 
 
+def without_quote_lines(text: str) -> str:
+    """The mail's text but its item lines: the coordinator's own words to the customer."""
+    return "\n".join(line for line in text.splitlines() if not _ITEM_LINE.match(line)).strip()
+
+
 def ambiguous_quote_lines(text: str) -> list[str]:
     """Item lines whose price is grouped by plain spaces with nothing but a space before it: ``Pack 3 150``
     is 150 for a pack of three, ``Canapé 1 500`` is 1,500, and only the writer knows which. Read either

@@ -21,7 +21,7 @@ from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.dispatch import apply_commands, implemented
 from gateway.commands.grammar import BadCommand, Command, check_commands, split_commands
-from gateway.commands.registry import CommandError, lookup_problems, text_is_taken
+from gateway.commands.registry import CommandError, lookup_problems, text_left
 from gateway.helpdesk import (
     Author,
     add_comment,
@@ -404,10 +404,11 @@ def _comment(incoming: Incoming, request: Request, author: Author, via: str, see
         rest = f"(no text could be read: the mail is kept as message {incoming.row.id})"
     comment = None
     rules = RequestChange(session, incoming.settings, incoming.mailer, request, author)
-    if (rest or parsed.attachments) and not text_is_taken(commands, rest):  # a photo alone is a reply too
+    left = text_left(commands, rest)
+    if left is not None and (left or parsed.attachments):  # a photo alone is a reply too
         kept_as = comment_visibility(session, incoming.settings, incoming.mailer, request, author, visibility,
                                      secretless=secretless)
-        comment = add_comment(session, request, author, rest, visibility=kept_as, inbound_id=incoming.row.id)
+        comment = add_comment(session, request, author, left, visibility=kept_as, inbound_id=incoming.row.id)
         keep_attachments(incoming.settings.data_dir, comment, parsed.attachments)
         rules.comment = comment
         run_rules(rules, "comment", inbound_id=incoming.row.id, explicit_visibility=explicit is not None)

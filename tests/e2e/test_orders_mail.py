@@ -88,6 +88,12 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     assert shop.count("SELECT count(*) FROM quotes WHERE status = 'withdrawn' AND version = 2") == 1
     assert "awaiting response" not in shop.show(1)["labels"]
 
+    before = len(shop.mails_to(CUSTOMER))
+    answer(shop, alert, "#quote\nBonjour Jean, le logo seul :\n1 x Logo 120\nLivraison offerte.")
+    assert len(shop.mails_to(CUSTOMER)) == before + 2, "the quote, and the coordinator's words around its lines"
+    assert shop.show(1)["comments"][-1]["text"] == "Bonjour Jean, le logo seul :\nLivraison offerte."
+    assert "120,00" in str(quotes_to(shop, CUSTOMER)[-1]["Subject"])
+
 
 def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_and_completed(shop: Gateway) -> None:
     created = shop.cli("orders", "create", str(order_file(shop, "450.13")))
