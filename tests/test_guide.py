@@ -30,5 +30,6 @@ def test_the_stage_decides_what_comes_first() -> None:
     assert guide.next_commands(Request(kind="helpdesk", status="resolved"), "coordinator") == ("status", "note")
     assert guide.next_commands(Request(kind="order", status="confirmed"), "customer") == ()
     assert guide.hint(Request(kind="order", status="shipped"), "coordinator", "fr") == (
-        "Commandes en tête de réponse : #complete [force], #paid AMOUNT [REFERENCE] [-- COMMENT], #cancel REASON, "
-        "#note TEXT")
+        "Commandes en tête de réponse : #complete [force], #paid MONTANT [RÉFÉRENCE] [-- COMMENTAIRE], "
+        "#cancel RAISON, #note TEXTE"), "placeholders in the reader's words, the words commands take as they are"
+    assert guide.hint(Request(kind="order", status="shipped"), "coordinator", "en").endswith("#note TEXT")

@@ -8,6 +8,8 @@ cancel it), so that a coordinator who never read the manual learns them from the
 
 from __future__ import annotations
 
+import re
+
 from gateway.models import Request
 
 # Each command as it is written, with what it does: English, then French.
@@ -81,16 +83,32 @@ def next_commands(request: Request, role: str, also: tuple[str, ...] = ()) -> tu
     return also + tuple(name for name in stages.get(request.status, ("note",)) if name not in also)
 
 
+# The placeholders of the commands as written, in French; the words the commands take themselves (``me``,
+# ``accept``, ``force``, a status) stay as they are: the grammar reads only those.
+_FRENCH_PLACEHOLDERS = {"AMOUNT": "MONTANT", "COMMENT": "COMMENTAIRE", "CURRENCY": "DEVISE", "LINE": "LIGNE",
+                        "NAME": "NOM", "NUMBER": "NUMÉRO", "REASON": "RAISON", "REF": "RÉF",
+                        "REFERENCE": "RÉFÉRENCE", "STATUS": "ÉTAT", "TEXT": "TEXTE", "TRACKING": "SUIVI"}
+_PLACEHOLDER = re.compile(r"\b[A-Z]{3,}\b")
+
+
+def written(name: str, locale: str) -> str:
+    """``#name`` as it is written, its placeholders in the reader's language (``#note TEXTE``)."""
+    syntax = COMMANDS[name][0]
+    if locale != "fr":
+        return syntax
+    return _PLACEHOLDER.sub(lambda found: _FRENCH_PLACEHOLDERS.get(found[0], found[0]), syntax)
+
+
 def hint(request: Request, role: str, locale: str, also: tuple[str, ...] = ()) -> str:
     """One line for a mail's footer: the commands of ``next_commands``, as they are written."""
     named = next_commands(request, role, also)
     if not named:
         return ""
     lead = "Commandes en tête de réponse" if locale == "fr" else "Commands at the top of a reply"
-    return lead + (" : " if locale == "fr" else ": ") + ", ".join(COMMANDS[name][0] for name in named)
+    return lead + (" : " if locale == "fr" else ": ") + ", ".join(written(name, locale) for name in named)
 
 
 def table(names: list[str], locale: str) -> list[tuple[str, str]]:
     """``#help``'s answer: each command as written, with what it does."""
     column = 2 if locale == "fr" else 1
-    return [(COMMANDS[name][0], COMMANDS[name][column]) for name in names if name in COMMANDS]
+    return [(written(name, locale), COMMANDS[name][column]) for name in names if name in COMMANDS]

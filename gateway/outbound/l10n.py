@@ -66,6 +66,8 @@ FRENCH_WORDS = {
     "card": "carte", "transfer": "virement", "cash": "espèces", "invoice": "facture",
     "payment:succeeded": "réussi", "payment:declined": "refusé", "payment:failed": "échoué",  # un paiement
     "customer": "client", "coordinator": "équipe", "supplier": "fournisseur",
+    "role:coordinator": "coordinateur", "role:requester": "client", "role:customer": "client",
+    "role:supplier": "fournisseur", "role:observer": "observateur",  # who someone is on a request
 }
 
 

@@ -214,7 +214,7 @@ def test_help_answers_each_role_with_its_own_commands_and_a_customers_help_is_te
     [observed] = desk.mails_to("compta@client.example")
     desk.reply("compta@client.example", observed, "#help")
     table = body_text(desk.mails_to("compta@client.example")[-1])
-    assert "(votre rôle : observer)" in table and "#private" in table and "#public" in table
+    assert "(votre rôle : observateur)" in table and "#private" in table and "#public" in table
     assert "#assign" not in table and "#note" not in table, "only what an observer may write"
     desk.reply(CUSTOMER, desk.mails_to(CUSTOMER)[0], "#help")
     assert desk.show(1)["comments"][-1]["text"] == "#help", "a customer's # lines are the text of a comment"
