@@ -140,6 +140,10 @@ def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) 
     assert "<td>en cours</td>" in french.html and "in-progress" not in french.html
     english = render_mail(tmp_path, "list", "coordinator", "en", mail_context())
     assert "#12  in-progress  everyone  waiting on: customer  1,200 d 3 h" in english.text
+    two = render_mail(tmp_path, "list", "coordinator", "fr", {**mail_context(), "rows": [
+        {**LIST_ROW, "waiting_on_you": True}, {**LIST_ROW, "number": 13}]})
+    assert two.text.startswith("2 demandes ouvertes, ") and "(de jean@client.example)\n  #13  " in two.text, \
+        "one request a line, however its requester line ends"
     card = render_mail(tmp_path, "card", "sender", "fr", mail_context())
     assert "état : confirmée" in card.text and "(non payée, paiement par virement)" in card.text
     assert "virement réussi VIR-7" in card.text and "carte refusé\n" in card.text, "a payment's words"
