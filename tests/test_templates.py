@@ -132,6 +132,16 @@ def test_an_order_mail_shows_each_lines_amount_the_discount_and_how_to_pay_by_tr
     assert "- 2 x Logo at €750.00: €1,500.00" in english.text and "Discount: −€50.00" in english.text
 
 
+def test_a_comment_the_customer_did_not_write_nor_the_shop_says_who_wrote_it(tmp_path: Path) -> None:
+    """A colleague in Cc replied to all: the customer's mail of it read as if the shop said it."""
+    colleague = SimpleNamespace(text="Accord donné.", author_email="chef@client.example", visibility="public",
+                                unverified_sender=False, author_role="observer")
+    told = render_mail(tmp_path, "comment", "customer", "fr", {**mail_context(), "comment": colleague})
+    assert told.text.startswith("chef@client.example a écrit :\n\nAccord donné.")
+    own = render_mail(tmp_path, "comment", "customer", "fr", mail_context())
+    assert own.text.startswith("Le colis est arrivé abîmé."), "her own words, or the shop's, as they are"
+
+
 def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) -> None:
     """#list and #show: states, roles and numbers as the reader writes them (English keeps the codes,
     the words its commands take)."""
