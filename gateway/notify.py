@@ -349,9 +349,11 @@ class Mailer:
                                   lambda: self._template_words(event, audience, locale, full))
 
 
-# What people wrote, in the context of a mail to a customer: the comment it carries, a quote's text, a
-# reason given. Left out, the template's rendering is the gateway's own words (``leaks``).
-_WORDS_LEFT_OUT: dict[str, Any] = {"comment": SimpleNamespace(text=""), "text": "", "reason": ""}
+# What people wrote, in the context of a mail to a customer: the comment it carries (and who wrote it: a
+# colleague's name is said above their words), a quote's text, a reason given. Left out, the template's
+# rendering is the gateway's own words (``leaks``).
+_WORDS_LEFT_OUT: dict[str, Any] = {
+    "comment": SimpleNamespace(text="", author_email="", author_role="coordinator"), "text": "", "reason": ""}
 
 
 def page_link(settings: Settings, person: Person) -> str:
