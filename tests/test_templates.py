@@ -40,7 +40,8 @@ def mail_context() -> dict[str, object]:
         "change": "renewed", "charged": False, "commands": "Commands at the top of a reply: #ship [TRACKING]",
         "comment": SimpleNamespace(text="Le colis est arrivé abîmé.", author_email="jean@client.example",
                                    visibility="public", unverified_sender=False, author_role="requester"),
-        "currency": "EUR", "defects": [], "discount": "50.00",
+        "currency": "EUR", "defects": [], "discount": "50.00", "delivery_note": True,
+        "shipping_address": "12 rue des Lilas\n75011 Paris",
         "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
         "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,
         "link": "https://shop.example/quote/abc", "mailbox": "support@shop.example", "message": 7, "next_plan": "pro",
@@ -155,7 +156,7 @@ def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) 
     assert two.text.startswith("2 demandes ouvertes, ") and "(de jean@client.example)\n  #13  " in two.text, \
         "one request a line, however its requester line ends"
     card = render_mail(tmp_path, "card", "sender", "fr", mail_context())
-    assert "état : confirmée" in card.text and "(non payée, paiement par virement)" in card.text
+    assert "État : confirmée" in card.text and "(non payée, paiement par virement)" in card.text
     assert "virement réussi VIR-7" in card.text and "carte refusé\n" in card.text, "a payment's words"
 
 
@@ -163,7 +164,7 @@ def test_a_homes_own_template_wins_over_the_built_in_one(tmp_path: Path) -> None
     ours = render_mail(REPOSITORY, "acknowledgment", "customer", "fr", mail_context())
     built_in = render_mail(tmp_path, "acknowledgment", "customer", "fr", mail_context())
     assert "du lundi au vendredi" in ours.text and "du lundi au vendredi" not in built_in.text
-    assert "Nous avons bien reçu votre demande n°12" in built_in.text
+    assert "Nous avons bien reçu votre commande n°12" in built_in.text
     english = render_mail(REPOSITORY, "acknowledgment", "customer", "en", mail_context())
     assert "du lundi au vendredi" not in english.text, "the override is for one language only"
 

@@ -155,7 +155,8 @@ def ship_order(settings: Settings, mailer: Mailer, order: Order, author: str, tr
     except NoteUnwritable as error:  # the parcel is on its way all the same: the team sees why there is no note
         files = []
         record_event(order.request, "delivery-note", f"not written, the customer was told without it: {error}")
-    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or ""}, files=files)
+    tell_customer(mailer, order, "order_shipped", {"tracking": order.tracking or "", "delivery_note": bool(files),
+                                                   "shipping_address": order.shipping_address}, files=files)
 
 
 def complete_order(session: Session, mailer: Mailer, order: Order, author: str, force: bool = False) -> None:

@@ -124,6 +124,8 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     assert status(shop, 1) == "shipped"
     shipped = shop.mails_to(CUSTOMER)[-1]
     assert "COLIS42" in body_text(shipped)
+    assert "Livraison à : Bâtiment B, 5 avenue Foch, 69006 Lyon\r\nLe bon de livraison est joint à ce mail." in \
+        body_text(shipped), "where it goes, and what the attachment is"
     [note] = list(shipped.iter_attachments())
     assert (note.get_filename(), note.get_content_type()) == ("bon-de-livraison-1.pdf", "application/pdf")
     text = pypdf.PdfReader(io.BytesIO(note.get_content())).pages[0].extract_text()
