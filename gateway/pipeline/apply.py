@@ -200,7 +200,7 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     theirs = [file for file in parsed.attachments if original.files is None or file.sha256 in original.files]
     opened = _open(incoming, customer, incoming.seen, subject=original.subject or parsed.subject,
                    text=original.text, attachments=theirs, acknowledge=False, unverified=not verified,
-                   cc_observers=False)
+                   cc_observers=False, forwarded={"forwarded_by": incoming.sender, "forward_note": rest})
     request, session = opened.request, incoming.session
     forwarder = Author(incoming.sender, "coordinator",
                        join(session, request, incoming.sender, role="coordinator", person=incoming.account),
@@ -266,12 +266,12 @@ def apply_message(incoming: Incoming) -> str | Opened:
 
 def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subject: str, text: str,
           attachments: Sequence[Attachment], acknowledge: bool, cc_observers: bool, unverified: bool = False,
-          automatic: str | None = None) -> Opened:
+          automatic: str | None = None, forwarded: dict[str, str] | None = None) -> Opened:
     """A new request whose customer is ``person`` (the sender, or the author of a forwarded mail),
     opened with ``text`` and ``attachments``; ``unverified``: kept private and flagged, as any unverified comment;
     ``automatic``: why the mail looks automatic, and the request is marked so before its rules run
     (``helpdesk.mark_automatic``), never acknowledged, and announced only within its limit
-    (``_announced``)."""
+    (``_announced``); ``forwarded``: who forwarded the mail and their note, for the team's notice."""
     parsed, session, settings = incoming.parsed, incoming.session, incoming.settings
     sender = person.email
     # An automatic mail's request counts towards no flood (``helpdesk.requests_opened_since``).
@@ -300,7 +300,7 @@ def _open(incoming: Incoming, person: Person, seen: MessageRef | None, *, subjec
                            event="order_new" if order else "new_request",  # an order's notice names its commands
                            about={**(order_context(order) if order else {}), "source": "mail", "links": files.links,
                                   "order_link": order_link(settings, order) if order else "",
-                                  "links_until": files.links_until}, files=files.files)
+                                  "links_until": files.links_until, **(forwarded or {})}, files=files.files)
     incoming.row.request = request
     return Opened(request, sender)
 

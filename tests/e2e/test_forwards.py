@@ -8,6 +8,7 @@ apply, and the customer hears nothing until someone answers publicly.
 from __future__ import annotations
 
 import base64
+import re
 
 from conftest import TRUSTED_MTA, Gateway, body_text, mail, reply_address
 
@@ -50,6 +51,8 @@ def test_a_gmail_forward_opens_the_customers_request_and_the_forwarders_words_ar
     assert request["assignee"] == BOB, "#assign in the forwarder's words applied"
     assert shop.mails_to(CUSTOMER) == [], "the customer hears nothing yet"
     [told] = shop.mails_to(BOB)
+    assert re.search(r"(Transféré par|Forwarded by) alice@shop\.example\W+Peux-tu regarder \? Il est client depuis "
+                     r"2019\.", body_text(told)), "the team's notice says who forwarded it, with their words"
     shop.send(mail(BOB, reply_address(told), "Re: Facture", "Bonjour Jean, nous annulons le doublon."))
     shop.wait_idle()
     [answer] = shop.mails_to(CUSTOMER)
