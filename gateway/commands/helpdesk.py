@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from gateway.addresses import BadAddress, addr_spec
 from gateway.change import RequestChange
 from gateway.commands.grammar import Command, allowed
-from gateway.commands.registry import CommandError, handles, validates
+from gateway.commands.registry import ORDER_ONLY, CommandError, handles, validates
 from gateway.helpdesk import find_person, join, record_event
 from gateway.models import Label, Product, Request
 from gateway.orders.card import OrderError, ensure_order
@@ -106,13 +106,14 @@ def help_table(context: RequestChange, command: Command) -> None:
     author = context.author
     if author.participant is None:
         return
-    context.mailer.send(context.request, author.participant, "help", "sender", help_context(author.role),
-                        auto_submitted="auto-replied")
+    context.mailer.send(context.request, author.participant, "help", "sender",
+                        help_context(author.role, context.request.kind), auto_submitted="auto-replied")
 
 
-def help_context(role: str) -> dict[str, object]:
-    """The command table of ``role``, in both languages (the template picks the reader's)."""
-    names = allowed(role)
+def help_context(role: str, kind: str | None = None) -> dict[str, object]:
+    """The command table of ``role``, in both languages (the template picks the reader's); on a helpdesk
+    request, without the commands that apply to orders alone."""
+    names = [name for name in allowed(role) if kind != "helpdesk" or name not in ORDER_ONLY]
     return {"role": role, "table_en": table(names, "en"), "table_fr": table(names, "fr")}
 
 

@@ -15,7 +15,7 @@ from gateway.attachments import keep_attachments
 from gateway.change import RequestChange
 from gateway.clock import utcnow
 from gateway.commands.grammar import Command
-from gateway.commands.registry import CommandError, handles, takes_text
+from gateway.commands.registry import ORDER_ONLY, CommandError, handles, takes_text
 from gateway.helpdesk import add_comment, find_person, record_event
 from gateway.orders.card import OrderError, ensure_order
 from gateway.orders.lifecycle import (
@@ -49,6 +49,8 @@ OrderStep = Callable[[RequestChange, Command, Order], None]
 
 def order_command(name: str) -> Callable[[OrderStep], OrderStep]:
     """Register an order step as the handler of ``#name``: refused on helpdesk requests, errors as refusals."""
+
+    ORDER_ONLY.add(name)
 
     def register(step: OrderStep) -> OrderStep:
         def handler(context: RequestChange, command: Command) -> None:

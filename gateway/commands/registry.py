@@ -40,6 +40,8 @@ def handles(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+ORDER_ONLY: set[str] = set()  # the commands that apply to orders alone (``commands.orders.order_command``)
+
 TextTaker = Callable[[str], str | None]
 TEXT_TAKERS: dict[str, TextTaker] = {}
 

@@ -216,6 +216,9 @@ def test_help_answers_each_role_with_its_own_commands_and_a_customers_help_is_te
     table = body_text(desk.mails_to("compta@client.example")[-1])
     assert "(votre rôle : observateur)" in table and "#private" in table and "#public" in table
     assert "#assign" not in table and "#note" not in table, "only what an observer may write"
+    desk.reply("alice@shop.example", alert(desk), "#help")
+    table = body_text(desk.mails_to("alice@shop.example")[-1])
+    assert "#assign" in table and "#quote" not in table, "on a helpdesk request, no command of orders alone"
     desk.reply(CUSTOMER, desk.mails_to(CUSTOMER)[0], "#help")
     assert desk.show(1)["comments"][-1]["text"] == "#help", "a customer's # lines are the text of a comment"
     assert not any("Commandes par mail" in str(m["Subject"]) for m in desk.mails_to(CUSTOMER))
