@@ -139,10 +139,14 @@ def _print_request(detail: dict[str, Any]) -> None:
     print(f"mailbox {detail['mailbox']}, assignee {detail['assignee'] or 'everyone'}, "
           f"expected response {detail['expected_response'] or 'none'}")
     print("participants: " + ", ".join(f"{p['email']} ({p['role']})" for p in detail["participants"]))
+    print("labels: " + (", ".join(detail["labels"]) or "none"))
     for comment in detail["comments"]:
         flag = " unverified sender" if comment["unverified_sender"] else ""
         print(f"\n--- {comment['created_at']} {comment['author']} ({comment['role']}, {comment['visibility']}{flag})")
         print(comment["text"])
+    for note in detail["notes"]:
+        print(f"\n--- {note['created_at']} {note['author']} (internal note)")
+        print(note["text"])
     for event in detail["events"]:
         print(f"\n* {event['created_at']} {event['kind']}: {event['detail']}")
 

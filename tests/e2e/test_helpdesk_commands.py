@@ -55,6 +55,9 @@ def test_a_note_is_team_only_and_takes_the_rest_of_the_mail(desk: Gateway) -> No
     assert len(request["comments"]) == 1
     assert len(desk.mails_to(CUSTOMER)) == 1
     assert "geste commercial" in body_text(desk.mails_to("bob@shop.example")[-1])
+    desk.reply("alice@shop.example", alert(desk), "#label fidèle")
+    shown = desk.cli("requests", "show", "1").stdout
+    assert "labels: fidèle" in shown and "(internal note)\nClient fidèle" in shown, "the text form shows them too"
 
 
 def test_one_bad_line_applies_nothing_and_the_error_mail_names_each_bad_line(desk: Gateway) -> None:
