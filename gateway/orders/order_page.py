@@ -21,6 +21,7 @@ from gateway.orders.card import OrderError
 from gateway.orders.lifecycle import OPEN, WORKING, ask_cancellation, ask_revision, complete_by_customer
 from gateway.orders.mail import order_context
 from gateway.orders.models import Order
+from gateway.orders.quotes import quote_link
 from gateway.settings import Settings
 from gateway.tokens import verify_order_token
 
@@ -46,6 +47,9 @@ class OrderView:
     revision_status: str | None
     cancellation_status: str | None
     locale: str
+    quote_link: str | None  # the open quote's page: the order waits for the customer's decision there
+    tracking: str | None
+    shipping_address: str
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def _open_actions(order: Order, deadlines: list[Deadline]) -> tuple[str, ...]:
     return tuple(actions)
 
 
-def _view(session: Session, token: str, order: Order) -> OrderView:
+def _view(session: Session, settings: Settings, token: str, order: Order) -> OrderView:
     deadlines = list(session.scalars(select(Deadline).where(Deadline.request_id == order.number)
                                      .order_by(Deadline.due_at)))
     shown = order_context(order)
@@ -83,7 +87,9 @@ def _view(session: Session, token: str, order: Order) -> OrderView:
                    if d.state == "pending" and d.kind in _CUSTOMER_DEADLINES],
         open_actions=_open_actions(order, deadlines), review_rating=order.review_rating,
         review_text=order.review_text, revision_status=order.revision_status,
-        cancellation_status=order.cancellation_status, locale=customer.locale or "fr")
+        cancellation_status=order.cancellation_status, locale=customer.locale or "fr",
+        quote_link=quote_link(settings, order.open_quote) if order.open_quote else None, tracking=order.tracking,
+        shipping_address=order.shipping_address)
 
 
 def order_for_token(session: Session, settings: Settings, token: str, *, lock: bool = False
@@ -95,7 +101,7 @@ def order_for_token(session: Session, settings: Settings, token: str, *, lock: b
     order = session.scalars(query.with_for_update() if lock else query).first()
     if order is None:
         return OrderProblem("unknown", 404)
-    return order, _view(session, token, order)
+    return order, _view(session, settings, token, order)
 
 
 def act(session: Session, settings: Settings, mailer: Mailer, token: str, action: str, *,
@@ -117,4 +123,4 @@ def act(session: Session, settings: Settings, mailer: Mailer, token: str, action
     except OrderError:
         return OrderProblem("closed", 409, view)
     session.flush()
-    return _view(session, token, order)
+    return _view(session, settings, token, order)

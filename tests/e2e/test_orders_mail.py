@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pypdf
 import pytest
 from conftest import Gateway, body_text, mail, reply_address, write_home
@@ -66,6 +67,12 @@ def test_a_mailed_order_gets_a_quote_a_replacement_and_a_withdrawal(shop: Gatewa
     assert "450,00\xa0€" in str(quote_mail["Subject"]), "money as the French customer writes it"
     first_link = re.search(r"http://127\.0\.0\.1:8000/quote/([A-Za-z0-9_-]+)", body_text(quote_mail))
     assert first_link is not None
+    order_page = re.search(r"http://127\.0\.0\.1:8000(/order/\S+)", body_text(acknowledgment))
+    assert order_page is not None
+    page = httpx.get(f"http://127.0.0.1:{shop.http_port}{order_page.group(1)}", timeout=30).text
+    assert f'class="button" href="http://127.0.0.1:8000/quote/{first_link.group(1)}"' in page, \
+        "the order page leads to the quote it waits on"
+    assert "0,00" not in page, "no total of nothing while the price is the quote's"
     assert status(shop, 1) == "in-progress"
     assert "awaiting response" in shop.show(1)["labels"]
 
@@ -126,6 +133,10 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     assert "COLIS42" in body_text(shipped)
     assert "Livraison à : Bâtiment B, 5 avenue Foch, 69006 Lyon\r\nLe bon de livraison est joint à ce mail." in \
         body_text(shipped), "where it goes, and what the attachment is"
+    link = re.search(r"http://127\.0\.0\.1:8000(/order/\S+)", body_text(shipped))
+    assert link is not None
+    page = httpx.get(f"http://127.0.0.1:{shop.http_port}{link.group(1)}", timeout=30).text
+    assert "Numéro de suivi : COLIS42" in page and "Livraison à : Bâtiment B, 5 avenue Foch, 69006 Lyon" in page
     [note] = list(shipped.iter_attachments())
     assert (note.get_filename(), note.get_content_type()) == ("bon-de-livraison-1.pdf", "application/pdf")
     text = pypdf.PdfReader(io.BytesIO(note.get_content())).pages[0].extract_text()
