@@ -92,11 +92,11 @@ def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coo
 def test_a_bad_order_gets_every_field_error_and_nothing_is_stored(context: Context, session: Session) -> None:
     errors = validate_order(session, context.settings, {
         "customer": {"email": "not-an-address"}, "items": [{"description": "x", "quantity": 0, "unit_price": 1.5}],
-        "currency": "euros", "payment_method": "bitcoin", "colour": "red", "shipping_address": "x" * 501,
-        "note": "a\x00b"})
+        "currency": "euros", "payment_method": "bitcoin", "colour": "red", "shipping_address": "x" * 500 + " ",
+        "note": "a\x00b", "subject": "s" * 301})
     assert isinstance(errors, list)
     assert {e.field for e in errors} == {"colour", "customer.email", "items[0].quantity", "items[0].unit_price",
-                                         "currency", "payment_method", "shipping_address", "note"}
+                                         "currency", "payment_method", "shipping_address", "note", "subject"}
     assert all(isinstance(e, FieldError) and e.message for e in errors)
     assert session.scalar(select(func.count(Request.id))) == 0
 
@@ -190,14 +190,19 @@ def test_completing_is_refused_while_unpaid_unless_forced(context: Context, sess
     assert "COLIS123" in mails(session, "order_shipped.customer")[0].raw.decode()
     with pytest.raises(OrderError, match="not paid"):
         complete_order(session, mailer, order, "alice@shop.example")
-    record_paid(session, order, Decimal("400"), "VIR-1", "alice@shop.example")
+    record_paid(mailer, order, Decimal("400"), "VIR-1", "alice@shop.example")
     assert order.payment_status == "partial"
-    record_paid(session, order, Decimal("50"), "VIR-2", "alice@shop.example")
+    record_paid(mailer, order, Decimal("50"), "VIR-2", "alice@shop.example")
     assert order.payment_status == "paid"
     complete_order(session, mailer, order, "alice@shop.example")
     assert order.request.status == "completed"
     mailer.write_outbox()
     assert [m.recipient for m in mails(session, "order_completed.customer")] == [CUSTOMER], "the customer is told"
+    receipts = [email.message_from_bytes(m.raw, policy=email.policy.default).get_body(("plain",)).get_content()
+                for m in mails(session, "payment_received.customer")]
+    assert len(receipts) == 2, "a receipt for each payment recorded"
+    assert "paiement de 400,00\xa0€ pour la commande" in receipts[0] and "(référence VIR-1)" in receipts[0]
+    assert "Reste à payer : 50,00\xa0€." in receipts[0] and "entièrement payée" in receipts[1]
 
 
 def test_an_unpaid_order_can_be_completed_by_force(context: Context, session: Session, mailer: Mailer) -> None:

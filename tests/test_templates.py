@@ -40,7 +40,7 @@ def mail_context() -> dict[str, object]:
         "change": "renewed", "charged": False, "commands": "Commands at the top of a reply: #ship [TRACKING]",
         "comment": SimpleNamespace(text="Le colis est arrivé abîmé.", author_email="jean@client.example",
                                    visibility="public", unverified_sender=False, author_role="requester"),
-        "currency": "EUR", "defects": [], "discount": "50.00", "delivery_note": True,
+        "currency": "EUR", "defects": [], "discount": "50.00", "delivery_note": True, "received": "200.00",
         "shipping_address": "12 rue des Lilas\n75011 Paris",
         "diagnostic": "550 5.1.1 user unknown", "due_at": datetime(2027, 1, 5, 14),
         "expected": False, "files": ["logo.png"], "items": [item], "leak": "code 1234", "limit": 20,

@@ -113,7 +113,7 @@ def paid(context: RequestChange, command: Command, order: Order) -> None:
     amount = parse_amount(amount_text)
     if amount is None:
         raise OrderError(f"{amount_text!r} is not an amount such as 450 or 450.00")
-    payment = record_paid(context.session, order, amount, reference.strip(), context.author.email)
+    payment = record_paid(context.mailer, order, amount, reference.strip(), context.author.email)
     if comment.strip():
         payment.comment = comment.strip()
 

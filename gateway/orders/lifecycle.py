@@ -110,8 +110,9 @@ def change_payment_method(order: Order, method: str, author: str) -> None:
         order.payment_method = method
 
 
-def record_paid(session: Session, order: Order, amount: Decimal, reference: str, author: str) -> Payment:
-    """Money received by cash, transfer or invoice: a payment row, and the payment status follows."""
+def record_paid(mailer: Mailer, order: Order, amount: Decimal, reference: str, author: str) -> Payment:
+    """Money received by cash, transfer or invoice: a payment row, the payment status follows, and the
+    customer gets a receipt with what is left to pay."""
     if amount <= ZERO:
         raise OrderError("a payment needs an amount above zero")
     if order.request.status in ("declined", "cancelled"):
@@ -120,7 +121,8 @@ def record_paid(session: Session, order: Order, amount: Decimal, reference: str,
     record_event(order.request, "payment", f"{format_amount(amount)} {order.currency} recorded by {author}"
                  + (f" ({reference})" if reference else "") + f"; {order.payment_status}")
     if order.payment_status == "paid":
-        timeline.paid(session, order)
+        timeline.paid(mailer.session, order)
+    tell_customer(mailer, order, "payment_received", {"received": format_amount(amount), "reference": reference})
     return payment
 
 

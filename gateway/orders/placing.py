@@ -98,11 +98,14 @@ class OrderDraft:
     shipping_address: str = ""
 
 
-def _text(payload: dict[str, Any], key: str, path: str, errors: list[FieldError]) -> str:
+def _text(payload: dict[str, Any], key: str, path: str, errors: list[FieldError], limit: int | None = None) -> str:
+    """The field's text, stripped; ``limit``: its schema's maxLength, counted as sent (spaces included)."""
     value = payload.get(key, "")
     if not isinstance(value, str):
         errors.append(FieldError(path, "must be a string"))
         return ""
+    if limit is not None and len(value) > limit:  # refused, and still read: no second error about it
+        errors.append(FieldError(path, f"at most {limit} characters"))
     if "\x00" in value:  # PostgreSQL refuses it in a text column: a 422 naming the field, not a 500
         errors.append(FieldError(path, "must not contain a NUL character"))
         return ""
@@ -151,11 +154,8 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
             price, draft.on_quote = ZERO, True  # priced on quote: the order waits for one
         if price is None:
             errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
-        description = _text(raw, "description", f"{path}.description", errors)
-        offer = _text(raw, "offer", f"{path}.offer", errors)
-        errors.extend(FieldError(f"{path}.{key}", f"at most {DESCRIPTION_LENGTH} characters")
-                      for key, value in (("description", description), ("offer", offer))
-                      if len(value) > DESCRIPTION_LENGTH)
+        description = _text(raw, "description", f"{path}.description", errors, DESCRIPTION_LENGTH)
+        offer = _text(raw, "offer", f"{path}.offer", errors, DESCRIPTION_LENGTH)
         if not sku and not description:
             errors.append(FieldError(path, "needs a sku or a description"))
         if quantity is not None and price is not None and quantity * price > LARGEST:
@@ -172,11 +172,9 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
     draft = OrderDraft(email="", currency=settings.currency, payment_method=settings.default_payment_method)
     _customer(session, payload.get("customer"), draft, errors)
     _items(session, payload.get("items", []), draft, errors)
-    draft.subject = _text(payload, "subject", "subject", errors)[:SUBJECT_LENGTH]
+    draft.subject = _text(payload, "subject", "subject", errors, SUBJECT_LENGTH)
     draft.note = _text(payload, "note", "note", errors)
-    draft.shipping_address = _text(payload, "shipping_address", "shipping_address", errors)
-    if len(draft.shipping_address) > ADDRESS_LENGTH:
-        errors.append(FieldError("shipping_address", f"at most {ADDRESS_LENGTH} characters"))
+    draft.shipping_address = _text(payload, "shipping_address", "shipping_address", errors, ADDRESS_LENGTH)
     currency = payload.get("currency", settings.currency)
     if not isinstance(currency, str) or not is_currency(currency):
         errors.append(FieldError("currency", "must be a currency code such as EUR"))
