@@ -148,7 +148,7 @@ def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) 
     the words its commands take)."""
     french = render_mail(tmp_path, "list", "coordinator", "fr", mail_context())
     assert "#12  en cours  tous  attend : client  1\u202f200 j 3 h" in french.text
-    assert "<td>en cours</td>" in french.html and "in-progress" not in french.html
+    assert "en cours · tous · attend : client" in french.html and "in-progress" not in french.html
     english = render_mail(tmp_path, "list", "coordinator", "en", mail_context())
     assert "#12  in-progress  everyone  waiting on: customer  1,200 d 3 h" in english.text
     two = render_mail(tmp_path, "list", "coordinator", "fr", {**mail_context(), "rows": [
