@@ -14,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from conftest import free_port, write_home
 
+from gateway.cli.check import _links
 from gateway.cli.main import main
 from gateway.db import make_engine, migrate
 from gateway.settings import check_secret, load
@@ -372,3 +373,8 @@ def test_init_stops_before_writing_anything_when_a_folder_it_makes_is_in_the_way
     (tmp_path / "link").symlink_to(tmp_path / "nowhere")
     assert "is in the way" in _refused(capsys, ["init", str(tmp_path / "link"), "--domain", "shop.example"])
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_check_says_a_base_url_no_mail_client_opens_is_wrong_rather_than_failing_itself() -> None:
+    assert not _links("http://[::1").ok, "a finding, not a traceback"
+    assert _links("https://shop.example").line() == "ok   links: mails link to https://shop.example"

@@ -201,6 +201,8 @@ def test_a_withdrawn_quote_is_gone_and_the_customer_told(context: Context, sessi
     ("1 x Table 80 cm 150", QuoteLine("Table 80 cm", 1, Decimal("150.00")), False),
     ("1 x Canapé d'angle en lin 1 500 €", QuoteLine("Canapé d'angle en lin", 1, Decimal("1500.00")), True),
     ("2 x Pack 3 150", QuoteLine("Pack", 2, Decimal("3150.00")), True),
+    ("1 x Canapé : 1 500.00", QuoteLine("Canapé", 1, Decimal("1500.00")), False),  # a decimal point, too
+    ("1 x Canapé 1 500.00 €", QuoteLine("Canapé", 1, Decimal("1500.00")), True),
 ])
 def test_a_price_grouped_by_thousands_is_read_and_one_that_reads_two_ways_is_named(
         line: str, read: QuoteLine, ambiguous: bool) -> None:
@@ -209,6 +211,13 @@ def test_a_price_grouped_by_thousands_is_read_and_one_that_reads_two_ways_is_nam
     of 3 at 150, or 3,150?), the #quote is refused with the line named."""
     assert read_quote_lines(line) == [read]
     assert ambiguous_quote_lines(line) == ([line] if ambiguous else [])
+
+
+def test_a_hostile_item_line_costs_its_length_once() -> None:
+    """The lazy description backtracked over a 100 KB line of numbers for a minute: past an item line's
+    length, a line is text."""
+    hostile = "1 x a" + " 111" * 25_000 + " z"
+    assert read_quote_lines(hostile) == [] and ambiguous_quote_lines(hostile) == []
 
 
 def test_item_lines_make_the_quote_and_its_amount(context: Context, session: Session, order: Order,

@@ -259,3 +259,5 @@ def test_a_subject_folded_after_an_encoded_word_keeps_its_space() -> None:
     assert parse(folded).subject == "Nouvelle Canapé d'angle en lin"
     words = b"From: a@b.example\r\nSubject: =?utf-8?q?Canap=C3=A9?=\r\n =?utf-8?q?_d=27angle?=\r\n\r\nx\r\n"
     assert parse(words).subject == "Canapé d'angle"
+    bare_cr = b"From: a@b.example\r\nSubject: Nouvelle =?utf-8?q?Canap=C3=A9?=\r d'angle\r\n\r\nx\r\n"
+    assert parse(bare_cr).subject == "Nouvelle Canapé d'angle", "a fold with a bare CR, as old Macs wrote"

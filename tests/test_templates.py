@@ -143,6 +143,16 @@ def test_a_comment_the_customer_did_not_write_nor_the_shop_says_who_wrote_it(tmp
     assert own.text.startswith("Le colis est arrivé abîmé."), "her own words, or the shop's, as they are"
 
 
+def test_a_receipt_for_an_order_not_priced_yet_is_a_deposit_not_paid_in_full(tmp_path: Path) -> None:
+    """A deposit on an order waiting for its quote: its amount due is 0, and the receipt said "paid in full"."""
+    deposit = render_mail(tmp_path, "payment_received", "customer", "fr",
+                          {**mail_context(), "total": "0.00", "amount_due": "0.00"})
+    assert "comme acompte" in deposit.text and "entièrement payée" not in deposit.text
+    assert "comme acompte" in deposit.html
+    paid = render_mail(tmp_path, "payment_received", "customer", "fr", {**mail_context(), "amount_due": "0.00"})
+    assert "entièrement payée" in paid.text
+
+
 def test_the_inbox_and_the_card_by_mail_speak_the_readers_words(tmp_path: Path) -> None:
     """#list and #show: states, roles and numbers as the reader writes them (English keeps the codes,
     the words its commands take)."""

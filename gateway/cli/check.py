@@ -78,8 +78,11 @@ def as_json(findings: list[Finding]) -> list[dict[str, object]]:
 def _links(base_url: str) -> Finding:
     """Every quote, order and customer-page link a mail carries starts with ``base_url``: one that only this
     machine reaches is fine for a trial and wrong for customers, so it is said (not a failure)."""
-    host = urlsplit(base_url).hostname or ""
-    local = host in ("localhost", "::1") or host.startswith("127.")
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError as error:  # "http://[::1": no address a mail client opens
+        return Finding("links", False, f"base_url {base_url!r} is not a URL ({error})")
+    local = host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
     return Finding("links", True, f"mails link to {base_url}" + (
         ": only this machine opens it; set base_url to the address customers reach the pages at"
         if local else ""))

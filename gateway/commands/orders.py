@@ -8,6 +8,7 @@ mail applies and its sender is told why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -105,6 +106,9 @@ def payment(context: RequestChange, command: Command, order: Order) -> None:
     change_payment_method(order, command.args, context.author.email)
 
 
+_THOUSANDS = re.compile(r"\d{1,3} \d{3}(?:[.,]\d{1,2})?")
+
+
 @order_command("paid")
 def paid(context: RequestChange, command: Command, order: Order) -> None:
     """``#paid AMOUNT [REFERENCE] [-- COMMENT]``."""
@@ -113,6 +117,10 @@ def paid(context: RequestChange, command: Command, order: Order) -> None:
     amount = parse_amount(amount_text)
     if amount is None:
         raise OrderError(f"{amount_text!r} is not an amount such as 450 or 450.00")
+    if _THOUSANDS.fullmatch(f"{amount_text} {reference.strip()}"):  # "1 500": 1,500, or 1 with reference 500?
+        raise OrderError(f"is {recorded.strip()!r} {amount_text} with the reference {reference.strip()}, or one "
+                         "amount? Write the amount without spaces (1500), and a reference that is not three "
+                         "digits alone (VIR-500): the customer's receipt names both")
     payment = record_paid(context.mailer, order, amount, reference.strip(), context.author.email)
     if comment.strip():
         payment.comment = comment.strip()

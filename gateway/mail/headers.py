@@ -49,7 +49,7 @@ class TextHeaders(Compat32):
 POLICY = TextHeaders()
 
 
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 
 
 def decode_header_value(value: object) -> str:

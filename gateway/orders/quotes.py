@@ -31,9 +31,15 @@ QUOTABLE = ("pending", "in-progress")
 # with spaces, as French writes it, and a colon may part it from the description.
 _ITEM_LINE = re.compile(
     r"^\s*(?P<quantity>\d{1,6})\s*[xX×*]\s+(?P<description>.+?)(?P<colon>\s*:)?\s+"
-    r"(?P<price>\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d{1,2})?|\d{1,10}(?:[.,]\d{1,2})?)"
+    r"(?P<price>\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d{1,2})?|\d{1,10}(?:[.,]\d{1,2})?)"
     r"\s*(?:€|[A-Za-z]{3})?\s*$")
 _GROUPED = re.compile(r"[ \u00a0\u202f]")
+# An item line is short; the pattern's lazy description backtracks over a long one in quadratic time.
+_LONGEST_LINE = 300
+
+
+def _item(line: str) -> re.Match[str] | None:
+    return _ITEM_LINE.match(line) if len(line) <= _LONGEST_LINE else None
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ def read_quote_lines(text: str) -> list[QuoteLine]:
     A line whose price reads two ways (``ambiguous_quote_lines``) is one too: the command refuses it."""
     lines: list[QuoteLine] = []
     for line in text.splitlines():
-        match = _ITEM_LINE.match(line)
+        match = _item(line)
         if match:
             price = parse_amount(_GROUPED.sub("", match["price"]))
             if price is not None and int(match["quantity"]) > 0:
@@ -62,7 +68,7 @@ def read_quote_lines(text: str) -> list[QuoteLine]:
 
 def without_quote_lines(text: str) -> str:
     """The mail's text but its item lines: the coordinator's own words to the customer."""
-    return "\n".join(line for line in text.splitlines() if not _ITEM_LINE.match(line)).strip()
+    return "\n".join(line for line in text.splitlines() if not _item(line)).strip()
 
 
 def ambiguous_quote_lines(text: str) -> list[str]:
@@ -71,7 +77,7 @@ def ambiguous_quote_lines(text: str) -> list[str]:
     way, a quote would go to the customer with a wrong total; a colon says it (``Pack 3 : 150``), and so
     does a no-break space, which no one types between two words (``1 500,00 €`` pasted from a mail)."""
     return [line.strip() for line in text.splitlines()
-            if (match := _ITEM_LINE.match(line)) and not match["colon"] and " " in match["price"]]
+            if (match := _item(line)) and not match["colon"] and " " in match["price"]]
 
 
 def quote_link(settings: Settings, quote: Quote) -> str:

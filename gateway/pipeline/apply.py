@@ -169,7 +169,7 @@ def sender_account(incoming: Incoming) -> None:
 
 
 def ask(incoming: Incoming) -> str | None:
-    """``#list`` or ``#show NUMBER`` to the bare mailbox address: answered by mail to the asker's own
+    """``#help``, ``#list`` or ``#show NUMBER`` to the bare mailbox address: answered by mail to the asker's own
     address (never to a robot: an auto-reply quoting a ``#list`` is no one asking)."""
     if (incoming.threaded.request is not None or incoming.parsed.auto is not None
             or incoming.parsed.forwarded is not None):  # a forward's commands are the forwarder's note's
@@ -200,7 +200,9 @@ def open_forwarded(incoming: Incoming) -> Opened | None:
     theirs = [file for file in parsed.attachments if original.files is None or file.sha256 in original.files]
     opened = _open(incoming, customer, incoming.seen, subject=original.subject or parsed.subject,
                    text=original.text, attachments=theirs, acknowledge=False, unverified=not verified,
-                   cc_observers=False, forwarded={"forwarded_by": incoming.sender, "forward_note": rest})
+                   cc_observers=False,
+                   # only a forward its From's server vouched for is said to be theirs, with their words
+                   forwarded={"forwarded_by": incoming.sender, "forward_note": rest} if verified else None)
     request, session = opened.request, incoming.session
     forwarder = Author(incoming.sender, "coordinator",
                        join(session, request, incoming.sender, role="coordinator", person=incoming.account),

@@ -50,8 +50,8 @@ def answer(incoming: Incoming, reader: Person, commands: list[Command]) -> str:
         return f"#{question.name} not answered to {reader.email}: {limit} answers in the last hour"
     # who may ask was decided above; this checks the words (a supplier's #list is a coordinator's line)
     bad = check_commands([question], "coordinator", frozenset(GRAMMAR))
-    bad += [BadCommand(other.line, "only #list or #show NUMBER at the mailbox's address: write this in a reply "
-                                   "to the request's mail") for other in commands[1:]]
+    bad += [BadCommand(other.line, "only #help, #list or #show NUMBER at the mailbox's address: write this in "
+                                   "a reply to the request's mail") for other in commands[1:]]
     if not bad and question.name == "show" and shown(incoming.session, question) is None:
         bad.append(BadCommand(question.line, no_such_request(question)))
     if bad:

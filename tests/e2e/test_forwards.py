@@ -80,6 +80,8 @@ def test_a_forward_nobody_vouched_for_is_opened_flagged_and_its_commands_are_tex
     assert shop.mails_to(CUSTOMER) == []
     assert any("not authenticated" in e["detail"] for e in request["events"])
     [told] = shop.mails_to(BOB)
+    assert not re.search(r"Transféré par|Forwarded by", body_text(told)), \
+        "a forward no server vouched for puts no words in Alice's name in the team's notice"
     shop.send(mail(BOB, reply_address(told), "Re: Facture", "Bonjour Jean, nous regardons la facture."))
     shop.wait_idle()
     [answer] = shop.mails_to(CUSTOMER)

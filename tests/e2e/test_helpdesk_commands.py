@@ -241,7 +241,7 @@ def test_questions_at_the_bare_address_never_mail_more_than_the_hours_answers(tm
         gw.wait_idle()
         received = gw.mails_to("alice@shop.example")
         assert len(received) == 3, "the hour's answers, error mails included"
-        assert "only #list or #show NUMBER" in body_text(received[0])
+        assert "only #help, #list or #show NUMBER" in body_text(received[0])
         assert all("there is no request #9" in body_text(m) for m in received[1:])
         assert all(list(m.iter_attachments()) == [] and "evil.example" not in m.as_string() for m in received)
         assert gw.requests() == [], "nothing opened"

@@ -127,6 +127,9 @@ def test_a_declined_card_leaves_the_order_unconfirmed_then_it_is_paid_shipped_an
     assert status(shop, 1) == "confirmed", "a refused command applies nothing"
 
     assert shop.show(1)["order"]["shipping_address"] == "12 rue des Lilas\n75011 Paris", "from the shop's order"
+    answer(shop, notice, "#paid 1 500")
+    assert "Write the amount without spaces (1500)" in body_text(shop.mails_to(ALICE)[-1]), "1,500, or 1 ref. 500?"
+    assert shop.count("SELECT count(*) FROM payments WHERE status = 'succeeded'") == 0
     answer(shop, notice, "#paid 450.13 VIR-42\n#address Bâtiment B / 5 avenue Foch / 69006 Lyon\n#ship COLIS42")
     assert status(shop, 1) == "shipped"
     shipped = shop.mails_to(CUSTOMER)[-1]
