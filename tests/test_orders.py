@@ -91,12 +91,15 @@ def test_a_posted_order_opens_a_pending_order_and_tells_the_customer_and_the_coo
 
 def test_a_bad_order_gets_every_field_error_and_nothing_is_stored(context: Context, session: Session) -> None:
     errors = validate_order(session, context.settings, {
-        "customer": {"email": "not-an-address"}, "items": [{"description": "x", "quantity": 0, "unit_price": 1.5}],
+        "customer": {"email": "not-an-address", "name": "n" * 201},
+        "items": [{"description": "x", "quantity": 0, "unit_price": 1.5}],
         "currency": "euros", "payment_method": "bitcoin", "colour": "red", "shipping_address": "x" * 500 + " ",
-        "note": "a\x00b", "subject": "s" * 301})
+        "note": "a\x00b", "subject": "s" * 301, "card_reference": "c" * 201, "plan": "p" * 201})
     assert isinstance(errors, list)
-    assert {e.field for e in errors} == {"colour", "customer.email", "items[0].quantity", "items[0].unit_price",
-                                         "currency", "payment_method", "shipping_address", "note", "subject"}
+    assert {e.field for e in errors} == {"colour", "customer.email", "customer.name", "items[0].quantity",
+                                         "items[0].unit_price",
+                                         "currency", "payment_method", "shipping_address", "note", "subject",
+                                         "card_reference", "plan"}
     assert all(isinstance(e, FieldError) and e.message for e in errors)
     assert session.scalar(select(func.count(Request.id))) == 0
 

@@ -28,7 +28,8 @@ from gateway.settings import Settings
 
 MAX_QUANTITY = 1_000_000
 ADDRESS_LENGTH = 500
-DESCRIPTION_LENGTH = 1000  # an item's description or offer: one row of the delivery note, on one page
+SHORT_LENGTH = 200  # the String(200) columns: people.name, order_items.offer, orders.card_reference, orders.plan
+DESCRIPTION_LENGTH = 1000  # an item's description: one row of the delivery note, on one page
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -36,22 +37,22 @@ ORDER_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "customer": {"type": "object", "required": ["email"], "additionalProperties": False, "properties": {
-            "email": {"type": "string", "format": "email"}, "name": {"type": "string"},
+            "email": {"type": "string", "format": "email"}, "name": {"type": "string", "maxLength": SHORT_LENGTH},
             "locale": {"type": "string", "enum": ["fr", "en"]}}},
         "subject": {"type": "string", "maxLength": SUBJECT_LENGTH},
         "items": {"type": "array", "items": {
             # unit_price may be left out only for a product priced on quote (``gateway products add --on-quote``)
             "type": "object", "required": ["quantity"], "additionalProperties": False,
             "anyOf": [{"required": ["sku"]}, {"required": ["description"]}], "properties": {
-                "sku": {"type": "string"}, "offer": {"type": "string", "maxLength": DESCRIPTION_LENGTH},
+                "sku": {"type": "string"}, "offer": {"type": "string", "maxLength": SHORT_LENGTH},
                 "description": {"type": "string", "maxLength": DESCRIPTION_LENGTH},
                 "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
                 "unit_price": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"}}}},
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "discount": {"type": "string", "pattern": r"^\d{1,10}([.,]\d{1,2})?$"},
         "payment_method": {"type": "string", "enum": list(PAYMENT_METHODS)},
-        "card_reference": {"type": "string"},
-        "plan": {"type": "string"},
+        "card_reference": {"type": "string", "maxLength": SHORT_LENGTH},
+        "plan": {"type": "string", "maxLength": SHORT_LENGTH},
         "tags": {"type": "array", "items": {"type": "string"}},
         "note": {"type": "string"},
         "on_quote": {"type": "boolean"},
@@ -122,7 +123,7 @@ def _customer(session: Session, value: object, draft: OrderDraft, errors: list[F
         draft.email = addr_spec(email if isinstance(email, str) else "")
     except BadAddress as error:
         errors.append(FieldError("customer.email", f"required: {error}"))
-    draft.name = _text(value, "name", "customer.name", errors)
+    draft.name = _text(value, "name", "customer.name", errors, SHORT_LENGTH)
     locale = value.get("locale")
     if locale is not None and locale not in ("fr", "en"):
         errors.append(FieldError("customer.locale", "must be fr or en"))
@@ -155,7 +156,7 @@ def _items(session: Session, value: object, draft: OrderDraft, errors: list[Fiel
         if price is None:
             errors.append(FieldError(f"{path}.unit_price", 'required: an amount as a string such as "19.90"'))
         description = _text(raw, "description", f"{path}.description", errors, DESCRIPTION_LENGTH)
-        offer = _text(raw, "offer", f"{path}.offer", errors, DESCRIPTION_LENGTH)
+        offer = _text(raw, "offer", f"{path}.offer", errors, SHORT_LENGTH)
         if not sku and not description:
             errors.append(FieldError(path, "needs a sku or a description"))
         if quantity is not None and price is not None and quantity * price > LARGEST:
@@ -193,8 +194,8 @@ def validate_order(session: Session, settings: Settings, payload: object) -> Ord
         if person is None or not person.invoice_enabled:
             errors.append(FieldError("payment_method", "invoice payment is not enabled for this customer"))
     draft.payment_method = method if isinstance(method, str) else draft.payment_method
-    draft.card_reference = _text(payload, "card_reference", "card_reference", errors) or None
-    draft.plan = _text(payload, "plan", "plan", errors) or None
+    draft.card_reference = _text(payload, "card_reference", "card_reference", errors, SHORT_LENGTH) or None
+    draft.plan = _text(payload, "plan", "plan", errors, SHORT_LENGTH) or None
     tags = payload.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) and tag.strip() for tag in tags):
         errors.append(FieldError("tags", "must be a list of non-empty strings"))
