@@ -16,16 +16,12 @@ from sqlalchemy.orm import Session, selectinload
 from gateway.models import Participant, Person, Request
 from gateway.orders.mail import order_link
 from gateway.orders.models import Order
+from gateway.orders.quote_page import GONE
 from gateway.orders.quotes import quote_link
 from gateway.settings import Settings
 from gateway.tokens import verify_person_token
 
 EXCERPT = 280
-
-
-# A quote in these states has a page worth opening: the one to decide, or the decision taken. A withdrawn,
-# replaced or expired one only says so (410): it is listed, not linked.
-LINKED = ("open", "accepted", "declined")
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,8 @@ def customer_view(session: Session, settings: Settings, token: str) -> CustomerV
         public = [c for c in request.comments if c.visibility == "public" and not c.unverified_sender]
         order = orders.get(request.id)
         quotes = [QuoteLine(q.version, q.amount, q.currency, q.status,
-                            quote_link(settings, q) if q.status in LINKED else None)
+                            # a withdrawn, replaced or expired one's page only says so (410): listed, not linked
+                            quote_link(settings, q) if q.status not in GONE else None)
                   for q in sorted(order.quotes, key=lambda q: -q.version)] if order else []
         lines.append(Line(request.id, request.kind, request.subject, request.status, request.created_at,
                           public[-1].text[:EXCERPT] if public else "",

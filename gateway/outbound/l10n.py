@@ -76,7 +76,7 @@ def word(code: str, locale: str, of: str = "") -> str:
     ``of`` names what the state is of where French words differ (a payment ``refusé``, an order ``refusée``)."""
     if _locale(locale) != "fr":
         return code
-    return FRENCH_WORDS.get(f"{of}:{code}", FRENCH_WORDS.get(code, code)) if of else FRENCH_WORDS.get(code, code)
+    return FRENCH_WORDS.get(f"{of}:{code}") or FRENCH_WORDS.get(code, code)
 
 
 FILTERS = {"money": money, "number": number, "day": day, "moment": moment, "size": size, "word": word}
